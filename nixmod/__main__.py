@@ -1,0 +1,3 @@
+from nixmod.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The command-line face: parse, call the core, print.
+
+Each ``cmd_*`` handler is a few lines over core functions; no logic lives
+here that the TUI would also need. Exit status (SPEC.md): 0 success, 1 the
+operation failed, 2 bad input, with one line on stderr and no traceback.
+With ``--json`` exactly one JSON document goes to stdout; progress and
+messages go to stderr so that scripts can pipe the JSON safely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from nixmod import __version__
+from nixmod.config import Config, load_config
+from nixmod.errors import NixmodError, UserError
+
+
+# -- output helpers -------------------------------------------------------------
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """A plain, aligned text table (last column not padded)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for row in cells:
+        padded = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
+        print("  ".join(padded).rstrip())
+
+
+def progress(message: str) -> None:
+    """Progress for long work: stderr, so that --json stays clean."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def not_yet(verb: str, issue: str) -> int:
+    raise UserError(f"'nixmod {verb}' is not available yet ({issue}); nothing was done")
+
+
+# -- verbs ------------------------------------------------------------------------
+
+def cmd_tui(args: argparse.Namespace, config: Config) -> int:
+    try:
+        from nixmod.tui.app import run_app
+    except ImportError as exc:  # the TUI issue has not landed in this build
+        raise UserError(f"the TUI is not built yet ({exc}); use the CLI verbs (nixmod --help)") from None
+    return run_app(config)
+
+
+def cmd_search(args: argparse.Namespace, config: Config) -> int:
+    return not_yet("search", "catalog issue")
+
+
+def cmd_versions(args: argparse.Namespace, config: Config) -> int:
+    return not_yet("versions", "catalog issue")
+
+
+def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
+    return not_yet(f"catalog {args.action}", "catalog issue")
+
+
+def cmd_build(args: argparse.Namespace, config: Config) -> int:
+    return not_yet("build", "builds issue")
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    return not_yet("status", "builds issue")
+
+
+def cmd_logs(args: argparse.Namespace, config: Config) -> int:
+    return not_yet("logs", "builds issue")
+
+
+def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
+    return not_yet("cancel", "builds issue")
+
+
+def cmd_modules(args: argparse.Namespace, config: Config) -> int:
+    return not_yet(f"modules {args.action}", "modules issue")
+
+
+def cmd_stack(args: argparse.Namespace, config: Config) -> int:
+    return not_yet(f"stack {args.action}", "stacks issue")
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from nixmod import doctor
+
+    checks = doctor.run_checks(config)
+    if args.json:
+        emit_json(doctor.as_json(checks))
+    else:
+        for check in checks:
+            print(check.line())
+    return 1 if doctor.any_required_failed(checks) else 0
+
+
+# -- the parser -------------------------------------------------------------------
+
+def _common() -> argparse.ArgumentParser:
+    """Options every verb accepts, before or after the verb."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="a config file read after the site and user files")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON document on stdout")
+    common.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                        help="use the bundled demo channels and the local backend")
+    return common
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2, as SPEC.md wants."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(prog="nixmod", parents=[common],
+                     description="Nix without root on HPC clusters. With no verb: the TUI.")
+    parser.add_argument("--version", action="version", version=f"nixmod {__version__}")
+    parser.set_defaults(handler=cmd_tui)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    def verb(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    p = verb("search", cmd_search, "ranked matches: name, version(s), channel, description")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--channel")
+
+    p = verb("versions", cmd_versions, "every version of NAME across channels, newest first")
+    p.add_argument("name")
+    p.add_argument("--channel")
+
+    p = verb("build", cmd_build, "build SPEC... (NAME, NAME@VERSION, CHANNEL:NAME)")
+    p.add_argument("specs", nargs="*", metavar="SPEC")
+    p.add_argument("--wait", action="store_true", help="wait until every build ends")
+    p.add_argument("--backend", choices=["local", "slurm"])
+    p.add_argument("--retry", action="store_true",
+                   help="resubmit pending/failed/cancelled builds (all, or those named)")
+
+    p = verb("status", cmd_status, "the user's builds and their states")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--watch", action="store_true")
+
+    p = verb("logs", cmd_logs, "the build log")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--follow", "-f", action="store_true")
+
+    p = verb("cancel", cmd_cancel, "cancel queued or running builds")
+    p.add_argument("ids", nargs="+", metavar="ID")
+
+    p = verb("modules", cmd_modules, "the user's generated modules: list, refresh, remove NAME/VERSION")
+    p.add_argument("action", choices=["list", "refresh", "remove"])
+    p.add_argument("target", nargs="?", metavar="NAME/VERSION")
+
+    p = verb("stack", cmd_stack, "site stacks: check FILE, build FILE [--wait], status FILE")
+    p.add_argument("action", choices=["check", "build", "status"])
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--wait", action="store_true")
+
+    p = verb("catalog", cmd_catalog, "refresh: re-evaluate channels; info: what is cached")
+    p.add_argument("action", choices=["refresh", "info"])
+
+    verb("doctor", cmd_doctor, "check nix, the daemon, SLURM, Lmod, bwrap/proot, paths; say how to fix each")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        for name in ("config", "json", "demo"):
+            if not hasattr(args, name):
+                setattr(args, name, None if name == "config" else False)
+        config = load_config(args.config, demo=args.demo)
+        return args.handler(args, config)
+    except NixmodError as exc:
+        print(f"nixmod: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nixmod: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""Configuration: TOML layers merged key by key into typed dataclasses.
+
+Layers, later overriding earlier (SPEC.md): the site file
+``/etc/nixmod/config.toml``, the user file under ``$XDG_CONFIG_HOME``, then
+``--config``/``NIXMOD_CONFIG``. Tables merge key by key; ``[[channels]]`` is
+a list and a later layer that sets it replaces it whole (a channel list is
+one decision, not something to splice).
+
+Every mistake is a ``UserError`` naming the file, the line where we can find
+it, and the key, because a sysadmin reading "bad config" with no location
+would have to bisect the file by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the package requires 3.11, kept for the tomli fallback
+    import tomli as tomllib
+
+from nixmod.errors import UserError
+
+SITE_CONFIG = Path("/etc/nixmod/config.toml")
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_CHANNELS = ("demo-2024", "demo-2025")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One pinned package set: a Nix path, a saved dump, or a url + sha256."""
+
+    name: str
+    path: Path | None = None
+    url: str = ""
+    sha256: str = ""
+
+    @property
+    def is_dump(self) -> bool:
+        """A saved package list is read, not evaluated, and cannot be built from."""
+        if self.path is None:
+            return False
+        name = self.path.name
+        return name.endswith(".json") or name.endswith(".json.gz")
+
+
+@dataclass
+class SlurmConfig:
+    partition: str = "nixbuild"
+    account: str = ""
+    qos: str = ""
+    time: str = "04:00:00"
+    cpus_per_task: int = 2
+    mem: str = "4G"
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildConfig:
+    backend: str = "local"
+    max_concurrent: int = 2
+    state_dir: Path = Path("~/.local/state/nixmod")
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+
+@dataclass
+class ModulesConfig:
+    root: Path = Path("~/.local/share/nixmod/modules")
+    prefix: str = "nix"
+
+
+@dataclass
+class ShimsConfig:
+    mode: str = "auto"
+    store_dir: Path = Path("/nix/store")
+    real_store_dir: Path | None = None
+
+
+@dataclass
+class Config:
+    channels: list[Channel] = field(default_factory=list)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    modules: ModulesConfig = field(default_factory=ModulesConfig)
+    shims: ShimsConfig = field(default_factory=ShimsConfig)
+    #: files that were read, in order (for `doctor` and error messages)
+    sources: list[Path] = field(default_factory=list)
+    #: True when the bundled demo channels are in use (no channels configured, or --demo)
+    demo: bool = False
+
+    @property
+    def cache_dir(self) -> Path:
+        """Per-user cache (catalog index); never shared, so never locked against others."""
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        sub = "nixmod/demo" if self.demo else "nixmod"
+        return Path(base) / sub
+
+    def channel(self, name: str) -> Channel:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        known = ", ".join(c.name for c in self.channels) or "none configured"
+        raise UserError(f"unknown channel {name!r}; channels: {known}")
+
+
+# -- the schema ---------------------------------------------------------------
+# One table per section: key -> (type, is_path). Kept as data so that the
+# validator, the error messages and the docs agree on what is allowed.
+
+_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
+    "build": {
+        "backend": (str, False),
+        "max_concurrent": (int, False),
+        "state_dir": (str, True),
+    },
+    "build.slurm": {
+        "partition": (str, False),
+        "account": (str, False),
+        "qos": (str, False),
+        "time": (str, False),
+        "cpus_per_task": (int, False),
+        "mem": (str, False),
+        "extra_args": (list, False),
+    },
+    "modules": {"root": (str, True), "prefix": (str, False)},
+    "shims": {
+        "mode": (str, False),
+        "store_dir": (str, True),
+        "real_store_dir": (str, True),
+    },
+}
+_CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str}
+_BACKENDS = ("local", "slurm")
+_SHIM_MODES = ("auto", "direct", "bwrap", "proot")
+
+
+def expand_path(value: str) -> Path:
+    """Expand ``~`` and ``$VARS`` the way a shell user writing the file expects."""
+    return Path(os.path.expanduser(os.path.expandvars(value)))
+
+
+def _key_line(text: str, key: str, table: str | None) -> int | None:
+    """Best-effort line number of ``key`` (inside ``[table]`` when given).
+
+    tomllib reports lines only for syntax errors; for schema errors we look
+    the key up ourselves so that the message still points at a line.
+    """
+    in_table = table is None
+    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    keyline = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = header.match(line)
+        if match:
+            in_table = table is None or match.group(1) == table
+            if key == table and match.group(1) == table:
+                return number
+            continue
+        if in_table and keyline.match(line):
+            return number
+    return None
+
+
+class _Layer:
+    """One parsed file, with enough of its text kept to name lines in errors."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: cannot read config file: {exc}") from None
+        try:
+            self.data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: malformed TOML: {exc}") from None
+
+    def fail(self, key: str, table: str | None, what: str) -> UserError:
+        line = _key_line(self.text, key.rsplit(".", 1)[-1], table)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return UserError(f"{where}: {what}")
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", list: "a list of strings"}[kind]
+
+
+def _check_value(layer: _Layer, table: str, key: str, value: Any, kind: type) -> None:
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if ok and kind is list:
+        ok = all(isinstance(item, str) for item in value)
+    if not ok:
+        raise layer.fail(
+            key, table, f"key '{table}.{key}' must be {_type_name(kind)}, got {value!r}"
+        )
+
+
+def _merge_layer(layer: _Layer, merged: dict[str, Any]) -> None:
+    """Validate one file against the schema and fold it into ``merged``."""
+    for top, value in layer.data.items():
+        if top == "channels":
+            merged["channels"] = _parse_channels(layer, value)
+            continue
+        if top not in ("build", "modules", "shims"):
+            raise layer.fail(
+                top, None,
+                f"unknown key '{top}'; allowed: channels, build, modules, shims",
+            )
+        if not isinstance(value, dict):
+            raise layer.fail(top, None, f"'{top}' must be a table ([{top}])")
+        for key, item in value.items():
+            if top == "build" and key == "slurm":
+                if not isinstance(item, dict):
+                    raise layer.fail("slurm", "build", "'build.slurm' must be a table")
+                for skey, sitem in item.items():
+                    _merge_key(layer, merged, "build.slurm", skey, sitem)
+                continue
+            _merge_key(layer, merged, top, key, item)
+
+
+def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, value: Any) -> None:
+    schema = _SCHEMA[table]
+    if key not in schema:
+        allowed = ", ".join(schema)
+        raise layer.fail(key, table, f"unknown key '{table}.{key}'; allowed: {allowed}")
+    kind, _is_path = schema[key]
+    _check_value(layer, table, key, value, kind)
+    if table == "build" and key == "backend" and value not in _BACKENDS:
+        raise layer.fail(key, table, f"'build.backend' must be one of {', '.join(_BACKENDS)}, got {value!r}")
+    if table == "build" and key == "max_concurrent" and value < 1:
+        raise layer.fail(key, table, f"'build.max_concurrent' must be at least 1, got {value}")
+    if table == "shims" and key == "mode" and value not in _SHIM_MODES:
+        raise layer.fail(key, table, f"'shims.mode' must be one of {', '.join(_SHIM_MODES)}, got {value!r}")
+    if table == "modules" and key == "prefix" and not _is_path_component(value):
+        raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
+    merged.setdefault(table, {})[key] = (value, layer)
+
+
+def _is_path_component(value: str) -> bool:
+    return bool(value) and "/" not in value and "\0" not in value and not value.startswith(".")
+
+
+def _parse_channels(layer: _Layer, value: Any) -> list[tuple[Channel, _Layer]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise layer.fail("channels", "channels", "'channels' must be an array of tables ([[channels]])")
+    channels: list[tuple[Channel, _Layer]] = []
+    seen: set[str] = set()
+    for entry in value:
+        for key, item in entry.items():
+            if key not in _CHANNEL_KEYS:
+                raise layer.fail(key, "channels", f"unknown key 'channels.{key}'; allowed: name, path, url, sha256")
+            _check_value(layer, "channels", key, item, _CHANNEL_KEYS[key])
+        name = entry.get("name", "")
+        if not name:
+            raise layer.fail("channels", "channels", "every [[channels]] needs a name = \"...\"")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            raise layer.fail("name", "channels", f"channel name {name!r} must be letters, digits and . _ + - only")
+        if name in seen:
+            raise layer.fail("name", "channels", f"channel {name!r} is defined twice")
+        seen.add(name)
+        path, url, sha = entry.get("path"), entry.get("url", ""), entry.get("sha256", "")
+        if bool(path) == bool(url):
+            raise layer.fail("name", "channels", f"channel {name!r} needs exactly one of path or url")
+        if url and not sha:
+            raise layer.fail("url", "channels", f"channel {name!r}: url needs sha256 = \"...\" so that it stays pinned")
+        channel = Channel(name=name, path=expand_path(path) if path else None, url=url, sha256=sha)
+        channels.append((channel, layer))
+    return channels
+
+
+def config_files(explicit: str | os.PathLike[str] | None = None,
+                 environ: dict[str, str] | None = None) -> list[Path]:
+    """The layer files in order; missing site/user files are simply skipped later."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    files = [Path(env.get("NIXMOD_SITE_CONFIG", str(SITE_CONFIG))), Path(xdg) / "nixmod" / "config.toml"]
+    chosen = explicit or env.get("NIXMOD_CONFIG")
+    if chosen:
+        files.append(expand_path(str(chosen)))
+    return files
+
+
+def demo_channels() -> list[Channel]:
+    return [Channel(name=name, path=DEMO_DIR / name) for name in DEMO_CHANNELS]
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = False,
+                environ: dict[str, str] | None = None) -> Config:
+    """Read every layer and return the merged, validated configuration.
+
+    ``explicit`` is ``--config``; it must exist (a typo there should not
+    silently fall back to defaults). With ``demo`` the bundled channels and
+    the local backend are forced, whatever the files say, and state and
+    modules live in their own ``demo`` corners so a demo never mixes with
+    real work.
+    """
+    files = config_files(explicit, environ)
+    if explicit and not files[-1].exists():
+        raise UserError(f"--config {files[-1]}: no such file")
+    merged: dict[str, Any] = {}
+    sources: list[Path] = []
+    for path in files:
+        if not path.is_file():
+            continue
+        _merge_layer(_Layer(path), merged)
+        sources.append(path)
+
+    config = Config(sources=sources)
+    for table, target in (("build", config.build), ("build.slurm", config.build.slurm),
+                          ("modules", config.modules), ("shims", config.shims)):
+        for key, (value, _layer) in merged.get(table, {}).items():
+            _kind, is_path = _SCHEMA[table][key]
+            if is_path:
+                value = expand_path(value) if value else None
+            setattr(target, key, value)
+    config.channels = [channel for channel, _layer in merged.get("channels", [])]
+
+    if demo or not config.channels:
+        config.demo = True
+        config.channels = demo_channels()
+    if demo:
+        config.build.backend = "local"
+        config.build.state_dir = Path("~/.local/state/nixmod/demo")
+        config.modules.root = Path("~/.local/share/nixmod/demo/modules")
+    config.build.state_dir = expand_path(str(config.build.state_dir))
+    config.modules.root = expand_path(str(config.modules.root))
+    if config.shims.store_dir is None:
+        config.shims.store_dir = Path("/nix/store")
+    return config
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    """A JSON-ready view (for `doctor --json` and debugging)."""
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, Path):
+            return str(obj)
+        if isinstance(obj, list):
+            return [plain(v) for v in obj]
+        if hasattr(obj, "__dataclass_fields__"):
+            return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+        return obj
+    return plain(config)

@@ -1,0 +1,158 @@
+"""Thin, typed calls to the Nix command-line tools.
+
+Everything runs as the invoking user. A user who is not root talks to the
+shared nix-daemon (``NIX_REMOTE=daemon``), which builds as its own build
+users: nixmod never needs privileges. No substituter is assumed reachable
+(cluster nodes are often offline), so we never wait on one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from nixmod.errors import OperationFailed, UserError
+
+DAEMON_SOCKET = Path("/nix/var/nix/daemon-socket/socket")
+#: extra options for every command: never ask a binary cache that is not there
+OFFLINE_OPTIONS = ["--option", "substituters", ""]
+
+
+def nix_env_vars(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for Nix commands: talk to the daemon unless told otherwise."""
+    env = dict(os.environ if base is None else base)
+    if "NIX_REMOTE" not in env and os.geteuid() != 0 and DAEMON_SOCKET.exists():
+        env["NIX_REMOTE"] = "daemon"
+    return env
+
+
+def require(tool: str) -> str:
+    """The tool's full path, or a UserError that says how to get it."""
+    path = shutil.which(tool)
+    if path is None:
+        raise UserError(
+            f"'{tool}' not found on PATH; install Nix (Debian: apt install nix-bin) "
+            "or load the site's nix module"
+        )
+    return path
+
+
+def run(args: Sequence[str], *, timeout: float | None = None, check: bool = True,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a Nix tool; on failure raise OperationFailed carrying Nix's own message."""
+    cmd = [require(args[0]), *args[1:]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=nix_env_vars(),
+                          timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        raise OperationFailed(f"{args[0]} failed: {last_lines(proc.stderr)}")
+    return proc
+
+
+def last_lines(text: str, count: int = 6) -> str:
+    """The tail of a Nix error, where the useful sentence is, on few lines."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-count:]) if lines else "(no output)"
+
+
+def version() -> str:
+    """``nix-env --version`` -> '2.8.0'."""
+    out = run(["nix-env", "--version"]).stdout
+    match = re.search(r"(\d+(?:\.\d+)+)", out)
+    return match.group(1) if match else out.strip()
+
+
+def channel_expression(path: Path | None, url: str = "", sha256: str = "") -> list[str]:
+    """The arguments that name a channel for nix-instantiate (a file, or ``-E``).
+
+    A url channel is pinned by its sha256 through ``builtins.fetchTarball``,
+    so two users naming the same url always get the same package set.
+    """
+    if path is not None:
+        return [str(path)]
+    expr = (f"import (builtins.fetchTarball {{ url = {nix_string(url)}; "
+            f"sha256 = {nix_string(sha256)}; }}) {{}}")
+    return ["-E", expr]
+
+
+def nix_string(value: str) -> str:
+    """A Nix string literal that evaluates to exactly ``value``."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return f'"{escaped}"'
+
+
+def attr_path_arg(attr: str) -> str:
+    """An ``-A`` argument for a dotted attribute path; odd parts are quoted."""
+    parts = attr.split(".")
+    return ".".join(p if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_'-]*", p) else nix_string(p)
+                    for p in parts)
+
+
+def query_packages(path: Path | None, url: str = "", sha256: str = "",
+                   timeout: float | None = None) -> dict:
+    """``nix-env -qaP --json --meta`` of a channel, parsed."""
+    if path is None:
+        raise UserError("url channels must be fetched to a file first (catalog does this)")
+    proc = run(["nix-env", "-f", str(path), "-qaP", "--json", "--meta",
+                *OFFLINE_OPTIONS], timeout=timeout)
+    return json.loads(proc.stdout or "{}")
+
+
+@dataclass(frozen=True)
+class Instantiated:
+    """What nix-instantiate tells about one attribute: its drv and its outputs."""
+
+    drv: str
+    outputs: dict[str, str]
+
+
+def instantiate(path: Path | None, attr: str, url: str = "", sha256: str = "") -> Instantiated:
+    """Instantiate ``attr`` of a channel: a .drv in the store and its output paths.
+
+    ``nix-instantiate`` writes the drv through the daemon (so the build job,
+    on any node, can realise it without evaluating again); the output paths
+    come from ``nix-store --query --outputs`` (Nix 2.8 has no stable JSON for this).
+    """
+    proc = run(["nix-instantiate", *channel_expression(path, url, sha256), "-A",
+                attr_path_arg(attr), *OFFLINE_OPTIONS])
+    drvs = [line for line in proc.stdout.split() if line.endswith(".drv")]
+    if not drvs:
+        raise OperationFailed(f"nix-instantiate gave no derivation for {attr}")
+    drv = drvs[0]
+    return Instantiated(drv=drv, outputs=derivation_outputs(drv))
+
+
+def derivation_outputs(drv: str) -> dict[str, str]:
+    """Output name -> store path, read from the drv itself (it is ATerm text)."""
+    text = Path(drv).read_text()
+    head = text[len("Derive(["):text.find("],[")] if text.startswith("Derive([") else ""
+    outputs = dict(re.findall(r'\("([^"]+)","(/[^"]+)","[^"]*","[^"]*"\)', head))
+    if not outputs:
+        paths = run(["nix-store", "--query", "--outputs", drv]).stdout.split()
+        outputs = {("out" if i == 0 else f"out{i}"): p for i, p in enumerate(paths)}
+    return outputs
+
+
+def valid_paths(paths: Sequence[str]) -> set[str]:
+    """The subset of ``paths`` that are valid in the store right now."""
+    if not paths:
+        return set()
+    proc = run(["nix-store", "--check-validity", "--print-invalid", *paths], check=False)
+    if proc.returncode not in (0,):
+        # --print-invalid exits 0 and lists invalid ones; anything else is a real error
+        raise OperationFailed(f"nix-store --check-validity failed: {last_lines(proc.stderr)}")
+    invalid = set(proc.stdout.split())
+    return {p for p in paths if p not in invalid}
+
+
+def realise_command(drv: str, gc_root: Path | None = None) -> list[str]:
+    """The argv that builds ``drv`` through the daemon (used by both backends)."""
+    cmd = ["nix-store", "--realise", drv, *OFFLINE_OPTIONS]
+    if gc_root is not None:
+        cmd += ["--add-root", str(gc_root), "--indirect"]
+    return cmd

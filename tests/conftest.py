@@ -1,0 +1,165 @@
+"""Shared fixtures: the real cluster, real unprivileged users, real nixmod.
+
+The suite runs as root (it starts daemons), but everything a user would do
+runs as a real unprivileged user through ``runuser``, with the nixmod that a
+site installs: the venv under /opt/nixmod made with Debian's python3.
+
+If a real part cannot start, the session fails with the reason: there is no
+skip that hides a missing daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
+NIXMOD = VENV / "bin" / "nixmod"
+TEST_USERS = ("nmalice", "nmbob")
+#: world-readable scratch space: per-test homes, copies of test channels
+SCRATCH = Path(os.environ.get("NIXMOD_TEST_SCRATCH", "/tmp/nixmod-tests"))
+LMOD_INIT = "/usr/share/lmod/lmod/init/bash"
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def _rig_problems() -> list[str]:
+    """What is not up, one line each (empty when the rig is ready)."""
+    problems = []
+    if not Path("/nix/var/nix/daemon-socket/socket").is_socket():
+        problems.append("nix-daemon socket missing")
+    if subprocess.run(["pgrep", "-x", "nix-daemon"], capture_output=True).returncode != 0:
+        problems.append("nix-daemon not running")
+    for daemon in ("munged", "slurmctld", "slurmd"):
+        if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
+            problems.append(f"{daemon} not running")
+    for user in TEST_USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            problems.append(f"test user {user} missing")
+    if not NIXMOD.exists():
+        problems.append(f"{NIXMOD} missing")
+    return problems
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster() -> None:
+    """The real rig: started by tests/cluster/up.sh if anything is down."""
+    if os.geteuid() != 0:
+        pytest.fail("the suite runs as root (it starts nix-daemon, munge, SLURM); use `make test`")
+    problems = _rig_problems()
+    if problems:
+        proc = subprocess.run(["bash", str(REPO / "tests/cluster/up.sh")], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail("test cluster could not start: " + "; ".join(problems) + "\n" + proc.stderr[-3000:],
+                        pytrace=False)
+        problems = _rig_problems()
+        if problems:
+            pytest.fail("test cluster still not up after up.sh: " + "; ".join(problems), pytrace=False)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    SCRATCH.chmod(0o1777)
+
+
+@dataclass
+class UserSession:
+    """A real unprivileged user with a fresh, private HOME for one test.
+
+    HOME (and so every XDG default: config, cache, state, modules) points at
+    a new directory, so tests never see each other's state.
+    """
+
+    user: str
+    home: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / ".config" / "nixmod" / "config.toml"
+
+    def env(self) -> dict[str, str]:
+        env = {
+            "HOME": str(self.home),
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "PATH": f"{VENV}/bin:{BASE_PATH}",
+            "LANG": "C.UTF-8",
+            "NIX_REMOTE": "daemon",
+            "TMPDIR": "/tmp",
+        }
+        env.update(self.extra_env)
+        return env
+
+    def write(self, relative: str, text: str) -> Path:
+        """Write a file inside this user's HOME, owned by the user."""
+        path = self.home / relative
+        self.run("mkdir", "-p", str(path.parent), check=True)
+        self.run("sh", "-c", 'cat > "$1"', "sh", str(path), input=text, check=True)
+        return path
+
+    def write_config(self, text: str) -> Path:
+        return self.write(".config/nixmod/config.toml", text)
+
+    def run(self, *argv: str, check: bool = False, timeout: float = 300,
+            input: str | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = self.env() | (env or {})
+        cmd = ["runuser", "-u", self.user, "--", "env", "-i",
+               *(f"{k}={v}" for k, v in full_env.items()), *argv]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              input=input, cwd=str(cwd or self.home))
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv} as {self.user} exited {proc.returncode}\n"
+                                 f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}")
+        return proc
+
+    def nixmod(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
+        return self.run(str(NIXMOD), *args, **kw)
+
+    def bash(self, script: str, **kw) -> subprocess.CompletedProcess[str]:
+        """A login-like bash with Lmod initialised (``module`` works)."""
+        return self.run("bash", "-c", f"source {LMOD_INIT}\n{script}", **kw)
+
+
+def _new_session(user: str, label: str) -> UserSession:
+    home = SCRATCH / f"{label[:40]}-{user}-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    shutil.chown(home, user=user, group=user)
+    home.chmod(0o755)
+    return UserSession(user=user, home=home)
+
+
+@pytest.fixture
+def alice(request) -> UserSession:
+    return _new_session("nmalice", request.node.name)
+
+
+@pytest.fixture
+def bob(request) -> UserSession:
+    return _new_session("nmbob", request.node.name)
+
+
+@pytest.fixture(scope="session")
+def test_channels() -> Path:
+    """tests/channels copied where every user can read it (the checkout may be under /root)."""
+    target = SCRATCH / f"channels-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(REPO / "tests" / "channels", target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    """The demo channels as the installed nixmod ships them."""
+    out = subprocess.run([str(VENV / "bin/python"), "-c",
+                          "from nixmod.config import DEMO_DIR; print(DEMO_DIR)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out)
