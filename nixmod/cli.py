@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -192,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NixmodError as exc:
         print(f"nixmod: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # a filesystem or process problem we did not foresee: one line, not a traceback
+        if os.environ.get("NIXMOD_DEBUG"):
+            raise
+        print(f"nixmod: {exc} (set NIXMOD_DEBUG=1 for details)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nixmod: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130

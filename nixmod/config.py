@@ -156,9 +156,11 @@ def _key_line(text: str, key: str, table: str | None) -> int | None:
     for number, line in enumerate(text.splitlines(), start=1):
         match = header.match(line)
         if match:
-            in_table = table is None or match.group(1) == table
-            if key == table and match.group(1) == table:
+            name = match.group(1)
+            header_is_the_key = name == key if key == table else (table is None and name.split(".")[0] == key)
+            if header_is_the_key:
                 return number
+            in_table = table is not None and name == table
             continue
         if in_table and keyline.match(line):
             return number

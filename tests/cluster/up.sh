@@ -187,20 +187,22 @@ if [ ! -x "$VENV/bin/python" ]; then
     mkdir -p "$(dirname "$VENV")"
     /usr/bin/python3 -m venv "$VENV" || die "python3 -m venv failed"
 fi
+PIPLOG=/var/log/nixmod-pip.log
+pipq() { "$VENV/bin/pip" -q "$@" >>"$PIPLOG" 2>&1; }
 # install (or refresh) the dependencies only when pyproject.toml changed
 stamp="$VENV/.nixmod-deps"
 if ! cmp -s "$REPO/pyproject.toml" "$stamp"; then
     say "installing nixmod's dependencies into $VENV"
-    "$VENV/bin/pip" install -q --upgrade pip setuptools wheel >/dev/null || die "pip upgrade failed"
-    "$VENV/bin/pip" install -q "$REPO[test]" || die "pip install nixmod[test] failed"
+    pipq install --upgrade pip setuptools wheel || die "pip upgrade failed (see $PIPLOG)"
+    pipq install "$REPO[test]" || die "pip install nixmod[test] failed (see $PIPLOG)"
     cp "$REPO/pyproject.toml" "$stamp"
 fi
 # nixmod itself: editable when every user can read the checkout (a developer's
 # tree), a plain copy otherwise (a checkout under /root).
 if runuser -u nobody -- test -r "$REPO/nixmod/__init__.py" 2>/dev/null; then
-    "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO" >/dev/null || die "pip install -e failed"
+    pipq install --no-deps --no-build-isolation -e "$REPO" || die "pip install -e failed (see $PIPLOG)"
 else
-    "$VENV/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall "$REPO" >/dev/null || die "pip install failed"
+    pipq install --no-deps --no-build-isolation --force-reinstall "$REPO" || die "pip install failed (see $PIPLOG)"
 fi
 chmod -R a+rX "$(dirname "$VENV")"
 mkdir -p /opt/nixmod/lua && cp "$REPO"/lua/*.lua /opt/nixmod/lua/ 2>/dev/null || true

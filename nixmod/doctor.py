@@ -1,0 +1,218 @@
+"""`nixmod doctor`: is this machine ready, and if not, what exactly to do.
+
+Each check is one line with a fix, because the person reading it is often a
+user on a login node forwarding the output to support: the line must say
+what was found and what would make it right. A failure only counts against
+the exit status when the configured backend needs that part (a user of the
+local backend is not blocked by SLURM being down).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nixmod import nix
+from nixmod.config import Config
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+LMOD_CANDIDATES = (
+    "/usr/share/lmod/lmod/libexec/lmod",
+    "/usr/share/lmod/lmod/init/bash",
+    "/opt/apps/lmod/lmod/libexec/lmod",
+)
+
+
+@dataclass
+class Check:
+    name: str
+    status: str          # ok | warn | fail
+    detail: str          # what was found
+    fix: str = ""        # what to do about it (empty when ok)
+    required: bool = False  # does the configured backend need it?
+
+    def line(self) -> str:
+        mark = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]"}[self.status]
+        text = f"{mark} {self.name}: {self.detail}"
+        return f"{text} -> {self.fix}" if self.fix and self.status != OK else text
+
+
+def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=nix.nix_env_vars())
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def check_nix() -> list[Check]:
+    checks = []
+    if shutil.which("nix-env") is None:
+        return [Check("nix", FAIL, "nix-env not found on PATH",
+                      "install Nix (Debian: apt install nix-bin) or load the site's nix module", True)]
+    checks.append(Check("nix", OK, f"Nix {nix.version()} at {shutil.which('nix-env')}", required=True))
+
+    socket = nix.DAEMON_SOCKET
+    ping = _run(["nix", "--extra-experimental-features", "nix-command", "store", "ping",
+                 "--store", "daemon"])
+    if ping is not None and ping.returncode == 0:
+        checks.append(Check("nix-daemon", OK, f"reachable as {_user()} at {socket}", required=True))
+    else:
+        why = _first_line(ping.stderr) if ping else "nix store ping did not answer"
+        fix = ("start it as root: setsid nix-daemon &" if not socket.exists()
+               else f"add {_user()} to the group that may use {socket} (Debian: nix-users)")
+        checks.append(Check("nix-daemon", FAIL, why, fix, True))
+
+    conf = _run(["nix", "--extra-experimental-features", "nix-command", "show-config"])
+    substituters = ""
+    if conf is not None and conf.returncode == 0:
+        for line in conf.stdout.splitlines():
+            if line.startswith("substituters ="):
+                substituters = line.split("=", 1)[1].strip()
+    if substituters:
+        checks.append(Check("substituters", WARN, f"set to {substituters}",
+                            "fine if reachable; offline nodes should set 'substituters =' in "
+                            "/etc/nix/nix.conf (nixmod passes --option substituters '' itself)"))
+    else:
+        checks.append(Check("substituters", OK, "none configured (offline builds do not wait on a cache)"))
+    return checks
+
+
+def check_slurm(config: Config) -> list[Check]:
+    required = config.build.backend == "slurm"
+    tools = [t for t in ("sbatch", "squeue", "sinfo", "scancel") if shutil.which(t) is None]
+    if tools:
+        return [Check("slurm", FAIL, f"{', '.join(tools)} not found on PATH",
+                      "install SLURM's client tools (Debian: slurm-client) or load the site's slurm module",
+                      required)]
+    partition = config.build.slurm.partition
+    proc = _run(["sinfo", "-h", "-p", partition, "-o", "%a %t %D"])
+    if proc is None or proc.returncode != 0:
+        why = _first_line(proc.stderr) if proc else "sinfo timed out"
+        return [Check("slurm", FAIL, f"slurmctld not reachable: {why}",
+                      "ask the admins whether slurmctld is up (scontrol ping); builds cannot be submitted",
+                      required)]
+    rows = proc.stdout.split()
+    if not rows:
+        known = _run(["sinfo", "-h", "-o", "%R"])
+        names = ", ".join(sorted(set(known.stdout.split()))) if known and known.returncode == 0 else "?"
+        return [Check("slurm", FAIL, f"partition {partition!r} does not exist (partitions: {names})",
+                      "set [build.slurm] partition to one of them", required)]
+    avail, state = rows[0], rows[1] if len(rows) > 1 else "?"
+    if avail != "up":
+        return [Check("slurm", FAIL, f"partition {partition!r} is {avail}",
+                      "ask the admins to bring it up (scontrol update PartitionName=... State=UP)", required)]
+    return [Check("slurm", OK, f"sbatch/squeue/sinfo found; partition {partition!r} up, nodes {state}",
+                  required=required)]
+
+
+def check_lmod() -> Check:
+    cmd = os.environ.get("LMOD_CMD")
+    found = cmd if cmd and Path(cmd).exists() else next(
+        (c for c in LMOD_CANDIDATES if Path(c).exists()), None)
+    if found is None:
+        return Check("lmod", FAIL, "Lmod not found ($LMOD_CMD unset, no init script)",
+                     "install Lmod (Debian: apt install lmod) and source its init/bash", True)
+    return Check("lmod", OK, f"found {found}", required=True)
+
+
+def check_shims(config: Config) -> list[Check]:
+    checks = []
+    bwrap, proot = shutil.which("bwrap"), shutil.which("proot")
+    needs_relocation = bool(config.shims.real_store_dir) or config.shims.mode in ("bwrap", "proot")
+    if bwrap:
+        probe = _run([bwrap, "--dev-bind", "/", "/", "true"], timeout=10)
+        if probe is not None and probe.returncode == 0:
+            checks.append(Check("bwrap", OK, f"{bwrap}; user namespaces work"))
+        else:
+            why = _first_line(probe.stderr) if probe else "timed out"
+            checks.append(Check("bwrap", WARN, f"user namespaces unavailable: {why}",
+                                "shims fall back to proot; admins can enable kernel.unprivileged_userns_clone"))
+    else:
+        checks.append(Check("bwrap", WARN, "bwrap not found",
+                            "install bubblewrap where the store is not at /nix on compute nodes",
+                            required=needs_relocation and config.shims.mode == "bwrap"))
+    if proot:
+        checks.append(Check("proot", OK, f"{proot}"))
+    else:
+        checks.append(Check("proot", WARN, "proot not found",
+                            "install proot as the fallback where user namespaces are off",
+                            required=config.shims.mode == "proot"))
+    return checks
+
+
+def _writable_dir(path: Path) -> tuple[bool, str]:
+    """Is ``path`` writable, or creatable by us? (Without creating it.)"""
+    probe = path
+    while True:
+        try:
+            probe.stat()
+            break
+        except PermissionError:
+            return False, f"{probe} cannot be reached by {_user()} (permission denied)"
+        except OSError:
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+    if os.access(probe, os.W_OK | os.X_OK):
+        return True, "writable" if probe == path else f"will be created (under {probe})"
+    return False, f"{probe} is not writable by {_user()}"
+
+
+def check_paths(config: Config) -> list[Check]:
+    checks = []
+    root = config.modules.root
+    ok, detail = _writable_dir(root)
+    if not ok:
+        checks.append(Check("modules root", FAIL, f"{root}: not writable: {detail}",
+                            "set [modules] root to a directory you can write", True))
+    else:
+        on_path = str(root) in os.environ.get("MODULEPATH", "").split(":")
+        if on_path:
+            checks.append(Check("modules root", OK, f"{root} ({detail}), on MODULEPATH", required=True))
+        else:
+            checks.append(Check("modules root", WARN, f"{root} ({detail}), not on MODULEPATH",
+                                f"run: module use {root}  (add it to ~/.bashrc to keep it)", True))
+    state = config.build.state_dir
+    ok, detail = _writable_dir(state)
+    checks.append(Check("state dir", OK if ok else FAIL, f"{state} ({detail})",
+                        "" if ok else "set [build] state_dir to a directory you can write", True))
+    return checks
+
+
+def _user() -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def run_checks(config: Config) -> list[Check]:
+    sources = ", ".join(map(str, config.sources)) or "none (built-in defaults)"
+    channels = ", ".join(c.name for c in config.channels)
+    checks = [Check("config", OK, f"files: {sources}; channels: {channels}"
+                    + (" (bundled demo)" if config.demo else "")
+                    + f"; backend: {config.build.backend}")]
+    checks += check_nix()
+    checks += check_slurm(config)
+    checks.append(check_lmod())
+    checks += check_shims(config)
+    checks += check_paths(config)
+    return checks
+
+
+def any_required_failed(checks: list[Check]) -> bool:
+    return any(c.status == FAIL and c.required for c in checks)
+
+
+def as_json(checks: list[Check]) -> dict:
+    return {"ok": not any_required_failed(checks), "checks": [asdict(c) for c in checks]}
