@@ -144,23 +144,31 @@ def expand_path(value: str) -> Path:
     return Path(os.path.expanduser(os.path.expandvars(value)))
 
 
-def _key_line(text: str, key: str, table: str | None) -> int | None:
+def key_line(text: str, key: str, table: str | None, occurrence: int = 0) -> int | None:
     """Best-effort line number of ``key`` (inside ``[table]`` when given).
 
     tomllib reports lines only for syntax errors; for schema errors we look
-    the key up ourselves so that the message still points at a line.
+    the key up ourselves so that the message still points at a line. For an
+    array of tables (``[[package]]``) ``occurrence`` picks which entry: the
+    key of the third package is not the key of the first. ``key == table``
+    asks for the header line itself.
     """
     in_table = table is None
+    seen = -1
     header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     keyline = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
     for number, line in enumerate(text.splitlines(), start=1):
         match = header.match(line)
         if match:
             name = match.group(1)
-            header_is_the_key = name == key if key == table else (table is None and name.split(".")[0] == key)
+            if table is not None and name == table:
+                seen += 1
+            this_one = seen == occurrence
+            header_is_the_key = (name == key and this_one) if key == table else (
+                table is None and name.split(".")[0] == key)
             if header_is_the_key:
                 return number
-            in_table = table is not None and name == table
+            in_table = table is not None and name == table and this_one
             continue
         if in_table and keyline.match(line):
             return number
@@ -182,7 +190,7 @@ class _Layer:
             raise UserError(f"{path}: malformed TOML: {exc}") from None
 
     def fail(self, key: str, table: str | None, what: str) -> UserError:
-        line = _key_line(self.text, key.rsplit(".", 1)[-1], table)
+        line = key_line(self.text, key.rsplit(".", 1)[-1], table)
         where = f"{self.path}:{line}" if line else str(self.path)
         return UserError(f"{where}: {what}")
 

@@ -149,7 +149,7 @@ def check_shims(config: Config) -> list[Check]:
     return checks
 
 
-def _writable_dir(path: Path) -> tuple[bool, str]:
+def writable_dir(path: Path) -> tuple[bool, str]:
     """Is ``path`` writable, or creatable by us? (Without creating it.)"""
     probe = path
     while True:
@@ -170,7 +170,7 @@ def _writable_dir(path: Path) -> tuple[bool, str]:
 def check_paths(config: Config) -> list[Check]:
     checks = []
     root = config.modules.root
-    ok, detail = _writable_dir(root)
+    ok, detail = writable_dir(root)
     if not ok:
         checks.append(Check("modules root", FAIL, f"{root}: not writable: {detail}",
                             "set [modules] root to a directory you can write", True))
@@ -182,7 +182,7 @@ def check_paths(config: Config) -> list[Check]:
             checks.append(Check("modules root", WARN, f"{root} ({detail}), not on MODULEPATH",
                                 f"run: module use {root}  (add it to ~/.bashrc to keep it)", True))
     state = config.build.state_dir
-    ok, detail = _writable_dir(state)
+    ok, detail = writable_dir(state)
     checks.append(Check("state dir", OK if ok else FAIL, f"{state} ({detail})",
                         "" if ok else "set [build] state_dir to a directory you can write", True))
     return checks
