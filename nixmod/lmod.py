@@ -1,12 +1,52 @@
 """Lmod modulefiles for built store paths.
 
-(Being built: the records below are the contract other parts rely on.)
+A build becomes ``<root>/<prefix>/<NAME>/<version>.lua`` (SPEC.md), whose
+PATH entry is the build's shim directory (see ``nixmod.shims`` for where
+shims live and why), never a store path. Everything else a module sets comes
+from what the store paths contain, so a library with ``lib/pkgconfig`` gets
+PKG_CONFIG_PATH and a tool without man pages does not get MANPATH.
+
+Choices, and why:
+
+* Every modulefile and shim is written atomically (temp file + rename):
+  jobs on other nodes read these files at any moment.
+* Strings from a catalog go into Lua as double-quoted literals with every
+  backslash, quote and control character escaped (``lua_string``): unlike a
+  long bracket, that also keeps ``\\r`` verbatim (Lua folds line endings
+  inside long brackets).
+* The first lines of each modulefile carry the ``ModuleRequest`` it was made
+  from as one JSON comment line, so ``list``/``remove``/``refresh`` read the
+  tree itself and never parse Lua.
+* Never LD_LIBRARY_PATH (store binaries use RPATH; the variable breaks host
+  programs, which is why Spack dropped it), never a store path on PATH.
+* Defaults only through ``.modulerc.lua`` ``module_version(..., "default")``:
+  one mechanism, since mixing it with ``default`` symlinks confuses Lmod.
+* A missing store path on load: modulefiles call ``nixmod_require_store``,
+  which ``lua/SitePackage.lua`` registers when a site installs the hook; it
+  raises an LmodError naming the path and the ``nixmod build`` that brings it
+  back. Without the hook the module loads and the shim prints the same
+  message when the program is run.
+* GC roots, registered by the builds code, follow the agreed scheme
+  ``<state_dir>/gcroots/<NAME>-<version>`` for output ``out`` and
+  ``<state_dir>/gcroots/<NAME>-<version>-<output>`` for the others;
+  ``remove_module`` deletes them and leaves the store path to the collector.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterable
+
+from nixmod import nix, shims
+from nixmod.config import Config
+from nixmod.errors import OperationFailed, UserError
+from nixmod.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -23,6 +63,11 @@ class ModuleRequest:
     drv: str = ""
     outputs: dict[str, str] = field(default_factory=dict)   # output name -> store path
 
+    @property
+    def store_path(self) -> str:
+        """The path a user thinks of as "the package": ``out``, else the first output."""
+        return self.outputs.get("out") or next(iter(self.outputs.values()), "")
+
 
 @dataclass(frozen=True)
 class ModuleInfo:
@@ -34,3 +79,343 @@ class ModuleInfo:
     path: Path         # the .lua file
     store_path: str = ""
     valid: bool = True  # is the store path still valid?
+    outputs: dict[str, str] = field(default_factory=dict)
+    default: bool = False  # named by a module_version(..., "default") in .modulerc.lua
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What ``refresh_modules`` did: modules rewritten, and modules pruned."""
+
+    written: list[ModuleInfo]
+    pruned: list[ModuleInfo]
+
+
+_HEADER = "-- nixmod-request: "
+#: escapes that keep help text readable in the file; other controls become \\ddd
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_RC = ".modulerc.lua"
+#: NAME and version become path components and shell words in `module load`:
+#: letters, digits and a few punctuation marks nixpkgs uses; never '/', never a leading '.'
+_COMPONENT = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+~,=-]*")
+
+#: Search paths set from what a store path contains (cf. Spack's
+#: prefix_inspections and EasyBuild's module generator). PATH is absent on
+#: purpose: the shim dir goes there. Order: variable, then subdirectories.
+_INSPECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("MANPATH", ("share/man", "man")),
+    ("INFOPATH", ("share/info", "info")),
+    ("PKG_CONFIG_PATH", ("lib/pkgconfig", "lib64/pkgconfig", "share/pkgconfig")),
+    ("ACLOCAL_PATH", ("share/aclocal",)),
+    ("CPATH", ("include",)),
+)
+#: CMake finds a package by its prefix, so the prefix goes on CMAKE_PREFIX_PATH
+#: when it ships CMake config files
+_CMAKE_DIRS = ("lib/cmake", "lib64/cmake", "share/cmake")
+#: share/ subdirectories that other variables already cover, or that XDG
+#: consumers never look at; share/ goes on XDG_DATA_DIRS only for the rest
+_NOT_XDG = {"man", "info", "doc", "aclocal", "pkgconfig", "cmake", "locale", "licenses"}
+
+
+# -- names and places -----------------------------------------------------------------
+
+def validate_component(value: str, what: str) -> str:
+    """``value`` if it is safe as one path component and Lmod name part, else UserError."""
+    if not isinstance(value, str) or not _COMPONENT.fullmatch(value) or len(value.encode()) > 200:
+        raise UserError(f"{what} {value!r} is not usable as a module {what}: use letters, digits "
+                        "and . _ + ~ , = - only, not starting with '.' (no '/' or '..')")
+    return value
+
+
+def modules_root(config: Config, root: Path | None = None) -> Path:
+    return Path(root) if root is not None else Path(config.modules.root)
+
+
+def module_name(config: Config, name: str, version: str) -> str:
+    """What ``module load`` takes: ``nix/hello/2.12.1``."""
+    return f"{config.modules.prefix}/{name}/{version}"
+
+
+def module_path(config: Config, name: str, version: str, *, root: Path | None = None) -> Path:
+    validate_component(name, "name")
+    validate_component(version, "version")
+    return modules_root(config, root) / config.modules.prefix / name / f"{version}.lua"
+
+
+def env_root_variable(name: str) -> str:
+    """``NIXMOD_<NAME>_ROOT`` with NAME upper-cased and other characters as ``_`` (SPEC.md)."""
+    return "NIXMOD_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_ROOT"
+
+
+def rebuild_command(name: str, version: str) -> str:
+    return "nixmod build " + shlex.quote(f"{name}@{version}")
+
+
+# -- Lua text --------------------------------------------------------------------------
+
+def lua_string(text: str) -> str:
+    """A Lua string literal that reads back as exactly ``text``.
+
+    Lone surrogates (possible in JSON from a catalog) cannot be written as
+    UTF-8; they become U+FFFD rather than failing the whole module.
+    """
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[char])
+        elif code < 32 or code == 127:
+            out.append(f"\\{code:03d}")  # three digits: a following digit cannot join it
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _prefix_paths(outputs: dict[str, str]) -> list[tuple[str, str]]:
+    """(variable, directory) pairs for the search paths the outputs provide."""
+    found: list[tuple[str, str]] = []
+    for path in outputs.values():
+        base = Path(path)
+        for variable, subdirs in _INSPECTIONS:
+            found += [(variable, str(base / s)) for s in subdirs if (base / s).is_dir()]
+        if any((base / s).is_dir() for s in _CMAKE_DIRS):
+            found.append(("CMAKE_PREFIX_PATH", path))
+        share = base / "share"
+        if share.is_dir() and any(e.name not in _NOT_XDG for e in share.iterdir()):
+            found.append(("XDG_DATA_DIRS", str(share)))
+    return found
+
+
+def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path) -> str:
+    lines = [f"{module}: {request.description}" if request.description else module, ""]
+    origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
+    lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
+    for label, value in (("Homepage", request.homepage), ("License", request.license),
+                         ("Derivation", request.drv)):
+        if value:
+            lines.append(f"{label}: {value}")
+    for output, path in request.outputs.items():
+        lines.append(f"Store path ({output}): {path}")
+    if programs:
+        lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
+    lines.append(f"Rebuild with: {rebuild_command(request.name, request.version)}")
+    return "\n".join(lines)
+
+
+def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
+                      programs: list[str]) -> str:
+    """The modulefile text for ``request`` whose shims are in ``shim_bin``."""
+    module = module_name(config, request.name, request.version)
+    header = json.dumps(asdict(request), sort_keys=True)
+    fields = [("Name", request.name), ("Version", request.version),
+              ("Description", request.description), ("Homepage", request.homepage),
+              ("License", request.license), ("Channel", request.channel),
+              ("Attribute", request.attr or request.name), ("Store path", request.store_path),
+              ("Keywords", ", ".join(dict.fromkeys(["nix", request.name, *programs])))]
+    whatis = [f"{label}: {value}" for label, value in fields if value]
+    lines = [f"-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
+             _HEADER + header]
+    lines += [f"whatis({lua_string(text)})" for text in whatis]
+    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin))})")
+    paths = ", ".join(lua_string(p) for p in request.outputs.values())
+    lines += [
+        "-- lua/SitePackage.lua defines this: a clear error when the store path is not on this node",
+        "if nixmod_require_store then",
+        f"  nixmod_require_store{{paths = {{{paths}}},",
+        f"    store_dir = {lua_string(str(config.shims.store_dir))},",
+        f"    real_store_dir = {lua_string(str(config.shims.real_store_dir or ''))},",
+        f"    rebuild = {lua_string(rebuild_command(request.name, request.version))}}}",
+        "end",
+    ]
+    if programs:
+        lines.append(f"prepend_path(\"PATH\", {lua_string(str(shim_bin))})")
+    lines += [f"prepend_path({lua_string(var)}, {lua_string(d)})"
+              for var, d in _prefix_paths(request.outputs)]
+    lines.append(f"setenv({lua_string(env_root_variable(request.name))}, "
+                 f"{lua_string(request.store_path)})")
+    return "\n".join(lines) + "\n"
+
+
+# -- writing and removing ------------------------------------------------------------------
+
+def write_module(config: Config, request: ModuleRequest, *, root: Path | None = None,
+                 default: bool = False) -> ModuleInfo:
+    """Write the shims, then the modulefile, for one build; optionally make it the default.
+
+    Everything is validated before the first byte is written, and the
+    modulefile comes last, so a module never points at shims that are not
+    there yet.
+    """
+    path = module_path(config, request.name, request.version, root=root)
+    if not request.outputs or not all(os.path.isabs(p) for p in request.outputs.values()):
+        raise UserError(f"module {request.name}/{request.version} needs the store paths of its "
+                        f"outputs, got {request.outputs!r}")
+    shims.check_mode(config)
+    base = modules_root(config, root)
+    shim_dir = shims.shim_dir(base, config.modules.prefix, request.name, request.version)
+    programs = shims.write_shims(config, shim_dir, request.outputs,
+                                 rebuild=rebuild_command(request.name, request.version))
+    atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
+                                         [p.name for p in programs]))
+    if default:
+        set_default(config, request.name, request.version, root=root)
+    return ModuleInfo(module=module_name(config, request.name, request.version),
+                      name=request.name, version=request.version, path=path,
+                      store_path=request.store_path, outputs=dict(request.outputs),
+                      default=default)
+
+
+def set_default(config: Config, name: str, version: str, *, root: Path | None = None) -> Path:
+    """Make ``nix/NAME`` load ``version`` via ``.modulerc.lua`` (the one default mechanism)."""
+    path = module_path(config, name, version, root=root)
+    if not path.is_file():
+        raise UserError(f"no module {module_name(config, name, version)} under "
+                        f"{modules_root(config, root)}; write it before making it the default")
+    rc = path.parent / _RC
+    atomic_write(rc, "-- nixmod: the default version of this module\n"
+                     f"module_version({lua_string(module_name(config, name, version))}, \"default\")\n")
+    return rc
+
+
+def _default_version(name_dir: Path) -> str | None:
+    """The version a nixmod-written ``.modulerc.lua`` makes the default, if any."""
+    try:
+        text = (name_dir / _RC).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    match = re.search(r'module_version\("[^"]*/([^"/]+)", "default"\)', text)
+    return match.group(1) if match else None
+
+
+def remove_module(config: Config, name: str, version: str, *, root: Path | None = None) -> ModuleInfo:
+    """Remove the modulefile, its shims, its default (if it was one) and its GC roots.
+
+    The store path stays: the garbage collector decides when it goes, since
+    another user's module or a running job may still use it.
+    """
+    path = module_path(config, name, version, root=root)
+    info = _read_module(config, path)
+    if info is None:
+        raise UserError(f"no module {module_name(config, name, version)} under "
+                        f"{modules_root(config, root)}; `nixmod modules list` shows the modules")
+    path.unlink()
+    if _default_version(path.parent) == version:
+        (path.parent / _RC).unlink()
+    for output in ["out", *(o for o in info.outputs if o != "out")]:
+        suffix = "" if output == "out" else f"-{output}"
+        (Path(config.build.state_dir) / "gcroots" / f"{name}-{version}{suffix}").unlink(missing_ok=True)
+    shims.remove_shims(shims.shim_dir(modules_root(config, root), config.modules.prefix, name, version))
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
+    return info
+
+
+# -- reading the tree ------------------------------------------------------------------------
+
+def _read_module(config: Config, path: Path) -> ModuleInfo | None:
+    """The ModuleInfo of one nixmod modulefile (None if absent or not written by nixmod)."""
+    request = read_request(path)
+    if request is None:
+        return None
+    return ModuleInfo(module=module_name(config, request.name, request.version),
+                      name=request.name, version=request.version, path=path,
+                      store_path=request.store_path, outputs=dict(request.outputs),
+                      default=_default_version(path.parent) == request.version)
+
+
+def read_request(path: Path) -> ModuleRequest | None:
+    """The request a nixmod modulefile was written from (None if it is not one)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in (handle.readline(), handle.readline()):
+                if line.startswith(_HEADER):
+                    return ModuleRequest(**json.loads(line[len(_HEADER):]))
+    except (OSError, ValueError, TypeError):
+        return None
+    return None
+
+
+def list_modules(config: Config, *, root: Path | None = None) -> list[ModuleInfo]:
+    """Every nixmod module under the root, sorted, with ``valid`` from one store query."""
+    tree = modules_root(config, root) / config.modules.prefix
+    infos: list[ModuleInfo] = []
+    if tree.is_dir():
+        for path in sorted(tree.glob("*/*.lua")):
+            if path.name.startswith("."):
+                continue
+            info = _read_module(config, path)
+            if info is not None:
+                infos.append(info)
+    paths = sorted({p for info in infos for p in info.outputs.values()})
+    valid: set[str] = set()
+    for start in range(0, len(paths), 1000):   # stay far below the argv limit
+        valid |= nix.valid_paths(paths[start:start + 1000])
+    return [_with_validity(info, all(p in valid for p in info.outputs.values())) for info in infos]
+
+
+def _with_validity(info: ModuleInfo, valid: bool) -> ModuleInfo:
+    return ModuleInfo(**{**info.__dict__, "valid": valid and bool(info.outputs)})
+
+
+def refresh_modules(config: Config, requests: Iterable[ModuleRequest], *,
+                    root: Path | None = None) -> RefreshResult:
+    """Rewrite every module from ``requests``, then prune modules whose store path is gone.
+
+    New files are written before any stale one is removed, so a live tree
+    is never empty, not even for a moment. Requests whose store paths are no
+    longer valid are not written (their module, if any, is pruned); modules
+    that are not in ``requests`` but still valid (a stack's, say) are kept.
+    """
+    requests = list(requests)
+    valid = nix.valid_paths(sorted({p for r in requests for p in r.outputs.values()}))
+    written = [write_module(config, r, root=root) for r in requests
+               if r.outputs and all(p in valid for p in r.outputs.values())]
+    kept = {(info.name, info.version) for info in written}
+    pruned = [remove_module(config, info.name, info.version, root=root)
+              for info in list_modules(config, root=root)
+              if not info.valid and (info.name, info.version) not in kept]
+    return RefreshResult(written=written, pruned=pruned)
+
+
+# -- Lmod's spider cache for site trees -----------------------------------------------------------
+
+def lmod_libexec() -> Path:
+    """Lmod's libexec dir (where ``spider`` lives), from LMOD_DIR when Lmod is initialised."""
+    return Path(os.environ.get("LMOD_DIR") or "/usr/share/lmod/lmod/libexec")
+
+
+def spider_cache_dir(root: Path) -> Path:
+    """Where a site tree's spider cache goes: a sibling, so Lmod never reads it as modules."""
+    return root.with_name(root.name + ".lmodcache")
+
+
+def update_spider_cache(root: Path) -> Path:
+    """Regenerate the spider cache of a site tree as update_lmod_system_cache_files does.
+
+    The timestamp file is renamed into place first and the cache after it,
+    each written new and renamed, so Lmod never reads a half-written cache
+    and never sees a cache older than its timestamp. Sites point Lmod at it
+    with ``LMOD_RC=<cache>/lmodrc.lua`` (written here too) or by copying its
+    ``scDescriptT`` entry into their own lmodrc.lua. Returns the cache dir.
+    """
+    root = Path(root)
+    cache = spider_cache_dir(root)
+    cache.mkdir(parents=True, exist_ok=True)
+    timestamp = cache / "timestamp"
+    atomic_write(timestamp, "")
+    spider = lmod_libexec() / "spider"
+    proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OperationFailed(f"Lmod spider failed on {root}: {nix.last_lines(proc.stderr)}")
+    atomic_write(cache / "spiderT.lua", proc.stdout)
+    atomic_write(cache / "lmodrc.lua",
+                 "-- nixmod: Lmod spider cache of " + str(root) + "\n"
+                 f"scDescriptT = {{ {{ dir = {lua_string(str(cache))}, "
+                 f"timestamp = {lua_string(str(timestamp))} }} }}\n")
+    return cache
