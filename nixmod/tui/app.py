@@ -1,0 +1,245 @@
+"""The Textual app: four screens over one shared state, fed by thread workers.
+
+The app owns what every screen needs (the catalog, the selection, the
+user's builds and modules) so that switching screens never reloads
+anything. Everything slow (evaluating channels, squeue, reading logs and
+modulefiles) runs in ``@work(thread=True, exclusive=True)`` workers that
+post messages; handlers on the event loop only store results and ask the
+visible screen to redraw. A user-caused failure becomes a message on
+screen, never a traceback, and the rest of the app keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from nixmod.config import Config
+from nixmod.tui import model
+from nixmod.tui.browse import BrowseScreen
+from nixmod.tui.builds import BuildsScreen
+from nixmod.tui.help import HelpScreen
+from nixmod.tui.messages import (ActionDone, CatalogFailed, CatalogProgress, CatalogReady,
+                                 StateRefreshed, Submitted)
+from nixmod.tui.modules import ModulesScreen
+from nixmod.tui.palette import PackageCommands
+from nixmod.tui.selection import SelectionScreen
+
+#: seconds between refreshes of build states (squeue) and modules
+REFRESH_SECONDS = 2.0
+
+
+class NixmodApp(App[int]):
+    """nixmod's TUI: Browse, Selection, Builds, Modules."""
+
+    CSS_PATH = "nixmod.tcss"
+    TITLE = "nixmod"
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {PackageCommands}
+    MODES = {
+        "browse": BrowseScreen,
+        "selection": SelectionScreen,
+        "builds": BuildsScreen,
+        "modules": ModulesScreen,
+    }
+    DEFAULT_MODE = "browse"
+    BINDINGS = [
+        Binding("1", "switch_mode('browse')", "Browse"),
+        Binding("2", "switch_mode('selection')", "Selection"),
+        Binding("3", "switch_mode('builds')", "Builds"),
+        Binding("4", "switch_mode('modules')", "Modules"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, config: Config, *, refresh_seconds: float = REFRESH_SECONDS,
+                 watch_builds: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.refresh_seconds = refresh_seconds
+        self.watch_builds = watch_builds
+        self.catalog: Any = None
+        self.catalog_status = "Loading the catalog…"
+        self.catalog_error = ""
+        self.selection = model.Selection()
+        self.records: list[Any] = []
+        self.module_rows: list[model.ModuleRow] = []
+        self.state_error = ""
+        self.followed_build: int | None = None   # the build whose log the Builds screen follows
+        self.log_text = ""
+        self._records_seen = False
+
+    # -- start-up ---------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.sub_title = self._subtitle()
+        self.load_catalog()
+        self.refresh_state()
+        if self.watch_builds:
+            self.set_interval(self.refresh_seconds, self.refresh_state)
+
+    def _subtitle(self) -> str:
+        channels = ", ".join(c.name for c in self.config.channels)
+        demo = "demo · " if self.config.demo else ""
+        return f"{demo}{channels} · {self.config.build.backend} · selection {len(self.selection)}"
+
+    def selection_changed(self) -> None:
+        """The header counts the selection, so every change must say so."""
+        self.sub_title = self._subtitle()
+        self.redraw()
+
+    # -- workers ----------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="catalog")
+    def load_catalog(self) -> None:
+        """Evaluate (first run) or read (cached) the catalog, reporting progress."""
+        try:
+            catalog = model.load_catalog(
+                self.config, progress=lambda text: self.post_message(CatalogProgress(text)))
+        except Exception as error:  # noqa: BLE001 - any failure becomes a message, not a traceback
+            self.post_message(CatalogFailed(model.explain(error)))
+            return
+        self.post_message(CatalogReady(catalog))
+
+    @work(thread=True, exclusive=True, group="state")
+    def refresh_state(self) -> None:
+        """Build states (squeue), modules and the followed log, off the event loop."""
+        worker = get_current_worker()
+        errors = []
+        try:
+            records = model.refresh_records(self.config)
+        except Exception as error:  # noqa: BLE001
+            records, errors = list(self.records), [model.explain(error)]
+        try:
+            modules = model.module_rows(self.config)
+        except Exception as error:  # noqa: BLE001
+            modules = list(self.module_rows)
+            errors.append(model.explain(error))
+        followed = self.followed_build
+        log_text = ""
+        for record in records:
+            if record.id == followed:
+                log_text = model.log_tail(record)
+        if not worker.is_cancelled:
+            self.post_message(StateRefreshed(records, modules, "; ".join(errors), followed, log_text))
+
+    @work(thread=True, exclusive=True, group="submit")
+    def submit(self, plans: list[Any]) -> None:
+        try:
+            records = model.submit_plans(self.config, plans)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(Submitted(error=model.explain(error)))
+            return
+        self.post_message(Submitted(records=list(records)))
+
+    @work(thread=True, group="actions")
+    def cancel_build(self, build_id: int) -> None:
+        try:
+            model.cancel_builds(self.config, [build_id])
+        except Exception as error:  # noqa: BLE001
+            self.post_message(ActionDone(f"Could not cancel {build_id}: {model.explain(error)}", "error"))
+            return
+        self.post_message(ActionDone(f"Cancelled build {build_id}"))
+
+    @work(thread=True, group="actions")
+    def retry_build(self, record: Any) -> None:
+        try:
+            model.retry_build(self.config, record.id)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(ActionDone(f"Could not retry {record.name}: {model.explain(error)}", "error"))
+            return
+        self.post_message(ActionDone(f"Resubmitted {record.name} {record.version}"))
+
+    # -- messages from workers ----------------------------------------------------
+
+    def on_catalog_progress(self, message: CatalogProgress) -> None:
+        self.catalog_status = message.text
+        self.redraw()
+
+    def on_catalog_ready(self, message: CatalogReady) -> None:
+        self.catalog = message.catalog
+        self.catalog_status = ""
+        self.redraw()
+
+    def on_catalog_failed(self, message: CatalogFailed) -> None:
+        self.catalog_error = message.reason
+        self.catalog_status = ""
+        self.notify(message.reason, title="No catalog", severity="error", markup=False, timeout=10)
+        self.redraw()
+
+    def on_state_refreshed(self, message: StateRefreshed) -> None:
+        if self._records_seen:
+            for record in model.build_transitions(self.records, message.records):
+                failed = record.state in ("failed", "cancelled")
+                text = f"{record.name} {record.version}: {record.state}"
+                if record.state == "failed" and getattr(record, "error", ""):
+                    text += f" ({model.first_line(record.error)})"
+                self.notify(text, title="Build finished" if not failed else "Build ended",
+                            severity="error" if failed else "information", markup=False)
+        self._records_seen = True
+        self.records = message.records
+        self.module_rows = message.modules
+        if message.error and message.error != self.state_error:
+            self.notify(message.error, title="Cannot read builds", severity="warning", markup=False)
+        self.state_error = message.error
+        if message.log_id == self.followed_build:
+            self.log_text = message.log_text
+        self.redraw()
+
+    def on_submitted(self, message: Submitted) -> None:
+        if message.error:
+            self.notify(message.error, title="Not submitted", severity="error", markup=False, timeout=10)
+            return
+        self.selection.clear()
+        self.selection_changed()
+        self.notify(f"Submitted {len(message.records)} build(s)", title="Submitted", markup=False)
+        self.switch_mode("builds")
+        self.refresh_state()
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, severity=message.severity, markup=False)  # type: ignore[arg-type]
+        self.refresh_state()
+
+    # -- actions --------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        """Ask the visible screen to lay out the app's state again."""
+        refresh_view = getattr(self.screen, "refresh_view", None)
+        if refresh_view is not None:
+            refresh_view()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def follow_build(self, build_id: int | None) -> None:
+        """The Builds screen moved its cursor: follow that log from now on."""
+        if build_id != self.followed_build:
+            self.followed_build = build_id
+            self.log_text = ""
+            self.refresh_state()
+
+    def show_package(self, name: str) -> None:
+        """Open ``name`` in Browse (from the command palette)."""
+        self.switch_mode("browse")
+        self.call_after_refresh(lambda: getattr(self.screen, "search_for", lambda _name: None)(name))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Browse", "Search the catalog and pick versions", lambda: self.switch_mode("browse"))
+        yield SystemCommand("Selection", "Review and submit the picked versions", lambda: self.switch_mode("selection"))
+        yield SystemCommand("Builds", "Your builds, their states and logs", lambda: self.switch_mode("builds"))
+        yield SystemCommand("Modules", "Your modules and how to load them", lambda: self.switch_mode("modules"))
+        yield SystemCommand("Refresh builds", "Ask the scheduler for fresh states now", self.refresh_state)
+        yield SystemCommand("Help", "Keys and how nixmod works", self.action_help)
+        yield from super().get_system_commands(screen)
+
+
+def run_app(config: Config) -> int:
+    """Entry point for ``nixmod`` with no verb."""
+    return NixmodApp(config).run() or 0

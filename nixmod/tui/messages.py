@@ -1,0 +1,70 @@
+"""Messages that thread workers post back to the event loop.
+
+Workers never touch widgets: they compute in a thread and post one of these;
+the handler on the loop only lays the result out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from nixmod.tui.model import ModuleRow, ResultRow
+
+
+@dataclass
+class CatalogProgress(Message):
+    """First-run evaluation is under way: what it is doing now."""
+
+    text: str
+
+
+@dataclass
+class CatalogReady(Message):
+    catalog: Any
+
+
+@dataclass
+class CatalogFailed(Message):
+    """No catalog: the one-line reason, which says how to fix it."""
+
+    reason: str
+
+
+@dataclass
+class SearchDone(Message):
+    query: str
+    rows: list[ResultRow]
+
+
+@dataclass
+class StateRefreshed(Message):
+    """Fresh build records and modules (and the followed build's log tail)."""
+
+    records: list[Any]
+    modules: list[ModuleRow]
+    error: str = ""
+    log_id: int | None = None
+    log_text: str = ""
+
+
+@dataclass
+class PlanReady(Message):
+    plans: list[Any] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class Submitted(Message):
+    records: list[Any] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class ActionDone(Message):
+    """A cancel or retry finished: say so (or why not)."""
+
+    text: str
+    severity: str = "information"

@@ -1,0 +1,296 @@
+"""What the TUI shows, worked out in plain Python (no Textual import).
+
+The screens only lay out what this module computes, so that everything a
+user sees can be reasoned about (and tested) without a terminal, and so that
+the CLI and the TUI never disagree about what "built" or "queued" means.
+Every function here may block (disk, nix, squeue): the app calls them from
+thread workers only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from nixmod.builds.state import FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES
+from nixmod.catalog import Package, PackageVersion
+from nixmod.config import Config
+from nixmod.errors import NixmodError, UserError
+
+#: the most search results the list shows; more than a screenful is noise
+RESULT_LIMIT = 200
+#: how much of a build log the log pane follows
+LOG_TAIL_LINES = 200
+
+
+# -- records for the screens ----------------------------------------------------
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of the results list."""
+
+    name: str
+    newest: str
+    count: int
+    description: str
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One version of the shown package, with what the user can do with it."""
+
+    version: PackageVersion
+    status: str        # "" = available to build; else module / build state
+    selected: bool
+
+
+@dataclass(frozen=True)
+class ModuleRow:
+    """One of the user's modules, with the lines the user needs to use it."""
+
+    module: str
+    name: str
+    version: str
+    valid: bool
+    store_path: str
+    use_line: str      # `module use ROOT` (only needed when the site hook does not)
+    load_line: str     # exactly what to type
+    path_entries: tuple[str, ...]
+
+
+@dataclass
+class Selection:
+    """The versions the user has picked, in the order picked."""
+
+    items: list[PackageVersion] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, version: object) -> bool:
+        return any(_same(item, version) for item in self.items)
+
+    def toggle(self, version: PackageVersion) -> bool:
+        """Add ``version`` or take it out again; True when it is now selected."""
+        if version in self:
+            self.items = [item for item in self.items if not _same(item, version)]
+            return False
+        self.items.append(version)
+        return True
+
+    def remove_at(self, index: int) -> None:
+        if 0 <= index < len(self.items):
+            del self.items[index]
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return (getattr(a, "name", None), getattr(a, "version", None), getattr(a, "channel", None)) == \
+           (getattr(b, "name", None), getattr(b, "version", None), getattr(b, "channel", None))
+
+
+# -- catalog --------------------------------------------------------------------
+
+def load_catalog(config: Config, progress: Callable[[str], None] | None = None) -> Any:
+    """The catalog, evaluated on first use (progress tells the user what it is doing)."""
+    from nixmod.catalog import Catalog
+
+    return Catalog.load(config, progress=progress)
+
+
+def search_rows(catalog: Any, query: str, limit: int = RESULT_LIMIT) -> list[ResultRow]:
+    """The ranked results for ``query``; every package (by name) when it is empty."""
+    hits = catalog.search(query, limit=limit)
+    return [result_row(hit.package) for hit in hits]
+
+
+def result_row(package: Package) -> ResultRow:
+    newest = package.versions[0] if package.versions else None
+    return ResultRow(
+        name=package.name,
+        newest=newest.version if newest else "",
+        count=len(package.versions),
+        description=first_line(newest.description if newest else ""),
+    )
+
+
+def first_line(text: str) -> str:
+    """Catalog text can hold newlines; a list row shows only its first line."""
+    return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+def version_rows(package: Package, records: Sequence[Any], modules: Sequence[Any],
+                 selection: Selection) -> list[VersionRow]:
+    """Every version of ``package``, newest first, each with its state for this user."""
+    return [VersionRow(version=v, status=version_status(v, records, modules),
+                       selected=v in selection)
+            for v in package.versions]
+
+
+def version_status(version: PackageVersion, records: Sequence[Any], modules: Sequence[Any]) -> str:
+    """What a user would want to know about one version before building it.
+
+    A module beats a build record (it is what the user ends up loading); of
+    several records for the same version, the newest one speaks.
+    """
+    for info in modules:
+        if info.name == version.name and info.version == version.version:
+            return f"module {info.module}" if info.valid else f"module {info.module} (store path gone)"
+    matching = [r for r in records if _same(r, version)]
+    if not matching:
+        return ""
+    record = matching[-1]
+    if record.state in ("queued", "running") and record.job:
+        return f"{record.state} (job {record.job})"
+    return str(record.state)
+
+
+# -- builds ---------------------------------------------------------------------
+
+def plan_selection(config: Config, selection: Selection) -> list[Any]:
+    """What submitting would do: reuse, join or build, per version (nothing submitted)."""
+    from nixmod import builds
+
+    if not selection.items:
+        raise UserError("the selection is empty; pick a version in Browse (space) first")
+    return builds.plan(config, list(selection.items))
+
+
+def plan_action(plan: Any) -> str:
+    """reuse / join / build, whatever the plan record calls the field."""
+    return str(getattr(plan, "action", getattr(plan, "kind", "")))
+
+
+def plan_summary(plan: Any) -> str:
+    """One phrase per plan line: what will happen and why."""
+    action = plan_action(plan)
+    job = getattr(plan, "job", None)
+    if action == "reuse":
+        return "reuse: already built"
+    if action == "join":
+        return f"join: already building (job {job})" if job else "join: already building"
+    if action == "build":
+        return "build: new"
+    return action
+
+
+def submit_plans(config: Config, plans: Sequence[Any]) -> list[Any]:
+    from nixmod import builds
+
+    return builds.submit(config, list(plans))
+
+
+def refresh_records(config: Config) -> list[Any]:
+    """The user's build records with fresh states (runs squeue on the slurm backend)."""
+    from nixmod import builds
+
+    return list(builds.refresh(config))
+
+
+def cancel_builds(config: Config, ids: Sequence[int]) -> list[Any]:
+    from nixmod import builds
+
+    return list(builds.cancel(config, list(ids)))
+
+
+def retry_build(config: Config, build_id: int) -> list[Any]:
+    """Resubmit a failed or cancelled build as it was (same drv)."""
+    from nixmod import builds
+
+    return list(builds.retry(config, [build_id]))
+
+
+def build_transitions(before: Sequence[Any], after: Sequence[Any]) -> list[Any]:
+    """Records that reached an end state since ``before``: what to notify about."""
+    old = {r.id: r.state for r in before}
+    return [r for r in after
+            if r.state in FINAL_STATES and r.id in old and old[r.id] != r.state]
+
+
+def log_path(record: Any) -> Path | None:
+    return Path(record.log) if getattr(record, "log", "") else None
+
+
+def log_tail(record: Any, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` of a build's log; empty when it has none yet."""
+    path = log_path(record)
+    if path is None or not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 64 * 1024))
+        data = handle.read().decode("utf-8", errors="replace")
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def elapsed(record: Any, now: float) -> str:
+    """How long a build took (or has taken so far), as 1h02m / 3m05s / 12s."""
+    if not record.created:
+        return ""
+    end = record.updated if record.finished else now
+    seconds = max(0, int(end - record.created))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+# -- modules --------------------------------------------------------------------
+
+_PATH_LINE = re.compile(
+    r'prepend_path\s*\(\s*"PATH"\s*,\s*(?:"((?:[^"\\]|\\.)*)"|\[(=*)\[(.*?)\]\2\])', re.S)
+
+
+def path_entries(modulefile: Path) -> tuple[str, ...]:
+    """The directories a modulefile puts on PATH, read from the file itself."""
+    try:
+        text = modulefile.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    return tuple(m.group(1) if m.group(1) is not None else m.group(3) for m in _PATH_LINE.finditer(text))
+
+
+def module_rows(config: Config) -> list[ModuleRow]:
+    from nixmod import lmod
+
+    rows = []
+    for info in lmod.list_modules(config):
+        rows.append(ModuleRow(
+            module=info.module, name=info.name, version=info.version, valid=info.valid,
+            store_path=info.store_path,
+            use_line=f"module use {config.modules.root}",
+            load_line=f"module load {info.module}",
+            path_entries=path_entries(Path(info.path)),
+        ))
+    return rows
+
+
+# -- errors ---------------------------------------------------------------------
+
+def explain(error: BaseException) -> str:
+    """One line for the user: our own errors already say what to do; others get a hint."""
+    if isinstance(error, NixmodError):
+        return str(error)
+    if isinstance(error, ImportError):
+        return f"this nixmod build lacks a part ({error}); the CLI verbs may still work"
+    if isinstance(error, FileNotFoundError):
+        return f"{error.filename or error}: not found; run 'nixmod doctor' to see what is missing"
+    if isinstance(error, PermissionError):
+        return f"{error.filename or error}: permission denied; run 'nixmod doctor' to check paths"
+    return f"{type(error).__name__}: {error} (run 'nixmod doctor' for hints)"
+
+
+def describe(version: PackageVersion) -> Iterable[tuple[str, str]]:
+    """The labelled facts the detail pane shows, in reading order."""
+    yield "description", version.description or "(none)"
+    yield "homepage", version.homepage or "(none)"
+    yield "license", version.license or "(unknown)"
+    yield "attribute", version.attr
+    if version.main_program:
+        yield "program", version.main_program

@@ -1,0 +1,140 @@
+"""Selection: the picked versions, editable, and the plan shown before submitting.
+
+Submitting never happens blind: PlanScreen asks the core what each version
+would do (reuse a valid store path, join someone's build in flight, or
+build anew) and submits only when the user confirms.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from nixmod.tui import model
+from nixmod.tui.messages import PlanReady
+from nixmod.tui.widgets import state_text
+
+
+class SelectionScreen(Screen):
+    """The picked versions, with their current state, ready to submit."""
+
+    BINDINGS = [
+        Binding("s", "submit", "Submit"),
+        Binding("d,delete", "remove", "Remove"),
+        Binding("c", "clear", "Clear"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="❄")
+        with Vertical(id="selection-pane", classes="pane"):
+            yield DataTable(id="selection", cursor_type="row", zebra_stripes=True)
+            yield Static(id="selection-status", classes="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#selection", DataTable)
+        for column in ("name", "version", "channel", "state"):
+            table.add_column(column, key=column)
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        table = self.query_one("#selection", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for index, version in enumerate(self.app.selection.items):
+            status = model.version_status(version, self.app.records, self.app.module_rows)
+            table.add_row(Text(version.name, style="bold"), Text(version.version),
+                          Text(version.channel), state_text(status), key=str(index))
+        if self.app.selection.items:
+            table.move_cursor(row=min(cursor, len(self.app.selection) - 1))
+            text = f"{len(self.app.selection)} picked · s submit (shows the plan first) · d remove · c clear"
+        else:
+            text = "Nothing picked yet. In Browse (1), press space on a package or a version."
+        self.query_one("#selection-status", Static).update(Text(text))
+
+    def action_remove(self) -> None:
+        self.app.selection.remove_at(self.query_one("#selection", DataTable).cursor_row)
+        self.app.selection_changed()
+
+    def action_clear(self) -> None:
+        self.app.selection.clear()
+        self.app.selection_changed()
+
+    def action_submit(self) -> None:
+        if not len(self.app.selection):
+            self.notify("The selection is empty: pick versions in Browse (1) first", severity="warning")
+            return
+        self.app.push_screen(PlanScreen())
+
+
+class PlanScreen(ModalScreen[None]):
+    """What submitting will do, per version, before anything is submitted."""
+
+    BINDINGS = [
+        Binding("enter,y", "confirm", "Submit"),
+        Binding("escape,n", "dismiss_plan", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plans: list = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="plan-dialog", classes="dialog"):
+            yield Static(Text("Submit the selection?", style="bold"), classes="dialog-title")
+            yield DataTable(id="plan", cursor_type="row", show_cursor=False)
+            yield Static(Text("⏳ Working out what is already built or building…"), id="plan-status",
+                         classes="status")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#plan", DataTable)
+        for column in ("name", "version", "channel", "will"):
+            table.add_column(column, key=column)
+        self.make_plan()
+
+    @work(thread=True, exclusive=True, group="plan")
+    def make_plan(self) -> None:
+        """nix-instantiate and squeue: slow, so off the loop."""
+        try:
+            plans = model.plan_selection(self.app.config, self.app.selection)
+        except Exception as error:  # noqa: BLE001 - shown in the dialog
+            self.post_message(PlanReady(error=model.explain(error)))
+            return
+        self.post_message(PlanReady(plans=list(plans)))
+
+    @on(PlanReady)
+    def show_plan(self, message: PlanReady) -> None:
+        status = self.query_one("#plan-status", Static)
+        if message.error:
+            status.update(Text(f"⚠ {message.error}"))
+            status.add_class("error")
+            return
+        self.plans = message.plans
+        table = self.query_one("#plan", DataTable)
+        counts: dict[str, int] = {}
+        for plan in message.plans:
+            action = model.plan_action(plan)
+            counts[action] = counts.get(action, 0) + 1
+            version = plan.version
+            table.add_row(Text(version.name, style="bold"), Text(version.version),
+                          Text(version.channel), Text(model.plan_summary(plan)))
+        summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        status.update(Text(f"{summary} · ↵/y submit · esc back"))
+
+    def action_confirm(self) -> None:
+        if not self.plans:
+            return
+        self.app.submit(self.plans)
+        self.dismiss()
+
+    def action_dismiss_plan(self) -> None:
+        self.dismiss()
