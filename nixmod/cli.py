@@ -68,20 +68,85 @@ def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
     return not_yet(f"catalog {args.action}", "catalog issue")
 
 
+def _print_builds(records: Sequence[Any], as_json: bool) -> None:
+    """Build records as SPEC's JSON list, or as a table."""
+    if as_json:
+        emit_json([r.as_json() for r in records])
+        return
+    emit_table([(r.id, r.name, r.version, r.channel, r.state, r.job or "-",
+                 r.module or (r.error.splitlines()[-1] if r.error else "-")) for r in records],
+               ["ID", "NAME", "VERSION", "CHANNEL", "STATE", "JOB", "MODULE / ERROR"])
+
+
 def cmd_build(args: argparse.Namespace, config: Config) -> int:
-    return not_yet("build", "builds issue")
+    from nixmod import builds
+
+    if args.retry:
+        records = builds.retry(config, builds.parse_ids(args.specs), backend=args.backend,
+                               progress=progress)
+    elif not args.specs:
+        raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
+                        "CHANNEL:NAME), or use --retry")
+    else:
+        from nixmod.catalog import Catalog
+
+        catalog = Catalog.load(config, progress=progress)
+        versions = [catalog.resolve(spec) for spec in args.specs]
+        plans = builds.plan(config, versions, progress=progress)
+        records = builds.submit(config, plans, backend=args.backend, progress=progress)
+    if args.wait and records:
+        records = builds.wait(config, [r.id for r in records], progress=progress)
+    _print_builds(records, args.json)
+    if args.wait:
+        return 0 if all(r.state in ("built", "reused") for r in records) else 1
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    return not_yet("status", "builds issue")
+    from nixmod import builds
+
+    ids = builds.parse_ids(args.ids) or None
+    if args.watch:
+        records = builds.wait(config, ids or [r.id for r in builds.refresh(config)],
+                              progress=progress)
+    else:
+        records = builds.refresh(config, ids)
+    _print_builds(records, args.json)
+    return 0
 
 
 def cmd_logs(args: argparse.Namespace, config: Config) -> int:
-    return not_yet("logs", "builds issue")
+    from nixmod import builds
+
+    record_id = builds.parse_ids([args.id])[0]
+    if args.follow:
+        for chunk in builds.follow_log(config, record_id):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        return 0
+    path = builds.log_path(config, record_id)
+    if not path.exists():
+        progress(f"build {record_id} has no log yet (it has not started)")
+        return 0
+    sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    return 0
 
 
 def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
-    return not_yet("cancel", "builds issue")
+    from nixmod import builds
+
+    records = builds.cancel(config, builds.parse_ids(args.ids))
+    _print_builds(records, args.json)
+    return 0
+
+
+def cmd_job(args: argparse.Namespace, config: Config) -> int:
+    """The job step a scheduler or a local worker runs (not for people)."""
+    from pathlib import Path
+
+    from nixmod import builds
+
+    return builds.run_job(Path(args.manifest), args.index)
 
 
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:
@@ -164,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("cancel", cmd_cancel, "cancel queued or running builds")
     p.add_argument("ids", nargs="+", metavar="ID")
+
+    p = verbs.add_parser("_job", parents=[common])   # no help=: hidden from --help
+    p.set_defaults(handler=cmd_job)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--index", type=int, required=True)
 
     p = verb("modules", cmd_modules, "the user's generated modules: list, refresh, remove NAME/VERSION")
     p.add_argument("action", choices=["list", "refresh", "remove"])

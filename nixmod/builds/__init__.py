@@ -1,0 +1,527 @@
+"""Builds: plan, submit, follow and finish, with nothing ever built twice.
+
+The flow for one request (SPEC.md ``build``):
+
+1. ``plan`` instantiates the package (drv + output paths) and says what
+   would happen: ``reuse`` (every output already valid), ``join`` (someone's
+   job, maybe another user's, is building that drv right now) or ``build``.
+2. ``submit`` writes a ``pending`` row for every request *before* anything is
+   submitted, then reuses, joins, or hands the rest to a backend in one go
+   (``local.py``: detached workers; ``slurm.py``: one job array).
+3. A job step (``run_job``, the hidden ``nixmod _job`` verb) realises the drv
+   through the shared nix-daemon with a GC root, writes the module and
+   records the end state, even when the user has logged off.
+4. ``refresh`` maps what the scheduler says (or, once the job has gone, its
+   exit marker, ``scontrol`` or the store itself) onto SPEC's states.
+
+The nix-daemon's per-output locks are the last line of "never twice": if
+two users race past the queue check, the second realisation waits for the
+first and then finds the path valid, so the builder runs once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from nixmod import nix
+from nixmod.builds import local, slurm
+from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
+                                 BuildRecord, BuildStore)
+from nixmod.catalog import PackageVersion
+from nixmod.config import Config, config_files, expand_path, load_config
+from nixmod.errors import OperationFailed, UserError
+from nixmod.files import atomic_write
+
+__all__ = ["BuildRecord", "Plan", "plan", "submit", "retry", "refresh", "wait", "cancel",
+           "log_path", "follow_log", "module_requests", "run_job", "open_store"]
+
+DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
+Progress = Callable[[str], None]
+BACKENDS = {"local": local, "slurm": slurm}
+#: how many lines of a failed build's log go into the record's ``error``
+ERROR_TAIL_LINES = 8
+
+
+@dataclass
+class Plan:
+    """What submitting one package would do, decided from the drv, the store and the queue."""
+
+    version: PackageVersion
+    drv: str
+    outputs: dict[str, str]
+    action: str                    # "reuse" | "join" | "build"
+    job: str | None = None         # the in-flight job a "join" would follow
+    owner: str | None = None       # whose job that is (maybe another user)
+    #: make this build's module the default of its name (a site stack decides per package)
+    default: bool = False
+
+    def as_json(self) -> dict:
+        return {"name": self.version.name, "version": self.version.version,
+                "channel": self.version.channel, "attr": self.version.attr, "drv": self.drv,
+                "outputs": self.outputs, "action": self.action, "job": self.job,
+                "owner": self.owner}
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A job somebody submitted that is building a drv right now."""
+
+    job: str
+    owner: str
+    backend: str
+
+
+def open_store(config: Config) -> BuildStore:
+    return BuildStore(config.build.state_dir)
+
+
+# -- planning -----------------------------------------------------------------------
+
+def plan(config: Config, versions: Sequence[PackageVersion],
+         progress: Progress | None = None) -> list[Plan]:
+    """Instantiate every version and say, for each, reuse / join / build.
+
+    Evaluation (nix-instantiate) is the slow part; everything after it is
+    one ``nix-store --check-validity`` and one queue listing for the lot.
+    """
+    instantiated = []
+    for version in versions:
+        channel = config.channel(version.channel)
+        if channel.is_dump:
+            raise UserError(f"channel {channel.name!r} is a saved package list ({channel.path}); "
+                            "builds need a nixpkgs path or url channel")
+        if progress:
+            progress(f"evaluating {version.channel}:{version.attr} {version.version}")
+        inst = nix.instantiate(channel.path, version.attr, channel.url, channel.sha256)
+        instantiated.append((version, inst))
+    store = open_store(config)
+    try:
+        decide = _decider(store, [inst.drv for _v, inst in instantiated],
+                          [p for _v, inst in instantiated for p in inst.outputs.values()])
+        plans = []
+        for version, inst in instantiated:
+            action, flight = decide(inst.drv, inst.outputs)
+            plans.append(Plan(version=version, drv=inst.drv, outputs=inst.outputs, action=action,
+                              job=flight.job if flight else None,
+                              owner=flight.owner if flight else None))
+        return plans
+    finally:
+        store.close()
+
+
+def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
+             exclude_ids: Iterable[int] = ()
+             ) -> Callable[[str, dict[str, str]], tuple[str, InFlight | None]]:
+    """A function drv -> (action, in-flight job), from one look at the store and the queues."""
+    valid = nix.valid_paths(list(paths))
+    flights = _in_flight(store, set(drvs), set(exclude_ids))
+
+    def decide(drv: str, outputs: dict[str, str]) -> tuple[str, InFlight | None]:
+        if outputs and all(p in valid for p in outputs.values()):
+            return "reuse", None
+        if drv in flights:
+            return "join", flights[drv]
+        return "build", None
+    return decide
+
+
+def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int]) -> dict[str, InFlight]:
+    """drv -> a job building it now: this user's own records, then every user's SLURM jobs."""
+    found: dict[str, InFlight] = {}
+    for record in store.select(states=IN_FLIGHT_STATES):
+        if record.drv in drvs and record.id not in exclude_ids and record.job:
+            found.setdefault(record.drv, InFlight(record.job, _user(), record.backend))
+    by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
+    if by_hash:
+        for drv_hash, (job, owner) in slurm.queued_drv_hashes().items():
+            if drv_hash in by_hash:
+                found.setdefault(by_hash[drv_hash], InFlight(job, owner, "slurm"))
+    return found
+
+
+def _user() -> str:
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+# -- submitting -----------------------------------------------------------------------
+
+def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
+           module_root: Path | None = None, default: bool = False,
+           gcroot_dir: Path | None = None, progress: Progress | None = None) -> list[BuildRecord]:
+    """Record every plan as a build, then reuse, join or submit (one scheduler call for all).
+
+    ``module_root``, ``default`` and ``gcroot_dir`` are stored in each record
+    so that the job's finish step, possibly hours later on another node,
+    writes the module into the tree the caller meant (a site stack's).
+    """
+    store = open_store(config)
+    try:
+        records = [store.add(BuildRecord(
+            name=p.version.name, version=p.version.version, channel=p.version.channel,
+            attr=p.version.attr, drv=p.drv, out=p.outputs.get("out") or next(iter(p.outputs.values()), ""),
+            outputs=p.outputs, backend=backend or config.build.backend,
+            description=p.version.description, homepage=p.version.homepage,
+            license=p.version.license,
+            module_root=str(module_root) if module_root else None, module_default=default or p.default,
+            gcroot_dir=str(gcroot_dir) if gcroot_dir else None)) for p in plans]
+        _dispatch(config, store, records, backend or config.build.backend, progress)
+        return records
+    finally:
+        store.close()
+
+
+def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | None = None,
+          progress: Progress | None = None) -> list[BuildRecord]:
+    """Resubmit pending / failed / cancelled builds (all of them, or those named)."""
+    store = open_store(config)
+    try:
+        if ids:
+            records = _named(store, ids)
+            stuck = [r for r in records if r.state not in RETRYABLE_STATES]
+            if stuck:
+                raise UserError(f"build {stuck[0].id} is {stuck[0].state}; only "
+                                f"{', '.join(RETRYABLE_STATES)} builds can be retried")
+        else:
+            records = store.select(states=RETRYABLE_STATES)
+        for record in records:
+            store.update(record, state="pending", error=None, job=None, joined=False)
+        _dispatch(config, store, records, backend or config.build.backend, progress)
+        return records
+    finally:
+        store.close()
+
+
+def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], backend: str,
+              progress: Progress | None) -> None:
+    """Reuse what is valid, join what is in flight, submit the rest to ``backend`` at once."""
+    decide = _decider(store, [r.drv for r in records],
+                      [p for r in records for p in r.outputs.values()],
+                      exclude_ids=[r.id for r in records])
+    to_build: list[BuildRecord] = []
+    first_of_drv: dict[str, BuildRecord] = {}
+    duplicates: list[BuildRecord] = []
+    for record in records:
+        action, flight = decide(record.drv, record.outputs)
+        if action == "reuse":
+            _finish(config, store, record, "reused")
+        elif action == "join":
+            store.update(record, state="queued", job=flight.job, joined=True,
+                         backend=flight.backend)
+            if progress:
+                progress(f"[{record.id}] {record.name} {record.version}: joining job "
+                         f"{flight.job} of {flight.owner}")
+        elif record.drv in first_of_drv:
+            duplicates.append(record)
+        else:
+            first_of_drv[record.drv] = record
+            to_build.append(record)
+        if action == "reuse" and progress:
+            progress(f"[{record.id}] {record.name} {record.version}: already built, reused")
+    if to_build:
+        for record in to_build:
+            store.update(record, backend=backend)
+        manifest = _write_manifest(config, store, to_build, backend)
+        try:
+            BACKENDS[backend].submit(config, store, to_build, manifest)
+        except OperationFailed as exc:
+            ids = ", ".join(str(r.id) for r in records if r.state == "pending")
+            raise OperationFailed(f"{exc}; builds {ids} are kept pending: fix the cause and run "
+                                  "'nixmod build --retry'") from None
+        if progress:
+            jobs = ", ".join(f"{r.id}={r.job}" for r in to_build)
+            progress(f"submitted {len(to_build)} build(s) to {backend}: {jobs}")
+    for record in duplicates:
+        owner = first_of_drv[record.drv]
+        store.update(record, state="queued", job=owner.job, joined=True, backend=owner.backend)
+
+
+def _write_manifest(config: Config, store: BuildStore, records: list[BuildRecord],
+                    backend: str) -> Path:
+    """The file a job reads to learn which record it builds: index -> record id.
+
+    Only ids and paths go to the scheduler; the catalog's text stays in
+    SQLite, so no shell ever sees it.
+    """
+    manifest = store.jobs_dir / f"manifest-{uuid.uuid4().hex[:12]}.json"
+    atomic_write(manifest, json.dumps({
+        "state_dir": str(store.state_dir),
+        "records": [r.id for r in records],
+        "backend": backend,
+        "max_concurrent": config.build.max_concurrent,
+        "config": _explicit_config(config),
+        "demo": _is_forced_demo(config),
+    }), mode=0o600)
+    return manifest
+
+
+def _explicit_config(config: Config) -> str | None:
+    """The --config / NIXMOD_CONFIG file this config came from, for the job to read again."""
+    layered = set(config_files(None)[:2])
+    extra = [p for p in config.sources if p not in layered]
+    return str(extra[-1]) if extra else None
+
+
+def _is_forced_demo(config: Config) -> bool:
+    """True when --demo moved state into the demo corner (the job must do the same)."""
+    return config.demo and config.build.state_dir == expand_path(DEMO_STATE_DIR)
+
+
+def job_argv(manifest: Path) -> list[str]:
+    """The job step's command (without --index): the running interpreter, not a PATH lookup."""
+    return [sys.executable, "-m", "nixmod", "_job", "--manifest", str(manifest)]
+
+
+# -- finishing --------------------------------------------------------------------------
+
+def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
+    """``<gcroots>/<NAME>-<version>`` (the scheme agreed with lmod); nix adds ``-<output>``."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", f"{record.name}-{record.version}").lstrip(".")
+    return Path(record.gcroot_dir or store.default_gcroot_dir) / safe
+
+
+def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) -> None:
+    """Outputs are valid: pin them with a GC root, write the module, record the end state."""
+    error = None
+    try:
+        nix.run(nix.realise_command(record.drv, gcroot_path(store, record)))
+    except OperationFailed as exc:
+        error = f"output is valid but the GC root was not registered: {exc}"
+    module = None
+    try:
+        module = _write_module(config, record)
+    except Exception as exc:  # a module problem must not turn a good build into a lost one
+        error = f"built, but the module was not written: {exc}"
+    store.update_if_in_flight(record, state=state, module=module, error=error)
+
+
+def _write_module(config: Config, record: BuildRecord) -> str | None:
+    from nixmod import lmod
+
+    write_module = getattr(lmod, "write_module", None)
+    if write_module is None:  # the modules part is not in this build yet
+        return None
+    info = write_module(config, _module_request(record),
+                        root=Path(record.module_root) if record.module_root else None,
+                        default=record.module_default)
+    return info.module
+
+
+def _module_request(record: BuildRecord):
+    from nixmod import lmod
+
+    return lmod.ModuleRequest(name=record.name, version=record.version,
+                              description=record.description, homepage=record.homepage,
+                              license=record.license, channel=record.channel, attr=record.attr,
+                              drv=record.drv, outputs=dict(record.outputs))
+
+
+def module_requests(config: Config) -> list:
+    """A ModuleRequest for every built/reused record (``modules refresh`` rewrites them)."""
+    store = open_store(config)
+    try:
+        return [_module_request(r) for r in store.select(states=("built", "reused"))]
+    finally:
+        store.close()
+
+
+# -- following -------------------------------------------------------------------------------
+
+def _named(store: BuildStore, ids: Sequence[int]) -> list[BuildRecord]:
+    records = store.select(ids=ids)
+    missing = sorted(set(ids) - {r.id for r in records})
+    if missing:
+        raise UserError(f"no build with id {missing[0]}; 'nixmod status' lists your builds")
+    return records
+
+
+def parse_ids(words: Sequence[str]) -> list[int]:
+    """Build ids as typed by a user ('3', '#3'); one clear line when one is not an id."""
+    ids = []
+    for word in words:
+        text = word.lstrip("#")
+        if not text.isdigit():
+            raise UserError(f"{word!r} is not a build id; ids are numbers, see 'nixmod status'")
+        ids.append(int(text))
+    return ids
+
+
+def refresh(config: Config, ids: Sequence[int] | None = None) -> list[BuildRecord]:
+    """Bring the records up to date with the schedulers; one queue listing per backend."""
+    store = open_store(config)
+    try:
+        records = _named(store, ids) if ids else store.select()
+        live = [r for r in records if r.state in IN_FLIGHT_STATES]
+        for name, backend in BACKENDS.items():
+            mine = [r for r in live if r.backend == name]
+            if not mine:
+                continue
+            states = backend.poll(store, mine)
+            for record in mine:
+                now = states.get(record.id)
+                if now is not None:
+                    if now != record.state:
+                        store.update_if_in_flight(record, state=now)
+                else:
+                    _conclude(config, store, record, backend)
+        return records
+    finally:
+        store.close()
+
+
+def _conclude(config: Config, store: BuildStore, record: BuildRecord, backend) -> None:
+    """The job has left the queue: find out how it ended, from the best witness there is."""
+    fresh = store.get(record.id)
+    if fresh is not None and fresh.finished:
+        for key, value in vars(fresh).items():
+            setattr(record, key, value)
+        return
+    marker = store.read_exit_marker(record.id) if not record.joined else None
+    if marker and marker.get("state") in FINAL_STATES:
+        store.update_if_in_flight(record, state=marker["state"], error=marker.get("error"))
+        return
+    if record.outputs and nix.valid_paths(list(record.outputs.values())) == set(record.outputs.values()):
+        _finish(config, store, record, "built")
+        return
+    state, error = backend.ended(record)
+    if record.joined:
+        error = (f"the job it joined ({record.job}) ended without producing {record.out}"
+                 f" ({error}); run 'nixmod build --retry {record.id}'")
+        state = "failed"
+    store.update_if_in_flight(record, state=state, error=error)
+
+
+def wait(config: Config, ids: Sequence[int], progress: Progress | None = None,
+         interval: float = 1.0) -> list[BuildRecord]:
+    """Refresh until every named build has ended, reporting each change of state."""
+    seen: dict[int, str] = {}
+    while True:
+        records = refresh(config, ids)
+        for record in records:
+            if progress and seen.get(record.id) != record.state:
+                job = f" (job {record.job})" if record.job else ""
+                extra = f": {record.error.splitlines()[-1]}" if record.error else ""
+                progress(f"[{record.id}] {record.name} {record.version}: {record.state}{job}{extra}")
+            seen[record.id] = record.state
+        if all(r.finished for r in records):
+            return records
+        time.sleep(interval)
+
+
+def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
+    """Cancel queued or running builds; a joined build only stops following (never kills others' jobs)."""
+    store = open_store(config)
+    try:
+        records = _named(store, ids)
+        for record in records:
+            if record.finished:
+                continue
+            if record.job and not record.joined and record.state in IN_FLIGHT_STATES:
+                BACKENDS[record.backend].cancel(record)
+            store.update_if_in_flight(record, state="cancelled", error="cancelled by the user")
+        return records
+    finally:
+        store.close()
+
+
+def log_path(config: Config, record_id: int) -> Path:
+    store = open_store(config)
+    try:
+        record = _named(store, [record_id])[0]
+        return Path(record.log)
+    finally:
+        store.close()
+
+
+def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterator[str]:
+    """The log's text as it grows, until the build has ended (then what is left)."""
+    path = log_path(config, record_id)
+    offset = 0
+    while True:
+        ended = refresh(config, [record_id])[0].finished
+        try:
+            with open(path, "r", encoding="utf-8", errors="replace") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+                offset = handle.tell()
+        except FileNotFoundError:
+            chunk = ""
+        if chunk:
+            yield chunk
+        if ended:
+            return
+        time.sleep(interval)
+
+
+# -- the job step (runs on a build node, or as a detached local worker) ------------------
+
+def run_job(manifest_path: Path, index: int) -> int:
+    """Realise one record's drv with its GC root, write its module, record how it ended.
+
+    SIGTERM (scancel, a time limit, ``nixmod cancel`` of a local worker)
+    stops the nix-store client, which makes the daemon stop that build, and
+    is recorded as cancelled (or as a timeout when SLURM says so).
+    """
+    manifest = json.loads(Path(manifest_path).read_text())
+    store = BuildStore(Path(manifest["state_dir"]))
+    record = store.get(int(manifest["records"][index]))
+    if record is None:
+        raise OperationFailed(f"manifest {manifest_path}: record {manifest['records'][index]} is gone")
+    config = load_config(manifest["config"], demo=manifest["demo"])
+    backend = BACKENDS[manifest["backend"]]
+    lane = backend.lane(store, manifest["max_concurrent"]) if manifest["backend"] == "local" \
+        else nullcontext()
+    with lane:
+        if not store.update_if_in_flight(record, state="running", job=backend.current_job_id()
+                                         or record.job):
+            return 0  # cancelled while it waited
+        state, error = _realise_logged(store, record, backend)
+    if state == "built":
+        _finish(config, store, record, "built")
+        state, error = record.state, record.error
+    else:
+        store.update_if_in_flight(record, state=state, error=error)
+    store.write_exit_marker(record.id, state, error)
+    return 0 if state == "built" else 1
+
+
+def _realise_logged(store: BuildStore, record: BuildRecord, backend) -> tuple[str, str | None]:
+    """Run nix-store --realise into the record's log; (end state, error) when it stops."""
+    stopped: list[int] = []
+    with open(record.log, "a", encoding="utf-8") as log:
+        log.write(f"nixmod: building {record.name} {record.version} ({record.drv})\n")
+        log.flush()
+        proc = subprocess.Popen(nix.realise_command(record.drv, gcroot_path(store, record)),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=nix.nix_env_vars())
+
+        def on_signal(signum: int, _frame) -> None:
+            stopped.append(signum)
+            proc.terminate()
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        code = proc.wait()
+    if stopped:
+        return backend.stop_reason(record)
+    if code != 0:
+        return "failed", _log_tail(Path(record.log))
+    return "built", None
+
+
+def _log_tail(log: Path) -> str:
+    """The end of a failed build's log, without Nix's repeat of the builder's last lines."""
+    lines = [line for line in log.read_text(errors="replace").splitlines()
+             if not re.match(r"\s*(>|For full logs|last \d+ log lines)", line)]
+    return nix.last_lines("\n".join(lines), ERROR_TAIL_LINES)

@@ -1,0 +1,106 @@
+"""The local backend: a detached worker process per build, throttled by lane locks.
+
+No daemon of ours stays alive: each worker is its own session (so the CLI
+can return, and ``cancel`` can kill the worker and its nix-store together),
+and the throttle is ``max_concurrent`` lock files in the state dir. A worker
+holds one lane's ``flock`` while it builds; the kernel drops the lock when
+the worker dies, however it dies, so a crash never leaves a lane taken.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.config import Config
+
+NAME = "local"
+#: how often a waiting worker looks for a free lane
+LANE_POLL_SECONDS = 0.2
+
+
+def submit(config: Config, store: BuildStore, records: list[BuildRecord], manifest: Path) -> None:
+    """Start one detached worker per record; they queue on the lanes themselves."""
+    from nixmod.builds import job_argv
+
+    for index, record in enumerate(records):
+        with open(store.logs_dir / f"worker-{record.id}.log", "ab") as worker_log:
+            proc = subprocess.Popen([*job_argv(manifest), "--index", str(index)],
+                                    stdin=subprocess.DEVNULL, stdout=worker_log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=store.state_dir)
+        store.update(record, state="queued", job=f"local:{proc.pid}")
+
+
+@contextmanager
+def lane(store: BuildStore, max_concurrent: int) -> Iterator[int]:
+    """Hold one of ``max_concurrent`` lane locks for the duration of a build."""
+    handles = [open(store.lanes_dir / f"lane-{i}", "a") for i in range(max_concurrent)]
+    try:
+        while True:
+            for number, handle in enumerate(handles):
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield number
+                return
+            time.sleep(LANE_POLL_SECONDS)
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def _pid(record: BuildRecord) -> int | None:
+    if record.job and record.job.startswith("local:") and record.job[6:].isdigit():
+        return int(record.job[6:])
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` still one of our job workers (and not a recycled pid)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
+    return b"_job" in cmdline and not zombie
+
+
+def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+    """A live worker's record keeps the state it set itself; a dead one's is None."""
+    states: dict[int, str | None] = {}
+    for record in records:
+        pid = _pid(record)
+        states[record.id] = record.state if pid is not None and _alive(pid) else None
+    return states
+
+
+def ended(record: BuildRecord) -> tuple[str, str]:
+    return "failed", "the build worker vanished without an exit record (killed or machine restarted)"
+
+
+def cancel(record: BuildRecord) -> None:
+    """SIGTERM the worker's whole session: the worker records it, nix-store stops the build."""
+    pid = _pid(record)
+    if pid is not None and _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def current_job_id() -> str | None:
+    return None
+
+
+def stop_reason(record: BuildRecord) -> tuple[str, str]:
+    return "cancelled", "cancelled (the build worker was stopped)"

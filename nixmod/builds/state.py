@@ -1,0 +1,223 @@
+"""The per-user build store: one SQLite row per build request.
+
+A row is written before anything is submitted, so a crash, a Ctrl-C or a
+failed ``sbatch`` loses nothing. The CLI, the TUI and every build job (on
+any node that sees the state dir) open the same file at once: WAL lets
+readers go on while one writer commits, and the busy timeout makes a writer
+wait for another instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from nixmod.files import atomic_write
+
+#: states where the build has ended; nothing about it will change by itself
+FINAL_STATES = ("built", "reused", "failed", "cancelled")
+#: states a scheduler (or a local worker) is responsible for
+IN_FLIGHT_STATES = ("queued", "running")
+#: states `build --retry` resubmits
+RETRYABLE_STATES = ("pending", "failed", "cancelled")
+
+_BUSY_TIMEOUT_MS = 60_000
+
+
+@dataclass
+class BuildRecord:
+    """One build request and everything needed to finish it unattended.
+
+    The SPEC.md fields come first (they are the ``--json`` of build and
+    status); the rest lets a job on another node write the module into the
+    right tree even after the user logged off.
+    """
+
+    id: int = 0
+    name: str = ""
+    version: str = ""
+    channel: str = ""
+    attr: str = ""
+    drv: str = ""
+    out: str = ""
+    state: str = "pending"
+    job: str | None = None
+    module: str | None = None
+    error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    backend: str = "local"
+    #: True when ``job`` is somebody else's job building the same drv
+    joined: bool = False
+    log: str = ""
+    description: str = ""
+    homepage: str = ""
+    license: str = ""
+    module_root: str | None = None
+    module_default: bool = False
+    gcroot_dir: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_COLUMNS = [f.name for f in fields(BuildRecord)]
+_JSON_COLUMNS = {"outputs"}
+_BOOL_COLUMNS = {"joined", "module_default"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS builds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL, version TEXT NOT NULL, channel TEXT NOT NULL, attr TEXT NOT NULL,
+    drv TEXT NOT NULL, out TEXT NOT NULL, state TEXT NOT NULL,
+    job TEXT, module TEXT, error TEXT,
+    outputs TEXT NOT NULL DEFAULT '{}', backend TEXT NOT NULL, joined INTEGER NOT NULL DEFAULT 0,
+    log TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+    homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
+    module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
+CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
+"""
+
+
+def _to_row(record: BuildRecord) -> dict[str, Any]:
+    row = asdict(record)
+    for key in _JSON_COLUMNS:
+        row[key] = json.dumps(row[key], sort_keys=True)
+    for key in _BOOL_COLUMNS:
+        row[key] = int(row[key])
+    return row
+
+
+def _from_row(row: sqlite3.Row) -> BuildRecord:
+    values = {key: row[key] for key in row.keys() if key in _COLUMNS}
+    for key in _JSON_COLUMNS:
+        values[key] = json.loads(values[key] or "{}")
+    for key in _BOOL_COLUMNS:
+        values[key] = bool(values[key])
+    return BuildRecord(**values)
+
+
+def _assignments(record: BuildRecord, changes: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The SET clause and its parameters for changing ``changes`` of ``record``."""
+    changes["updated"] = time.time()
+    row = {k: v for k, v in _to_row(replace(record, **changes)).items() if k in changes}
+    return ", ".join(f"{k} = :{k}" for k in row), {**row, "id": record.id}
+
+
+class BuildStore:
+    """The SQLite file under the state dir, and the directories next to it."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = Path(state_dir)
+        for sub in ("", "logs", "jobs", "gcroots", "lanes"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = self.state_dir / "builds.db"
+        self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+    @property
+    def lanes_dir(self) -> Path:
+        return self.state_dir / "lanes"
+
+    @property
+    def default_gcroot_dir(self) -> Path:
+        return self.state_dir / "gcroots"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, record: BuildRecord) -> BuildRecord:
+        """Insert a new request; it gets the next short id and its log path."""
+        now = time.time()
+        record.created = record.updated = now
+        row = _to_row(record)
+        del row["id"]
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        cursor = self._db.execute(f"INSERT INTO builds ({names}) VALUES ({marks})", row)
+        record.id = int(cursor.lastrowid)
+        record.log = str(self.logs_dir / f"{record.id}.log")
+        self.update(record, log=record.log)
+        return record
+
+    def update(self, record: BuildRecord, **changes: Any) -> BuildRecord:
+        """Change some fields of ``record`` here and on disk, in one transaction."""
+        assignments, row = _assignments(record, changes)
+        self._db.execute(f"UPDATE builds SET {assignments} WHERE id = :id", row)
+        for key, value in changes.items():
+            setattr(record, key, value)
+        return record
+
+    def update_if_in_flight(self, record: BuildRecord, **changes: Any) -> bool:
+        """Change a build that has not ended yet; False if another process ended it first.
+
+        A job step, ``status`` and ``cancel`` can all decide a build's end at
+        nearly the same moment; the first one wins and the others see it.
+        """
+        assignments, row = _assignments(record, changes)
+        cursor = self._db.execute(
+            f"UPDATE builds SET {assignments} WHERE id = :id "
+            "AND state IN ('pending', 'queued', 'running')", row)
+        fresh = self.get(record.id)
+        if fresh is not None:
+            for key in _COLUMNS:
+                setattr(record, key, getattr(fresh, key))
+        return cursor.rowcount == 1
+
+    def get(self, record_id: int) -> BuildRecord | None:
+        row = self._db.execute("SELECT * FROM builds WHERE id = ?", (record_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def select(self, ids: Iterable[int] | None = None,
+               states: Iterable[str] | None = None) -> list[BuildRecord]:
+        """Records by id and/or state, oldest first."""
+        where, params = [], []
+        if ids is not None:
+            ids = list(ids)
+            where.append(f"id IN ({', '.join('?' * len(ids))})")
+            params += ids
+        if states is not None:
+            states = list(states)
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params += states
+        sql = "SELECT * FROM builds" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_from_row(r) for r in self._db.execute(sql + " ORDER BY id", params)]
+
+    def exit_marker(self, record_id: int) -> Path:
+        """The file a job leaves when it ends: the end state, even if SQLite was unreachable."""
+        return self.jobs_dir / f"{record_id}.exit"
+
+    def write_exit_marker(self, record_id: int, state: str, error: str | None) -> None:
+        atomic_write(self.exit_marker(record_id), json.dumps({"state": state, "error": error}),
+                     mode=0o600)
+
+    def read_exit_marker(self, record_id: int) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.exit_marker(record_id).read_text())
+        except (OSError, ValueError):
+            return None
+
