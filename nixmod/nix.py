@@ -150,6 +150,11 @@ def valid_paths(paths: Sequence[str]) -> set[str]:
     return {p for p in paths if p not in invalid}
 
 
+def store_hash(path: str) -> str:
+    """The 32-character hash that starts a store path's name (names a drv compactly)."""
+    return Path(path).name.split("-", 1)[0]
+
+
 def realise_command(drv: str, gc_root: Path | None = None) -> list[str]:
     """The argv that builds ``drv`` through the daemon (used by both backends)."""
     cmd = ["nix-store", "--realise", drv, *OFFLINE_OPTIONS]
