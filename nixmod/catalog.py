@@ -1,12 +1,50 @@
 """The catalog: pinned channels merged into one searchable index.
 
-(Being built: the records below are the contract other parts rely on.)
+Each channel is listed once (``nix-env -qaP --json --meta``, or a saved
+dump read directly) and its records cached by the channel's identity, so a
+user who adds a sixth channel does not wait for the other five again. The
+merged index is one flat file of checksummed sections: loading it is a read,
+a CRC and a few ``marshal.loads`` (no JSON, no per-record objects); a
+package's full metadata is unpacked only when it is shown. Every write is a
+temporary file renamed into place, so two processes refreshing at once each
+leave a whole file and a reader never sees half of one.
+
+Ranking (issue 3): exact name, exact ``meta.mainProgram``, name prefix, word
+or substring of the attribute path, typo-tolerant match, description words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import hashlib
+import heapq
+import itertools
+import marshal
+import os
+import re
+import struct
+import tempfile
+import time
+import zlib
+from array import array
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
+from nixmod import __version__
+from nixmod.config import DEMO_DIR, Channel, Config
+from nixmod.errors import NixmodError, UserError
+from nixmod.versions import sort_newest_first
+
+#: bump when anything written to the cache changes shape
+FORMAT = 3
+_MAGIC = b"NIXMOD-CATALOG\n"
+Progress = Callable[[str], None]
+
+
+# -- records (the contract other parts code against) -------------------------------
 
 @dataclass(frozen=True)
 class PackageVersion:
@@ -35,3 +73,669 @@ class Package:
     @property
     def newest(self) -> PackageVersion:
         return self.versions[0]
+
+
+#: how a search hit matched, best first; SearchHit.rank is the position here
+MATCH_KINDS = ("exact", "program", "prefix", "name", "fuzzy", "description")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the package (versions newest first) and why it matched."""
+
+    package: Package
+    kind: str                 # one of MATCH_KINDS
+    rank: int                 # MATCH_KINDS.index(kind): lower is better
+
+    @property
+    def newest(self) -> PackageVersion:
+        return self.package.newest
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What the catalog knows about one configured channel."""
+
+    name: str
+    source: str               # the path or url, for people
+    kind: str                 # "dump" | "nix" | "url"
+    packages: int = 0         # records indexed
+    skipped: int = 0          # entries reported instead of indexed
+    error: str = ""           # Nix's (or the reader's) message when the channel failed
+    listed_at: float = 0.0    # when it was evaluated or read (epoch seconds)
+
+
+@dataclass(frozen=True)
+class ChannelError:
+    """A channel that could not be listed; the others still load."""
+
+    channel: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A listed entry that did not become a record, with the reason."""
+
+    channel: str
+    attr: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    """``nixmod catalog info``: where the index is, how old, what it holds."""
+
+    cache: str
+    built_at: float
+    packages: int             # distinct names
+    versions: int             # (name, channel) records
+    channels: list[ChannelInfo]
+
+    @property
+    def age_seconds(self) -> float:
+        return max(0.0, time.time() - self.built_at)
+
+
+# -- the cache file: named, checksummed sections --------------------------------------
+
+def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes]) -> None:
+    """Write header + sections atomically: temp file in the same dir, then rename."""
+    layout: dict[str, tuple[int, int]] = {}
+    offset = 0
+    for name, data in sections.items():
+        layout[name] = (offset, len(data))
+        offset += len(data)
+    payload = b"".join(sections.values())
+    head = marshal.dumps({**header, "sections": layout, "crc": zlib.crc32(payload),
+                          "size": len(payload)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(_MAGIC + struct.pack("<Q", len(head)) + head + payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _read_sections(path: Path) -> tuple[dict[str, Any], dict[str, memoryview]] | None:
+    """Header and sections of a cache file, or None if missing, foreign or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        if not data.startswith(_MAGIC):
+            return None
+        start = len(_MAGIC) + 8
+        (head_size,) = struct.unpack_from("<Q", data, len(_MAGIC))
+        header = marshal.loads(data[start:start + head_size])
+        payload = memoryview(data)[start + head_size:]
+        if (not isinstance(header, dict) or header.get("format") != FORMAT
+                or header.get("size") != len(payload) or header.get("crc") != zlib.crc32(payload)):
+            return None
+        sections = {name: payload[offset:offset + size]
+                    for name, (offset, size) in header["sections"].items()}
+    except (ValueError, EOFError, TypeError, KeyError, struct.error):
+        return None
+    return header, sections
+
+
+# -- channels: identity and listing -------------------------------------------------
+
+def _stat_identity(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), "missing")
+    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def channel_identity(channel: Channel) -> tuple:
+    """What must be unchanged for a cached listing of ``channel`` to stay true.
+
+    A path channel is its file (or, for a directory, the directory, its
+    default.nix and the revision markers a nixpkgs checkout carries); the
+    bundled demo channels also change with nixmod itself. A url channel is
+    pinned by its sha256, so url + sha256 is the whole identity.
+    """
+    if channel.path is None:
+        return ("url", channel.url, channel.sha256)
+    path = channel.path
+    parts: list[tuple] = [_stat_identity(path)]
+    if path.is_dir():
+        for marker in ("default.nix", ".git-revision", ".version-suffix", ".git/HEAD"):
+            parts.append(_stat_identity(path / marker))
+    if DEMO_DIR in path.parents or path == DEMO_DIR:
+        parts.append(("nixmod", __version__))
+        parts.extend(_stat_identity(p) for p in sorted(DEMO_DIR.rglob("*.nix")))
+    return ("dump" if channel.is_dump else "nix", tuple(parts))
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
+
+
+def _channel_kind(channel: Channel) -> str:
+    return "url" if channel.path is None else ("dump" if channel.is_dump else "nix")
+
+
+@dataclass
+class _Listing:
+    """One channel's records (as marshal-friendly tuples) and what was skipped."""
+
+    records: list[tuple]      # pkglist.Record fields in order
+    skipped: list[tuple[str, str]]
+    listed_at: float
+    error: str = ""
+
+
+class _ChannelLister:
+    """Lists channels, through the per-channel cache when it is still true."""
+
+    def __init__(self, cache_dir: Path, progress: Progress):
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    def listing(self, channel: Channel, identity: tuple, refresh: bool) -> _Listing:
+        cache = self.cache_dir / "channels" / f"{_digest((FORMAT, identity))}.bin"
+        if not refresh:
+            cached = _read_sections(cache)
+            if cached is not None and cached[0].get("identity") == identity:
+                header, sections = cached
+                return _Listing(marshal.loads(sections["records"]), marshal.loads(sections["skipped"]),
+                                header["listed_at"])
+        try:
+            records, skipped = self._list(channel)
+        except (NixmodError, OSError) as exc:
+            message = str(exc)
+            self.progress(f"{channel.name}: FAILED: {message}")
+            return _Listing([], [], time.time(), error=message)
+        except Exception as exc:  # pkglist.MalformedList and anything a hostile file provokes
+            message = f"{type(exc).__name__}: {exc}"
+            self.progress(f"{channel.name}: FAILED: {message}")
+            return _Listing([], [], time.time(), error=message)
+        listing = _Listing([tuple(asdict(r).values()) for r in records],
+                           [(s.attr, s.reason) for s in skipped], time.time())
+        _write_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
+                        {"records": marshal.dumps(listing.records),
+                         "skipped": marshal.dumps(listing.skipped)})
+        return listing
+
+    def _list(self, channel: Channel) -> tuple[list, list]:
+        from nixmod import nix, pkglist
+
+        if channel.path is not None and channel.is_dump:
+            if not channel.path.is_file():
+                raise UserError(f"dump {channel.path} does not exist")
+            self.progress(f"{channel.name}: reading {channel.path}")
+            return pkglist.read_list(channel.path)
+        source = channel.path if channel.path is not None else self._url_expression(channel)
+        if not source.exists():
+            raise UserError(f"path {source} does not exist")
+        self.progress(f"{channel.name}: evaluating {source} with nix-env "
+                      "(a real nixpkgs takes minutes)")
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".listing-", suffix=".json", dir=self.cache_dir)
+        os.close(fd)
+        try:
+            nix.list_packages_to_file(source, Path(temp), self.progress, channel.name)
+            return pkglist.read_list(Path(temp))
+        finally:
+            Path(temp).unlink(missing_ok=True)
+
+    def _url_expression(self, channel: Channel) -> Path:
+        """A small .nix file importing the pinned tarball, for nix-env -f."""
+        from nixmod.nix import nix_string
+
+        path = self.cache_dir / "sources" / f"{_digest((channel.url, channel.sha256))}.nix"
+        text = (f"import (builtins.fetchTarball {{ url = {nix_string(channel.url)}; "
+                f"sha256 = {nix_string(channel.sha256)}; }})\n")
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.replace(temp, path)
+        return path
+
+
+# -- building the merged index ----------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9]+")
+_MAX_WORDS_PER_PACKAGE = 200
+
+
+def _trigrams(text: str) -> set[str]:
+    """Trigrams of each dotted component, padded so that starts and ends count."""
+    grams: set[str] = set()
+    for part in text.split("."):
+        padded = f"^{part}$"
+        grams.update(padded[i:i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def _postings(index: dict[str, list[int]]) -> tuple[list[str], bytes, bytes]:
+    """Sorted keys, span offsets (n+1) and the concatenated id lists, as arrays."""
+    keys = sorted(index)
+    spans = array("I", [0])
+    ids = array("I")
+    for key in keys:
+        ids.extend(index[key])
+        spans.append(len(ids))
+    return keys, spans.tobytes(), ids.tobytes()
+
+
+def _build_index(channels: list[Channel], listings: list[_Listing], progress: Progress
+                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    by_name: dict[str, list[tuple[int, tuple]]] = {}
+    # later channels first, so that the stable newest-first sort lets the
+    # later channel win a tie ("newest last" in the config)
+    for index in reversed(range(len(listings))):
+        for record in listings[index].records:
+            by_name.setdefault(record[0], []).append((index, record))
+    progress(f"indexing {len(by_name)} packages from {len(channels)} channels")
+    names = sorted(by_name, key=lambda n: (n.lower(), n))
+    lower = [n.lower() for n in names]
+    platforms: dict[tuple, int] = {}
+    outputs: dict[tuple, int] = {}
+    details = bytearray()
+    offsets = array("Q", [0])
+    masks: list[int] = []
+    programs: dict[str, list[int]] = {}
+    trigrams: dict[str, list[int]] = {}
+    words: dict[str, list[int]] = {}
+    for package_id, name in enumerate(names):
+        entries = sort_newest_first(by_name[name], version_of=lambda e: e[1][1])
+        rows = []
+        mask = 0
+        package_words: set[str] = set()
+        package_programs: set[str] = set()
+        for channel_index, rec in entries:
+            attr, version, pname, description, homepage, license, plats, outs, program = rec
+            rows.append((version, channel_index, "" if attr == name else attr, pname, description,
+                         homepage, license, platforms.setdefault(tuple(plats), len(platforms)),
+                         outputs.setdefault(tuple(outs), len(outputs)), program))
+            mask |= 1 << channel_index
+            package_words.update(_WORD.findall(description.lower()))
+            if program:
+                package_programs.add(program.lower())
+        details += marshal.dumps(rows)
+        offsets.append(len(details))
+        masks.append(mask)
+        for program in package_programs:
+            programs.setdefault(program, []).append(package_id)
+        for gram in _trigrams(lower[package_id]):
+            trigrams.setdefault(gram, []).append(package_id)
+        for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
+                                     _MAX_WORDS_PER_PACKAGE):
+            words.setdefault(word, []).append(package_id)
+    gram_keys, gram_spans, gram_ids = _postings(trigrams)
+    word_keys, word_spans, word_ids = _postings(words)
+    infos = [ChannelInfo(name=c.name, source=str(c.path or c.url), kind=_channel_kind(c),
+                         packages=len(l.records), skipped=len(l.skipped), error=l.error,
+                         listed_at=l.listed_at)
+             for c, l in zip(channels, listings)]
+    skipped = [(c.name, attr, reason) for c, l in zip(channels, listings) for attr, reason in l.skipped]
+    header = {"format": FORMAT, "built_at": time.time(), "packages": len(names),
+              "versions": sum(len(l.records) for l in listings),
+              "channels": [tuple(asdict(i).values()) for i in infos]}
+    sections = {
+        "names": marshal.dumps(names), "lower": marshal.dumps(lower),
+        "masks": marshal.dumps(masks), "programs": marshal.dumps(programs),
+        "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
+        "word_keys": marshal.dumps(word_keys), "word_spans": word_spans, "word_ids": word_ids,
+        "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
+        "offsets": offsets.tobytes(), "details": bytes(details),
+        "skipped": marshal.dumps(skipped),
+    }
+    return header, sections
+
+
+# -- fuzzy matching -------------------------------------------------------------
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein (adjacent swaps count 1), giving up above ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _typo_budget(query: str) -> int:
+    """How many typos a query of this length may carry and still mean something."""
+    return 0 if len(query) < 4 else (1 if len(query) < 8 else 2)
+
+
+# -- the catalog ------------------------------------------------------------------
+
+class Catalog:
+    """The merged, cached index of every configured channel."""
+
+    def __init__(self, path: Path, header: dict[str, Any], sections: dict[str, Any]):
+        self.path = path
+        self._header = header
+        self._sections = sections
+        self.channels: list[ChannelInfo] = [ChannelInfo(*row) for row in header["channels"]]
+        self.errors: list[ChannelError] = [ChannelError(c.name, c.error)
+                                           for c in self.channels if c.error]
+
+    # loading ---------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, config: Config, progress: Progress | None = None, *,
+             refresh: bool = False) -> "Catalog":
+        """The catalog of ``config``'s channels: from the cache, or listed and cached now."""
+        say = progress or (lambda message: None)
+        identities = [channel_identity(c) for c in config.channels]
+        key = _digest((FORMAT, [(c.name, i) for c, i in zip(config.channels, identities)]))
+        path = config.cache_dir / "catalog" / "index.bin"
+        if not refresh:
+            cached = _read_sections(path)
+            if cached is not None and cached[0].get("key") == key:
+                return cls(path, *cached)
+            if cached is None and path.exists():
+                say(f"catalog cache {path} is damaged or from another version; rebuilding it")
+        lister = _ChannelLister(config.cache_dir / "catalog", say)
+        listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
+        header, sections = _build_index(config.channels, listings, say)
+        header["key"] = key
+        _write_sections(path, header, sections)
+        say(f"catalog: {header['packages']} packages from {len(config.channels)} channels, "
+            f"cached in {path}")
+        return cls(path, header, {name: memoryview(data) for name, data in sections.items()})
+
+    def _marshalled(self, name: str) -> Any:
+        return marshal.loads(self._sections[name])
+
+    def _ids(self, name: str) -> array:
+        values = array("I")
+        values.frombytes(self._sections[name])
+        return values
+
+    @cached_property
+    def _names(self) -> list[str]:
+        return self._marshalled("names")
+
+    @cached_property
+    def _lower(self) -> list[str]:
+        return self._marshalled("lower")
+
+    @cached_property
+    def _masks(self) -> list[int]:
+        return self._marshalled("masks")
+
+    @cached_property
+    def _programs(self) -> dict[str, list[int]]:
+        return self._marshalled("programs")
+
+    @cached_property
+    def _name_blob(self) -> tuple[str, list[int]]:
+        """All lower-case names joined by newlines, and where each one starts."""
+        blob = "\n".join(self._lower) + "\n"
+        starts = list(itertools.accumulate((len(n) + 1 for n in self._lower), initial=0))
+        return blob, starts
+
+    @cached_property
+    def _grams(self) -> tuple[dict[str, int], array, array]:
+        keys = self._marshalled("gram_keys")
+        return {k: i for i, k in enumerate(keys)}, self._ids("gram_spans"), self._ids("gram_ids")
+
+    @cached_property
+    def _words(self) -> tuple[list[str], array, array]:
+        return self._marshalled("word_keys"), self._ids("word_spans"), self._ids("word_ids")
+
+    @cached_property
+    def _offsets(self) -> array:
+        values = array("Q")
+        values.frombytes(self._sections["offsets"])
+        return values
+
+    @cached_property
+    def _platforms(self) -> list[tuple[str, ...]]:
+        return self._marshalled("platforms")
+
+    @cached_property
+    def _outputs(self) -> list[tuple[str, ...]]:
+        return self._marshalled("outputs")
+
+    # records -------------------------------------------------------------------
+
+    def _versions_of(self, package_id: int, channel: int | None = None) -> list[PackageVersion]:
+        start, end = self._offsets[package_id], self._offsets[package_id + 1]
+        name = self._names[package_id]
+        result = []
+        for (version, channel_index, attr, pname, description, homepage, license, plats, outs,
+             program) in marshal.loads(self._sections["details"][start:end]):
+            if channel is not None and channel_index != channel:
+                continue
+            result.append(PackageVersion(
+                name=name, version=version, channel=self.channels[channel_index].name,
+                attr=attr or name, pname=pname, description=description, homepage=homepage,
+                license=license, platforms=self._platforms[plats], outputs=self._outputs[outs],
+                main_program=program))
+        return result
+
+    def _channel_index(self, channel: str | None) -> int | None:
+        if channel is None:
+            return None
+        for index, info in enumerate(self.channels):
+            if info.name == channel:
+                return index
+        known = ", ".join(c.name for c in self.channels) or "none configured"
+        raise UserError(f"unknown channel {channel!r}; channels: {known}")
+
+    def _find(self, name: str) -> int | None:
+        lowered = name.lower()
+        index = bisect.bisect_left(self._lower, lowered)
+        while index < len(self._lower) and self._lower[index] == lowered:
+            if self._names[index] == name:
+                return index
+            index += 1
+        return None
+
+    def package(self, name: str, channel: str | None = None) -> Package:
+        """The package called ``name`` (its attribute path), versions newest first.
+
+        Unknown names are a UserError that suggests the closest names.
+        """
+        channel_index = self._channel_index(channel)
+        package_id = self._find(name)
+        if package_id is None:
+            close = [hit.package.name for hit in self.search(name, limit=5)] if name.strip() else []
+            hint = f"; did you mean: {', '.join(close)}?" if close else "; try 'nixmod search WORD'"
+            raise UserError(f"unknown package {name!r}{hint}")
+        versions = self._versions_of(package_id, channel_index)
+        if not versions:
+            where = ", ".join(sorted({v.channel for v in self._versions_of(package_id)}))
+            raise UserError(f"{name} is not in channel {channel!r}; it is in: {where}")
+        return Package(name=self._names[package_id], versions=versions)
+
+    def versions(self, name: str, channel: str | None = None) -> list[PackageVersion]:
+        """Every version of ``name`` across channels (or in one), newest first."""
+        return self.package(name, channel).versions
+
+    def resolve(self, spec: str) -> PackageVersion:
+        """The version a build SPEC means: ``[CHANNEL:]NAME[@VERSION|@CONSTRAINT]``.
+
+        Without a version the newest wins (the later channel on a tie). A
+        constraint such as ``>=2.10`` uses PEP 440 through ``packaging`` and
+        only applies to versions that are PEP 440; when none are, the error
+        says so rather than guessing.
+        """
+        text = spec.strip()
+        channel = None
+        if ":" in text.split("@", 1)[0]:
+            channel, text = text.split(":", 1)
+        name, _, wanted = text.partition("@")
+        if not name or (text.endswith("@") and not wanted):
+            raise UserError(f"bad spec {spec!r}; write NAME, NAME@VERSION, CHANNEL:NAME "
+                            "or NAME@>=VERSION")
+        versions = self.versions(name, channel)
+        if not wanted:
+            return versions[0]
+        if wanted[0] in "<>=!~":
+            return self._matching(name, wanted, versions)
+        for version in versions:
+            if version.version == wanted:
+                return version
+        listed = ", ".join(f"{v.version} ({v.channel})" for v in versions)
+        raise UserError(f"{name} has no version {wanted!r}; available: {listed}")
+
+    @staticmethod
+    def _matching(name: str, constraint: str, versions: list[PackageVersion]) -> PackageVersion:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            specifier = SpecifierSet(constraint)
+        except InvalidSpecifier:
+            raise UserError(f"bad version constraint {constraint!r} for {name}; "
+                            "write e.g. >=2.10 or >=1.2,<2") from None
+        comparable: list[tuple[Version, PackageVersion]] = []
+        for version in versions:
+            try:
+                comparable.append((Version(version.version), version))
+            except InvalidVersion:
+                continue
+        if not comparable:
+            listed = ", ".join(v.version for v in versions)
+            raise UserError(f"constraint {constraint!r} cannot apply to {name}: its versions "
+                            f"({listed}) are not PEP 440 versions; name one with {name}@VERSION")
+        allowed = set(specifier.filter(v for v, _ in comparable))
+        for parsed, version in comparable:  # already newest first, by Nix's order
+            if parsed in allowed:
+                return version
+        listed = ", ".join(v.version for v in versions)
+        raise UserError(f"no version of {name} satisfies {constraint!r}; available: {listed}")
+
+    # search --------------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 20, channel: str | None = None) -> list[SearchHit]:
+        """Ranked matches for ``query``; each tier is consulted only if the better ones
+        have not already filled ``limit``."""
+        channel_index = self._channel_index(channel)
+        text = query.strip().lower()
+        if not text or limit < 1:
+            return []
+        bit = None if channel_index is None else 1 << channel_index
+        masks = self._masks
+        chosen: dict[int, int] = {}
+        order: list[int] = []
+        finders = (self._exact, self._by_program, self._by_prefix, self._in_name,
+                   self._fuzzy, self._by_description)
+        for rank, finder in enumerate(finders):
+            room = limit - len(order)
+            if room <= 0:
+                break
+            candidates = ((key, pid) for key, pid in finder(text)
+                          if pid not in chosen and (bit is None or masks[pid] & bit))
+            for _key, package_id in heapq.nsmallest(room, candidates):
+                chosen[package_id] = rank
+                order.append(package_id)
+        return [SearchHit(package=Package(self._names[pid], self._versions_of(pid, channel_index)),
+                          kind=MATCH_KINDS[chosen[pid]], rank=chosen[pid])
+                for pid in order]
+
+    def _exact(self, text: str) -> Iterable[tuple[Any, int]]:
+        index = bisect.bisect_left(self._lower, text)
+        while index < len(self._lower) and self._lower[index] == text:
+            yield (0, index), index
+            index += 1
+
+    def _by_program(self, text: str) -> Iterable[tuple[Any, int]]:
+        for package_id in self._programs.get(text, ()):
+            yield (len(self._names[package_id]), package_id), package_id
+
+    def _by_prefix(self, text: str) -> Iterable[tuple[Any, int]]:
+        lower = self._lower
+        index = bisect.bisect_left(lower, text)
+        while index < len(lower) and lower[index].startswith(text):
+            yield (len(lower[index]), index), index
+            index += 1
+
+    def _in_name(self, text: str) -> Iterable[tuple[Any, int]]:
+        """Substrings of the attribute path; a match at a word start ranks first."""
+        blob, starts = self._name_blob
+        position = blob.find(text)
+        while position >= 0:
+            package_id = bisect.bisect_right(starts, position) - 1
+            at_word = position == starts[package_id] or blob[position - 1] in ".-_"
+            yield (0 if at_word else 1, len(self._lower[package_id]), package_id), package_id
+            position = blob.find(text, position + 1)
+
+    def _fuzzy(self, text: str) -> Iterable[tuple[Any, int]]:
+        budget = _typo_budget(text)
+        if budget == 0:
+            return
+        lookup, spans, ids = self._grams
+        counts: Counter[int] = Counter()
+        grams = _trigrams(text)
+        for gram in grams:
+            slot = lookup.get(gram)
+            if slot is not None:
+                counts.update(ids[spans[slot]:spans[slot + 1]])
+        needed = max(1, len(grams) - 3 * budget)
+        parts = text.split(".")
+        for package_id, shared in counts.most_common(300):
+            if shared < needed:
+                break
+            lower = self._lower[package_id]
+            candidates = [lower] + (lower.split(".")[-len(parts):] if len(parts) == 1 else [])
+            distance = min(edit_distance(text, c, budget) for c in candidates)
+            if distance <= budget:
+                yield (distance, len(lower), package_id), package_id
+
+    def _by_description(self, text: str) -> Iterable[tuple[Any, int]]:
+        keys, spans, ids = self._words
+        matched: set[int] | None = None
+        for word in _WORD.findall(text):
+            found: set[int] = set()
+            index = bisect.bisect_left(keys, word)
+            while index < len(keys) and (keys[index] == word or
+                                         (len(word) > 2 and keys[index].startswith(word))):
+                found.update(ids[spans[index]:spans[index + 1]])
+                index += 1
+            matched = found if matched is None else matched & found
+            if not matched:
+                return
+        for package_id in matched or ():
+            yield (len(self._lower[package_id]), package_id), package_id
+
+    # reporting -----------------------------------------------------------------
+
+    def info(self) -> CatalogInfo:
+        return CatalogInfo(cache=str(self.path), built_at=self._header["built_at"],
+                           packages=self._header["packages"], versions=self._header["versions"],
+                           channels=list(self.channels))
+
+    def skipped(self, channel: str | None = None) -> list[SkippedEntry]:
+        """Entries that were reported instead of indexed, with the reason."""
+        return [SkippedEntry(*row) for row in self._marshalled("skipped")
+                if channel is None or row[0] == channel]
+
+    def __len__(self) -> int:
+        return self._header["packages"]
+
+
+def version_json(version: PackageVersion) -> dict[str, Any]:
+    """A PackageVersion as JSON for ``--json`` output (lists, not tuples)."""
+    data = asdict(version)
+    data["platforms"] = list(version.platforms)
+    data["outputs"] = list(version.outputs)
+    return data

@@ -57,15 +57,61 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    return not_yet("search", "catalog issue")
+    from nixmod.catalog import Catalog, version_json
+
+    if args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    catalog = Catalog.load(config, progress)
+    hits = catalog.search(args.query, limit=args.limit, channel=args.channel)
+    if args.json:
+        emit_json([{**version_json(hit.newest), "match": hit.kind,
+                    "versions": [{"version": v.version, "channel": v.channel, "attr": v.attr}
+                                 for v in hit.package.versions]} for hit in hits])
+    else:
+        emit_table([(hit.package.name, ", ".join(dict.fromkeys(v.version for v in hit.package.versions)),
+                     hit.newest.channel, one_line(hit.newest.description)) for hit in hits],
+                   ("NAME", "VERSIONS", "CHANNEL", "DESCRIPTION"))
+    if not hits:
+        progress(f"no package matches {args.query!r}")
+    return 0
 
 
 def cmd_versions(args: argparse.Namespace, config: Config) -> int:
-    return not_yet("versions", "catalog issue")
+    from nixmod.catalog import Catalog, version_json
+
+    versions = Catalog.load(config, progress).versions(args.name, channel=args.channel)
+    if args.json:
+        emit_json([version_json(v) for v in versions])
+    else:
+        emit_table([(v.version, v.channel, v.attr, one_line(v.description)) for v in versions],
+                   ("VERSION", "CHANNEL", "ATTRIBUTE", "DESCRIPTION"))
+    return 0
 
 
 def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
-    return not_yet(f"catalog {args.action}", "catalog issue")
+    from dataclasses import asdict
+
+    from nixmod.catalog import Catalog
+
+    catalog = Catalog.load(config, progress, refresh=args.action == "refresh")
+    info = catalog.info()
+    if args.json:
+        emit_json({**asdict(info), "age_seconds": round(info.age_seconds)})
+    else:
+        print(f"cache: {info.cache} (built {info.age_seconds / 60:.0f} min ago)")
+        print(f"{info.packages} packages, {info.versions} versions")
+        emit_table([(c.name, c.kind, c.packages, c.skipped, c.error.splitlines()[-1] if c.error else "ok",
+                     c.source) for c in info.channels],
+                   ("CHANNEL", "KIND", "PACKAGES", "SKIPPED", "STATE", "SOURCE"))
+    for error in catalog.errors:
+        progress(f"channel {error.channel} failed: {error.message}")
+    return 1 if catalog.errors and len(catalog.errors) == len(catalog.channels) else 0
+
+
+def one_line(text: str, width: int = 70) -> str:
+    """A description squeezed to one line for tables (JSON keeps it verbatim)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
 
 
 def _print_builds(records: Sequence[Any], as_json: bool) -> None:

@@ -13,9 +13,11 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from nixmod.errors import OperationFailed, UserError
 
@@ -101,6 +103,34 @@ def query_packages(path: Path | None, url: str = "", sha256: str = "",
     proc = run(["nix-env", "-f", str(path), "-qaP", "--json", "--meta",
                 *OFFLINE_OPTIONS], timeout=timeout)
     return json.loads(proc.stdout or "{}")
+
+
+def list_packages_to_file(source: Path, out: Path, progress: Callable[[str], None] | None = None,
+                          label: str = "", tick: float = 5.0) -> None:
+    """``nix-env -f SOURCE -qaP --json --meta`` written straight to ``out``.
+
+    A real nixpkgs prints ~230 MB over a minute or more: it goes to a file
+    (not a pipe held in memory), and every ``tick`` seconds ``progress``
+    hears how long it has run and how much has arrived, so a user knows it
+    is alive. Nix's own message becomes the OperationFailed text.
+    """
+    cmd = [require("nix-env"), "-f", str(source), "-qaP", "--json", "--meta", *OFFLINE_OPTIONS]
+    started = time.monotonic()
+    with out.open("wb") as sink, tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=errors, env=nix_env_vars(), text=True)
+        while True:
+            try:
+                proc.wait(timeout=tick)
+                break
+            except subprocess.TimeoutExpired:
+                if progress:
+                    size = out.stat().st_size / 1e6
+                    progress(f"{label}: evaluating with nix-env, {time.monotonic() - started:.0f} s, "
+                             f"{size:.1f} MB listed so far")
+        errors.seek(0)
+        message = errors.read()
+    if proc.returncode != 0:
+        raise OperationFailed(f"nix-env -qaP failed: {last_lines(message)}")
 
 
 @dataclass(frozen=True)
