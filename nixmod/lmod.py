@@ -419,3 +419,20 @@ def update_spider_cache(root: Path) -> Path:
                  f"scDescriptT = {{ {{ dir = {lua_string(str(cache))}, "
                  f"timestamp = {lua_string(str(timestamp))} }} }}\n")
     return cache
+
+
+# -- for the faces ------------------------------------------------------------------------------
+
+def parse_target(config: Config, target: str | None) -> tuple[str, str]:
+    """``NAME/VERSION`` (or ``<prefix>/NAME/VERSION``, as `module list` shows it) -> parts."""
+    parts = (target or "").split("/")
+    if len(parts) == 3 and parts[0] == config.modules.prefix:
+        parts = parts[1:]
+    if len(parts) != 2:
+        raise UserError(f"expected NAME/VERSION (e.g. hello/2.12.1), got {target!r}; "
+                        "`nixmod modules list` shows the modules")
+    return validate_component(parts[0], "name"), validate_component(parts[1], "version")
+
+
+def info_as_json(info: ModuleInfo) -> dict:
+    return {**asdict(info), "path": str(info.path)}
