@@ -196,7 +196,34 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:
-    return not_yet(f"modules {args.action}", "modules issue")
+    from nixmod import lmod
+
+    if args.action == "list":
+        infos = lmod.list_modules(config)
+        if args.json:
+            emit_json([lmod.info_as_json(info) for info in infos])
+        else:
+            emit_table([(i.module, "valid" if i.valid else "missing", "default" if i.default else "",
+                         i.store_path) for i in infos], ["MODULE", "STATE", "DEFAULT", "STORE PATH"])
+        return 0
+    if args.action == "remove":
+        name, version = lmod.parse_target(config, args.target)
+        info = lmod.remove_module(config, name, version)
+        progress(f"removed {info.module} (the store path is left to the garbage collector)")
+        if args.json:
+            emit_json(lmod.info_as_json(info))
+        return 0
+    try:
+        from nixmod.builds import module_requests
+    except ImportError:
+        raise UserError("'nixmod modules refresh' needs the build state, which this build "
+                        "does not have yet (builds issue); nothing was done") from None
+    result = lmod.refresh_modules(config, module_requests(config))
+    progress(f"rewrote {len(result.written)} module(s), pruned {len(result.pruned)}")
+    if args.json:
+        emit_json({"written": [lmod.info_as_json(i) for i in result.written],
+                   "pruned": [lmod.info_as_json(i) for i in result.pruned]})
+    return 0
 
 
 def cmd_stack(args: argparse.Namespace, config: Config) -> int:
