@@ -237,7 +237,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
             BACKENDS[backend].submit(config, store, to_build, manifest)
         except OperationFailed as exc:
             ids = ", ".join(str(r.id) for r in records if r.state == "pending")
-            raise OperationFailed(f"{exc}; builds {ids} are kept pending: fix the cause and run "
+            raise OperationFailed(f"{exc}; kept as pending (id {ids}): fix the cause, then run "
                                   "'nixmod build --retry'") from None
         if progress:
             jobs = ", ".join(f"{r.id}={r.job}" for r in to_build)

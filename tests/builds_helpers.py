@@ -1,0 +1,67 @@
+"""Shared set-up for the build tests: a config over tests/channels/builds.nix, fresh drvs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from conftest import SCRATCH, UserSession
+
+
+def setup_builds(session: UserSession, channels: Path, *, backend: str, nonce: str,
+                 counter: Path, sleep: float = 2, max_concurrent: int = 2,
+                 partition: str = "nixbuild") -> None:
+    """Point ``session`` at the builds test channel with the given backend and throttle."""
+    session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter),
+                             NIXMOD_TEST_SLEEP=str(sleep))
+    session.write_config(f"""
+[[channels]]
+name = "buildtest"
+path = "{channels / 'builds.nix'}"
+
+[build]
+backend = "{backend}"
+max_concurrent = {max_concurrent}
+
+[build.slurm]
+partition = "{partition}"
+cpus_per_task = 1
+mem = "100M"
+time = "00:10:00"
+""")
+
+
+def new_counter() -> tuple[str, Path]:
+    """A fresh nonce (so drvs are new) and an empty world-writable counter file."""
+    nonce = uuid.uuid4().hex[:12]
+    counter = SCRATCH / f"counter-{nonce}"
+    counter.touch()
+    counter.chmod(0o666)
+    return nonce, counter
+
+
+def counter_lines(counter: Path) -> list[str]:
+    return [line for line in counter.read_text().splitlines() if line.strip()]
+
+
+def records(proc: subprocess.CompletedProcess[str]) -> list[dict]:
+    assert proc.stdout.strip(), f"no JSON on stdout; stderr: {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+def status(session: UserSession, *ids: int) -> list[dict]:
+    return records(session.nixmod("status", "--json", *map(str, ids), check=True))
+
+
+def wait_for_state(session: UserSession, record_id: int, states: set[str],
+                   timeout: float = 120) -> dict:
+    """Poll ``nixmod status`` until the build is in one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = status(session, record_id)[0]
+        if record["state"] in states or time.monotonic() > deadline:
+            return record
+        time.sleep(0.5)

@@ -1,0 +1,138 @@
+"""Builds on the real SLURM partition, as real users, through the real nix-daemon.
+
+Each test gets fresh derivations (a nonce read at evaluation time), and the
+test channel's builder appends a line to a counter file: the number of lines
+is the number of times a builder really ran.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
+                            wait_for_state)
+
+
+def test_two_users_same_package_same_moment_builds_once(alice, bob, test_channels):
+    nonce, counter = new_counter()
+    for user in (alice, bob):
+        setup_builds(user, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=4)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda u: u.nixmod("build", "slowpkg", "--wait", "--json"),
+                             (alice, bob)))
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    got = [records(proc)[0] for proc in runs]
+    assert {r["state"] for r in got} <= {"built", "reused"}
+    assert got[0]["out"] == got[1]["out"]
+    assert counter_lines(counter) == [f"slowpkg 3.1 {nonce}"]
+    # each user has a module of their own, loadable with Lmod
+    for user, record in zip((alice, bob), got):
+        assert record["module"] == "nix/slowpkg/3.1"
+        shown = user.bash("module use ~/.local/share/nixmod/modules && module load nix/slowpkg "
+                          "&& slowpkg", check=True)
+        assert "slowpkg 3.1" in shown.stdout
+
+
+def test_second_user_joins_the_job_in_flight(alice, bob, test_channels):
+    nonce, counter = new_counter()
+    for user in (alice, bob):
+        setup_builds(user, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=6)
+    first = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert first["state"] == "queued" and first["job"]
+    second = records(bob.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert second["job"] == first["job"] and second["joined"] is True
+    done = wait_for_state(bob, second["id"], {"built", "failed", "cancelled"})
+    assert done["state"] == "built" and done["module"] == "nix/slowpkg/3.1"
+    assert wait_for_state(alice, first["id"], {"built", "failed"})["state"] == "built"
+    assert len(counter_lines(counter)) == 1
+
+
+def _running_count(user: str, array: str) -> tuple[int, int]:
+    """(running, in the queue at all) tasks of one job array, from one squeue call.
+
+    Other tests may run nixmod jobs as the same user at the same time, so
+    only our own array counts.
+    """
+    out = subprocess.run(["squeue", "-h", "-r", "-u", user, "-n", "nixmod-build", "-o", "%F %T"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    states = [line.split()[1] for line in out if line.split()[0] == array]
+    return states.count("RUNNING"), len(states)
+
+
+def test_six_builds_limit_two_one_sbatch_never_more_than_two_running(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=3,
+                 max_concurrent=2)
+    names = [f"pkg{i}" for i in range(1, 7)]
+    submitted = records(alice.nixmod("build", *names, "--json", check=True))
+    arrays = {r["job"].split("_")[0] for r in submitted}
+    assert len(arrays) == 1, "six packages must be one sbatch call (one job array)"
+    array = arrays.pop()
+    most, seen_any = 0, True
+    deadline = time.monotonic() + 180
+    while seen_any and time.monotonic() < deadline:
+        running, seen = _running_count(alice.user, array)
+        most, seen_any = max(most, running), seen > 0
+        time.sleep(0.2)
+    assert most == 2
+    final = status(alice, *[r["id"] for r in submitted])
+    assert [r["state"] for r in final] == ["built"] * 6
+    assert len(counter_lines(counter)) == 6
+
+
+def test_sbatch_failure_keeps_the_request_pending_and_retry_submits_it(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 partition="no-such-partition")
+    failed = alice.nixmod("build", "pkg7")
+    assert failed.returncode == 1
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("nixmod:")]
+    assert len(errors) == 1 and "sbatch failed" in errors[0] and "--retry" in errors[0]
+    assert "Traceback" not in failed.stderr
+    pending = status(alice)
+    assert [(r["name"], r["state"], r["job"]) for r in pending] == [("pkg7", "pending", None)]
+
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1)
+    retried = alice.nixmod("build", "--retry", "--wait", "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert [(r["id"], r["state"]) for r in records(retried)] == [(pending[0]["id"], "built")]
+    assert len(counter_lines(counter)) == 1
+
+
+def test_failing_builder_is_failed_with_the_log_tail(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=0)
+    proc = alice.nixmod("build", "failing", "--wait", "--json")
+    assert proc.returncode == 1
+    record = records(proc)[0]
+    assert record["state"] == "failed" and record["module"] is None
+    assert "missing frobnicator" in record["error"]
+    log = alice.nixmod("logs", str(record["id"]), check=True).stdout
+    assert "missing frobnicator" in log
+
+
+def test_scancel_from_outside_is_cancelled(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=60)
+    record = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert wait_for_state(alice, record["id"], {"running"})["state"] == "running"
+    alice.run("scancel", record["job"], check=True)
+    done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"})
+    assert done["state"] == "cancelled"
+    assert alice.run("nix-store", "--check-validity", record["out"]).returncode != 0
+
+
+def test_nixmod_cancel_stops_a_queued_build(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=60,
+                 max_concurrent=1)
+    first, second = records(alice.nixmod("build", "pkg8", "pkg9", "--json", check=True))
+    cancelled = records(alice.nixmod("cancel", str(first["id"]), str(second["id"]), "--json",
+                                     check=True))
+    assert [r["state"] for r in cancelled] == ["cancelled", "cancelled"]
+    time.sleep(1)
+    assert _running_count(alice.user, first["job"].split("_")[0]) == (0, 0)
+    assert [r["state"] for r in status(alice)] == ["cancelled", "cancelled"]
