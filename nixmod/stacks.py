@@ -1,0 +1,600 @@
+"""Site stacks: support staff pre-build a whole software stack from one TOML file.
+
+A stack file names packages (SPEC.md, "Site stack file"); nixmod resolves
+them against the catalog, builds what is missing in ONE throttled
+submission, and publishes the modules under the stack's own modules root,
+readable by everyone. The stack owns that root: a module there that the
+file no longer names is removed on the next build, so the file stays the
+single description of what users see.
+
+The staff member who runs ``stack check`` wants every mistake at once with
+its line and its fix (an overnight build that stops at the first typo wastes
+the night), so checking collects ``Problem``s instead of raising on the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from nixmod.config import Config, expand_path, key_line
+from nixmod.doctor import writable_dir
+from nixmod.errors import UserError
+
+Progress = Callable[[str], None]
+
+_STACK_KEYS: dict[str, type] = {"name": str, "modules_root": str}
+_PACKAGE_KEYS: dict[str, type] = {"name": str, "version": str, "channel": str, "default": bool}
+_TOP_KEYS = ("stack", "package")
+_STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_TOML_LINE = re.compile(r"at line (\d+)")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a stack file: where, what, and how to put it right."""
+
+    file: str
+    line: int | None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}; fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class StackEntry:
+    """One ``[[package]]`` as written (version/channel empty when not given)."""
+
+    name: str
+    version: str = ""
+    channel: str = ""
+    default: bool = False
+    line: int | None = None
+
+
+@dataclass
+class Stack:
+    """A parsed stack file; ``modules_root`` is absolute (relative paths are from the file)."""
+
+    file: Path
+    name: str
+    modules_root: Path
+    entries: list[StackEntry] = field(default_factory=list)
+
+    @property
+    def gcroot_dir(self) -> Path:
+        """Where this stack's GC roots live: one directory staff can list to see
+        what the stack keeps alive, next to (not inside) the modules root so
+        that Lmod never walks store symlinks."""
+        return self.modules_root.parent / "gcroots" / self.name
+
+
+@dataclass
+class Resolved:
+    """A stack entry and the catalog version it names."""
+
+    entry: StackEntry
+    version: Any  # catalog.PackageVersion (typed loosely: catalog is imported lazily)
+
+
+@dataclass
+class CheckReport:
+    """Everything ``stack check`` found: the stack (if it parsed) and every problem."""
+
+    file: Path
+    stack: Stack | None
+    resolved: list[Resolved] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        stack = None
+        if self.stack is not None:
+            stack = {"name": self.stack.name, "modules_root": str(self.stack.modules_root),
+                     "gcroot_dir": str(self.stack.gcroot_dir)}
+        return {
+            "file": str(self.file),
+            "ok": self.ok,
+            "stack": stack,
+            "packages": [{"name": r.version.name, "version": r.version.version,
+                          "channel": r.version.channel, "default": r.entry.default,
+                          "line": r.entry.line} for r in self.resolved],
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+class StackInvalid(UserError):
+    """A stack file with problems: the message is one line, ``report`` has them all."""
+
+    def __init__(self, report: CheckReport):
+        self.report = report
+        count = len(report.problems)
+        super().__init__(f"{report.file}: {count} problem{'s' if count != 1 else ''} "
+                         f"(first: {report.problems[0]}); nothing was done")
+
+
+# -- parsing --------------------------------------------------------------------------
+
+def _closest(word: str, choices: Any) -> str:
+    """' (did you mean X?)' when a choice is close to ``word``, else ''."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else ""
+
+
+class _Reader:
+    """One stack file's text and data, collecting problems with their lines."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[Problem] = []
+        self.text = ""
+
+    def problem(self, message: str, fix: str, *, key: str | None = None,
+                table: str | None = None, occurrence: int = 0) -> None:
+        line = key_line(self.text, key, table, occurrence) if key else None
+        if line is None and table:
+            line = key_line(self.text, table, table, occurrence)
+        self.problems.append(Problem(str(self.path), line, message, fix))
+
+    def check_keys(self, data: dict[str, Any], allowed: dict[str, type], table: str,
+                   occurrence: int = 0) -> None:
+        """Unknown keys and wrong types, each with a fix."""
+        label = f"[[{table}]]" if table == "package" else f"[{table}]"
+        for key, value in data.items():
+            if key not in allowed:
+                hint = _closest(key, allowed) or f"allowed keys: {', '.join(allowed)}"
+                self.problem(f"unknown key {key!r} in {label}", f"remove it or rename it ({hint})",
+                             key=key, table=table, occurrence=occurrence)
+                continue
+            kind = allowed[key]
+            if not isinstance(value, kind):
+                shown, example = ("true or false", "true") if kind is bool else ("a string", '"..."')
+                self.problem(f"{table}.{key} must be {shown}, got {value!r}",
+                             f"write {key} = {example}", key=key, table=table, occurrence=occurrence)
+
+
+def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]]:
+    """Read the file; return the stack (None if it cannot be read at all) and the problems."""
+    reader = _Reader(path)
+    try:
+        reader.text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read stack file: {exc}") from None
+    try:
+        data = tomllib.loads(reader.text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_LINE.search(str(exc))
+        reader.problems.append(Problem(str(path), int(found.group(1)) if found else None,
+                                       f"malformed TOML: {exc}", "correct the TOML syntax there"))
+        return None, reader.problems
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            hint = _closest(key, _TOP_KEYS) or "a stack file has [stack] and [[package]] tables only"
+            reader.problem(f"unknown key {key!r}", f"remove it ({hint})", key=key, table=None)
+
+    head = data.get("stack")
+    if not isinstance(head, dict):
+        reader.problem("no [stack] table", 'add [stack] with name = "..." and modules_root = "..."')
+        head = {}
+    reader.check_keys(head, _STACK_KEYS, "stack")
+    name = head.get("name") if isinstance(head.get("name"), str) else ""
+    if not name:
+        reader.problem("[stack] has no name", 'add name = "site-2026a" under [stack]',
+                       key="stack", table="stack")
+    elif not _STACK_NAME.fullmatch(name):
+        reader.problem(f"stack name {name!r} is not a plain name",
+                       "use letters, digits and . _ + - only (it names a directory)",
+                       key="name", table="stack")
+    root_text = head.get("modules_root") if isinstance(head.get("modules_root"), str) else ""
+    root = expand_path(root_text) if root_text else config.modules.root
+    if not root.is_absolute():
+        root = path.resolve().parent / root
+
+    packages = data.get("package", [])
+    if not isinstance(packages, list) or not all(isinstance(p, dict) for p in packages):
+        reader.problem("'package' must be an array of tables", "write each package as [[package]]",
+                       key="package", table=None)
+        packages = []
+    if not packages:
+        reader.problem("the stack names no package", 'add [[package]] with name = "..."')
+    entries = []
+    for index, raw in enumerate(packages):
+        reader.check_keys(raw, _PACKAGE_KEYS, "package", index)
+        header = key_line(reader.text, "package", "package", index)
+        pkg_name = raw.get("name")
+        if not isinstance(pkg_name, str) or not pkg_name:
+            reader.problems.append(Problem(str(path), header, f"[[package]] #{index + 1} has no name",
+                                           'add name = "<attribute path>" (see nixmod search)'))
+            continue
+
+        def text(key: str) -> str:
+            value = raw.get(key, "")
+            return value if isinstance(value, str) else ""
+
+        entries.append(StackEntry(name=pkg_name, version=text("version"), channel=text("channel"),
+                                  default=raw.get("default") is True, line=header))
+    return Stack(file=path, name=name, modules_root=root, entries=entries), reader.problems
+
+
+# -- checking against the catalog and the filesystem ------------------------------------
+
+def _resolve_entry(catalog: Any, entry: StackEntry, file: str) -> tuple[Any | None, Problem | None]:
+    """The catalog version an entry names (the catalog's own SPEC rules), or the problem."""
+    spec = (f"{entry.channel}:" if entry.channel else "") + entry.name + \
+        (f"@{entry.version}" if entry.version else "")
+    try:
+        return catalog.resolve(spec), None
+    except UserError as exc:
+        said = str(exc) if entry.name in str(exc) else f"{entry.name}: {exc}"
+        return None, Problem(file, entry.line, said, _fix_for(catalog, entry))
+
+
+def _fix_for(catalog: Any, entry: StackEntry) -> str:
+    """The nearest thing the catalog does have: a channel that has the name, or a version."""
+    known = [c.name for c in catalog.channels]
+    if entry.channel and entry.channel not in known:
+        hint = _closest(entry.channel, known) or f"channels: {', '.join(known)}"
+        return f"set channel to a configured one ({hint})"
+    try:
+        versions = catalog.versions(entry.name)
+    except UserError:
+        return "set name to the attribute path that `nixmod search` shows"
+    inside = [v for v in versions if not entry.channel or v.channel == entry.channel]
+    if not inside:
+        return f"use a channel that has it: {', '.join(sorted({v.channel for v in versions}))}"
+    choices = [v.version for v in inside]
+    near = difflib.get_close_matches(entry.version, choices, n=1, cutoff=0.0)
+    return f"use version = {near[0]!r}" if near else f"use one of: {', '.join(choices)}"
+
+
+def check_stack(config: Config, path: Path, catalog: Any = None,
+                progress: Progress | None = None) -> CheckReport:
+    """Parse and validate a stack file; every problem at once, none raised."""
+    stack, problems = parse_stack(path, config)
+    report = CheckReport(file=path, stack=stack, problems=problems)
+    if stack is None:
+        return report
+    file = str(path)
+    for directory, what in ((stack.modules_root, "modules_root"), (stack.gcroot_dir, "GC root directory")):
+        ok, detail = writable_dir(directory)
+        if not ok:
+            line = key_line(path.read_text(encoding="utf-8"), "modules_root", "stack")
+            report.problems.append(Problem(file, line, f"{what} {directory} is not writable: {detail}",
+                                           "set modules_root to a directory you can write "
+                                           "(its parent holds gcroots/)"))
+            break  # the GC root directory is next to modules_root: one fix for both
+    if catalog is None:
+        from nixmod.catalog import Catalog  # the catalog evaluates channels: only when needed
+        catalog = Catalog.load(config, progress=progress)
+
+    first_seen: dict[tuple[str, str], StackEntry] = {}
+    default_of: dict[str, StackEntry] = {}
+    for entry in stack.entries:
+        version, problem = _resolve_entry(catalog, entry, file)
+        if problem is not None:
+            report.problems.append(problem)
+            continue
+        key = (version.name, version.version)
+        if key in first_seen:
+            report.problems.append(Problem(
+                file, entry.line, f"{version.name} {version.version} is listed twice "
+                f"(first at line {first_seen[key].line})", "remove one of the two [[package]] entries"))
+            continue
+        first_seen[key] = entry
+        if entry.default:
+            if version.name in default_of:
+                report.problems.append(Problem(
+                    file, entry.line, f"two defaults for {version.name} "
+                    f"(the other at line {default_of[version.name].line})",
+                    "keep default = true on one of them only"))
+                continue
+            default_of[version.name] = entry
+        report.resolved.append(Resolved(entry=entry, version=version))
+    report.problems.sort(key=lambda problem: problem.line or 0)
+    return report
+
+
+def load_stack(config: Config, path: Path, progress: Progress | None = None) -> CheckReport:
+    """A stack with no problems, or StackInvalid (exit 2) carrying all of them."""
+    report = check_stack(config, path, progress=progress)
+    if not report.ok:
+        raise StackInvalid(report)
+    return report
+
+
+# -- building ---------------------------------------------------------------------------
+
+#: what ``stack build`` did with one package (``action``), beyond the build states
+UP_TO_DATE = "up to date"      # valid, module published: nothing to do
+IN_FLIGHT = "in flight"        # an earlier stack build of this drv is still queued or running
+FAILED_EARLIER = "failed earlier"  # the same drv failed before: not resubmitted without --retry
+
+
+@dataclass
+class StackItem:
+    """One package of the stack and what became of it."""
+
+    name: str
+    version: str
+    channel: str
+    default: bool
+    action: str                 # up to date | in flight | failed earlier | reuse | join | build
+    state: str                  # SPEC.md build state (built/reused/failed/queued/...)
+    build_id: int | None = None
+    job: str | None = None
+    module: str | None = None
+    out: str = ""
+    error: str | None = None
+    log: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StackBuildResult:
+    """What one ``stack build`` did, for the summary and ``--json``."""
+
+    stack: Stack
+    items: list[StackItem]
+    removed: list[str]          # module names removed because the file no longer names them
+    arrays: list[str]           # SLURM job arrays (or local batches) this run submitted
+    seconds: float
+
+    def count(self, *states: str) -> int:
+        return sum(1 for item in self.items if item.state in states)
+
+    @property
+    def failed(self) -> list[StackItem]:
+        return [item for item in self.items if item.state in ("failed", "cancelled")]
+
+    @property
+    def submitted(self) -> int:
+        return sum(1 for item in self.items if item.action in ("build", "join", "reuse"))
+
+    def summary(self) -> str:
+        jobs = len({i.build_id for i in self.items if i.action == "build"})
+        parts = [f"stack {self.stack.name}: {len(self.items)} packages",
+                 f"{self.count('built')} built", f"{self.count('reused')} reused",
+                 f"{sum(1 for i in self.items if i.action == 'join')} joined",
+                 f"{self.count('failed', 'cancelled')} failed",
+                 f"{self.count('pending', 'queued', 'running')} in progress"]
+        if self.arrays:
+            calls = f"{len(self.arrays)} submission{'s' if len(self.arrays) != 1 else ''}"
+            parts.append(f"{jobs} build jobs in {calls} (job {', '.join(self.arrays)})")
+        else:
+            parts.append("nothing submitted")
+        if self.removed:
+            parts.append(f"{len(self.removed)} module(s) removed")
+        return "; ".join(parts) + f"; {self.seconds:.1f} s"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stack": self.stack.name, "modules_root": str(self.stack.modules_root),
+                "gcroot_dir": str(self.stack.gcroot_dir),
+                "packages": [item.as_json() for item in self.items],
+                "removed": self.removed, "arrays": self.arrays,
+                "submitted": self.submitted, "seconds": round(self.seconds, 3),
+                "ok": not self.failed}
+
+
+def _stack_records(store: Any, stack: Stack) -> dict[str, Any]:
+    """drv -> the newest build record this stack made for it (the stack's own history)."""
+    latest: dict[str, Any] = {}
+    for record in store.select():
+        if record.module_root == str(stack.modules_root):
+            latest[record.drv] = record
+    return latest
+
+
+def _item(entry: StackEntry, version: Any, action: str, record: Any = None, *,
+          state: str = "", out: str = "", module: str | None = None) -> StackItem:
+    item = StackItem(name=version.name, version=version.version, channel=version.channel,
+                     default=entry.default, action=action, state=state, out=out, module=module)
+    if record is not None:
+        _take(item, record)
+    return item
+
+
+def _take(item: StackItem, record: Any) -> None:
+    """Copy what a build record knows into the item."""
+    item.build_id, item.state, item.job = record.id, record.state, record.job
+    item.module = record.module or item.module
+    item.out, item.error, item.log = record.out or item.out, record.error, record.log
+
+
+def _readable_by_all(*roots: Path) -> None:
+    """a+rX on a published tree: users who are not staff must read every module and shim.
+
+    Symlinks are skipped: they point into the store, which is not ours to chmod.
+    """
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in [root, *root.rglob("*")]:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            wanted = mode | 0o444 | (0o111 if path.is_dir() else 0)
+            if wanted != mode and path.owner() == _me():
+                path.chmod(wanted)
+
+
+def _me() -> str:
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]], store: Any,
+                     progress: Progress | None) -> list[str]:
+    """Remove the modules (and GC roots) of packages the file no longer names."""
+    from nixmod import builds, lmod
+
+    removed = []
+    for info in lmod.list_modules(config, root=stack.modules_root):
+        if (info.name, info.version) in keep:
+            continue
+        lmod.remove_module(config, info.name, info.version, root=stack.modules_root)
+        root = builds.gcroot_path(store, builds.BuildRecord(
+            name=info.name, version=info.version, gcroot_dir=str(stack.gcroot_dir)))
+        for output in info.outputs:
+            Path(f"{root}-{output}" if output != "out" else root).unlink(missing_ok=True)
+        removed.append(info.module)
+        if progress:
+            progress(f"{info.module}: removed (no longer in {stack.file.name})")
+    return removed
+
+
+def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool = False,
+                progress: Progress | None = None) -> StackBuildResult:
+    """Check, plan, publish what is valid, submit the rest at once, remove what left the file.
+
+    Idempotent: a package whose module is published and valid is left alone,
+    one already in flight from an earlier run is followed rather than
+    resubmitted, and one that failed with this very derivation is reported,
+    not rebuilt (a deterministic failure would only fail again overnight),
+    unless ``retry``.
+    """
+    import time
+
+    from nixmod import builds, lmod, shims
+
+    started = time.monotonic()
+    # SLURM jobs inherit the submitter's umask: what they publish is readable by all
+    os.umask(0o022)
+    report = load_stack(config, path, progress=progress)
+    stack = report.stack
+    assert stack is not None
+    stack.modules_root.mkdir(parents=True, exist_ok=True)
+    stack.gcroot_dir.mkdir(parents=True, exist_ok=True)
+
+    plans = builds.plan(config, [r.version for r in report.resolved], progress=progress)
+    published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
+    store = builds.open_store(config)
+    try:
+        history = _stack_records(store, stack)
+        items: list[StackItem] = []
+        to_submit: list[tuple[StackItem, Any]] = []
+        followed: list[StackItem] = []
+        for resolved, plan in zip(report.resolved, plans):
+            entry, version = resolved.entry, resolved.version
+            plan.default = entry.default
+            module = published.get((version.name, version.version))
+            earlier = history.get(plan.drv)
+            out = plan.outputs.get("out") or next(iter(plan.outputs.values()), "")
+            if (plan.action == "reuse" and module is not None and module.valid
+                    and module.outputs == plan.outputs):
+                if entry.default and not module.default:
+                    lmod.set_default(config, version.name, version.version, root=stack.modules_root)
+                item = _item(entry, version, UP_TO_DATE, state=earlier.state if earlier and
+                             earlier.state in ("built", "reused") else "built",
+                             out=out, module=module.module)
+                if earlier is not None:
+                    item.build_id, item.job, item.log = earlier.id, earlier.job, earlier.log
+            elif earlier is not None and earlier.state in ("queued", "running", "pending") \
+                    and plan.action != "reuse":
+                item = _item(entry, version, IN_FLIGHT, earlier)
+                followed.append(item)
+            elif earlier is not None and earlier.state in ("failed", "cancelled") \
+                    and plan.action == "build" and not retry:
+                item = _item(entry, version, FAILED_EARLIER, earlier)
+            else:
+                item = _item(entry, version, plan.action, state="pending", out=out)
+                to_submit.append((item, plan))
+            items.append(item)
+            if progress and item.action in (UP_TO_DATE, IN_FLIGHT, FAILED_EARLIER):
+                note = {IN_FLIGHT: f" (build {item.build_id}, job {item.job})",
+                        FAILED_EARLIER: f" (build {item.build_id}); not resubmitted, "
+                                        "add --retry to build it again"}.get(item.action, "")
+                progress(f"{version.name} {version.version}: {item.action}{note}")
+
+        keep = {(r.version.name, r.version.version) for r in report.resolved}
+        removed = _remove_unlisted(config, stack, keep, store, progress)
+    finally:
+        store.close()
+
+    arrays: list[str] = []
+    if to_submit:
+        records = builds.submit(config, [plan for _item_, plan in to_submit],
+                                module_root=stack.modules_root, gcroot_dir=stack.gcroot_dir,
+                                progress=progress)
+        for (item, _plan), record in zip(to_submit, records):
+            _take(item, record)
+            # submit decides again at dispatch time: a build may have become a join
+            item.action = "join" if record.joined else "reuse" if record.state == "reused" \
+                else item.action
+            followed.append(item)
+        arrays = sorted({r.job.split("_")[0] for r in records if r.job and not r.joined})
+    elif progress:
+        progress(f"stack {stack.name}: nothing to submit")
+
+    if wait and followed:
+        ids = [item.build_id for item in followed if item.build_id is not None]
+        finals = {r.id: r for r in builds.wait(config, ids, progress=progress)}
+        for item in followed:
+            if item.build_id in finals:
+                _take(item, finals[item.build_id])
+    _readable_by_all(stack.modules_root, shims.shims_root(stack.modules_root), stack.gcroot_dir)
+    if all(item.state not in ("pending", "queued", "running") for item in items):
+        lmod.update_spider_cache(stack.modules_root)
+    return StackBuildResult(stack=stack, items=items, removed=removed, arrays=arrays,
+                            seconds=time.monotonic() - started)
+
+
+
+# -- status ------------------------------------------------------------------------------
+
+def stack_status(config: Config, path: Path, progress: Progress | None = None) -> list[StackItem]:
+    """Every package of the stack: version, state, job, module, store path.
+
+    Read from the stack's build records (refreshed against the scheduler) and
+    from the published tree, without evaluating anything: status must be
+    quick to run in a loop while an overnight build goes on.
+    """
+    from nixmod import builds, lmod
+
+    report = load_stack(config, path, progress=progress)
+    stack = report.stack
+    assert stack is not None
+    builds.refresh(config)
+    published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
+    store = builds.open_store(config)
+    try:
+        latest: dict[tuple[str, str, str], Any] = {}
+        for record in _stack_records(store, stack).values():
+            key = (record.name, record.version, record.channel)
+            if key not in latest or record.id > latest[key].id:
+                latest[key] = record
+    finally:
+        store.close()
+    items = []
+    for resolved in report.resolved:
+        version = resolved.version
+        module = published.get((version.name, version.version))
+        record = latest.get((version.name, version.version, version.channel))
+        item = _item(resolved.entry, version, "", record)
+        if module is not None and module.valid:
+            item.module, item.out = module.module, module.store_path
+            if item.state not in ("built", "reused"):
+                item.state = "built" if record is None or record.finished else item.state
+        elif record is None:
+            item.state = "not built"
+        item.action = item.state
+        items.append(item)
+    return items
