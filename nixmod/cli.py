@@ -227,7 +227,47 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_stack(args: argparse.Namespace, config: Config) -> int:
-    return not_yet(f"stack {args.action}", "stacks issue")
+    from pathlib import Path
+
+    from nixmod import stacks
+
+    path = Path(args.file)
+    if args.action == "check":
+        report = stacks.check_stack(config, path, progress=progress)
+        if args.json:
+            emit_json(report.as_json())
+        else:
+            for problem in report.problems:
+                print(problem)
+            if report.ok:
+                print(f"{path}: ok: stack {report.stack.name}, {len(report.resolved)} packages, "
+                      f"modules under {report.stack.modules_root}")
+        return 0 if report.ok else 2
+    try:
+        if args.action == "build":
+            result = stacks.build_stack(config, path, wait=args.wait, retry=args.retry,
+                                        progress=progress)
+            items = result.items
+        else:
+            result, items = None, stacks.stack_status(config, path, progress=progress)
+    except stacks.StackInvalid as exc:
+        for problem in exc.report.problems:
+            progress(str(problem))
+        raise
+    if args.json:
+        emit_json(result.as_json() if result else [item.as_json() for item in items])
+    else:
+        emit_table([(i.name, i.version + (" (default)" if i.default else ""), i.channel, i.state,
+                     i.job, i.module, i.out if i.module else "") for i in items],
+                   ["NAME", "VERSION", "CHANNEL", "STATE", "JOB", "MODULE", "STORE PATH"])
+        if result is not None:
+            print(result.summary())
+        for item in items:
+            if item.state in ("failed", "cancelled"):
+                print(f"FAILED {item.name} {item.version} (build {item.build_id}, log {item.log}):")
+                for line in (item.error or "no error recorded").splitlines():
+                    print(f"    {line}")
+    return 1 if any(i.state in ("failed", "cancelled") for i in items) and result else 0
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
@@ -315,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("stack", cmd_stack, "site stacks: check FILE, build FILE [--wait], status FILE")
     p.add_argument("action", choices=["check", "build", "status"])
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--wait", action="store_true")
+    p.add_argument("--wait", action="store_true", help="build: wait until every build ends")
+    p.add_argument("--retry", action="store_true",
+                   help="build: resubmit packages whose last build of the same derivation failed")
 
     p = verb("catalog", cmd_catalog, "refresh: re-evaluate channels; info: what is cached")
     p.add_argument("action", choices=["refresh", "info"])
