@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import uuid
 from pathlib import Path
 
-from conftest import VENV, UserSession
+import pytest
+
+from conftest import REPO, SCRATCH, VENV, UserSession
 
 _WRITER = r'''
 import json, sys
@@ -59,3 +63,13 @@ def lmod_script(root: Path, body: str, *, package_path: Path | None = None) -> s
     """A bash snippet: Lmod on ``root`` (and the nixmod site hook when given), then ``body``."""
     hook = f"export LMOD_PACKAGE_PATH={shlex.quote(str(package_path))}\n" if package_path else ""
     return f"{hook}module use {shlex.quote(str(root))}\n{body}"
+
+
+@pytest.fixture(scope="module")
+def site_lua():
+    """lua/ copied where every user can read it (the checkout may not be)."""
+    target = SCRATCH / f"lua-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(REPO / "lua", target)
+    for path in [target, *target.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target

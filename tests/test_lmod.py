@@ -8,26 +8,14 @@ everything is then read back by `module load`, `whatis`, `help`, `avail`.
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import REPO, SCRATCH
-from modules_helpers import lmod_script, write_modules
+from modules_helpers import lmod_script, site_lua, write_modules  # noqa: F401 (fixture)
 
 FAKE_STORE_PATH = "/nix/store/" + "a" * 32 + "-gone-1.0"
-
-
-@pytest.fixture(scope="module")
-def site_lua():
-    """lua/ copied where every user can read it (the checkout may not be)."""
-    target = SCRATCH / f"lua-{uuid.uuid4().hex[:8]}"
-    shutil.copytree(REPO / "lua", target)
-    for path in [target, *target.iterdir()]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return target
 
 
 def hello(demo_dir, year: str, version: str, **extra) -> dict:
