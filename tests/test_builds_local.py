@@ -1,0 +1,75 @@
+"""The local backend (the embedded default): detached workers, lane-lock throttle, cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
+                            wait_for_state)
+
+
+def test_local_build_then_reuse_module_and_gc_root(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter, sleep=1)
+    built = records(alice.nixmod("build", "pkg1", "--wait", "--json", check=True))[0]
+    assert built["state"] == "built" and built["module"] == "nix/pkg1/1.0"
+    root = alice.home / ".local/state/nixmod/gcroots/pkg1-1.0"
+    assert root.is_symlink() and str(root.readlink()) == built["out"]
+
+    again = records(alice.nixmod("build", "pkg1", "--json", check=True))[0]
+    assert again["state"] == "reused" and again["job"] is None
+    assert again["module"] == "nix/pkg1/1.0"
+    assert len(counter_lines(counter)) == 1
+    shown = alice.bash("module use ~/.local/share/nixmod/modules && module load nix/pkg1 && pkg1",
+                       check=True)
+    assert "pkg1 1.0" in shown.stdout
+
+
+def test_local_throttle_runs_two_of_four_at_a_time(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter, sleep=2,
+                 max_concurrent=2)
+    submitted = records(alice.nixmod("build", "pkg2", "pkg3", "pkg4", "pkg5", "--json",
+                                     check=True))
+    most = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = [r["state"] for r in status(alice)]
+        most = max(most, states.count("running"))
+        if all(s in ("built", "failed", "cancelled") for s in states):
+            break
+        time.sleep(0.2)
+    assert most == 2
+    assert [r["state"] for r in status(alice, *[r["id"] for r in submitted])] == ["built"] * 4
+
+
+def test_local_cancel_kills_the_worker(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter, sleep=60)
+    record = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert wait_for_state(alice, record["id"], {"running"})["state"] == "running"
+    cancelled = records(alice.nixmod("cancel", str(record["id"]), "--json", check=True))[0]
+    assert cancelled["state"] == "cancelled"
+    pid = int(record["job"].split(":")[1])
+    deadline = time.monotonic() + 20
+    while alice.run("kill", "-0", str(pid)).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alice.run("kill", "-0", str(pid)).returncode != 0, "the worker is still alive"
+    assert status(alice, record["id"])[0]["state"] == "cancelled"
+
+
+def test_demo_broken_package_fails_with_its_log_tail(alice):
+    proc = alice.nixmod("--demo", "build", "broken", "--wait", "--json")
+    assert proc.returncode == 1
+    record = json.loads(proc.stdout)[0]
+    assert record["state"] == "failed" and "missing frobnicator" in record["error"]
+    assert "missing frobnicator" in alice.nixmod("--demo", "logs", str(record["id"]),
+                                                 check=True).stdout
+
+
+def test_bad_ids_are_one_line_user_errors(alice):
+    for args in (["status", "abc"], ["logs", "42"], ["cancel", "7"], ["build"]):
+        proc = alice.nixmod(*args)
+        assert proc.returncode == 2, args
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
