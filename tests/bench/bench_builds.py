@@ -1,0 +1,128 @@
+"""Benchmark: 20 distinct packages from one user, the same 20 from a second user, on SLURM.
+
+Run as root on the rig (tests/cluster/up.sh): ``/opt/nixmod/venv/bin/python
+tests/bench/bench_builds.py``. Both users run the installed nixmod in a
+process of their own; the script prints sbatch calls, jobs created, builder
+runs (must equal the distinct drvs), the most jobs seen running at once vs
+the limit, and the login-node overhead per request (plan's evaluation
+excluded: ``submit`` only, i.e. SQLite rows, one validity check, one squeue,
+one sbatch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
+SCRATCH = Path("/tmp/nixmod-tests")
+COUNT, LIMIT = 20, 2
+
+SNIPPET = r'''
+import json, sys, time
+from nixmod import builds
+from nixmod.catalog import Catalog
+from nixmod.config import load_config
+config = load_config()
+catalog = Catalog.load(config)
+versions = [catalog.resolve(f"pkg{i}") for i in range(1, int(sys.argv[1]) + 1)]
+started = time.perf_counter()
+plans = builds.plan(config, versions)
+evaluated = time.perf_counter()
+records = builds.submit(config, plans)
+submitted = time.perf_counter()
+print(json.dumps({"eval_s": evaluated - started, "submit_s": submitted - evaluated,
+                  "records": [r.as_json() for r in records]}))
+'''
+
+
+def run_as(user: str, home: Path, env: dict[str, str], *argv: str) -> str:
+    full = {"HOME": str(home), "USER": user, "PATH": f"{VENV}/bin:/usr/bin:/bin",
+            "NIX_REMOTE": "daemon", "LANG": "C.UTF-8", **env}
+    proc = subprocess.run(["runuser", "-u", user, "--", "env", "-i",
+                           *(f"{k}={v}" for k, v in full.items()), *argv],
+                          capture_output=True, text=True, cwd=str(home), timeout=600)
+    if proc.returncode != 0:
+        sys.exit(f"{argv[:3]} as {user} failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def main() -> None:
+    nonce = uuid.uuid4().hex[:12]
+    SCRATCH.mkdir(exist_ok=True)
+    channels = SCRATCH / f"bench-channels-{nonce}"
+    shutil.copytree(REPO / "tests" / "channels", channels)
+    for path in [channels, *channels.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    counter = SCRATCH / f"bench-counter-{nonce}"
+    counter.touch()
+    counter.chmod(0o666)
+    env = {"NIXMOD_TEST_NONCE": nonce, "NIXMOD_TEST_COUNTER": str(counter),
+           "NIXMOD_TEST_SLEEP": "1"}
+    homes = {}
+    for user in ("nmalice", "nmbob"):
+        home = SCRATCH / f"bench-{user}-{nonce}"
+        (home / ".config/nixmod").mkdir(parents=True)
+        (home / ".config/nixmod/config.toml").write_text(f"""
+[[channels]]
+name = "bench"
+path = "{channels / 'builds.nix'}"
+[build]
+backend = "slurm"
+max_concurrent = {LIMIT}
+[build.slurm]
+cpus_per_task = 1
+mem = "100M"
+""")
+        shutil.chown(home, user, user)
+        for path in home.rglob("*"):
+            shutil.chown(path, user, user)
+        homes[user] = home
+
+    results = {}
+    for user in ("nmalice", "nmbob"):
+        out = run_as(user, homes[user], env, str(VENV / "bin/python"), "-c", SNIPPET, str(COUNT))
+        results[user] = json.loads(out)
+    records = [r for res in results.values() for r in res["records"]]
+    own = [r for r in records if r["job"] and not r["joined"]]
+    arrays = {r["job"].split("_")[0] for r in own}
+
+    most, started = 0, time.monotonic()
+    while time.monotonic() - started < 600:
+        lines = subprocess.run(["squeue", "-h", "-r", "-n", "nixmod-build", "-o", "%F %T"],
+                               capture_output=True, text=True).stdout.splitlines()
+        ours = [line.split()[1] for line in lines if line.split()[0] in arrays]
+        most = max(most, ours.count("RUNNING"))
+        if not ours:
+            break
+        time.sleep(0.2)
+    wall = time.monotonic() - started
+    states = {}
+    for user in ("nmalice", "nmbob"):
+        status = json.loads(run_as(user, homes[user], env, str(VENV / "bin/nixmod"), "status",
+                                   "--json"))
+        for record in status:
+            states[record["state"]] = states.get(record["state"], 0) + 1
+    runs = len([l for l in counter.read_text().splitlines() if l.strip()])
+
+    print(f"requests: {COUNT} distinct (nmalice) + {COUNT} duplicates (nmbob)")
+    print(f"sbatch calls: {len(arrays)}")
+    print(f"jobs created (array tasks): {len(own)}")
+    print(f"joined instead of submitted: {sum(r['joined'] for r in records)}")
+    print(f"builder runs: {runs} (distinct drvs: {COUNT})")
+    print(f"max concurrent jobs seen: {most} (limit {LIMIT})")
+    for user, res in results.items():
+        print(f"{user}: evaluation {res['eval_s']:.2f} s, submit {res['submit_s']:.3f} s "
+              f"= {1000 * res['submit_s'] / COUNT:.1f} ms per request (evaluation excluded)")
+    print(f"queue drained in {wall:.1f} s; final states: {states}")
+
+
+if __name__ == "__main__":
+    main()
