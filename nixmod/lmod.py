@@ -97,7 +97,8 @@ _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _RC = ".modulerc.lua"
 #: NAME and version become path components and shell words in `module load`:
 #: letters, digits and a few punctuation marks nixpkgs uses; never '/', never a leading '.'
-_COMPONENT = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+~,=-]*")
+#: (the same set the builds code keeps in GC root names, so the two always agree)
+_COMPONENT = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
 
 #: Search paths set from what a store path contains (cf. Spack's
 #: prefix_inspections and EasyBuild's module generator). PATH is absent on
@@ -123,7 +124,7 @@ def validate_component(value: str, what: str) -> str:
     """``value`` if it is safe as one path component and Lmod name part, else UserError."""
     if not isinstance(value, str) or not _COMPONENT.fullmatch(value) or len(value.encode()) > 200:
         raise UserError(f"{what} {value!r} is not usable as a module {what}: use letters, digits "
-                        "and . _ + ~ , = - only, not starting with '.' (no '/' or '..')")
+                        "and . _ + - only, not starting with '.' (no '/' or '..')")
     return value
 
 

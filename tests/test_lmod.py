@@ -226,3 +226,23 @@ def test_site_tree_spider_cache_is_written_new_then_renamed_and_used(alice, demo
                                          "module --config 2>&1 | grep -i -A3 'cache'"))
     assert "nix/hello/2.12.1" in avail.stdout and "nix/hello/2.10" in avail.stdout
     assert str(cache) in avail.stdout
+
+
+def test_modules_refresh_rewrites_what_nixmod_built_and_remove_drops_its_gc_root(alice):
+    built = alice.nixmod("build", "hello", "--wait")
+    assert built.returncode == 0, built.stderr
+    root = alice.home / ".local/share/nixmod/modules"
+    module = root / "nix/hello/2.12.1.lua"
+    original = module.read_text()
+    alice.run("rm", str(module), check=True)
+
+    refreshed = alice.nixmod("modules", "refresh", "--json")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert [m["module"] for m in json.loads(refreshed.stdout)["written"]] == ["nix/hello/2.12.1"]
+    assert module.read_text() == original
+
+    gcroots = alice.home / ".local/state/nixmod/gcroots"
+    assert any(p.name.startswith("hello-2.12.1") for p in gcroots.iterdir())
+    assert alice.nixmod("modules", "remove", "nix/hello/2.12.1").returncode == 0
+    assert not any(p.name.startswith("hello-2.12.1") for p in gcroots.iterdir())
+    assert not module.exists()
