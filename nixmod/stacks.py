@@ -62,7 +62,12 @@ class StackEntry:
     version: str = ""
     channel: str = ""
     default: bool = False
-    line: int | None = None
+    line: int | None = None                  # the [[package]] header
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, key: str) -> int | None:
+        """The line of ``key`` in this entry, else its header: where the fix goes."""
+        return self.key_lines.get(key, self.line)
 
 
 @dataclass
@@ -228,8 +233,10 @@ def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]
             value = raw.get(key, "")
             return value if isinstance(value, str) else ""
 
+        lines = {key: key_line(reader.text, key, "package", index) for key in raw}
         entries.append(StackEntry(name=pkg_name, version=text("version"), channel=text("channel"),
-                                  default=raw.get("default") is True, line=header))
+                                  default=raw.get("default") is True, line=header,
+                                  key_lines={k: v for k, v in lines.items() if v}))
     return Stack(file=path, name=name, modules_root=root, entries=entries), reader.problems
 
 
@@ -243,25 +250,26 @@ def _resolve_entry(catalog: Any, entry: StackEntry, file: str) -> tuple[Any | No
         return catalog.resolve(spec), None
     except UserError as exc:
         said = str(exc) if entry.name in str(exc) else f"{entry.name}: {exc}"
-        return None, Problem(file, entry.line, said, _fix_for(catalog, entry))
+        key, fix = _fix_for(catalog, entry)
+        return None, Problem(file, entry.line_of(key), said, fix)
 
 
-def _fix_for(catalog: Any, entry: StackEntry) -> str:
-    """The nearest thing the catalog does have: a channel that has the name, or a version."""
+def _fix_for(catalog: Any, entry: StackEntry) -> tuple[str, str]:
+    """The key at fault and the nearest thing the catalog does have (a channel, a version)."""
     known = [c.name for c in catalog.channels]
     if entry.channel and entry.channel not in known:
         hint = _closest(entry.channel, known) or f"channels: {', '.join(known)}"
-        return f"set channel to a configured one ({hint})"
+        return "channel", f"set channel to a configured one ({hint})"
     try:
         versions = catalog.versions(entry.name)
     except UserError:
-        return "set name to the attribute path that `nixmod search` shows"
+        return "name", "set name to the attribute path that `nixmod search` shows"
     inside = [v for v in versions if not entry.channel or v.channel == entry.channel]
     if not inside:
-        return f"use a channel that has it: {', '.join(sorted({v.channel for v in versions}))}"
+        return "channel", f"use a channel that has it: {', '.join(sorted({v.channel for v in versions}))}"
     choices = [v.version for v in inside]
     near = difflib.get_close_matches(entry.version, choices, n=1, cutoff=0.0)
-    return f"use version = {near[0]!r}" if near else f"use one of: {', '.join(choices)}"
+    return "version", f"use version = {near[0]!r}" if near else f"use one of: {', '.join(choices)}"
 
 
 def check_stack(config: Config, path: Path, catalog: Any = None,
@@ -301,8 +309,8 @@ def check_stack(config: Config, path: Path, catalog: Any = None,
         if entry.default:
             if version.name in default_of:
                 report.problems.append(Problem(
-                    file, entry.line, f"two defaults for {version.name} "
-                    f"(the other at line {default_of[version.name].line})",
+                    file, entry.line_of("default"), f"two defaults for {version.name} "
+                    f"(the other at line {default_of[version.name].line_of('default')})",
                     "keep default = true on one of them only"))
                 continue
             default_of[version.name] = entry
