@@ -139,21 +139,23 @@ class CatalogInfo:
 
 # -- the cache file: named, checksummed sections --------------------------------------
 
-def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes]) -> None:
+def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
+                    ) -> None:
     """Write header + sections atomically: temp file in the same dir, then rename."""
     layout: dict[str, tuple[int, int]] = {}
-    offset = 0
+    offset = crc = 0
     for name, data in sections.items():
         layout[name] = (offset, len(data))
         offset += len(data)
-    payload = b"".join(sections.values())
-    head = marshal.dumps({**header, "sections": layout, "crc": zlib.crc32(payload),
-                          "size": len(payload)})
+        crc = zlib.crc32(data, crc)
+    head = marshal.dumps({**header, "sections": layout, "crc": crc, "size": offset})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(_MAGIC + struct.pack("<Q", len(head)) + head + payload)
+            out.write(_MAGIC + struct.pack("<Q", len(head)) + head)
+            for data in sections.values():
+                out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)
@@ -319,7 +321,7 @@ def _trigrams(text: str) -> set[str]:
     return grams
 
 
-def _postings(index: dict[str, list[int]]) -> tuple[list[str], bytes, bytes]:
+def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
     """Sorted keys, span offsets (n+1) and the concatenated id lists, as arrays."""
     keys = sorted(index)
     spans = array("I", [0])
@@ -347,8 +349,9 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     offsets = array("Q", [0])
     masks: list[int] = []
     programs: dict[str, list[int]] = {}
-    trigrams: dict[str, list[int]] = {}
-    words: dict[str, list[int]] = {}
+    # id lists as arrays: millions of postings as Python ints would cost ~10x the memory
+    trigrams: dict[str, array] = {}
+    words: dict[str, array] = {}
     for package_id, name in enumerate(names):
         entries = sort_newest_first(by_name[name], version_of=lambda e: e[1][1])
         rows = []
@@ -370,10 +373,10 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
         for program in package_programs:
             programs.setdefault(program, []).append(package_id)
         for gram in _trigrams(lower[package_id]):
-            trigrams.setdefault(gram, []).append(package_id)
+            trigrams.setdefault(gram, array("I")).append(package_id)
         for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
                                      _MAX_WORDS_PER_PACKAGE):
-            words.setdefault(word, []).append(package_id)
+            words.setdefault(word, array("I")).append(package_id)
     gram_keys, gram_spans, gram_ids = _postings(trigrams)
     word_keys, word_spans, word_ids = _postings(words)
     infos = [ChannelInfo(name=c.name, source=str(c.path or c.url), kind=_channel_kind(c),
@@ -390,7 +393,7 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
         "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
         "word_keys": marshal.dumps(word_keys), "word_spans": word_spans, "word_ids": word_ids,
         "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
-        "offsets": offsets.tobytes(), "details": bytes(details),
+        "offsets": offsets.tobytes(), "details": details,
         "skipped": marshal.dumps(skipped),
     }
     return header, sections

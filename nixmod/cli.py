@@ -56,12 +56,22 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     return run_app(config)
 
 
+def load_catalog(config: Config, refresh: bool = False):
+    """The catalog, with one stderr line per channel that failed to list."""
+    from nixmod.catalog import Catalog
+
+    catalog = Catalog.load(config, progress, refresh=refresh)
+    for error in catalog.errors:
+        progress(f"nixmod: channel {error.channel} failed (other channels loaded): {error.message}")
+    return catalog
+
+
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import Catalog, version_json
+    from nixmod.catalog import version_json
 
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
-    catalog = Catalog.load(config, progress)
+    catalog = load_catalog(config)
     hits = catalog.search(args.query, limit=args.limit, channel=args.channel)
     if args.json:
         emit_json([{**version_json(hit.newest), "match": hit.kind,
@@ -77,9 +87,9 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_versions(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import Catalog, version_json
+    from nixmod.catalog import version_json
 
-    versions = Catalog.load(config, progress).versions(args.name, channel=args.channel)
+    versions = load_catalog(config).versions(args.name, channel=args.channel)
     if args.json:
         emit_json([version_json(v) for v in versions])
     else:
@@ -91,9 +101,7 @@ def cmd_versions(args: argparse.Namespace, config: Config) -> int:
 def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
     from dataclasses import asdict
 
-    from nixmod.catalog import Catalog
-
-    catalog = Catalog.load(config, progress, refresh=args.action == "refresh")
+    catalog = load_catalog(config, refresh=args.action == "refresh")
     info = catalog.info()
     if args.json:
         emit_json({**asdict(info), "age_seconds": round(info.age_seconds)})
@@ -103,8 +111,6 @@ def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
         emit_table([(c.name, c.kind, c.packages, c.skipped, c.error.splitlines()[-1] if c.error else "ok",
                      c.source) for c in info.channels],
                    ("CHANNEL", "KIND", "PACKAGES", "SKIPPED", "STATE", "SOURCE"))
-    for error in catalog.errors:
-        progress(f"channel {error.channel} failed: {error.message}")
     return 1 if catalog.errors and len(catalog.errors) == len(catalog.channels) else 0
 
 

@@ -1,0 +1,257 @@
+"""The catalog as users see it: real nix-env evaluations of the demo channels,
+saved dumps, the cache, ranked search, version specs, and the five real
+nixpkgs dumps. Everything runs as a real unprivileged user.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import VENV
+
+DATA = Path(os.environ.get("NIXMOD_TEST_DATA", "/work/shared/data/nixpkgs"))
+#: record counts from data/README.md: every one must be indexed or reported
+REAL_DUMPS = {
+    "nixpkgs-16.09-2016-12-02": 17352,
+    "nixpkgs-17.09-2018-02-22": 15126,
+    "nixpkgs-18.03pre-master-2018-02-22": 16510,
+    "nixpkgs-20.09pre-unstable-2020-07-26": 50685,
+    "nixpkgs-26.11pre-master-2026-07": 96324,
+}
+QUOTER = """Prints "quoted" text, 'single' too, ]] and ]==] and $(echo pwned) \\ backslash"""
+
+
+def json_of(session, *args: str):
+    proc = session.nixmod(*args, "--json", check=True)
+    return json.loads(proc.stdout)
+
+
+def channels_config(*channels: tuple[str, str]) -> str:
+    return "".join(f'[[channels]]\nname = "{name}"\npath = "{path}"\n\n' for name, path in channels)
+
+
+def api(session, script: str) -> subprocess.CompletedProcess[str]:
+    """Run a few lines against nixmod's Python API as the user; returns the process."""
+    prelude = ("import json\nfrom nixmod.config import load_config\n"
+               "from nixmod.catalog import Catalog\nfrom nixmod.errors import UserError\n"
+               "catalog = Catalog.load(load_config())\n")
+    return session.run(str(VENV / "bin/python"), "-c", prelude + script)
+
+
+# -- the demo channels, evaluated by real Nix ------------------------------------------
+
+def test_demo_channels_merge_versions_newest_first_with_metadata(alice):
+    hello = json_of(alice, "versions", "hello")
+    assert [(v["version"], v["channel"]) for v in hello] == [("2.12.1", "demo-2025"), ("2.10", "demo-2024")]
+    assert hello[0]["license"] == "GPL-3.0-or-later"
+    assert hello[0]["homepage"] == "https://example.org/hello"
+    assert hello[0]["outputs"] == ["out"] and hello[0]["platforms"]
+
+    frob = json_of(alice, "versions", "frob")  # 2.0pre1 is older than 2.0 to Nix
+    assert [v["version"] for v in frob] == ["2.0", "2.0pre1"]
+    assert frob[0]["license"] == "MIT, BSD-3-Clause"  # a list of an object and a string
+
+    hdf5 = json_of(alice, "versions", "hdf5")[0]
+    assert (hdf5["name"], hdf5["pname"], hdf5["main_program"]) == ("hdf5", "hdf5-cpp", "h5ls")
+    cowsay = json_of(alice, "versions", "cowsay-demo")[0]
+    assert cowsay["homepage"] == "https://example.org/cowsay"  # first of a list
+
+    numpy = json_of(alice, "versions", "python3Packages.numpy-demo")
+    assert [(v["version"], v["channel"], v["attr"]) for v in numpy] == [
+        ("2.1.0", "demo-2025", "python3Packages.numpy-demo"),
+        ("1.24.0", "demo-2024", "python3Packages.numpy-demo")]
+
+    quoter = json_of(alice, "versions", "quoter")
+    assert quoter[0]["description"] == QUOTER
+
+
+def test_search_ranks_name_program_prefix_substring_typo_description(alice):
+    def first(query, *extra):
+        hits = json_of(alice, "search", query, *extra)
+        return (hits[0]["name"], hits[0]["match"]) if hits else None
+
+    assert first("hello") == ("hello", "exact")
+    assert first("HELLO") == ("hello", "exact")
+    assert first("rg") == ("ripgrep", "program")
+    assert first("samt") == ("samtools", "prefix")
+    assert first("numpy") == ("python3Packages.numpy-demo", "name")
+    assert first("ripgrpe") == ("ripgrep", "fuzzy")
+    assert first("friendly greeting") == ("hello", "description")
+
+    hits = json_of(alice, "search", "demo")
+    assert len(hits) > 3 and json_of(alice, "search", "demo", "--limit", "2") == hits[:2]
+    assert hits[0]["versions"] and hits[0]["version"] == hits[0]["versions"][0]["version"]
+
+    only_2024 = json_of(alice, "search", "hello", "--channel", "demo-2024")
+    assert [(h["version"], [v["channel"] for v in h["versions"]]) for h in only_2024] == [("2.10", ["demo-2024"])]
+    assert json_of(alice, "search", "cowsay", "--channel", "demo-2024") == []
+
+    table = alice.nixmod("search", "quoter", check=True).stdout
+    assert "quoter" in table and "0.9" in table and "demo-2024" in table
+
+
+def test_unknown_names_and_channels_are_one_line_exit_2_with_suggestions(alice):
+    alice.nixmod("catalog", "info", check=True)  # warm: no progress lines below
+    proc = alice.nixmod("versions", "helo")
+    assert proc.returncode == 2
+    assert "unknown package 'helo'" in proc.stderr and "hello" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+    proc = alice.nixmod("search", "hello", "--channel", "nope")
+    assert proc.returncode == 2 and "demo-2024, demo-2025" in proc.stderr
+    assert alice.nixmod("search", "x", "--limit", "0").returncode == 2
+
+
+def test_resolve_specs_ties_and_constraints(alice, demo_dir, test_channels):
+    alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
+                                       ("demo-2025", demo_dir / "demo-2025"),
+                                       ("tie", test_channels / "catalog-tie.nix")))
+    proc = api(alice, """
+def show(spec):
+    try:
+        v = catalog.resolve(spec)
+        return [v.version, v.channel]
+    except UserError as exc:
+        return "error: " + str(exc)
+specs = ["hello", "hello@2.10", "demo-2024:hello", "demo-2024:hello@2.10", "hello@>=2.11",
+         "hello@<2.11", "frob@>=2", "datefmt@>=1", "hello@9.9", "hello@>=nonsense", "nope:hello",
+         "demo-2024:cowsay-demo", "tie-only", "hello@"]
+print(json.dumps({s: show(s) for s in specs}))
+print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
+""")
+    assert proc.returncode == 0, proc.stderr
+    resolved, versions = (json.loads(line) for line in proc.stdout.splitlines())
+    # the same version in two channels: both kept, the later channel first and chosen
+    assert versions == [["2.12.1", "demo-2025"], ["2.10", "tie"], ["2.10", "demo-2024"]]
+    assert resolved["hello"] == ["2.12.1", "demo-2025"]
+    assert resolved["hello@2.10"] == ["2.10", "tie"]
+    assert resolved["demo-2024:hello"] == ["2.10", "demo-2024"]
+    assert resolved["demo-2024:hello@2.10"] == ["2.10", "demo-2024"]
+    assert resolved["hello@>=2.11"] == ["2.12.1", "demo-2025"]
+    assert resolved["hello@<2.11"] == ["2.10", "tie"]
+    assert resolved["frob@>=2"] == ["2.0", "demo-2025"]
+    assert resolved["tie-only"] == ["1.0", "tie"]
+    assert "not PEP 440" in resolved["datefmt@>=1"] and "datefmt@VERSION" in resolved["datefmt@>=1"]
+    assert "no version '9.9'" in resolved["hello@9.9"] and "2.12.1 (demo-2025)" in resolved["hello@9.9"]
+    assert "bad version constraint" in resolved["hello@>=nonsense"]
+    assert "unknown channel 'nope'" in resolved["nope:hello"]
+    assert "not in channel 'demo-2024'" in resolved["demo-2024:cowsay-demo"]
+    assert resolved["hello@"].startswith("error: bad spec")
+
+
+# -- cache ---------------------------------------------------------------------
+
+def test_cache_is_reused_rebuilt_when_corrupt_and_refreshed(alice):
+    first = alice.nixmod("search", "hello", check=True)
+    assert "evaluating" in first.stderr
+    again = alice.nixmod("search", "hello", check=True)
+    assert again.stderr == "" and again.stdout == first.stdout  # nothing evaluated
+
+    index = alice.home / ".cache/nixmod/demo/catalog/index.bin"
+    size = index.stat().st_size
+    alice.run("python3", "-c", f"f=open('{index}','r+b'); f.seek({size // 2}); f.write(b'garbage!'); f.close()",
+              check=True)
+    damaged = alice.nixmod("versions", "hello", "--json", check=True)
+    assert "damaged" in damaged.stderr
+    assert [v["version"] for v in json.loads(damaged.stdout)] == ["2.12.1", "2.10"]
+
+    alice.run("truncate", "-s", "100", str(index), check=True)
+    assert "damaged" in alice.nixmod("search", "hello", check=True).stderr
+
+    refreshed = alice.nixmod("catalog", "refresh", check=True)
+    assert refreshed.stderr.count("evaluating") == 2
+    info = json_of(alice, "catalog", "info")
+    assert info["packages"] == 14 and info["versions"] == 20
+    assert [(c["name"], c["kind"], c["packages"], c["error"]) for c in info["channels"]] == [
+        ("demo-2024", "nix", 10, ""), ("demo-2025", "nix", 10, "")]
+    assert info["cache"] == str(index) and info["age_seconds"] < 60
+
+
+def test_a_broken_channel_is_reported_and_the_others_still_load(alice, demo_dir, test_channels):
+    alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
+                                       ("broken", test_channels / "catalog-broken.nix"),
+                                       ("gone", "/nonexistent/channel.json.gz")))
+    proc = alice.nixmod("search", "hello", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)[0]["version"] == "2.10"
+    assert "channel broken failed" in proc.stderr and "syntax error" in proc.stderr
+    assert "channel gone failed" in proc.stderr and "does not exist" in proc.stderr
+    info = json_of(alice, "catalog", "info")
+    errors = {c["name"]: c["error"] for c in info["channels"]}
+    assert errors["demo-2024"] == "" and "catalog-broken.nix:5" in errors["broken"]
+
+
+def test_saved_dumps_in_both_formats_with_hostile_entries(alice):
+    nix_env_shape = {
+        "tool": {"name": "tool-1.2", "pname": "tool", "version": "1.2",
+                 "meta": {"description": "line one\nline two \"quoted\" \\ é ]]", "license": "MIT",
+                          "homepage": None, "platforms": ["x86_64-linux", {"kernel": "linux"}]}},
+        "noversion": {"name": "noversion", "meta": None},
+        "weird": "not an object",
+        "has space": {"name": "x-1"},
+    }
+    packages_json = {"version": 2, "packages": {
+        "tool": {"name": "tool-1.10", "pname": "tool", "version": "1.10",
+                 "meta": {"license": [{"shortName": "gpl2"}, {"fullName": "Custom"}],
+                          "mainProgram": "tl"}},
+        "sets.inner": {"name": "inner-0.1", "version": "0.1", "meta": {}},
+    }}
+    plain = alice.write("dumps/old.json", json.dumps(nix_env_shape))
+    packed = alice.home / "dumps/new.json.gz"
+    alice.run("sh", "-c", f'gzip -c > "{packed}"', input=json.dumps(packages_json), check=True)
+    alice.write_config(channels_config(("old", plain), ("new", packed)))
+
+    tool = json_of(alice, "versions", "tool")
+    assert [(v["version"], v["channel"], v["license"]) for v in tool] == [
+        ("1.10", "new", "gpl2, Custom"), ("1.2", "old", "MIT")]
+    assert tool[1]["description"] == nix_env_shape["tool"]["meta"]["description"]
+    assert tool[1]["platforms"] == ["x86_64-linux"]
+    assert json_of(alice, "search", "tl")[0]["name"] == "tool"
+    assert json_of(alice, "versions", "sets.inner")[0]["version"] == "0.1"
+    assert json_of(alice, "versions", "noversion")[0]["version"] == ""
+
+    info = {c["name"]: c for c in json_of(alice, "catalog", "info")["channels"]}
+    assert (info["old"]["kind"], info["old"]["packages"], info["old"]["skipped"]) == ("dump", 2, 2)
+    assert (info["new"]["packages"], info["new"]["skipped"]) == (2, 0)
+    proc = api(alice, "print(json.dumps([[s.channel, s.attr, s.reason] for s in catalog.skipped()]))")
+    skipped = {attr: reason for _channel, attr, reason in json.loads(proc.stdout)}
+    assert set(skipped) == {"weird", "has space"} and all(skipped.values())
+
+
+# -- the five real nixpkgs dumps ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_dumps_user(request):
+    from conftest import _new_session
+
+    missing = [n for n in REAL_DUMPS if not (DATA / f"{n}.json.gz").is_file()]
+    if missing:
+        pytest.fail(f"real dumps missing under {DATA}: {missing} (set NIXMOD_TEST_DATA)")
+    session = _new_session("nmbob", "real-dumps")
+    session.write_config(channels_config(*((n, DATA / f"{n}.json.gz") for n in REAL_DUMPS)))
+    return session
+
+
+def test_all_five_real_dumps_every_record_indexed_or_reported(real_dumps_user):
+    info = json_of(real_dumps_user, "catalog", "info")
+    for channel in info["channels"]:
+        assert channel["error"] == "", channel
+        assert channel["packages"] + channel["skipped"] == REAL_DUMPS[channel["name"]], channel
+    assert info["versions"] == sum(c["packages"] for c in info["channels"])
+    assert info["packages"] > 100_000
+
+
+def test_real_dumps_versions_and_search(real_dumps_user):
+    git = json_of(real_dumps_user, "versions", "git")
+    assert [v["version"] for v in git] == ["2.54.0", "2.27.0", "2.16.2", "2.15.0", "2.10.0"]
+    assert git[0]["channel"] == "nixpkgs-26.11pre-master-2026-07"
+    assert json_of(real_dumps_user, "search", "rg")[0]["name"] == "ripgrep"
+    assert json_of(real_dumps_user, "search", "firefx")[0]["name"] == "firefox"
+    numpy = json_of(real_dumps_user, "versions", "python3Packages.numpy")
+    assert numpy and all(v["name"] == "python3Packages.numpy" for v in numpy)
