@@ -110,6 +110,8 @@ _INSPECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ACLOCAL_PATH", ("share/aclocal",)),
     ("CPATH", ("include",)),
 )
+#: variables whose empty element means "and the built-in defaults"
+_KEEP_DEFAULTS = ("MANPATH", "INFOPATH")
 #: CMake finds a package by its prefix, so the prefix goes on CMAKE_PREFIX_PATH
 #: when it ships CMake config files
 _CMAKE_DIRS = ("lib/cmake", "lib64/cmake", "share/cmake")
@@ -234,8 +236,12 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     ]
     if programs:
         lines.append(f"prepend_path(\"PATH\", {lua_string(str(shim_bin))})")
-    lines += [f"prepend_path({lua_string(var)}, {lua_string(d)})"
-              for var, d in _prefix_paths(request.outputs)]
+    search_paths = _prefix_paths(request.outputs)
+    lines += [f"prepend_path({lua_string(var)}, {lua_string(d)})" for var, d in search_paths]
+    # An empty element keeps man's and info's built-in directories searched:
+    # a MANPATH of only store dirs would hide every system man page.
+    lines += [f"append_path(\"{var}\", \"\")" for var in _KEEP_DEFAULTS
+              if any(v == var for v, _dir in search_paths)]
     lines.append(f"setenv({lua_string(env_root_variable(request.name))}, "
                  f"{lua_string(request.store_path)})")
     return "\n".join(lines) + "\n"

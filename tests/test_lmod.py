@@ -32,6 +32,7 @@ def test_a_built_demo_package_loads_and_its_program_runs(alice, demo_dir):
     proc = alice.bash(lmod_script(root, 'module load nix/hello\nhello world\n'
                                   'echo "which=$(command -v hello)"\necho "path=$PATH"\n'
                                   'echo "manpath=$MANPATH"\necho "root=$NIXMOD_HELLO_ROOT"\n'
+                                  'echo "sysman=$(man -w ls)"\n'
                                   'module whatis nix/hello\nmodule help nix/hello\nmodule keyword greeting'))
     assert proc.returncode == 0, proc.stderr
     assert "hello 2.10\nargs: world" in proc.stdout
@@ -40,6 +41,7 @@ def test_a_built_demo_package_loads_and_its_program_runs(alice, demo_dir):
     path = proc.stdout.split("path=")[1].splitlines()[0]
     assert "/nix/store" not in path
     assert f"manpath={store}/share/man" in proc.stdout
+    assert "sysman=/usr/share/man/man1/ls.1" in proc.stdout   # system man pages still found
     assert f"root={store}" in proc.stdout
     for line in ("Description: A program that produces a familiar, friendly greeting",
                  "Homepage: https://example.org/hello", "License: GPL-3.0-or-later",
