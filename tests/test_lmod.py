@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from modules_helpers import lmod_script, site_lua, write_modules  # noqa: F401 (fixture)
