@@ -15,6 +15,7 @@ the night), so checking collects ``Problem``s instead of raising on the first.
 from __future__ import annotations
 
 import difflib
+import glob
 import os
 import re
 import sys
@@ -459,10 +460,13 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]], s
         if (info.name, info.version) in keep:
             continue
         lmod.remove_module(config, info.name, info.version, root=stack.modules_root)
-        root = builds.gcroot_path(store, builds.BuildRecord(
-            name=info.name, version=info.version, gcroot_dir=str(stack.gcroot_dir)))
-        for output in info.outputs:
-            Path(f"{root}-{output}" if output != "out" else root).unlink(missing_ok=True)
+        # the roots nix-store --add-root made for this build: named after it, pointing at its outputs
+        stem = builds.gcroot_path(store, builds.BuildRecord(
+            name=info.name, version=info.version, gcroot_dir=str(stack.gcroot_dir))).name
+        targets = set(info.outputs.values())
+        for root in stack.gcroot_dir.glob(f"{glob.escape(stem)}*"):
+            if root.is_symlink() and os.readlink(root) in targets:
+                root.unlink()
         removed.append(info.module)
         if progress:
             progress(f"{info.module}: removed (no longer in {stack.file.name})")
