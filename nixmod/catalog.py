@@ -420,6 +420,9 @@ def edit_distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
+_COMMON_TRIGRAM = 4000
+
+
 def _typo_budget(query: str) -> int:
     """How many typos a query of this length may carry and still mean something."""
     return 0 if len(query) < 4 else (1 if len(query) < 8 else 2)
@@ -689,11 +692,18 @@ class Catalog:
         lookup, spans, ids = self._grams
         counts: Counter[int] = Counter()
         grams = _trigrams(text)
+        # An edit breaks up to 4 trigrams (a swap); trigrams shared by a huge
+        # share of names ("pyt", "ack") say little and cost most, so skip them.
+        needed = len(grams) - 4 * budget
         for gram in grams:
             slot = lookup.get(gram)
-            if slot is not None:
-                counts.update(ids[spans[slot]:spans[slot + 1]])
-        needed = max(1, len(grams) - 3 * budget)
+            if slot is None:
+                continue
+            if spans[slot + 1] - spans[slot] > _COMMON_TRIGRAM:
+                needed -= 1
+                continue
+            counts.update(ids[spans[slot]:spans[slot + 1]])
+        needed = max(1, needed)
         parts = text.split(".")
         for package_id, shared in counts.most_common(300):
             if shared < needed:
