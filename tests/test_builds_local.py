@@ -73,3 +73,14 @@ def test_bad_ids_are_one_line_user_errors(alice):
         proc = alice.nixmod(*args)
         assert proc.returncode == 2, args
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_worker_killed_without_exit_record_does_not_stay_running(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter, sleep=60)
+    record = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert wait_for_state(alice, record["id"], {"running"})["state"] == "running"
+    pid = record["job"].split(":")[1]
+    alice.run("kill", "-s", "KILL", "--", f"-{pid}", check=True)   # whole session, no last word
+    done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"}, timeout=30)
+    assert done["state"] == "failed" and "vanished" in done["error"]
