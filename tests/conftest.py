@@ -30,6 +30,14 @@ LMOD_INIT = "/usr/share/lmod/lmod/init/bash"
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
+def shared_data_dir() -> Path:
+    """The real nixpkgs dumps: ../shared/data/nixpkgs beside the checkout (as CI lays it)."""
+    explicit = os.environ.get("NIXMOD_TEST_DATA")
+    candidates = [Path(explicit)] if explicit else [REPO.parent / "shared/data/nixpkgs",
+                                                    Path("/work/shared/data/nixpkgs")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
 def _rig_problems() -> list[str]:
     """What is not up, one line each (empty when the rig is ready)."""
     problems = []
@@ -153,6 +161,24 @@ def test_channels() -> Path:
     shutil.copytree(REPO / "tests" / "channels", target)
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+@pytest.fixture(scope="session")
+def real_dumps() -> Path:
+    """The five real dumps, copied where test users can read them (shared/ may sit under /root)."""
+    source = shared_data_dir()
+    dumps = sorted(source.glob("*.json.gz"))
+    if not dumps:
+        pytest.fail(f"no real nixpkgs dumps under {source} (set NIXMOD_TEST_DATA)", pytrace=False)
+    target = SCRATCH / "real-dumps"
+    target.mkdir(exist_ok=True)
+    target.chmod(0o755)
+    for dump in dumps:
+        copy = target / dump.name
+        if not copy.exists() or copy.stat().st_size != dump.stat().st_size:
+            shutil.copyfile(dump, copy)
+        copy.chmod(0o644)
     return target
 
 

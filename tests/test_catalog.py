@@ -15,7 +15,6 @@ import pytest
 
 from conftest import VENV
 
-DATA = Path(os.environ.get("NIXMOD_TEST_DATA", "/work/shared/data/nixpkgs"))
 #: record counts from data/README.md: every one must be indexed or reported
 REAL_DUMPS = {
     "nixpkgs-16.09-2016-12-02": 17352,
@@ -227,14 +226,14 @@ def test_saved_dumps_in_both_formats_with_hostile_entries(alice):
 # -- the five real nixpkgs dumps ----------------------------------------------------
 
 @pytest.fixture(scope="module")
-def real_dumps_user(request):
+def real_dumps_user(request, real_dumps):
     from conftest import _new_session
 
-    missing = [n for n in REAL_DUMPS if not (DATA / f"{n}.json.gz").is_file()]
+    missing = [n for n in REAL_DUMPS if not (real_dumps / f"{n}.json.gz").is_file()]
     if missing:
-        pytest.fail(f"real dumps missing under {DATA}: {missing} (set NIXMOD_TEST_DATA)")
+        pytest.fail(f"real dumps missing under {real_dumps}: {missing} (set NIXMOD_TEST_DATA)")
     session = _new_session("nmbob", "real-dumps")
-    session.write_config(channels_config(*((n, DATA / f"{n}.json.gz") for n in REAL_DUMPS)))
+    session.write_config(channels_config(*((n, real_dumps / f"{n}.json.gz") for n in REAL_DUMPS)))
     return session
 
 

@@ -2,7 +2,7 @@
 
     /opt/nixmod/venv/bin/python tests/bench/bench_catalog.py [DATA_DIR]
 
-DATA_DIR defaults to /work/shared/data/nixpkgs (or $NIXMOD_BENCH_DATA). The
+DATA_DIR defaults to ../shared/data/nixpkgs beside the checkout (or $NIXMOD_BENCH_DATA). The
 five dumps are configured as five channels in a throwaway HOME. Each phase
 runs in its own process so that its peak RSS is its own:
 
@@ -99,7 +99,8 @@ def run_phase(phase: str, env: dict[str, str]) -> dict:
 
 def main() -> None:
     data = Path(sys.argv[1] if len(sys.argv) > 1 else
-                os.environ.get("NIXMOD_BENCH_DATA", "/work/shared/data/nixpkgs"))
+                os.environ.get("NIXMOD_BENCH_DATA",
+                               str(Path(__file__).resolve().parents[3] / "shared/data/nixpkgs")))
     dumps = sorted(data.glob("*.json.gz"))
     if not dumps:
         raise SystemExit(f"no *.json.gz under {data}")
