@@ -219,11 +219,8 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             emit_json(lmod.info_as_json(info))
         return 0
-    try:
-        from nixmod.builds import module_requests
-    except ImportError:
-        raise UserError("'nixmod modules refresh' needs the build state, which this build "
-                        "does not have yet (builds issue); nothing was done") from None
+    from nixmod.builds import module_requests
+
     result = lmod.refresh_modules(config, module_requests(config))
     progress(f"rewrote {len(result.written)} module(s), pruned {len(result.pruned)}")
     if args.json:

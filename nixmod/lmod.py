@@ -288,6 +288,15 @@ def set_default(config: Config, name: str, version: str, *, root: Path | None = 
     return rc
 
 
+def clear_default(config: Config, name: str, *, root: Path | None = None) -> bool:
+    """Drop the default of ``nix/NAME`` (Lmod's highest version wins again); True if one was set."""
+    rc = module_path(config, name, "default", root=root).parent / _RC
+    if _default_version(rc.parent) is None:
+        return False
+    rc.unlink()
+    return True
+
+
 def _default_version(name_dir: Path) -> str | None:
     """The version a nixmod-written ``.modulerc.lua`` makes the default, if any."""
     try:

@@ -538,6 +538,10 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
 
         keep = {(r.version.name, r.version.version) for r in report.resolved}
         removed = _remove_unlisted(config, stack, keep, store, progress)
+        with_default = {r.version.name for r in report.resolved if r.entry.default}
+        for name in sorted({name for name, _version in keep} - with_default):
+            if lmod.clear_default(config, name, root=stack.modules_root) and progress:
+                progress(f"{name}: no default any more (none marked in {stack.file.name})")
     finally:
         store.close()
 

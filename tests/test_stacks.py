@@ -197,6 +197,14 @@ def test_removing_a_package_from_the_file_removes_its_module(built, bob):
     avail = bob.bash(f"module use {built.root}; module -t avail 2>&1").stdout
     assert "nix/samtools" not in avail and "nix/hello/2.10" in avail
 
+    # no package marked default any more: the newest version is what loads again
+    built.alice.write("stack.toml", text.replace("default = true\n", ""))
+    proc = built.alice.nixmod("stack", "build", str(built.stack_file))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "hello: no default any more" in proc.stderr
+    loaded = bob.bash(f"module use {built.root}; module load nix/hello; hello").stdout
+    assert loaded.strip().startswith("hello 2.12.1"), loaded
+
 
 # -- stack check: every problem at once, nothing written -----------------------------------
 

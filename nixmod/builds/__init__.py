@@ -306,13 +306,10 @@ def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) 
     store.update_if_in_flight(record, state=state, module=module, error=error)
 
 
-def _write_module(config: Config, record: BuildRecord) -> str | None:
+def _write_module(config: Config, record: BuildRecord) -> str:
     from nixmod import lmod
 
-    write_module = getattr(lmod, "write_module", None)
-    if write_module is None:  # the modules part is not in this build yet
-        return None
-    info = write_module(config, _module_request(record),
+    info = lmod.write_module(config, _module_request(record),
                         root=Path(record.module_root) if record.module_root else None,
                         default=record.module_default)
     return info.module
@@ -328,10 +325,16 @@ def _module_request(record: BuildRecord):
 
 
 def module_requests(config: Config) -> list:
-    """A ModuleRequest for every built/reused record (``modules refresh`` rewrites them)."""
+    """A ModuleRequest for every built/reused record of the user's own tree.
+
+    ``modules refresh`` rewrites these into ``[modules].root``; builds that a
+    site stack published into its own tree (``module_root`` set) belong to
+    that stack and are left to ``stack build``.
+    """
     store = open_store(config)
     try:
-        return [_module_request(r) for r in store.select(states=("built", "reused"))]
+        return [_module_request(r) for r in store.select(states=("built", "reused"))
+                if not r.module_root]
     finally:
         store.close()
 
