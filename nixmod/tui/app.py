@@ -49,10 +49,11 @@ class NixmodApp(App[int]):
     }
     DEFAULT_MODE = "browse"
     BINDINGS = [
-        Binding("1", "switch_mode('browse')", "Browse"),
-        Binding("2", "switch_mode('selection')", "Selection"),
-        Binding("3", "switch_mode('builds')", "Builds"),
-        Binding("4", "switch_mode('modules')", "Modules"),
+        # shown on the tab line under the header, so not in the footer
+        Binding("1", "switch_mode('browse')", "Browse", show=False),
+        Binding("2", "switch_mode('selection')", "Selection", show=False),
+        Binding("3", "switch_mode('builds')", "Builds", show=False),
+        Binding("4", "switch_mode('modules')", "Modules", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
         Binding("q", "quit", "Quit"),

@@ -15,18 +15,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from nixmod.catalog import Package, PackageVersion
 from nixmod.tui import model
+from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone
 from nixmod.tui.widgets import detail_text, state_text
 
 
-class BrowseScreen(Screen):
+class BrowseScreen(NixmodScreen):
     """Search box, ranked results, and the detail of the highlighted package."""
+
+    MODE = "browse"
 
     BINDINGS = [
         Binding("slash", "focus_search", "Search", key_display="/"),
@@ -43,7 +45,7 @@ class BrowseScreen(Screen):
         self.searched_catalog: Any = None   # the catalog the results came from
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="❄")
+        yield from self.compose_top()
         with Horizontal(id="browse"):
             with Vertical(id="results-pane"):
                 yield Input(placeholder="Search packages, programs, descriptions…", id="search")
@@ -56,11 +58,6 @@ class BrowseScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        results = self.query_one("#results", DataTable)
-        results.add_column("name", key="name")
-        results.add_column("version", key="version")
-        results.add_column("#", key="count")
-        results.add_column("description", key="description")
         versions = self.query_one("#versions", DataTable)
         versions.add_column(" ", key="picked")
         versions.add_column("version", key="version")
@@ -69,12 +66,10 @@ class BrowseScreen(Screen):
         self.query_one("#search", Input).focus()
         self.refresh_view()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_view()
-
     # -- drawing ------------------------------------------------------------------
 
     def refresh_view(self) -> None:
+        super().refresh_view()
         """Show the catalog's state; search once when it has just become ready."""
         status = self.query_one("#results-status", Static)
         if self.app.catalog_error:
@@ -103,18 +98,33 @@ class BrowseScreen(Screen):
         if message.query != self.query_one("#search", Input).value:
             return   # a newer query is on its way
         table = self.query_one("#results", DataTable)
-        table.clear()
+        self.set_result_columns(table, message.rows)
         self.result_names = [row.name for row in message.rows]
         for row in message.rows:
-            table.add_row(Text(row.name, style="bold"), Text(row.newest), Text(str(row.count)),
+            table.add_row(Text(row.name, style="bold", overflow="ellipsis", no_wrap=True),
+                          Text(row.newest, overflow="ellipsis", no_wrap=True), Text(str(row.count)),
                           Text(row.description, overflow="ellipsis", no_wrap=True), key=row.name)
         status = self.query_one("#results-status", Static)
-        if message.rows:
+        if not message.query.strip():
+            status.update(Text(model.catalog_summary(self.app.catalog)))
+        elif message.rows:
             more = "+" if len(message.rows) >= model.RESULT_LIMIT else ""
-            status.update(Text(f"{len(message.rows)}{more} packages · ↵ versions · space pick newest"))
+            status.update(Text(f"{len(message.rows)}{more} match(es) · ↵ versions · space pick newest"))
         else:
             status.update(Text(f"No package matches {message.query!r}; try a program name or fewer letters"))
         self.show_package(self._package_named(self.result_names[0]) if self.result_names else None)
+
+    @staticmethod
+    def set_result_columns(table: DataTable, rows: list[model.ResultRow]) -> None:
+        """Fit name and version to these rows; the description takes the rest of the width."""
+        table.clear(columns=True)
+        name = min(32, max([4, *(len(r.name) for r in rows)]))
+        version = min(16, max([7, *(len(r.newest) for r in rows)]))
+        count = max([1, *(len(str(r.count)) for r in rows)])
+        description = max(10, table.size.width - name - version - count - 9)
+        for label, key, width in (("name", "name", name), ("version", "version", version),
+                                  ("#", "count", count), ("description", "description", description)):
+            table.add_column(label, key=key, width=width)
 
     def _package_named(self, name: str) -> Package | None:
         try:
@@ -127,6 +137,14 @@ class BrowseScreen(Screen):
         if event.row_key.value is not None:
             self.show_package(self._package_named(event.row_key.value))
 
+    def placeholder(self) -> Text:
+        """The detail pane with no package: the catalog's problems, else how to start."""
+        problems = (model.catalog_problems(self.app.config, self.app.catalog)
+                    if self.app.catalog is not None else [])
+        if problems:
+            return Text("\n\n".join(f"⚠ {p}" for p in problems), style="bold")
+        return Text("Type to search; ↓ or ↵ moves to the results.", style="dim")
+
     def show_package(self, package: Package | None) -> None:
         self.package = package
         detail = self.query_one("#detail", Static)
@@ -135,7 +153,7 @@ class BrowseScreen(Screen):
         cursor = versions.cursor_row
         versions.clear()
         if package is None or not package.versions:
-            detail.update(Text("Type to search; ↓ or ↵ moves to the results.", style="dim"))
+            detail.update(self.placeholder())
             hint.update("")
             return
         detail.update(detail_text(package))

@@ -15,15 +15,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Footer, Log, Static
 
 from nixmod.tui import model
+from nixmod.tui.base import NixmodScreen
 from nixmod.tui.widgets import state_text
 
 
-class BuildsScreen(Screen):
+class BuildsScreen(NixmodScreen):
     """Table of builds over the followed log."""
+
+    MODE = "builds"
 
     BINDINGS = [
         Binding("c", "cancel_build", "Cancel"),
@@ -36,7 +38,7 @@ class BuildsScreen(Screen):
         self.shown_log = ""
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="❄")
+        yield from self.compose_top()
         with Vertical(id="builds-pane", classes="pane"):
             yield DataTable(id="builds", cursor_type="row", zebra_stripes=True)
             yield Static(id="builds-status", classes="status")
@@ -50,9 +52,6 @@ class BuildsScreen(Screen):
         self.query_one("#log", Log).border_title = "log"
         self.refresh_view()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_view()
-
     def selected_record(self) -> Any | None:
         table = self.query_one("#builds", DataTable)
         records = self.newest_first()
@@ -64,6 +63,7 @@ class BuildsScreen(Screen):
         return list(reversed(self.app.records))
 
     def refresh_view(self) -> None:
+        super().refresh_view()
         table = self.query_one("#builds", DataTable)
         selected = self.selected_record()
         records = self.newest_first()

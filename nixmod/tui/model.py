@@ -103,9 +103,28 @@ def load_catalog(config: Config, progress: Callable[[str], None] | None = None) 
 
 
 def search_rows(catalog: Any, query: str, limit: int = RESULT_LIMIT) -> list[ResultRow]:
-    """The ranked results for ``query``; every package (by name) when it is empty."""
-    hits = catalog.search(query, limit=limit)
-    return [result_row(hit.package) for hit in hits]
+    """The ranked results for ``query`` (none for an empty query: nothing to rank by)."""
+    rows: dict[str, ResultRow] = {}
+    for hit in catalog.search(query, limit=limit):
+        rows.setdefault(hit.package.name, result_row(hit.package))   # one row per name, best rank
+    return list(rows.values())
+
+
+def catalog_summary(catalog: Any) -> str:
+    """What an empty search box shows: how much there is to search."""
+    total = sum(c.packages for c in catalog.channels)
+    text = f"{total} packages in {len(catalog.channels)} channel(s): type a name, a command (rg) or a word"
+    if catalog.errors:
+        text = f"⚠ {len(catalog.errors)} channel(s) could not be read (see right) · " + text
+    return text
+
+
+def catalog_problems(config: Config, catalog: Any) -> list[str]:
+    """Channels that failed, each with where to fix it (the others still work)."""
+    files = ", ".join(str(path) for path in config.sources) or "~/.config/nixmod/config.toml"
+    return [f"channel {error.channel} could not be read: {error.message}\n"
+            f"Fix its [[channels]] entry in {files}, then run 'nixmod catalog refresh'."
+            for error in catalog.errors]
 
 
 def result_row(package: Package) -> ResultRow:
@@ -287,10 +306,10 @@ def explain(error: BaseException) -> str:
 
 
 def describe(version: PackageVersion) -> Iterable[tuple[str, str]]:
-    """The labelled facts the detail pane shows, in reading order."""
-    yield "description", version.description or "(none)"
-    yield "homepage", version.homepage or "(none)"
-    yield "license", version.license or "(unknown)"
+    """The labelled facts the detail pane shows: short ones first, the long description last."""
     yield "attribute", version.attr
     if version.main_program:
         yield "program", version.main_program
+    yield "license", version.license or "(unknown)"
+    yield "homepage", version.homepage or "(none)"
+    yield "about", version.description or "(none)"

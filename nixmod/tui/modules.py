@@ -8,14 +8,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
+from nixmod.tui.base import NixmodScreen
 
 
-class ModulesScreen(Screen):
+class ModulesScreen(NixmodScreen):
     """The user's modules, with the exact line to load each."""
+
+    MODE = "modules"
 
     BINDINGS = [
         Binding("y", "copy_line", "Copy load line"),
@@ -23,7 +25,7 @@ class ModulesScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="❄")
+        yield from self.compose_top()
         with Vertical(id="modules-pane", classes="pane"):
             yield DataTable(id="modules", cursor_type="row", zebra_stripes=True)
             yield Static(id="module-detail")
@@ -36,15 +38,13 @@ class ModulesScreen(Screen):
         self.query_one("#module-detail", Static).border_title = "load it"
         self.refresh_view()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_view()
-
     def selected(self) -> model.ModuleRow | None:
         rows = self.app.module_rows
         cursor = self.query_one("#modules", DataTable).cursor_row
         return rows[cursor] if 0 <= cursor < len(rows) else None
 
     def refresh_view(self) -> None:
+        super().refresh_view()
         table = self.query_one("#modules", DataTable)
         cursor = table.cursor_row
         table.clear()

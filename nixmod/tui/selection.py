@@ -12,16 +12,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
+from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import PlanReady
 from nixmod.tui.widgets import state_text
 
 
-class SelectionScreen(Screen):
+class SelectionScreen(NixmodScreen):
     """The picked versions, with their current state, ready to submit."""
+
+    MODE = "selection"
 
     BINDINGS = [
         Binding("s", "submit", "Submit"),
@@ -30,7 +33,7 @@ class SelectionScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="❄")
+        yield from self.compose_top()
         with Vertical(id="selection-pane", classes="pane"):
             yield DataTable(id="selection", cursor_type="row", zebra_stripes=True)
             yield Static(id="selection-status", classes="status")
@@ -42,10 +45,8 @@ class SelectionScreen(Screen):
             table.add_column(column, key=column)
         self.refresh_view()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_view()
-
     def refresh_view(self) -> None:
+        super().refresh_view()
         table = self.query_one("#selection", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -75,6 +76,10 @@ class SelectionScreen(Screen):
         self.app.push_screen(PlanScreen())
 
 
+class PlanTable(DataTable, can_focus=False):
+    """The plan is read, not navigated: ↵ belongs to the dialog and means "submit"."""
+
+
 class PlanScreen(ModalScreen[None]):
     """What submitting will do, per version, before anything is submitted."""
 
@@ -90,7 +95,7 @@ class PlanScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="plan-dialog", classes="dialog"):
             yield Static(Text("Submit the selection?", style="bold"), classes="dialog-title")
-            yield DataTable(id="plan", cursor_type="row", show_cursor=False)
+            yield PlanTable(id="plan", cursor_type="row", show_cursor=False)
             yield Static(Text("⏳ Working out what is already built or building…"), id="plan-status",
                          classes="status")
             yield Footer()

@@ -40,3 +40,19 @@ def detail_text(package: Package) -> Group:
     title = Text.assemble((package.name, "bold"), "  ", (newest.version, "bold"),
                           (f"  newest of {len(package.versions)}", "dim"))
     return Group(title, facts)
+
+
+#: the four screens, in the order of their number keys
+SCREENS = (("browse", "Browse"), ("selection", "Selection"), ("builds", "Builds"), ("modules", "Modules"))
+
+
+def nav_text(current: str, selected: int) -> Text:
+    """The tab line under the header: number keys, the current screen in reverse video."""
+    text = Text()
+    for number, (mode, label) in enumerate(SCREENS, start=1):
+        if mode == "selection" and selected:
+            label = f"{label} ({selected})"
+        style = "bold reverse" if mode == current else ""
+        text.append(f" {number} {label} ", style=style)
+        text.append(" ")
+    return text

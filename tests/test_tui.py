@@ -1,0 +1,300 @@
+"""The TUI, driven like a user drives it: snapshots of every screen, and the main flows.
+
+The app runs in-process (Textual's pilot) as root, against the real Nix
+daemon store and the real local backend; HOME and the XDG directories point
+at a temporary directory so nothing leaks into the machine's state. The
+demo catalog is evaluated once per module with real Nix and cached, so the
+snapshots see exactly what a user of ``nixmod --demo`` sees, minus clocks,
+job ids and store hashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from nixmod.config import load_config
+from nixmod.lmod import ModuleRequest, write_module
+from nixmod.tui.app import NixmodApp
+from nixmod.tui.browse import BrowseScreen
+from nixmod.tui.selection import PlanScreen
+
+SIZES = [(80, 24), (120, 40)]
+SIZE_IDS = ["80x24", "120x40"]
+#: a store path that looks real but is never valid: deterministic, and shows "gone"
+FAKE_STORE_PATH = "/nix/store/00000000000000000000000000000000-hello-2.10"
+
+
+@pytest.fixture(scope="module")
+def tui_home(tmp_path_factory) -> Path:
+    """A private HOME/XDG for the in-process app, with the demo catalog cached once."""
+    base = tmp_path_factory.mktemp("tui")
+    names = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "NIXMOD_SITE_CONFIG", "NIXMOD_CONFIG", "NO_COLOR")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(HOME=str(base / "home"), XDG_CACHE_HOME=str(base / "cache"),
+                      XDG_CONFIG_HOME=str(base / "config"),
+                      NIXMOD_SITE_CONFIG=str(base / "no-site-config.toml"))
+    os.environ.pop("NIXMOD_CONFIG", None)
+    os.environ.pop("NO_COLOR", None)
+    from nixmod.catalog import Catalog
+
+    Catalog.load(load_config(demo=True))
+    yield base
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def demo_config(tui_home, tmp_path):
+    """The demo configuration with state and modules private to one test."""
+    config = load_config(demo=True)
+    config.build.state_dir = tmp_path / "state"
+    config.modules.root = tmp_path / "modules"
+    return config
+
+
+async def settle(pilot) -> None:
+    """Wait until the catalog is in and every worker (search, refresh) has reported."""
+    app = pilot.app
+    for _ in range(600):
+        if app.catalog is not None or app.catalog_error:
+            break
+        await pilot.pause(0.05)
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def after(*keys: str):
+    """A run_before for snap_compare: settle, press ``keys``, settle again."""
+    async def run(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+    return run
+
+
+def quiet_app(config) -> NixmodApp:
+    """No refresh timer: a snapshot must not depend on when a timer fired."""
+    return NixmodApp(config, watch_builds=False)
+
+
+# -- snapshots --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_browse_start(snap_compare, demo_config, size):
+    """First screen: every demo package, the first one's versions on the right."""
+    assert snap_compare(quiet_app(demo_config), terminal_size=size, run_before=after())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_browse_search_by_program(snap_compare, demo_config, size):
+    """Typing `rg` finds ripgrep by its program; ↵ opens its versions across both channels."""
+    assert snap_compare(quiet_app(demo_config), terminal_size=size,
+                        run_before=after("r", "g", "enter", "enter"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_selection(snap_compare, demo_config, size):
+    """Two picks (the newest hello, the older samtools) listed on the Selection screen."""
+    keys = ("h", "e", "l", "l", "o", "down", "space", "slash", "ctrl+a", "ctrl+k",
+            *"samtools", "enter", "enter", "down", "space", "2")
+    assert snap_compare(quiet_app(demo_config), terminal_size=size, run_before=after(*keys))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_builds_empty(snap_compare, demo_config, size):
+    assert snap_compare(quiet_app(demo_config), terminal_size=size, run_before=after("down", "3"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_modules(snap_compare, demo_config, size):
+    """A module whose store path is gone says so, with its exact load line."""
+    write_module(demo_config, ModuleRequest(name="hello", version="2.10", description="demo",
+                                            outputs={"out": FAKE_STORE_PATH}))
+    assert snap_compare(quiet_app(demo_config), terminal_size=size, run_before=after("down", "4"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_help(snap_compare, demo_config, size):
+    assert snap_compare(quiet_app(demo_config), terminal_size=size, run_before=after("down", "question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_no_catalog(snap_compare, tui_home, tmp_path, size):
+    """A channel path that does not exist: the reason and the fix on screen, no traceback."""
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "site"\npath = "{tmp_path}/no-such-channel"\n'
+                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    config = load_config(config_file)
+    assert snap_compare(quiet_app(config), terminal_size=size, run_before=after())
+
+
+# -- flows on the local backend with real Nix -------------------------------------------
+
+@pytest.fixture
+def build_config(tui_home, tmp_path, test_channels, monkeypatch):
+    """tests/channels/builds.nix with a fresh nonce: derivations nobody has built yet."""
+    monkeypatch.setenv("NIXMOD_TEST_NONCE", uuid.uuid4().hex)
+    monkeypatch.setenv("NIXMOD_TEST_SLEEP", "1")
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    shutil.copy(test_channels / "builds.nix", channel / "default.nix")
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "tests"\npath = "{channel}"\n'
+                           f'[build]\nbackend = "local"\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return load_config(config_file)
+
+
+async def wait_until(pilot, condition, timeout: float = 90.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out; screen {pilot.app.screen}, records "
+                                 f"{[(r.name, r.state, r.error) for r in pilot.app.records]}, "
+                                 f"notifications {notifications(pilot.app)}")
+        await pilot.pause(0.2)
+
+
+def record_of(app: NixmodApp, name: str):
+    matching = [r for r in app.records if r.name == name]
+    return matching[-1] if matching else None
+
+
+def screen_text(app: NixmodApp) -> str:
+    """The characters on the terminal right now (what the user reads)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def notifications(app: NixmodApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def keys(pilot, *names: str) -> None:
+    """Press keys one at a time, letting each one's focus change land (as a person would)."""
+    for name in names:
+        await pilot.press(name)
+        await pilot.pause()
+
+
+async def type_query(pilot, text: str) -> None:
+    await keys(pilot, "slash", "ctrl+a", "ctrl+k", *text)
+    await settle(pilot)
+
+
+def test_search_pick_submit_build_module(build_config):
+    asyncio.run(_search_pick_submit_build_module(build_config))
+
+
+async def _search_pick_submit_build_module(build_config):
+    """search -> pick version -> plan -> submit -> build appears -> built -> module shown."""
+    app = NixmodApp(build_config, refresh_seconds=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.catalog_error == ""
+        await type_query(pilot, "slowpkg")
+        browse = app.screen
+        assert isinstance(browse, BrowseScreen)
+        assert browse.result_names[0] == "slowpkg"
+        await keys(pilot, "enter", "enter", "space")   # to the results, to its versions, pick
+        await pilot.pause()
+        assert [(v.name, v.version) for v in app.selection.items] == [("slowpkg", "3.1")]
+        assert "selection 1" in app.sub_title
+
+        await type_query(pilot, "failing")
+        await keys(pilot, "down", "space")           # newest failing, from the results list
+        assert len(app.selection) == 2
+
+        await keys(pilot, "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
+        plan_text = {p.version.name: p.action for p in app.screen.plans}
+        assert plan_text == {"slowpkg": "build", "failing": "build"}
+        await keys(pilot, "enter")
+
+        await wait_until(pilot, lambda: app.current_mode == "builds" and record_of(app, "slowpkg"))
+        assert len(app.selection) == 0
+        await wait_until(pilot, lambda: record_of(app, "slowpkg").state == "built"
+                         and record_of(app, "failing").state == "failed")
+        await wait_until(pilot, lambda: any("slowpkg 3.1: built" in m for m in notifications(app)))
+        await wait_until(pilot, lambda: any("failing 0.9: failed" in m for m in notifications(app)))
+
+        # the log of the highlighted (newest) build follows in the log pane
+        await wait_until(pilot, lambda: "building" in app.log_text)
+
+        await keys(pilot, "4")
+        await wait_until(pilot, lambda: any(r.module == "nix/slowpkg/3.1" for r in app.module_rows))
+        await pilot.pause()
+        row = next(r for r in app.module_rows if r.module == "nix/slowpkg/3.1")
+        assert row.load_line == "module load nix/slowpkg/3.1"
+        assert row.valid and row.path_entries, row
+        assert "module load nix/slowpkg/3.1" in screen_text(app)
+        await keys(pilot, "y")
+        assert app.clipboard == "module load nix/slowpkg/3.1"
+
+        # Browse now tells that this version is a module
+        await keys(pilot, "1")
+        await type_query(pilot, "slowpkg")
+        versions = app.screen.query_one("#versions")
+        assert "module nix/slowpkg/3.1" in str(versions.get_row_at(0)[3])
+
+
+def test_cancel_a_running_build(build_config, monkeypatch):
+    asyncio.run(_cancel_a_running_build(build_config, monkeypatch))
+
+
+async def _cancel_a_running_build(build_config, monkeypatch):
+    monkeypatch.setenv("NIXMOD_TEST_SLEEP", "60")
+    app = NixmodApp(build_config, refresh_seconds=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await type_query(pilot, "pkg7")
+        await keys(pilot, "down", "space", "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
+        await keys(pilot, "enter")
+        await wait_until(pilot, lambda: record_of(app, "pkg7") is not None
+                         and record_of(app, "pkg7").state == "running")
+        await keys(pilot, "c")
+        await wait_until(pilot, lambda: record_of(app, "pkg7").state == "cancelled", timeout=30)
+        assert any("Cancelled build" in m for m in notifications(app))
+        # nothing to cancel any more: a warning, not a crash
+        await keys(pilot, "c")
+        await pilot.pause()
+        assert any("can be cancelled" in m for m in notifications(app))
+
+
+def test_bad_channel_keeps_the_app_usable(tui_home, tmp_path):
+    asyncio.run(_bad_channel_keeps_the_app_usable(tui_home, tmp_path))
+
+
+async def _bad_channel_keeps_the_app_usable(tui_home, tmp_path):
+    """No catalog: a clear reason; the other screens and the help still work."""
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "site"\npath = "{tmp_path}/missing"\n'
+                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    app = NixmodApp(load_config(config_file), watch_builds=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "channel site could not be read" in text and "config.toml" in text, text
+        assert "Traceback" not in text
+        await keys(pilot, "s")                       # submit with nothing picked: a warning
+        await keys(pilot, "down", "3")
+        await pilot.pause()
+        assert app.current_mode == "builds"
+        await keys(pilot, "question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
