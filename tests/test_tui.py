@@ -26,6 +26,8 @@ from nixmod.tui.selection import PlanScreen
 
 SIZES = [(80, 24), (120, 40)]
 SIZE_IDS = ["80x24", "120x40"]
+#: snapshots show paths (modules root, config file): keep them the same on every run
+SNAPSHOT_DIR = Path("/tmp/nixmod-tui-snapshot")
 #: a store path that looks real but is never valid: deterministic, and shows "gone"
 FAKE_STORE_PATH = "/nix/store/00000000000000000000000000000000-hello-2.10"
 
@@ -53,11 +55,19 @@ def tui_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def demo_config(tui_home, tmp_path):
+def snapshot_dir(tui_home) -> Path:
+    """A fixed, emptied directory for one snapshot test's state, modules and config."""
+    shutil.rmtree(SNAPSHOT_DIR, ignore_errors=True)
+    SNAPSHOT_DIR.mkdir()
+    return SNAPSHOT_DIR
+
+
+@pytest.fixture
+def demo_config(snapshot_dir):
     """The demo configuration with state and modules private to one test."""
     config = load_config(demo=True)
-    config.build.state_dir = tmp_path / "state"
-    config.modules.root = tmp_path / "modules"
+    config.build.state_dir = snapshot_dir / "state"
+    config.modules.root = snapshot_dir / "modules"
     return config
 
 
@@ -130,12 +140,12 @@ def test_snapshot_help(snap_compare, demo_config, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
-def test_snapshot_no_catalog(snap_compare, tui_home, tmp_path, size):
+def test_snapshot_no_catalog(snap_compare, snapshot_dir, size):
     """A channel path that does not exist: the reason and the fix on screen, no traceback."""
-    config_file = tmp_path / "config.toml"
-    config_file.write_text(f'[[channels]]\nname = "site"\npath = "{tmp_path}/no-such-channel"\n'
-                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
-                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    config_file = snapshot_dir / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "site"\npath = "{snapshot_dir}/no-such-channel"\n'
+                           f'[build]\nstate_dir = "{snapshot_dir}/state"\n'
+                           f'[modules]\nroot = "{snapshot_dir}/modules"\n')
     config = load_config(config_file)
     assert snap_compare(quiet_app(config), terminal_size=size, run_before=after())
 
