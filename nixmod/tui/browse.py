@@ -43,6 +43,7 @@ class BrowseScreen(NixmodScreen):
         self.package: Package | None = None
         self.result_names: list[str] = []
         self.searched_catalog: Any = None   # the catalog the results came from
+        self.shown_query: str | None = None  # the query the results list shows now
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
@@ -98,6 +99,7 @@ class BrowseScreen(NixmodScreen):
         if message.query != self.query_one("#search", Input).value:
             return   # a newer query is on its way
         table = self.query_one("#results", DataTable)
+        self.shown_query = message.query
         self.set_result_columns(table, message.rows)
         self.result_names = [row.name for row in message.rows]
         for row in message.rows:

@@ -19,8 +19,8 @@ from nixmod.catalog import Package, PackageVersion
 from nixmod.config import Config
 from nixmod.errors import NixmodError, UserError
 
-#: the most search results the list shows; more than a screenful is noise
-RESULT_LIMIT = 200
+#: the most search results the list shows: a few screenfuls; past that, typing more is quicker
+RESULT_LIMIT = 100
 #: how much of a build log the log pane follows
 LOG_TAIL_LINES = 200
 
