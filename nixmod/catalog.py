@@ -649,8 +649,15 @@ class Catalog:
             room = limit - len(order)
             if room <= 0:
                 break
-            candidates = ((key, pid) for key, pid in finder(text)
-                          if pid not in chosen and (bit is None or masks[pid] & bit))
+            # a finder may meet one package more than once (a substring that
+            # occurs twice in its name): keep its best key only
+            best: dict[int, Any] = {}
+            for key, pid in finder(text):
+                if pid in chosen or (bit is not None and not masks[pid] & bit):
+                    continue
+                if pid not in best or key < best[pid]:
+                    best[pid] = key
+            candidates = ((key, pid) for pid, key in best.items())
             for _key, package_id in heapq.nsmallest(room, candidates):
                 chosen[package_id] = rank
                 order.append(package_id)

@@ -83,6 +83,10 @@ def test_search_ranks_name_program_prefix_substring_typo_description(alice):
     assert first("ripgrpe") == ("ripgrep", "fuzzy")
     assert first("friendly greeting") == ("hello", "description")
 
+    # a one-letter query meets some names several times; each package is listed once
+    names = [h["name"] for h in json_of(alice, "search", "s", "--limit", "200")]
+    assert len(names) == len(set(names)) and "python3Packages.requests-demo" in names
+
     hits = json_of(alice, "search", "demo")
     assert len(hits) > 3 and json_of(alice, "search", "demo", "--limit", "2") == hits[:2]
     assert hits[0]["versions"] and hits[0]["version"] == hits[0]["versions"][0]["version"]
