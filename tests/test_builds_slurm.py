@@ -7,6 +7,7 @@ is the number of times a builder really ran.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,10 @@ def test_second_user_joins_the_job_in_flight(alice, bob, test_channels):
     assert second["job"] == first["job"] and second["joined"] is True
     done = wait_for_state(bob, second["id"], {"built", "failed", "cancelled"})
     assert done["state"] == "built" and done["module"] == "nix/slowpkg/3.1"
-    assert wait_for_state(alice, first["id"], {"built", "failed"})["state"] == "built"
+    mine = wait_for_state(alice, first["id"], {"built", "failed"})
+    assert mine["state"] == "built"
+    # the job step says where it ran: the rig's only node
+    assert mine["node"] == socket.gethostname()
     assert len(counter_lines(counter)) == 1
 
 

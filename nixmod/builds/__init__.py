@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -486,8 +487,8 @@ def run_job(manifest_path: Path, index: int) -> int:
     lane = backend.lane(store, manifest["max_concurrent"]) if manifest["backend"] == "local" \
         else nullcontext()
     with lane:
-        if not store.update_if_in_flight(record, state="running", job=backend.current_job_id()
-                                         or record.job):
+        if not store.update_if_in_flight(record, state="running", node=socket.gethostname(),
+                                         job=backend.current_job_id() or record.job):
             return 0  # cancelled while it waited
         state, error = _realise_logged(store, record, backend)
     if state == "built":

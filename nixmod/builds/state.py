@@ -52,6 +52,8 @@ class BuildRecord:
     backend: str = "local"
     #: True when ``job`` is somebody else's job building the same drv
     joined: bool = False
+    #: the host the build ran on (set by the job step itself: no accounting needed)
+    node: str | None = None
     log: str = ""
     description: str = ""
     homepage: str = ""
@@ -84,11 +86,14 @@ CREATE TABLE IF NOT EXISTS builds (
     log TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
     homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
     module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL
+    created REAL NOT NULL, updated REAL NOT NULL, node TEXT
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
 CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
 """
+#: columns added after the first release, with their SQL type: an older
+#: state db gains them on open, so an upgrade never loses a user's builds
+_ADDED_COLUMNS = {"node": "TEXT"}
 
 
 def _to_row(record: BuildRecord) -> dict[str, Any]:
@@ -130,6 +135,10 @@ class BuildStore:
         self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(builds)")}
+        for column, sql_type in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE builds ADD COLUMN {column} {sql_type}")
 
     @property
     def logs_dir(self) -> Path:

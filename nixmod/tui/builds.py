@@ -72,7 +72,7 @@ class BuildsScreen(NixmodScreen):
         for record in records:
             table.add_row(Text(str(record.id)), Text(record.name, style="bold"), Text(record.version),
                           Text(record.channel), state_text(record.state), Text(str(record.job or "")),
-                          Text(model.elapsed(record, now)), Text(str(getattr(record, "node", "") or "")),
+                          Text(model.elapsed(record, now)), Text(record.node or ""),
                           key=str(record.id))
         ids = [r.id for r in records]
         if selected is not None and selected.id in ids:
