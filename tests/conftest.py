@@ -185,7 +185,9 @@ def real_dumps() -> Path:
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     """The demo channels as the installed nixmod ships them."""
-    out = subprocess.run([str(VENV / "bin/python"), "-c",
+    # -I and cwd=/ so that the installed nixmod answers, not the checkout in the cwd
+    # (which test users may not be able to read)
+    out = subprocess.run([str(VENV / "bin/python"), "-I", "-c",
                           "from nixmod.config import DEMO_DIR; print(DEMO_DIR)"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+                         capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     return Path(out)
