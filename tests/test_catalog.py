@@ -258,3 +258,29 @@ def test_real_dumps_versions_and_search(real_dumps_user):
     assert json_of(real_dumps_user, "search", "firefx")[0]["name"] == "firefox"
     numpy = json_of(real_dumps_user, "versions", "python3Packages.numpy")
     assert numpy and all(v["name"] == "python3Packages.numpy" for v in numpy)
+
+
+# -- a url channel, pinned by its sha256 ----------------------------------------------
+
+def test_url_channel_is_fetched_pinned_listed_and_built(alice, demo_dir):
+    """A `url` + `sha256` channel (a file:// tarball here: the rig is offline)."""
+    source = alice.home / "src" / "chan"
+    alice.write("src/chan/lib.nix", (demo_dir / "lib.nix").read_text())
+    alice.write("src/chan/default.nix",
+                (demo_dir / "demo-2025" / "default.nix").read_text().replace("../lib.nix", "./lib.nix"))
+    tarball = alice.home / "chan.tar.gz"
+    alice.run("tar", "-czf", str(tarball), "-C", str(source.parent), "chan", check=True)
+    url = f"file://{tarball}"
+    sha256 = alice.run("nix-prefetch-url", "--unpack", url, check=True).stdout.strip().splitlines()[-1]
+
+    alice.write_config(f'[[channels]]\nname = "pinned"\nurl = "{url}"\nsha256 = "{sha256}"\n')
+    versions = json_of(alice, "versions", "cowsay-demo")
+    assert [(v["version"], v["channel"]) for v in versions] == [("3.7.0", "pinned")]
+    built = json_of(alice, "build", "cowsay-demo", "--wait")
+    assert built[0]["state"] in ("built", "reused") and built[0]["module"] == "nix/cowsay-demo/3.7.0"
+
+    # a wrong hash is not silently accepted: the channel fails, named, with Nix's reason
+    alice.write_config(f'[[channels]]\nname = "pinned"\nurl = "{url}"\nsha256 = "{"0" * 52}"\n')
+    proc = alice.nixmod("catalog", "refresh")
+    assert proc.returncode != 0
+    assert "pinned" in proc.stderr and "hash mismatch" in proc.stderr.lower()
