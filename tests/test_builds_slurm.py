@@ -140,3 +140,14 @@ def test_nixmod_cancel_stops_a_queued_build(alice, test_channels):
     time.sleep(1)
     assert _running_count(alice.user, first["job"].split("_")[0]) == (0, 0)
     assert [r["state"] for r in status(alice)] == ["cancelled", "cancelled"]
+
+
+def test_a_build_that_reaches_its_time_limit_is_failed_with_that_reason(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=300)
+    # SLURM's "minutes:seconds": a 5 s limit (slurmctld enforces it within about a minute)
+    alice.write_config(alice.config_path.read_text().replace('time = "00:10:00"', 'time = "0:05"'))
+    submitted = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    done = wait_for_state(alice, submitted["id"], {"built", "failed", "cancelled"}, timeout=240)
+    assert done["state"] == "failed", done
+    assert "time limit" in done["error"] and "[build.slurm].time" in done["error"]

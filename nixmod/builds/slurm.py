@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from nixmod import nix
@@ -182,8 +183,25 @@ def current_job_id() -> str | None:
 
 
 def stop_reason(record: BuildRecord) -> tuple[str, str]:
-    """Told to stop: a time limit shows as TIMEOUT in scontrol, anything else is a cancel."""
+    """Told to stop: at (or past) the job's end time it is the time limit, else a cancel.
+
+    When SLURM sends SIGTERM for the time limit the job still shows as
+    RUNNING (TIMEOUT comes later), so its ``EndTime`` is the witness.
+    """
     job = os.environ.get("SLURM_JOB_ID")
-    if job and _scontrol_state(job) == "TIMEOUT":
+    if job and _reached_time_limit(job):
         return ENDED["TIMEOUT"]
     return ENDED["CANCELLED"]
+
+
+def _reached_time_limit(job: str) -> bool:
+    proc = _run(["scontrol", "-o", "show", "job", job])
+    if proc.returncode != 0:
+        return False
+    if re.search(r"\bJobState=TIMEOUT\b", proc.stdout):
+        return True
+    match = re.search(r"\bEndTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", proc.stdout)
+    if not match:
+        return False
+    end = time.mktime(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+    return time.time() >= end - 1
