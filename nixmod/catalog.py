@@ -665,6 +665,15 @@ class Catalog:
                           kind=MATCH_KINDS[chosen[pid]], rank=chosen[pid])
                 for pid in order]
 
+    def listing(self, limit: int = 20, channel: str | None = None) -> list[Package]:
+        """The first ``limit`` packages in name order: what there is before anything is typed."""
+        channel_index = self._channel_index(channel)
+        bit = None if channel_index is None else 1 << channel_index
+        masks = self._masks
+        ids = (pid for pid in range(len(self._names)) if bit is None or masks[pid] & bit)
+        return [Package(self._names[pid], self._versions_of(pid, channel_index))
+                for pid in itertools.islice(ids, max(limit, 0))]
+
     def _exact(self, text: str) -> Iterable[tuple[Any, int]]:
         index = bisect.bisect_left(self._lower, text)
         while index < len(self._lower) and self._lower[index] == text:

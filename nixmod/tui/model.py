@@ -103,11 +103,10 @@ def load_catalog(config: Config, progress: Callable[[str], None] | None = None) 
 
 
 def search_rows(catalog: Any, query: str, limit: int = RESULT_LIMIT) -> list[ResultRow]:
-    """The ranked results for ``query`` (none for an empty query: nothing to rank by)."""
-    rows: dict[str, ResultRow] = {}
-    for hit in catalog.search(query, limit=limit):
-        rows.setdefault(hit.package.name, result_row(hit.package))   # one row per name, best rank
-    return list(rows.values())
+    """The ranked results for ``query``; with nothing typed, the packages in name order."""
+    if not query.strip():
+        return [result_row(package) for package in catalog.listing(limit)]
+    return [result_row(hit.package) for hit in catalog.search(query, limit=limit)]
 
 
 def catalog_summary(catalog: Any) -> str:
