@@ -308,3 +308,34 @@ async def _bad_channel_keeps_the_app_usable(tui_home, tmp_path):
         await keys(pilot, "question_mark")
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpScreen"
+
+
+def test_tui_quits_when_its_terminal_hangs_up(alice):
+    """A real user's `nixmod` on a real pty: the terminal goes away with no SIGHUP
+    delivered (as under runuser or su), and the app must end, not spin on the dead tty."""
+    import select
+    import subprocess
+
+    from conftest import NIXMOD
+
+    master, slave = os.openpty()
+    env = [f"{k}={v}" for k, v in (alice.env() | {"TERM": "xterm-256color"}).items()]
+    proc = subprocess.Popen(["runuser", "-u", alice.user, "--", "env", "-i", *env, str(NIXMOD), "--demo"],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            cwd=str(alice.home))
+    os.close(slave)
+    try:
+        seen = b""
+        while b"Browse" not in seen and proc.poll() is None:
+            ready, _w, _x = select.select([master], [], [], 60)
+            assert ready, "the TUI drew nothing within a minute"
+            seen += os.read(master, 65536)
+        assert proc.poll() is None, seen[-500:]
+    finally:
+        os.close(master)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)   # runuser and the app: the new session's process group
+        raise AssertionError("the TUI kept running after its terminal hung up")
+    assert code == 0

@@ -11,6 +11,8 @@ screen, never a traceback, and the rest of the app keeps working.
 
 from __future__ import annotations
 
+import select
+import sys
 from typing import Any, Iterable
 
 from textual import work
@@ -32,6 +34,8 @@ from nixmod.tui.selection import SelectionScreen
 
 #: seconds between refreshes of build states (squeue) and modules
 REFRESH_SECONDS = 2.0
+#: seconds between checks that the terminal is still there
+HANGUP_CHECK_SECONDS = 1.0
 
 
 class NixmodApp(App[int]):
@@ -84,6 +88,18 @@ class NixmodApp(App[int]):
         self.refresh_state()
         if self.watch_builds:
             self.set_interval(self.refresh_seconds, self.refresh_state)
+        if not self.is_headless:
+            self.set_interval(HANGUP_CHECK_SECONDS, self._exit_if_terminal_gone)
+
+    def _exit_if_terminal_gone(self) -> None:
+        """Quit when the terminal hangs up without a SIGHUP reaching us.
+
+        That happens under runuser/su and some batch wrappers; Textual's
+        input thread would then spin on the dead tty, and a login node would
+        keep a process burning a core for a user who has gone.
+        """
+        if terminal_hung_up(sys.__stdin__):
+            self.exit(0)
 
     def _subtitle(self) -> str:
         channels = ", ".join(c.name for c in self.config.channels)
@@ -239,6 +255,17 @@ class NixmodApp(App[int]):
         yield SystemCommand("Refresh builds", "Ask the scheduler for fresh states now", self.refresh_state)
         yield SystemCommand("Help", "Keys and how nixmod works", self.action_help)
         yield from super().get_system_commands(screen)
+
+
+def terminal_hung_up(stream: Any) -> bool:
+    """Has the terminal behind ``stream`` gone (POLLHUP/POLLERR/POLLNVAL)? One poll, no wait."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLIN)
+        events = poller.poll(0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _fd, mask in events)
 
 
 def run_app(config: Config) -> int:
