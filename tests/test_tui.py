@@ -339,3 +339,28 @@ def test_tui_quits_when_its_terminal_hangs_up(alice):
         os.killpg(proc.pid, 9)   # runuser and the app: the new session's process group
         raise AssertionError("the TUI kept running after its terminal hung up")
     assert code == 0
+
+
+@pytest.mark.parametrize("where", ["search box", "help screen", "modules screen"])
+def test_ctrl_c_quits_from_anywhere(demo_config, where):
+    asyncio.run(_ctrl_c_quits_from_anywhere(demo_config, where))
+
+
+async def _ctrl_c_quits_from_anywhere(demo_config, where):
+    """ctrl+c ends the app wherever the user is, even in the search box (where Textual
+    would otherwise copy) and on a pushed screen (where it would only hint at ctrl+q)."""
+    app = quiet_app(demo_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        if where == "help screen":
+            await keys(pilot, "down", "question_mark")
+            assert type(app.screen).__name__ == "HelpScreen"
+        elif where == "modules screen":
+            await keys(pilot, "down", "4")
+            assert app.current_mode == "modules"
+        else:
+            assert type(app.focused).__name__ == "Input"
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running
+    assert app.return_code in (0, None)

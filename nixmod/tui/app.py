@@ -61,6 +61,9 @@ class NixmodApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
         Binding("q", "quit", "Quit"),
+        # Textual makes ctrl+c "copy" in inputs and a "press ctrl+q" hint elsewhere;
+        # a terminal user's ctrl+c means "stop this program", on every screen.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, config: Config, *, refresh_seconds: float = REFRESH_SECONDS,
