@@ -453,11 +453,15 @@ class Catalog:
         path = config.cache_dir / "catalog" / "index.bin"
         if not refresh:
             cached = _read_sections(path)
-            if cached is not None and cached[0].get("key") == key:
+            # A channel that failed (nix-env not on PATH, the daemon down, a
+            # dump on an unmounted filesystem) is tried again: caching the
+            # failure would keep reporting it after the cause is gone.
+            if (cached is not None and cached[0].get("key") == key
+                    and not any(ChannelInfo(*row).error for row in cached[0]["channels"])):
                 return cls(path, *cached)
             if cached is None and path.exists():
                 say(f"catalog cache {path} is damaged or from another version; rebuilding it")
-        lister = _ChannelLister(config.cache_dir / "catalog", say)
+        lister = _ChannelLister(path.parent, say)
         listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
         header, sections = _build_index(config.channels, listings, say)
         header["key"] = key

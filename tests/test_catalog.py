@@ -176,6 +176,18 @@ def test_cache_is_reused_rebuilt_when_corrupt_and_refreshed(alice):
     assert info["cache"] == str(index) and info["age_seconds"] < 60
 
 
+def test_a_channel_that_failed_is_tried_again_once_the_cause_is_gone(alice):
+    """nix-env was not on PATH (the user had not loaded the nix module yet): the next
+    run with nix-env finds the packages, without the user knowing about `catalog refresh`."""
+    failed = alice.nixmod("search", "hello", env={"PATH": f"{VENV}/bin"})
+    assert failed.returncode == 0 and "'nix-env' not found on PATH" in failed.stderr
+    proc = alice.nixmod("search", "hello", "--json")
+    assert proc.returncode == 0 and "not found" not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)[0]["name"] == "hello"
+    again = alice.nixmod("search", "hello", check=True)
+    assert again.stderr == ""  # and now the good index is used as it is
+
+
 def test_a_broken_channel_is_reported_and_the_others_still_load(alice, demo_dir, test_channels):
     alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
                                        ("broken", test_channels / "catalog-broken.nix"),
