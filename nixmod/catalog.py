@@ -164,6 +164,20 @@ def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, byte
         raise
 
 
+def _cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray],
+                    say: Progress) -> None:
+    """Write a cache file, or say why not: the catalog in memory is good without it.
+
+    Something in the way of the rename (a directory where the file goes, a
+    full disk) must not cost the user the search they asked for.
+    """
+    try:
+        _write_sections(path, header, sections)
+    except OSError as exc:
+        say(f"catalog: cannot write the cache {path} ({exc.strerror or exc}); "
+            "continuing without it (remove what is in the way to cache again)")
+
+
 def _read_sections(path: Path) -> tuple[dict[str, Any], dict[str, memoryview]] | None:
     """Header and sections of a cache file, or None if missing, foreign or damaged."""
     try:
@@ -188,6 +202,23 @@ def _read_sections(path: Path) -> tuple[dict[str, Any], dict[str, memoryview]] |
 
 
 # -- channels: identity and listing -------------------------------------------------
+
+def _require_writable(directory: Path) -> None:
+    """The cache directory, created if need be; a UserError naming the fix otherwise.
+
+    Listing a nix channel writes nix-env's output there first, so without it
+    every channel would fail with a bare "Permission denied".
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        usable = os.access(directory, os.W_OK | os.X_OK)
+        reason = "not writable"
+    except OSError as exc:
+        usable, reason = False, exc.strerror or str(exc)
+    if not usable:
+        raise UserError(f"cannot use the catalog cache {directory} ({reason}); set XDG_CACHE_HOME "
+                        "to a directory you can write (default ~/.cache)")
+
 
 def _stat_identity(path: Path) -> tuple:
     try:
@@ -263,9 +294,9 @@ class _ChannelLister:
             return _Listing([], [], time.time(), error=message)
         listing = _Listing([tuple(asdict(r).values()) for r in records],
                            [(s.attr, s.reason) for s in skipped], time.time())
-        _write_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
+        _cache_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
                         {"records": marshal.dumps(listing.records),
-                         "skipped": marshal.dumps(listing.skipped)})
+                         "skipped": marshal.dumps(listing.skipped)}, self.progress)
         return listing
 
     def _list(self, channel: Channel) -> tuple[list, list]:
@@ -451,6 +482,7 @@ class Catalog:
         identities = [channel_identity(c) for c in config.channels]
         key = _digest((FORMAT, [(c.name, i) for c, i in zip(config.channels, identities)]))
         path = config.cache_dir / "catalog" / "index.bin"
+        _require_writable(path.parent)
         if not refresh:
             cached = _read_sections(path)
             # A channel that failed (nix-env not on PATH, the daemon down, a
@@ -465,7 +497,7 @@ class Catalog:
         listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
         header, sections = _build_index(config.channels, listings, say)
         header["key"] = key
-        _write_sections(path, header, sections)
+        _cache_sections(path, header, sections, say)
         say(f"catalog: {header['packages']} packages from {len(config.channels)} channels, "
             f"cached in {path}")
         return cls(path, header, {name: memoryview(data) for name, data in sections.items()})

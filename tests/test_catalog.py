@@ -188,6 +188,22 @@ def test_a_channel_that_failed_is_tried_again_once_the_cause_is_gone(alice):
     assert again.stderr == ""  # and now the good index is used as it is
 
 
+def test_an_unusable_cache_is_one_line_or_worked_around(alice):
+    for cache_home in ("/nonexistent/cache", "/"):
+        proc = alice.nixmod("versions", "hello", env={"XDG_CACHE_HOME": cache_home})
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "XDG_CACHE_HOME" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    # something in the way of the index file: the search still answers, and says why it
+    # could not cache
+    index = alice.home / ".cache/nixmod/demo/catalog/index.bin"
+    alice.run("mkdir", "-p", str(index), check=True)
+    proc = alice.nixmod("versions", "hello", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [v["version"] for v in json.loads(proc.stdout)] == ["2.12.1", "2.10"]
+    assert f"cannot write the cache {index}" in proc.stderr
+
+
 def test_a_broken_channel_is_reported_and_the_others_still_load(alice, demo_dir, test_channels):
     alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
                                        ("broken", test_channels / "catalog-broken.nix"),
