@@ -381,6 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NixmodError as exc:
         print(f"nixmod: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # the reader went away (`| head`, `| grep -q`): not a failure of ours. Point
+        # stdout at /dev/null so the interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # a filesystem or process problem we did not foresee: one line, not a traceback
         if os.environ.get("NIXMOD_DEBUG"):
@@ -390,8 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nixmod: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -111,6 +111,16 @@ def test_unknown_names_and_channels_are_one_line_exit_2_with_suggestions(alice):
     assert alice.nixmod("search", "x", "--limit", "0").returncode == 2
 
 
+def test_output_into_a_closed_pipe_is_not_an_error(alice):
+    """`nixmod search ... | head -1` is how people skim: the reader leaving early is fine."""
+    alice.nixmod("catalog", "info", check=True)  # warm: no progress lines below
+    proc = alice.run("bash", "-c", 'nixmod search e --limit 100 --json | true; echo "rc=${PIPESTATUS[0]}"',
+                     # unbuffered (as job scripts often set) so the write meets the closed
+                     # pipe inside nixmod, as a real catalog's many-KB answer does
+                     env={"PATH": f"{VENV}/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout.strip() == "rc=0" and proc.stderr == "", proc.stderr
+
+
 def test_resolve_specs_ties_and_constraints(alice, demo_dir, test_channels):
     alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
                                        ("demo-2025", demo_dir / "demo-2025"),
