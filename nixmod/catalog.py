@@ -630,12 +630,12 @@ class Catalog:
                             "or NAME@>=VERSION")
         versions = self.versions(name, channel)
         if not wanted:
-            return versions[0]
+            return _buildable(versions[0])
         if wanted[0] in "<>=!~":
-            return self._matching(name, wanted, versions)
+            return _buildable(self._matching(name, wanted, versions))
         for version in versions:
             if version.version == wanted:
-                return version
+                return _buildable(version)
         listed = ", ".join(f"{v.version} ({v.channel})" for v in versions)
         raise UserError(f"{name} has no version {wanted!r}; available: {listed}")
 
@@ -796,6 +796,14 @@ class Catalog:
 
     def __len__(self) -> int:
         return self._header["packages"]
+
+
+def _buildable(version: PackageVersion) -> PackageVersion:
+    """``version`` if its name and version can name a modulefile (what a build ends in)."""
+    from nixmod.lmod import check_module_names
+
+    check_module_names(version.name, version.version)
+    return version
 
 
 def version_json(version: PackageVersion) -> dict[str, Any]:

@@ -130,6 +130,20 @@ def validate_component(value: str, what: str) -> str:
     return value
 
 
+def check_module_names(name: str, version: str) -> None:
+    """Refuse, before anything is built, a package that could never become a module.
+
+    A derivation may be named without a version, or with ``?`` or ``=`` in
+    it (Nix allows both); built anyway, it would end "built" with no module
+    and the user would have spent a build slot on nothing.
+    """
+    try:
+        validate_component(name, "name")
+        validate_component(version, "version")
+    except UserError as exc:
+        raise UserError(f"cannot build {name} {version!r}: {exc}; nothing was built") from None
+
+
 def modules_root(config: Config, root: Path | None = None) -> Path:
     return Path(root) if root is not None else Path(config.modules.root)
 

@@ -160,6 +160,18 @@ print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
 
 # -- cache ---------------------------------------------------------------------
 
+def test_a_version_that_cannot_name_a_module_is_refused_before_building(alice, test_channels):
+    alice.write_config(channels_config(("odd", test_channels / "catalog-odd.nix")))
+    assert [v["version"] for v in json_of(alice, "versions", "noversion")] == [""]
+    for spec in ("noversion", "qmark", "qmark@1.0?x", "odd:qmark"):
+        proc = alice.nixmod("build", spec)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("nixmod: cannot build"), proc.stderr
+        assert "nothing was built" in proc.stderr and "Traceback" not in proc.stderr
+    assert json_of(alice, "status") == []
+    assert not (alice.home / ".local/share/nixmod/modules").exists()
+
+
 def test_cache_is_reused_rebuilt_when_corrupt_and_refreshed(alice):
     first = alice.nixmod("search", "hello", check=True)
     assert "evaluating" in first.stderr

@@ -364,3 +364,28 @@ async def _ctrl_c_quits_from_anywhere(demo_config, where):
         await pilot.pause()
         assert not app.is_running
     assert app.return_code in (0, None)
+
+
+def test_a_version_that_cannot_name_a_module_is_refused_in_the_plan(tui_home, tmp_path, test_channels,
+                                                                      monkeypatch):
+    asyncio.run(_version_that_cannot_name_a_module(tui_home, tmp_path, test_channels, monkeypatch))
+
+
+async def _version_that_cannot_name_a_module(tui_home, tmp_path, test_channels, monkeypatch):
+    """Picking a package without a version and pressing s says why it cannot be built,
+    in the plan dialog, and nothing is submitted."""
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "odd"\npath = "{test_channels}/catalog-odd.nix"\n'
+                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    app = NixmodApp(load_config(config_file), watch_builds=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await type_query(pilot, "noversion")
+        await keys(pilot, "down", "space", "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen)
+                         and "cannot build noversion" in screen_text(app), timeout=20)
+        assert not app.screen.plans and "Traceback" not in screen_text(app)
+        await keys(pilot, "escape")
+        assert app.records == [] and not (tmp_path / "modules").exists()

@@ -173,8 +173,12 @@ def plan_selection(config: Config, selection: Selection) -> list[Any]:
     """What submitting would do: reuse, join or build, per version (nothing submitted)."""
     from nixmod import builds
 
+    from nixmod.lmod import check_module_names
+
     if not selection.items:
         raise UserError("the selection is empty; pick a version in Browse (space) first")
+    for version in selection.items:
+        check_module_names(version.name, version.version)
     return builds.plan(config, list(selection.items))
 
 
