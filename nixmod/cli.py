@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any, Callable, Sequence
 
@@ -28,9 +29,18 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _cell(value: Any) -> str:
+    """A table cell on one line: a newline or escape from a catalog is shown, not obeyed."""
+    text = "" if value is None else str(value)
+    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """A plain, aligned text table (last column not padded)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for row in cells:
         padded = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
@@ -71,6 +81,8 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if not args.query.strip():
+        raise UserError("empty search; give a name, a command (rg) or a word, e.g. 'nixmod search hello'")
     catalog = load_catalog(config)
     hits = catalog.search(args.query, limit=args.limit, channel=args.channel)
     if args.json:

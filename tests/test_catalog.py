@@ -277,6 +277,21 @@ def test_saved_dumps_in_both_formats_with_hostile_entries(alice):
     assert set(skipped) == {"weird", "has space"} and all(skipped.values())
 
 
+def test_tables_show_catalog_control_characters_instead_of_obeying_them(alice):
+    dump = {"tricky": {"name": "tricky-1.0", "version": "1.0\nrm -rf ~",
+                       "meta": {"description": "first\rsecond\x1b[31mred"}}}
+    alice.write_config(channels_config(("dump", alice.write("d.json", json.dumps(dump)))))
+    table = alice.nixmod("versions", "tricky", check=True).stdout.splitlines()
+    assert len(table) == 2 and "1.0\\nrm -rf ~" in table[1] and "\x1b" not in table[1]
+    assert json_of(alice, "versions", "tricky")[0]["version"] == "1.0\nrm -rf ~"   # JSON verbatim
+
+
+def test_an_empty_search_is_bad_input(alice):
+    proc = alice.nixmod("search", "  ")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "empty search" in proc.stderr
+
+
 # -- the five real nixpkgs dumps ----------------------------------------------------
 
 @pytest.fixture(scope="module")
