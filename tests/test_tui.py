@@ -389,3 +389,23 @@ async def _version_that_cannot_name_a_module(tui_home, tmp_path, test_channels, 
         assert not app.screen.plans and "Traceback" not in screen_text(app)
         await keys(pilot, "escape")
         assert app.records == [] and not (tmp_path / "modules").exists()
+
+
+def test_nix_missing_names_the_machine_not_the_config(tui_home, tmp_path, monkeypatch):
+    asyncio.run(_nix_missing_names_the_machine_not_the_config(tmp_path, monkeypatch))
+
+
+async def _nix_missing_names_the_machine_not_the_config(tmp_path, monkeypatch):
+    """A first start with nix-env not on PATH (the nix module not loaded yet)."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # nothing cached: must evaluate
+    app = NixmodApp(load_config(demo=True), watch_builds=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        # the detail pane (right of the divider), unwrapped
+        detail = " ".join(" ".join(line.split("▏", 1)[1] for line in text.splitlines()
+                                   if "▏" in line).split())
+        assert "'nix-env' not found on PATH; install Nix" in detail, text
+        assert "start nixmod again" in detail and "[[channels]]" not in detail, text
+        assert "Traceback" not in text

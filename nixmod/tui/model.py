@@ -121,8 +121,13 @@ def catalog_summary(catalog: Any) -> str:
 def catalog_problems(config: Config, catalog: Any) -> list[str]:
     """Channels that failed, each with where to fix it (the others still work)."""
     files = ", ".join(str(path) for path in config.sources) or "~/.config/nixmod/config.toml"
-    return [f"channel {error.channel} could not be read: {error.message}\n"
-            f"Fix its [[channels]] entry in {files}, then run 'nixmod catalog refresh'."
+
+    def fix(message: str) -> str:
+        if "not found on PATH" in message:   # the machine, not the channel, is the problem
+            return "Then start nixmod again: a failed channel is listed anew on the next start."
+        return f"Fix its [[channels]] entry in {files}, then run 'nixmod catalog refresh'."
+
+    return [f"channel {error.channel} could not be read: {error.message}\n{fix(error.message)}"
             for error in catalog.errors]
 
 
