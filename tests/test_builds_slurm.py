@@ -151,3 +151,22 @@ def test_a_build_that_reaches_its_time_limit_is_failed_with_that_reason(alice, t
     done = wait_for_state(alice, submitted["id"], {"built", "failed", "cancelled"}, timeout=240)
     assert done["state"] == "failed", done
     assert "time limit" in done["error"] and "[build.slurm].time" in done["error"]
+
+
+def test_two_retries_at_the_same_moment_submit_once(alice, test_channels):
+    """A script retrying pending builds from two shells at once: one sbatch, one record each."""
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 partition="no-such-partition")
+    assert alice.nixmod("build", "pkg10", "pkg11").returncode == 1      # kept pending
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1)
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: alice.nixmod("build", "--retry", "--json"), range(4)))
+    assert all(proc.returncode == 0 for proc in runs), [proc.stderr for proc in runs]
+    jobs = {r["job"] for proc in runs for r in records(proc)}
+    assert len({job.split("_")[0] for job in jobs}) == 1, f"more than one sbatch: {jobs}"
+    final = status(alice)
+    assert [(r["name"], r["job"] in jobs) for r in final] == [("pkg10", True), ("pkg11", True)]
+    done = [wait_for_state(alice, r["id"], {"built", "failed", "cancelled"})["state"] for r in final]
+    assert done == ["built", "built"] and len(counter_lines(counter)) == 2
+

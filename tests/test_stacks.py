@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,3 +301,45 @@ def test_check_accepts_a_good_stack(alice, test_channels):
     resolved = {(p["name"], p["version"], p["channel"], p["default"]) for p in report["packages"]}
     assert ("hello", "2.10", "stacks-old", True) in resolved
     assert ("hello", "2.12.1", "stacks-new", False) in resolved
+
+
+# -- the same stack built twice at the same moment -----------------------------------------
+
+SMALL_STACK = """\
+[stack]
+name = "site-twice"
+modules_root = "{root}"
+
+[[package]]
+name = "hello"
+default = true
+
+[[package]]
+name = "ripgrep"
+"""
+
+
+def test_builds_of_one_stack_at_the_same_moment_submit_once(alice, test_channels):
+    """A staff member (or cron jobs) start the same stack build several times at once: one
+    submits, the others join its jobs instead of submitting every package again, and all
+    leave the same, complete published tree."""
+    _configure(alice, test_channels)
+    root = alice.home / "site" / "modules"
+    stack_file = alice.write("stack.toml", SMALL_STACK.format(root=root))
+    alice.nixmod("stack", "check", str(stack_file), check=True)   # the catalog is cached
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: alice.nixmod("stack", "build", str(stack_file), "--wait",
+                                                    "--json", timeout=300), range(4)))
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    results = [_json(proc) for proc in runs]
+    arrays = [array for result in results for array in result["arrays"]]
+    assert len(arrays) == 1, f"{len(arrays)} sbatch calls for one stack: {arrays}"
+    assert _arrays_in_slurm(alice) == set(arrays)
+    for result in results:
+        if not result["arrays"]:
+            assert {p["action"] for p in result["packages"]} <= {"join", "in flight"}
+        assert {(p["name"], p["state"]) for p in result["packages"]} == {("hello", "built"),
+                                                                        ("ripgrep", "built")}
+    loaded = alice.bash(f"module use {root}; module load nix/hello nix/ripgrep; hello; rg")
+    assert loaded.stdout.split("\n")[:2] == ["hello 2.12.1", "rg 14.1.0"], loaded.stderr

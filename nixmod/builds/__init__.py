@@ -169,15 +169,18 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
     """
     store = open_store(config)
     try:
-        records = [store.add(BuildRecord(
-            name=p.version.name, version=p.version.version, channel=p.version.channel,
-            attr=p.version.attr, drv=p.drv, out=p.outputs.get("out") or next(iter(p.outputs.values()), ""),
-            outputs=p.outputs, backend=backend or config.build.backend,
-            description=p.version.description, homepage=p.version.homepage,
-            license=p.version.license,
-            module_root=str(module_root) if module_root else None, module_default=default or p.default,
-            gcroot_dir=str(gcroot_dir) if gcroot_dir else None)) for p in plans]
-        _dispatch(config, store, records, backend or config.build.backend, progress)
+        with store.submitting():
+            records = [store.add(BuildRecord(
+                name=p.version.name, version=p.version.version, channel=p.version.channel,
+                attr=p.version.attr, drv=p.drv,
+                out=p.outputs.get("out") or next(iter(p.outputs.values()), ""),
+                outputs=p.outputs, backend=backend or config.build.backend,
+                description=p.version.description, homepage=p.version.homepage,
+                license=p.version.license,
+                module_root=str(module_root) if module_root else None,
+                module_default=default or p.default,
+                gcroot_dir=str(gcroot_dir) if gcroot_dir else None)) for p in plans]
+            _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
     finally:
         store.close()
@@ -188,17 +191,18 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
     """Resubmit pending / failed / cancelled builds (all of them, or those named)."""
     store = open_store(config)
     try:
-        if ids:
-            records = _named(store, ids)
-            stuck = [r for r in records if r.state not in RETRYABLE_STATES]
-            if stuck:
-                raise UserError(f"build {stuck[0].id} is {stuck[0].state}; only "
-                                f"{', '.join(RETRYABLE_STATES)} builds can be retried")
-        else:
-            records = store.select(states=RETRYABLE_STATES)
-        for record in records:
-            store.update(record, state="pending", error=None, job=None, joined=False)
-        _dispatch(config, store, records, backend or config.build.backend, progress)
+        with store.submitting():   # states read under the lock: two retries submit once
+            if ids:
+                records = _named(store, ids)
+                stuck = [r for r in records if r.state not in RETRYABLE_STATES]
+                if stuck:
+                    raise UserError(f"build {stuck[0].id} is {stuck[0].state}; only "
+                                    f"{', '.join(RETRYABLE_STATES)} builds can be retried")
+            else:
+                records = store.select(states=RETRYABLE_STATES)
+            for record in records:
+                store.update(record, state="pending", error=None, job=None, joined=False)
+            _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
     finally:
         store.close()

@@ -9,12 +9,14 @@ wait for another instead of failing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from nixmod.files import atomic_write
 
@@ -158,6 +160,23 @@ class BuildStore:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def submitting(self) -> Iterator[None]:
+        """Hold the state dir's submission lock from writing ``pending`` rows to dispatching them.
+
+        Two nixmod processes of one user (two ``stack build`` at the same
+        moment, a script running ``build`` in parallel) would otherwise both
+        decide "build" before either had a job, and submit the same drv
+        twice. Under the lock, the second one sees the first one's jobs and joins
+        them.
+        """
+        with open(self.state_dir / "submit.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def add(self, record: BuildRecord) -> BuildRecord:
         """Insert a new request; it gets the next short id and its log path."""
