@@ -170,3 +170,21 @@ def test_two_retries_at_the_same_moment_submit_once(alice, test_channels):
     done = [wait_for_state(alice, r["id"], {"built", "failed", "cancelled"})["state"] for r in final]
     assert done == ["built", "built"] and len(counter_lines(counter)) == 2
 
+
+def test_watch_and_follow_end_on_a_build_that_was_never_submitted(alice, test_channels):
+    """A failed sbatch leaves the request pending; nothing will move it but --retry, so
+    `status --watch` and `logs --follow` must say so and end, not wait forever."""
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 partition="no-such-partition")
+    assert alice.nixmod("build", "pkg12").returncode == 1
+    record = status(alice)[0]
+    assert record["state"] == "pending"
+    watched = alice.nixmod("status", "--watch", "--json", timeout=30)
+    assert watched.returncode == 0, watched.stderr
+    assert [r["state"] for r in records(watched)] == ["pending"]
+    assert f"'nixmod build --retry {record['id']}'" in watched.stderr
+    followed = alice.nixmod("logs", str(record["id"]), "--follow", timeout=30)
+    assert followed.returncode == 0 and "Traceback" not in followed.stderr
+    waited = alice.nixmod("build", "--retry", "--wait", timeout=30)   # sbatch fails again
+    assert waited.returncode == 1 and "kept as pending" in waited.stderr

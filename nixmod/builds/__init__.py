@@ -416,15 +416,30 @@ def wait(config: Config, ids: Sequence[int], progress: Progress | None = None,
     seen: dict[int, str] = {}
     while True:
         records = refresh(config, ids)
+        stuck = _orphaned(config, records)
         for record in records:
             if progress and seen.get(record.id) != record.state:
                 job = f" (job {record.job})" if record.job else ""
                 extra = f": {record.error.splitlines()[-1]}" if record.error else ""
+                if record.id in stuck:
+                    extra = f": never submitted; 'nixmod build --retry {record.id}' sends it"
                 progress(f"[{record.id}] {record.name} {record.version}: {record.state}{job}{extra}")
             seen[record.id] = record.state
-        if all(r.finished for r in records):
+        if all(r.finished or r.id in stuck for r in records):
             return records
         time.sleep(interval)
+
+
+def _orphaned(config: Config, records: Sequence[BuildRecord]) -> set[int]:
+    """Ids of ``pending`` records nobody is submitting: waiting for them would never end."""
+    pending = [r.id for r in records if r.state == "pending"]
+    if not pending:
+        return set()
+    store = open_store(config)
+    try:
+        return store.orphaned(pending)
+    finally:
+        store.close()
 
 
 def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
@@ -457,7 +472,8 @@ def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterato
     path = log_path(config, record_id)
     offset = 0
     while True:
-        ended = refresh(config, [record_id])[0].finished
+        record = refresh(config, [record_id])[0]
+        ended = record.finished or bool(_orphaned(config, [record]))
         try:
             with open(path, "r", encoding="utf-8", errors="replace") as handle:
                 handle.seek(offset)

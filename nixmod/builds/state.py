@@ -169,12 +169,32 @@ class BuildStore:
         moment, a script running ``build`` in parallel) would otherwise both
         decide "build" before either had a job, and submit the same drv
         twice. Under the lock, the second one sees the first one's jobs and joins
-        them.
+        them. It also makes a ``pending`` row read under the lock an orphan
+        (see ``orphaned``): no process is about to submit it.
         """
         with open(self.state_dir / "submit.lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def orphaned(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` are ``pending`` with no submission under way (nothing will move them).
+
+        A failed sbatch, a Ctrl-C or a crash while submitting leaves such
+        rows; only ``build --retry`` moves them on, so waiting for them
+        would wait forever. The rows are read under the submission lock, so
+        a row being submitted right now is never taken for one.
+        """
+        ids = list(ids)
+        with open(self.state_dir / "submit.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return set()
+            try:
+                return {r.id for r in self.select(ids=ids, states=("pending",))}
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
