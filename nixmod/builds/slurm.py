@@ -183,10 +183,12 @@ def current_job_id() -> str | None:
 
 
 def stop_reason(record: BuildRecord) -> tuple[str, str]:
-    """Told to stop: at (or past) the job's end time it is the time limit, else a cancel.
+    """Told to stop: at (or past) the job's start + time limit it is the time limit, else a cancel.
 
     When SLURM sends SIGTERM for the time limit the job still shows as
-    RUNNING (TIMEOUT comes later), so its ``EndTime`` is the witness.
+    RUNNING (TIMEOUT comes later), so the clock is the witness. ``EndTime``
+    is not: ``scancel`` sets it to the moment of the cancel (the job shows
+    COMPLETING), which would make every cancel look like a timeout.
     """
     job = os.environ.get("SLURM_JOB_ID")
     if job and _reached_time_limit(job):
@@ -200,8 +202,11 @@ def _reached_time_limit(job: str) -> bool:
         return False
     if re.search(r"\bJobState=TIMEOUT\b", proc.stdout):
         return True
-    match = re.search(r"\bEndTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", proc.stdout)
-    if not match:
-        return False
-    end = time.mktime(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
-    return time.time() >= end - 1
+    start = re.search(r"\bStartTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", proc.stdout)
+    limit = re.search(r"\bTimeLimit=(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)\b", proc.stdout)
+    if not start or not limit:
+        return False   # UNLIMITED, or nothing to go by: a stop we did not expect is a cancel
+    days, hours, minutes, seconds = (int(part or 0) for part in limit.groups())
+    deadline = time.mktime(time.strptime(start.group(1), "%Y-%m-%dT%H:%M:%S")) \
+        + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return time.time() >= deadline - 1
