@@ -452,21 +452,31 @@ def _me() -> str:
 
 def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]], store: Any,
                      progress: Progress | None) -> list[str]:
-    """Remove the modules (and GC roots) of packages the file no longer names."""
+    """Remove the modules (and GC roots) of packages the file no longer names.
+
+    Only modules this stack published are touched: those with a GC root in
+    the stack's own GC root directory. A stack without ``modules_root``
+    publishes into ``[modules].root``, the staff member's own tree, and the
+    modules built there with ``nixmod build`` (rooted in the state dir) are
+    not the stack's to remove.
+    """
     from nixmod import builds, lmod
 
     removed = []
     for info in lmod.list_modules(config, root=stack.modules_root):
         if (info.name, info.version) in keep:
             continue
-        lmod.remove_module(config, info.name, info.version, root=stack.modules_root)
         # the roots nix-store --add-root made for this build: named after it, pointing at its outputs
         stem = builds.gcroot_path(store, builds.BuildRecord(
             name=info.name, version=info.version, gcroot_dir=str(stack.gcroot_dir))).name
         targets = set(info.outputs.values())
-        for root in stack.gcroot_dir.glob(f"{glob.escape(stem)}*"):
-            if root.is_symlink() and os.readlink(root) in targets:
-                root.unlink()
+        roots = [root for root in stack.gcroot_dir.glob(f"{glob.escape(stem)}*")
+                 if root.is_symlink() and os.readlink(root) in targets]
+        if not roots:
+            continue
+        lmod.remove_module(config, info.name, info.version, root=stack.modules_root)
+        for root in roots:
+            root.unlink()
         removed.append(info.module)
         if progress:
             progress(f"{info.module}: removed (no longer in {stack.file.name})")

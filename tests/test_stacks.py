@@ -343,3 +343,25 @@ def test_builds_of_one_stack_at_the_same_moment_submit_once(alice, test_channels
                                                                         ("ripgrep", "built")}
     loaded = alice.bash(f"module use {root}; module load nix/hello nix/ripgrep; hello; rg")
     assert loaded.stdout.split("\n")[:2] == ["hello 2.12.1", "rg 14.1.0"], loaded.stderr
+
+
+def test_a_stack_without_modules_root_leaves_the_staff_members_own_modules_alone(alice,
+                                                                                 test_channels):
+    """SPEC: modules_root is optional ([modules].root then). The staff member's own
+    `nixmod build` modules in that tree are not the stack's: a stack build must not
+    remove them as 'no longer in the file'; the stack's own leftovers it still removes."""
+    _configure(alice, test_channels)
+    alice.write_config(alice.config_path.read_text().replace('backend = "slurm"',
+                                                             'backend = "local"'))
+    alice.nixmod("build", "samtools", "--wait", check=True)
+    stack_file = alice.write("mine.toml", '[stack]\nname = "mine"\n\n[[package]]\nname = "hello"\n')
+    proc = alice.nixmod("stack", "build", str(stack_file), "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert "removed" not in proc.stderr + proc.stdout
+    own = alice.home / ".local/share/nixmod/modules/nix"
+    assert (own / "samtools/1.19.lua").is_file() and (own / "hello/2.12.1.lua").is_file()
+
+    alice.write("mine.toml", '[stack]\nname = "mine"\n\n[[package]]\nname = "ripgrep"\n')
+    proc = alice.nixmod("stack", "build", str(stack_file), "--wait")
+    assert "nix/hello/2.12.1: removed (no longer in mine.toml)" in proc.stderr
+    assert not (own / "hello/2.12.1.lua").exists() and (own / "samtools/1.19.lua").is_file()
