@@ -84,3 +84,27 @@ def test_worker_killed_without_exit_record_does_not_stay_running(alice, test_cha
     alice.run("kill", "-s", "KILL", "--", f"-{pid}", check=True)   # whole session, no last word
     done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"}, timeout=30)
     assert done["state"] == "failed" and "vanished" in done["error"]
+
+
+def test_unusable_state_dir_or_damaged_database_is_one_line(alice, test_channels):
+    """A state_dir the user cannot write is a config error (exit 2, naming the key); a
+    damaged builds.db is one line naming the file (exit 1); never a traceback."""
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter)
+    config = alice.config_path.read_text()
+    alice.write_config(config.replace("[build]\n", '[build]\nstate_dir = "/root/nixmod-state"\n'))
+    for args in (["status"], ["build", "pkg1"], ["cancel", "1"]):
+        proc = alice.nixmod(*args, "--json")
+        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stderr)
+        error = proc.stderr.strip().splitlines()[-1]
+        assert "/root/nixmod-state" in error and "[build] state_dir" in error, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+    damaged = alice.home / "damaged"
+    alice.write("damaged/builds.db", "this is not an SQLite database\n")
+    alice.write_config(config.replace("[build]\n", f'[build]\nstate_dir = "{damaged}"\n'))
+    proc = alice.nixmod("status")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"nixmod: build database {damaged}/builds.db cannot be used (file is not a database); "
+        "move it away to start a new one (modules already written are kept)"]

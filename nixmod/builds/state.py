@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
 #: states where the build has ended; nothing about it will change by itself
@@ -128,9 +129,23 @@ class BuildStore:
 
     def __init__(self, state_dir: Path):
         self.state_dir = Path(state_dir)
-        for sub in ("", "logs", "jobs", "gcroots", "lanes"):
-            (self.state_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            for sub in ("", "logs", "jobs", "gcroots", "lanes"):
+                (self.state_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:   # a config problem: every verb would meet it (exit 2)
+            raise UserError(f"state dir {self.state_dir} cannot be created "
+                            f"({exc.strerror or exc}: {exc.filename or self.state_dir}); "
+                            "set [build] state_dir to a directory you can write") from None
         self.path = self.state_dir / "builds.db"
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:   # damaged or unreadable: one line, not a traceback
+            raise OperationFailed(f"build database {self.path} cannot be used ({exc}); move it "
+                                  "away to start a new one (modules already written are kept)"
+                                  ) from None
+
+    def _open(self) -> None:
+        """Connect, and bring an older or new file to the current schema."""
         self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
                                    isolation_level=None)
         self._db.row_factory = sqlite3.Row
