@@ -625,7 +625,7 @@ class Catalog:
         if ":" in text.split("@", 1)[0]:
             channel, text = text.split(":", 1)
         name, _, wanted = text.partition("@")
-        if not name or (text.endswith("@") and not wanted):
+        if not name or (text.endswith("@") and not wanted) or "@" in wanted:
             raise UserError(f"bad spec {spec!r}; write NAME, NAME@VERSION, CHANNEL:NAME "
                             "or NAME@>=VERSION")
         versions = self.versions(name, channel)

@@ -145,19 +145,24 @@ def _print_builds(records: Sequence[Any], as_json: bool) -> None:
 def cmd_build(args: argparse.Namespace, config: Config) -> int:
     from nixmod import builds
 
-    if args.retry:
-        records = builds.retry(config, builds.parse_ids(args.specs), backend=args.backend,
-                               progress=progress)
-    elif not args.specs:
-        raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
-                        "CHANNEL:NAME), or use --retry")
-    else:
-        from nixmod.catalog import Catalog
+    try:
+        if args.retry:
+            records = builds.retry(config, builds.parse_ids(args.specs), backend=args.backend,
+                                   progress=progress)
+        elif not args.specs:
+            raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
+                            "CHANNEL:NAME), or use --retry")
+        else:
+            from nixmod.catalog import Catalog
 
-        catalog = Catalog.load(config, progress=progress)
-        versions = [catalog.resolve(spec) for spec in args.specs]
-        plans = builds.plan(config, versions, progress=progress)
-        records = builds.submit(config, plans, backend=args.backend, progress=progress)
+            catalog = Catalog.load(config, progress=progress)
+            versions = [catalog.resolve(spec) for spec in args.specs]
+            plans = builds.plan(config, versions, progress=progress)
+            records = builds.submit(config, plans, backend=args.backend, progress=progress)
+    except builds.SubmitFailed as exc:
+        if args.json:   # a script still learns the ids it can --retry
+            _print_builds(exc.records, True)
+        raise
     if args.wait and records:
         records = builds.wait(config, [r.id for r in records], progress=progress)
     _print_builds(records, args.json)
@@ -183,6 +188,11 @@ def cmd_logs(args: argparse.Namespace, config: Config) -> int:
     from nixmod import builds
 
     record_id = builds.parse_ids([args.id])[0]
+    if args.json:
+        text = "".join(builds.follow_log(config, record_id)) if args.follow else _read_log(
+            builds.log_path(config, record_id))
+        emit_json({"id": record_id, "path": str(builds.log_path(config, record_id)), "text": text})
+        return 0
     if args.follow:
         for chunk in builds.follow_log(config, record_id):
             sys.stdout.write(chunk)
@@ -192,14 +202,25 @@ def cmd_logs(args: argparse.Namespace, config: Config) -> int:
     if not path.exists():
         progress(f"build {record_id} has no log yet (it has not started)")
         return 0
-    sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    sys.stdout.write(_read_log(path))
     return 0
+
+
+def _read_log(path: Any) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
     from nixmod import builds
 
-    records = builds.cancel(config, builds.parse_ids(args.ids))
+    ids = builds.parse_ids(args.ids)
+    ended = {r.id: r.state for r in builds.refresh(config, ids) if r.finished}
+    records = builds.cancel(config, ids)
+    for record_id, state in ended.items():
+        progress(f"build {record_id} had already ended ({state}); nothing to cancel")
     _print_builds(records, args.json)
     return 0
 
@@ -405,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nixmod: {exc} (set NIXMOD_DEBUG=1 for details)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("nixmod: interrupted; nothing half-written was left behind", file=sys.stderr)
+        print("nixmod: interrupted; builds already submitted go on ('nixmod status' shows them, "
+              "'nixmod cancel ID' stops one)", file=sys.stderr)
         return 130
 
 

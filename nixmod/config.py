@@ -245,9 +245,33 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         raise layer.fail(key, table, f"'build.max_concurrent' must be at least 1, got {value}")
     if table == "shims" and key == "mode" and value not in _SHIM_MODES:
         raise layer.fail(key, table, f"'shims.mode' must be one of {', '.join(_SHIM_MODES)}, got {value!r}")
+    if table == "build.slurm" and key == "extra_args":
+        taken = _reserved_sbatch_option(value)
+        if taken:
+            raise layer.fail(key, table, f"'build.slurm.extra_args' may not set {taken}: nixmod "
+                             "sets it itself to find, throttle and follow its builds")
     if table == "modules" and key == "prefix" and not _is_path_component(value):
         raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
     merged.setdefault(table, {})[key] = (value, layer)
+
+
+#: sbatch options the SLURM backend sets itself (long form, short form): a job
+#: renamed, re-commented or sent elsewhere by extra_args would look vanished
+_RESERVED_SBATCH = {"--job-name": "-J", "--comment": "", "--array": "-a", "--output": "-o",
+                    "--error": "-e", "--dependency": "-d", "--chdir": "-D", "--parsable": "",
+                    "--wrap": ""}
+
+
+def _reserved_sbatch_option(args: list[str]) -> str | None:
+    for arg in args:
+        if arg.startswith("--"):
+            option = arg.split("=", 1)[0]
+            matches = [long for long in _RESERVED_SBATCH if long == option]
+        else:
+            matches = [long for long, short in _RESERVED_SBATCH.items() if short and arg.startswith(short)]
+        if matches:
+            return matches[0]
+    return None
 
 
 def _is_path_component(value: str) -> bool:

@@ -437,12 +437,15 @@ def _readable_by_all(*roots: Path) -> None:
         if not root.is_dir():
             continue
         for path in [root, *root.rglob("*")]:
-            if path.is_symlink():
-                continue
-            mode = path.stat().st_mode
-            wanted = mode | 0o444 | (0o111 if path.is_dir() else 0)
-            if wanted != mode and path.owner() == _me():
-                path.chmod(wanted)
+            try:
+                if path.is_symlink():
+                    continue
+                mode = path.stat().st_mode
+                wanted = mode | 0o444 | (0o111 if path.is_dir() else 0)
+                if wanted != mode and path.owner() == _me():
+                    path.chmod(wanted)
+            except FileNotFoundError:
+                continue  # a job renamed a temp file into place meanwhile: its own mode is fine
 
 
 def _me() -> str:

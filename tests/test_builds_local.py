@@ -21,6 +21,12 @@ def test_local_build_then_reuse_module_and_gc_root(alice, test_channels):
     assert again["state"] == "reused" and again["job"] is None
     assert again["module"] == "nix/pkg1/1.0"
     assert len(counter_lines(counter)) == 1
+
+    log = json.loads(alice.nixmod("logs", str(built["id"]), "--json", check=True).stdout)
+    assert log["id"] == built["id"] and "building pkg1 1.0" in log["text"]
+    ended = alice.nixmod("cancel", str(built["id"]), check=True)
+    assert f"build {built['id']} had already ended (built); nothing to cancel" in ended.stderr
+    assert status(alice, built["id"])[0]["state"] == "built"
     shown = alice.bash("module use ~/.local/share/nixmod/modules && module load nix/pkg1 && pkg1",
                        check=True)
     assert "pkg1 1.0" in shown.stdout

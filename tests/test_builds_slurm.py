@@ -106,6 +106,15 @@ def test_sbatch_failure_keeps_the_request_pending_and_retry_submits_it(alice, te
     assert len(counter_lines(counter)) == 1
 
 
+def test_a_refused_submission_still_gives_json_the_records_to_retry(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 partition="no-such-partition")
+    refused = alice.nixmod("build", "pkg8", "--json")
+    assert refused.returncode == 1 and "sbatch failed" in refused.stderr
+    assert [(r["name"], r["state"], r["job"]) for r in records(refused)] == [("pkg8", "pending", None)]
+
+
 def test_failing_builder_is_failed_with_the_log_tail(alice, test_channels):
     nonce, counter = new_counter()
     setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=0)

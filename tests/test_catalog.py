@@ -134,7 +134,7 @@ def show(spec):
         return "error: " + str(exc)
 specs = ["hello", "hello@2.10", "demo-2024:hello", "demo-2024:hello@2.10", "hello@>=2.11",
          "hello@<2.11", "frob@>=2", "datefmt@>=1", "hello@9.9", "hello@>=nonsense", "nope:hello",
-         "demo-2024:cowsay-demo", "tie-only", "hello@"]
+         "demo-2024:cowsay-demo", "tie-only", "hello@", "hello@@2.10"]
 print(json.dumps({s: show(s) for s in specs}))
 print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
 """)
@@ -156,6 +156,7 @@ print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
     assert "unknown channel 'nope'" in resolved["nope:hello"]
     assert "not in channel 'demo-2024'" in resolved["demo-2024:cowsay-demo"]
     assert resolved["hello@"].startswith("error: bad spec")
+    assert resolved["hello@@2.10"].startswith("error: bad spec")
 
 
 # -- cache ---------------------------------------------------------------------

@@ -44,7 +44,7 @@ from nixmod.config import Config, config_files, expand_path, load_config
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
-__all__ = ["BuildRecord", "Plan", "plan", "submit", "retry", "refresh", "wait", "cancel",
+__all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
            "log_path", "follow_log", "module_requests", "run_job", "open_store"]
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
@@ -52,6 +52,14 @@ Progress = Callable[[str], None]
 BACKENDS = {"local": local, "slurm": slurm}
 #: how many lines of a failed build's log go into the record's ``error``
 ERROR_TAIL_LINES = 8
+
+
+class SubmitFailed(OperationFailed):
+    """The scheduler refused the submission; the records stay ``pending`` for ``--retry``."""
+
+    def __init__(self, message: str, records: list[BuildRecord]):
+        super().__init__(message)
+        self.records = records
 
 
 @dataclass
@@ -242,8 +250,8 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
             BACKENDS[backend].submit(config, store, to_build, manifest)
         except OperationFailed as exc:
             ids = ", ".join(str(r.id) for r in records if r.state == "pending")
-            raise OperationFailed(f"{exc}; kept as pending (id {ids}): fix the cause, then run "
-                                  "'nixmod build --retry'") from None
+            raise SubmitFailed(f"{exc}; kept as pending (id {ids}): fix the cause, then run "
+                               "'nixmod build --retry'", records) from None
         if progress:
             jobs = ", ".join(f"{r.id}={r.job}" for r in to_build)
             progress(f"submitted {len(to_build)} build(s) to {backend}: {jobs}")
