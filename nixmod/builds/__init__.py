@@ -104,6 +104,10 @@ def plan(config: Config, versions: Sequence[PackageVersion],
     Evaluation (nix-instantiate) is the slow part; everything after it is
     one ``nix-store --check-validity`` and one queue listing for the lot.
     """
+    from nixmod.lmod import check_module_names
+
+    for version in versions:   # all refused before any evaluation or build
+        check_module_names(version.name, version.version)
     instantiated = []
     for version in versions:
         channel = config.channel(version.channel)

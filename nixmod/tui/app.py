@@ -198,7 +198,7 @@ class NixmodApp(App[int]):
             for record in model.build_transitions(self.records, message.records):
                 failed = record.state in ("failed", "cancelled")
                 text = f"{record.name} {record.version}: {record.state}"
-                if record.state == "failed" and getattr(record, "error", ""):
+                if record.state == "failed" and record.error:
                     text += f" ({model.first_line(record.error)})"
                 self.notify(text, title="Build finished" if not failed else "Build ended",
                             severity="error" if failed else "information", markup=False)

@@ -88,9 +88,9 @@ class Selection:
         self.items.clear()
 
 
-def _same(a: Any, b: Any) -> bool:
-    return (getattr(a, "name", None), getattr(a, "version", None), getattr(a, "channel", None)) == \
-           (getattr(b, "name", None), getattr(b, "version", None), getattr(b, "channel", None))
+def _same(a: PackageVersion, b: object) -> bool:
+    """One pick per (name, version, channel): the same version seen twice is one pick."""
+    return isinstance(b, PackageVersion) and (a.name, a.version, a.channel) == (b.name, b.version, b.channel)
 
 
 # -- catalog --------------------------------------------------------------------
@@ -178,24 +178,20 @@ def plan_selection(config: Config, selection: Selection) -> list[Any]:
     """What submitting would do: reuse, join or build, per version (nothing submitted)."""
     from nixmod import builds
 
-    from nixmod.lmod import check_module_names
-
     if not selection.items:
         raise UserError("the selection is empty; pick a version in Browse (space) first")
-    for version in selection.items:
-        check_module_names(version.name, version.version)
     return builds.plan(config, list(selection.items))
 
 
 def plan_action(plan: Any) -> str:
-    """reuse / join / build, whatever the plan record calls the field."""
-    return str(getattr(plan, "action", getattr(plan, "kind", "")))
+    """reuse / join / build."""
+    return plan.action
 
 
 def plan_summary(plan: Any) -> str:
     """One phrase per plan line: what will happen and why."""
     action = plan_action(plan)
-    job = getattr(plan, "job", None)
+    job = plan.job
     if action == "reuse":
         return "reuse: already built"
     if action == "join":
@@ -239,7 +235,7 @@ def build_transitions(before: Sequence[Any], after: Sequence[Any]) -> list[Any]:
 
 
 def log_path(record: Any) -> Path | None:
-    return Path(record.log) if getattr(record, "log", "") else None
+    return Path(record.log) if record.log else None
 
 
 def log_tail(record: Any, lines: int = LOG_TAIL_LINES) -> str:
