@@ -139,6 +139,16 @@ _BACKENDS = ("local", "slurm")
 _SHIM_MODES = ("auto", "direct", "bwrap", "proot")
 
 
+def current_user() -> str:
+    """Who nixmod runs as: for messages, queue filters and file ownership."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:   # a uid with no passwd entry (some containers)
+        return str(os.geteuid())
+
+
 def expand_path(value: str) -> Path:
     """Expand ``~`` and ``$VARS`` the way a shell user writing the file expects."""
     return Path(os.path.expanduser(os.path.expandvars(value)))

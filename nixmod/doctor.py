@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nixmod import nix
-from nixmod.config import Config
+from nixmod.config import Config, current_user
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LMOD_CANDIDATES = (
@@ -64,11 +64,11 @@ def check_nix() -> list[Check]:
     ping = _run(["nix", "--extra-experimental-features", "nix-command", "store", "ping",
                  "--store", "daemon"])
     if ping is not None and ping.returncode == 0:
-        checks.append(Check("nix-daemon", OK, f"reachable as {_user()} at {socket}", required=True))
+        checks.append(Check("nix-daemon", OK, f"reachable as {current_user()} at {socket}", required=True))
     else:
         why = _first_line(ping.stderr) if ping else "nix store ping did not answer"
         fix = ("start it as root: setsid nix-daemon &" if not socket.exists()
-               else f"add {_user()} to the group that may use {socket} (Debian: nix-users)")
+               else f"add {current_user()} to the group that may use {socket} (Debian: nix-users)")
         checks.append(Check("nix-daemon", FAIL, why, fix, True))
 
     conf = _run(["nix", "--extra-experimental-features", "nix-command", "show-config"])
@@ -157,14 +157,14 @@ def writable_dir(path: Path) -> tuple[bool, str]:
             probe.stat()
             break
         except PermissionError:
-            return False, f"{probe} cannot be reached by {_user()} (permission denied)"
+            return False, f"{probe} cannot be reached by {current_user()} (permission denied)"
         except OSError:
             if probe.parent == probe:
                 break
             probe = probe.parent
     if os.access(probe, os.W_OK | os.X_OK):
         return True, "writable" if probe == path else f"will be created (under {probe})"
-    return False, f"{probe} is not writable by {_user()}"
+    return False, f"{probe} is not writable by {current_user()}"
 
 
 def check_paths(config: Config) -> list[Check]:
@@ -186,14 +186,6 @@ def check_paths(config: Config) -> list[Check]:
     checks.append(Check("state dir", OK if ok else FAIL, f"{state} ({detail})",
                         "" if ok else "set [build] state_dir to a directory you can write", True))
     return checks
-
-
-def _user() -> str:
-    import pwd
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
 
 
 def run_checks(config: Config) -> list[Check]:

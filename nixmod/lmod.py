@@ -234,7 +234,7 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
               ("Attribute", request.attr or request.name), ("Store path", request.store_path),
               ("Keywords", ", ".join(dict.fromkeys(["nix", request.name, *programs])))]
     whatis = [f"{label}: {value}" for label, value in fields if value]
-    lines = [f"-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
+    lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
     lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin))})")
@@ -321,6 +321,21 @@ def _default_version(name_dir: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def gc_root(directory: Path, name: str, version: str) -> Path:
+    """The ``--add-root`` path of one build in ``directory``: ``<NAME>-<version>``.
+
+    The one place the scheme lives (builds register roots with it, modules
+    and stacks remove them with it); odd characters become ``_``.
+    """
+    return Path(directory) / re.sub(r"[^A-Za-z0-9._+-]", "_", f"{name}-{version}").lstrip(".")
+
+
+def gc_root_links(root: Path, outputs: Iterable[str]) -> list[Path]:
+    """The links ``nix-store --add-root ROOT`` makes: ROOT for ``out``, ``ROOT-<output>`` else."""
+    return [root if output == "out" else root.with_name(f"{root.name}-{output}")
+            for output in dict.fromkeys(["out", *outputs])]
+
+
 def remove_module(config: Config, name: str, version: str, *, root: Path | None = None) -> ModuleInfo:
     """Remove the modulefile, its shims, its default (if it was one) and its GC roots.
 
@@ -335,9 +350,9 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     path.unlink()
     if _default_version(path.parent) == version:
         (path.parent / _RC).unlink()
-    for output in ["out", *(o for o in info.outputs if o != "out")]:
-        suffix = "" if output == "out" else f"-{output}"
-        (Path(config.build.state_dir) / "gcroots" / f"{name}-{version}{suffix}").unlink(missing_ok=True)
+    for link in gc_root_links(gc_root(Path(config.build.state_dir) / "gcroots", name, version),
+                              info.outputs):
+        link.unlink(missing_ok=True)
     shims.remove_shims(shims.shim_dir(modules_root(config, root), config.modules.prefix, name, version))
     try:
         path.parent.rmdir()

@@ -15,7 +15,6 @@ the night), so checking collects ``Problem``s instead of raising on the first.
 from __future__ import annotations
 
 import difflib
-import glob
 import os
 import re
 import sys
@@ -28,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from nixmod.config import Config, expand_path, key_line
+from nixmod.config import Config, current_user, expand_path, key_line
 from nixmod.doctor import writable_dir
 from nixmod.errors import UserError
 
@@ -442,18 +441,13 @@ def _readable_by_all(*roots: Path) -> None:
                     continue
                 mode = path.stat().st_mode
                 wanted = mode | 0o444 | (0o111 if path.is_dir() else 0)
-                if wanted != mode and path.owner() == _me():
+                if wanted != mode and path.owner() == current_user():
                     path.chmod(wanted)
             except FileNotFoundError:
                 continue  # a job renamed a temp file into place meanwhile: its own mode is fine
 
 
-def _me() -> str:
-    import pwd
-    return pwd.getpwuid(os.getuid()).pw_name
-
-
-def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]], store: Any,
+def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
                      progress: Progress | None) -> list[str]:
     """Remove the modules (and GC roots) of packages the file no longer names.
 
@@ -463,18 +457,17 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]], s
     modules built there with ``nixmod build`` (rooted in the state dir) are
     not the stack's to remove.
     """
-    from nixmod import builds, lmod
+    from nixmod import lmod
 
     removed = []
     for info in lmod.list_modules(config, root=stack.modules_root):
         if (info.name, info.version) in keep:
             continue
         # the roots nix-store --add-root made for this build: named after it, pointing at its outputs
-        stem = builds.gcroot_path(store, builds.BuildRecord(
-            name=info.name, version=info.version, gcroot_dir=str(stack.gcroot_dir))).name
         targets = set(info.outputs.values())
-        roots = [root for root in stack.gcroot_dir.glob(f"{glob.escape(stem)}*")
-                 if root.is_symlink() and os.readlink(root) in targets]
+        roots = [link for link in lmod.gc_root_links(
+                     lmod.gc_root(stack.gcroot_dir, info.name, info.version), info.outputs)
+                 if link.is_symlink() and os.readlink(link) in targets]
         if not roots:
             continue
         lmod.remove_module(config, info.name, info.version, root=stack.modules_root)
@@ -550,7 +543,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
                 progress(f"{version.name} {version.version}: {item.action}{note}")
 
         keep = {(r.version.name, r.version.version) for r in report.resolved}
-        removed = _remove_unlisted(config, stack, keep, store, progress)
+        removed = _remove_unlisted(config, stack, keep, progress)
         with_default = {r.version.name for r in report.resolved if r.entry.default}
         for name in sorted({name for name, _version in keep} - with_default):
             if lmod.clear_default(config, name, root=stack.modules_root) and progress:

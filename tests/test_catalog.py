@@ -5,11 +5,8 @@ nixpkgs dumps. Everything runs as a real unprivileged user.
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -22,7 +22,6 @@ first and then finds the path valid, so the builder runs once.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -31,7 +30,7 @@ import sys
 import time
 import uuid
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -40,7 +39,7 @@ from nixmod.builds import local, slurm
 from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
                                  BuildRecord, BuildStore)
 from nixmod.catalog import PackageVersion
-from nixmod.config import Config, config_files, expand_path, load_config
+from nixmod.config import Config, config_files, current_user, expand_path, load_config
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
@@ -154,18 +153,13 @@ def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int]) -> dict
     found: dict[str, InFlight] = {}
     for record in store.select(states=IN_FLIGHT_STATES):
         if record.drv in drvs and record.id not in exclude_ids and record.job:
-            found.setdefault(record.drv, InFlight(record.job, _user(), record.backend))
+            found.setdefault(record.drv, InFlight(record.job, current_user(), record.backend))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if by_hash:
         for drv_hash, (job, owner) in slurm.queued_drv_hashes().items():
             if drv_hash in by_hash:
                 found.setdefault(by_hash[drv_hash], InFlight(job, owner, "slurm"))
     return found
-
-
-def _user() -> str:
-    import pwd
-    return pwd.getpwuid(os.getuid()).pw_name
 
 
 # -- submitting -----------------------------------------------------------------------
@@ -303,9 +297,10 @@ def job_argv(manifest: Path) -> list[str]:
 # -- finishing --------------------------------------------------------------------------
 
 def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
-    """``<gcroots>/<NAME>-<version>`` (the scheme agreed with lmod); nix adds ``-<output>``."""
-    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", f"{record.name}-{record.version}").lstrip(".")
-    return Path(record.gcroot_dir or store.default_gcroot_dir) / safe
+    """Where this build's GC root goes: its own directory (a stack's) or the state dir's."""
+    from nixmod.lmod import gc_root
+
+    return gc_root(Path(record.gcroot_dir or store.default_gcroot_dir), record.name, record.version)
 
 
 def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from nixmod import nix
 from nixmod.builds.state import BuildRecord, BuildStore
-from nixmod.config import Config
+from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
 
 NAME = "slurm"
@@ -128,11 +128,9 @@ def batch_script(manifest: Path) -> str:
 
 def submit(config: Config, store: BuildStore, records: list[BuildRecord], manifest: Path) -> None:
     """One sbatch for all ``records``, after this user's nixmod arrays still in the queue."""
-    from nixmod.builds import _user
-
     script = batch_script(manifest)
     for attempt in range(2):
-        depend_on = sorted({job.split("_")[0] for job, _s, _u, _c in _queue(_user())})
+        depend_on = sorted({job.split("_")[0] for job, _s, _u, _c in _queue(current_user())})
         proc = _run(_sbatch_args(config, store, records, depend_on), input=script)
         # an array we depend on may end between squeue and sbatch: look again once
         if proc.returncode == 0 or "dependency" not in proc.stderr.lower() or attempt:

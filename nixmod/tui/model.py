@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from nixmod.builds.state import FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES
+from nixmod.builds.state import FINAL_STATES
 from nixmod.catalog import Package, PackageVersion
 from nixmod.config import Config
 from nixmod.errors import NixmodError, UserError
