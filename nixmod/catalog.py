@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable
 from nixmod import __version__
 from nixmod.config import DEMO_DIR, Channel, Config
 from nixmod.errors import NixmodError, UserError
+from nixmod.files import atomic_open, atomic_write
 from nixmod.versions import sort_newest_first
 
 #: bump when anything written to the cache changes shape
@@ -149,19 +150,10 @@ def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, byte
         offset += len(data)
         crc = zlib.crc32(data, crc)
     head = marshal.dumps({**header, "sections": layout, "crc": crc, "size": offset})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(_MAGIC + struct.pack("<Q", len(head)) + head)
-            for data in sections.values():
-                out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
+        out.write(_MAGIC + struct.pack("<Q", len(head)) + head)
+        for data in sections.values():
+            out.write(data)
 
 
 def _cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray],
@@ -228,6 +220,10 @@ def _stat_identity(path: Path) -> tuple:
     return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def _channel_kind(channel: Channel) -> str:
+    return "url" if channel.path is None else ("dump" if channel.is_dump else "nix")
+
+
 def channel_identity(channel: Channel) -> tuple:
     """What must be unchanged for a cached listing of ``channel`` to stay true.
 
@@ -237,7 +233,7 @@ def channel_identity(channel: Channel) -> tuple:
     pinned by its sha256, so url + sha256 is the whole identity.
     """
     if channel.path is None:
-        return ("url", channel.url, channel.sha256)
+        return (_channel_kind(channel), channel.url, channel.sha256)
     path = channel.path
     parts: list[tuple] = [_stat_identity(path)]
     if path.is_dir():
@@ -246,15 +242,13 @@ def channel_identity(channel: Channel) -> tuple:
     if DEMO_DIR in path.parents or path == DEMO_DIR:
         parts.append(("nixmod", __version__))
         parts.extend(_stat_identity(p) for p in sorted(DEMO_DIR.rglob("*.nix")))
-    return ("dump" if channel.is_dump else "nix", tuple(parts))
+    return (_channel_kind(channel), tuple(parts))
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
 
 
-def _channel_kind(channel: Channel) -> str:
-    return "url" if channel.path is None else ("dump" if channel.is_dump else "nix")
 
 
 @dataclass
@@ -329,11 +323,7 @@ class _ChannelLister:
         text = (f"import (builtins.fetchTarball {{ url = {nix_string(channel.url)}; "
                 f"sha256 = {nix_string(channel.sha256)}; }})\n")
         if not path.is_file() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            with os.fdopen(fd, "w") as out:
-                out.write(text)
-            os.replace(temp, path)
+            atomic_write(path, text, mode=0o600)
         return path
 
 
