@@ -23,7 +23,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
 NIXMOD = VENV / "bin" / "nixmod"
-TEST_USERS = ("nmalice", "nmbob")
+#: the two real users; NIXMOD_TEST_USERS="a,b" picks others (so that two
+#: checkouts can run their suites on one rig without sharing a user's queue)
+TEST_USERS = tuple(os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(","))[:2]
+ALICE, BOB = TEST_USERS
 #: world-readable scratch space: per-test homes, copies of test channels
 SCRATCH = Path(os.environ.get("NIXMOD_TEST_SCRATCH", "/tmp/nixmod-tests"))
 LMOD_INIT = "/usr/share/lmod/lmod/init/bash"
@@ -146,12 +149,12 @@ def _new_session(user: str, label: str) -> UserSession:
 
 @pytest.fixture
 def alice(request) -> UserSession:
-    return _new_session("nmalice", request.node.name)
+    return _new_session(ALICE, request.node.name)
 
 
 @pytest.fixture
 def bob(request) -> UserSession:
-    return _new_session("nmbob", request.node.name)
+    return _new_session(BOB, request.node.name)
 
 
 @pytest.fixture(scope="session")

@@ -294,12 +294,12 @@ def test_an_empty_search_is_bad_input(alice):
 
 @pytest.fixture(scope="module")
 def real_dumps_user(request, real_dumps):
-    from conftest import _new_session
+    from conftest import BOB, _new_session
 
     missing = [n for n in REAL_DUMPS if not (real_dumps / f"{n}.json.gz").is_file()]
     if missing:
         pytest.fail(f"real dumps missing under {real_dumps}: {missing} (set NIXMOD_TEST_DATA)")
-    session = _new_session("nmbob", "real-dumps")
+    session = _new_session(BOB, "real-dumps")
     session.write_config(channels_config(*((n, real_dumps / f"{n}.json.gz") for n in REAL_DUMPS)))
     return session
 

@@ -38,7 +38,7 @@ def test_unprivileged_user_runs_an_sbatch_job_on_the_build_partition(alice):
             break
         time.sleep(0.5)
     assert marker.exists(), f"job {job} did not run (squeue: {queued!r})"
-    assert marker.read_text().splitlines()[0] == "nmalice"
+    assert marker.read_text().splitlines()[0] == alice.user
     partition = alice.run("scontrol", "show", "job", job).stdout
     assert "Partition=nixbuild" in partition and "JobState=COMPLETED" in partition
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import UserSession, _new_session
+from conftest import ALICE, UserSession, _new_session
 
 STACK = """\
 [stack]
@@ -95,7 +95,7 @@ class BuiltStack:
 @pytest.fixture(scope="module")
 def built(test_channels) -> BuiltStack:
     """One stack build with --wait, shared by the tests that look at its outcome."""
-    alice = _new_session("nmalice", "stacks")
+    alice = _new_session(ALICE, "stacks")
     _configure(alice, test_channels)
     root = alice.home / "site" / "modules"
     stack_file = alice.write("stack.toml", STACK.format(root=root))

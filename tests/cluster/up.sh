@@ -13,7 +13,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${NIXMOD_VENV:-/opt/nixmod/venv}"
-TEST_USERS=(nmalice nmbob)
+IFS=, read -r -a TEST_USERS <<<"${NIXMOD_TEST_USERS:-nmalice,nmbob}"
 say() { printf '[up] %s\n' "$*" >&2; }
 die() { printf '[up] FAILED: %s\n' "$*" >&2; exit 1; }
 
