@@ -34,13 +34,25 @@ fi
 
 # ---------------------------------------------------------------- nix
 mkdir -p /etc/nix
-cat > /etc/nix/nix.conf.new <<'EOF'
+# The rig's binary-cache signing key: a bundle signed with it (nixmod export)
+# is what this "site" trusts on import, as a receiving cluster would trust
+# the sending site's public key. Tests copy the secret half to a user.
+RIG_KEY=/etc/nix/nixmod-rig-cache
+if [ ! -s "$RIG_KEY.sec" ] || [ ! -s "$RIG_KEY.pub" ]; then
+    say "generating the rig's binary-cache signing key $RIG_KEY.{sec,pub}"
+    nix-store --generate-binary-cache-key nixmod-rig-1 "$RIG_KEY.sec" "$RIG_KEY.pub" \
+        || die "nix-store --generate-binary-cache-key failed"
+fi
+chmod 600 "$RIG_KEY.sec"; chmod 644 "$RIG_KEY.pub"
+RIG_PUB="$(cat "$RIG_KEY.pub")"
+cat > /etc/nix/nix.conf.new <<EOF
 # Written by nixmod tests/cluster/up.sh: a shared multi-user daemon, offline.
 build-users-group = nixbld
 sandbox = false
 substituters =
 trusted-substituters =
 require-sigs = true
+trusted-public-keys = cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY= ${RIG_PUB}
 max-jobs = 4
 keep-derivations = true
 keep-outputs = false
