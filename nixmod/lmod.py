@@ -62,6 +62,8 @@ class ModuleRequest:
     attr: str = ""
     drv: str = ""
     outputs: dict[str, str] = field(default_factory=dict)   # output name -> store path
+    #: how the channel was pinned when this was built (url+sha256, path+hash, git revision)
+    channel_pin: str = ""
 
     @property
     def store_path(self) -> str:
@@ -212,7 +214,7 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
     for label, value in (("Homepage", request.homepage), ("License", request.license),
-                         ("Derivation", request.drv)):
+                         ("Derivation", request.drv), ("Channel pin", request.channel_pin)):
         if value:
             lines.append(f"{label}: {value}")
     for output, path in request.outputs.items():
@@ -231,7 +233,8 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     fields = [("Name", request.name), ("Version", request.version),
               ("Description", request.description), ("Homepage", request.homepage),
               ("License", request.license), ("Channel", request.channel),
-              ("Attribute", request.attr or request.name), ("Store path", request.store_path),
+              ("Attribute", request.attr or request.name), ("Channel pin", request.channel_pin),
+              ("Derivation", request.drv), ("Store path", request.store_path),
               ("Keywords", ", ".join(dict.fromkeys(["nix", request.name, *programs])))]
     whatis = [f"{label}: {value}" for label, value in fields if value]
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
@@ -272,6 +275,12 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
     there yet.
     """
     path = module_path(config, request.name, request.version, root=root)
+    if not request.channel_pin and request.channel:
+        from dataclasses import replace
+
+        from nixmod.repro import module_channel_pin
+
+        request = replace(request, channel_pin=module_channel_pin(config, request.channel))
     if not request.outputs or not all(os.path.isabs(p) for p in request.outputs.values()):
         raise UserError(f"module {request.name}/{request.version} needs the store paths of its "
                         f"outputs, got {request.outputs!r}")
