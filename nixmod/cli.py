@@ -374,8 +374,9 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         emit_json([r.as_json() for r in results])
     else:
-        emit_table([(r.module, r.output, r.result, r.path, r.detail) for r in results],
-                   ["MODULE", "OUTPUT", "RESULT", "STORE PATH", "DETAIL"])
+        emit_table([(r.module, r.output, r.result, r.node + (f" (job {r.job})" if r.job else ""),
+                     r.path, r.detail) for r in results],
+                   ["MODULE", "OUTPUT", "RESULT", "RAN ON", "STORE PATH", "DETAIL"])
     return 0 if all(r.result == "reproducible" for r in results) else 1
 
 

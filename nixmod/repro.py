@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -684,8 +685,9 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
             description=package.meta.get("description", ""),
             homepage=package.meta.get("homepage", ""), license=package.meta.get("license", ""),
             channel=package.channel, attr=package.attr, drv=package.drv,
-            outputs=dict(package.outputs), channel_pin=pin_text(lock.channels[package.channel]))
-        info = lmod.write_module(config, request, root=root)
+            outputs=dict(package.outputs))
+        info = lmod.write_module(config, request, root=root,
+                                 channel_pin=pin_text(lock.channels[package.channel]))
         written.append(info.module)
         if progress:
             progress(f"{info.module}: imported ({request.store_path})")
@@ -705,10 +707,12 @@ class VerifyResult:
     path: str
     result: str                 # reproducible | differs | not compared | failed
     detail: str = ""
+    node: str = ""              # where the check build ran (a SLURM node, or this host)
+    job: str = ""               # its SLURM job, if any
 
     def as_json(self) -> dict[str, str]:
         return {"module": self.module, "output": self.output, "path": self.path,
-                "result": self.result, "detail": self.detail}
+                "result": self.result, "detail": self.detail, "node": self.node, "job": self.job}
 
 
 def check_command(config: Config, drv: str, backend: str) -> list[str]:
@@ -724,7 +728,10 @@ def check_command(config: Config, drv: str, backend: str) -> list[str]:
         srun += ["--account", slurm.account]
     if slurm.qos:
         srun += ["--qos", slurm.qos]
-    return [*srun, *slurm.extra_args, "--", shutil.which("nix-store") or "nix-store", *command[1:]]
+    # the step names its node and job on stderr first: verify reports where it ran
+    announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
+    return [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
+            shutil.which("nix-store") or "nix-store", *command[1:]]
 
 
 def verify(config: Config, targets: Sequence[str], *, backend: str | None = None,
@@ -767,6 +774,10 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
                                   stdin=subprocess.DEVNULL)
         else:
             proc = nix.run(argv, check=False)
+        where = re.search(r"^nixmod-verify: node (\S+) job (\S+)$", proc.stderr, re.M)
+        node, job = (where.group(1), where.group(2)) if where else (socket.gethostname(), "")
+        if argv[0] == "srun" and not where:
+            raise OperationFailed(f"srun failed: {nix.last_lines(proc.stderr, 1)}")
         differing = set(re.findall(r"output '([^']+)' differs", proc.stderr))
         for output, path in request.outputs.items():
             if proc.returncode == 0:
@@ -777,7 +788,7 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
                 result, detail = "not compared", "the check stopped at a differing output"
             else:
                 result, detail = "failed", nix.last_lines(proc.stderr, 1)
-            results.append(VerifyResult(module, output, path, result, detail))
+            results.append(VerifyResult(module, output, path, result, detail, node, job))
     return results
 
 

@@ -522,9 +522,9 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     started = time.monotonic()
     # SLURM jobs inherit the submitter's umask: what they publish is readable by all
     os.umask(0o022)
+    plans: list[Any] | None = None
     if lock is None:
         report = load_stack(config, path, progress=progress)
-        plans = None
     else:
         from nixmod import repro
 

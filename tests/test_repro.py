@@ -20,7 +20,8 @@ RIG_KEY = Path("/etc/nix/nixmod-rig-cache.sec")
 MODULES = "~/.local/share/nixmod/modules"
 
 
-def setup_repro(session: UserSession, channel: Path, nonce: str, counter: Path) -> None:
+def setup_repro(session: UserSession, channel: Path, nonce: str, counter: Path,
+                extra: str = "") -> None:
     session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter))
     session.write_config(f"""
 [[channels]]
@@ -29,7 +30,7 @@ path = "{channel}"
 
 [build]
 backend = "local"
-""")
+{extra}""")
 
 
 def nix_hash(path: Path) -> str:
@@ -235,3 +236,22 @@ def test_bad_input_is_one_line_and_exit_2(alice, test_channels):
         assert proc.returncode == 2, (args, proc.stderr)
         assert said in one_line_error(proc), (args, proc.stderr)
     assert not (alice.home / "full.tmp").exists()
+
+
+def test_verify_with_slurm_runs_on_the_build_partition(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_repro(alice, test_channels / "repro.nix", nonce, counter, extra="""
+[build.slurm]
+partition = "nixbuild"
+cpus_per_task = 1
+mem = "100M"
+time = "00:10:00"
+""")
+    alice.nixmod("build", "steady", "--wait", check=True)
+    build_nodes = subprocess.run(["sinfo", "-h", "-N", "-p", "nixbuild", "-o", "%N"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+    proc = alice.nixmod("verify", "steady/2.0", "--backend", "slurm", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads(proc.stdout)
+    assert result["result"] == "reproducible" and result["node"] in build_nodes and result["job"]
+    assert len(counter_lines(counter)) == 2
