@@ -153,6 +153,13 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
     assert "counted 1.0" in ran and drv in ran and nix_hash(channel) in ran
     assert len(counter_lines(counter)) == 1, "the builder ran again"
 
+    # support staff import into a stack's tree: modules there, GC roots beside it
+    site = bob.home / "site/modules"
+    bob.nixmod("import", str(bundle), "--modules-root", str(site), check=True)
+    assert (site / "nix/counted/1.0.lua").is_file()
+    assert str((bob.home / "site/gcroots/modules/counted-1.0").readlink()) == out
+    assert len(counter_lines(counter)) == 1
+
 
 def test_build_lock_reuses_then_refuses_a_moved_channel(alice, test_channels):
     nonce, counter = new_counter()
