@@ -146,6 +146,9 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
     from nixmod import builds
 
     try:
+        if args.retry and args.lock:
+            raise UserError("nixmod build: --retry and --lock do not go together; "
+                            "'nixmod build --lock FILE' submits the lock's packages afresh")
         if args.retry:
             records = builds.retry(config, builds.parse_ids(args.specs), backend=args.backend,
                                    progress=progress)

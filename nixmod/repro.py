@@ -696,6 +696,51 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
     return ImportResult(modules=written, paths=roots, modules_root=root)
 
 
+# -- signatures -------------------------------------------------------------------------------------
+
+def trusted_keys() -> list[str]:
+    """Key names in nix.conf's ``trusted-public-keys`` (as the daemon's clients see it)."""
+    proc = nix.run([*NIX_COMMAND, "show-config", "--json"], check=False)
+    try:
+        value = json.loads(proc.stdout)["trusted-public-keys"]["value"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [str(key).split(":", 1)[0] for key in value]
+
+
+def signature_status(paths: Sequence[str]) -> dict[str, str]:
+    """path -> ``signed by KEY`` | ``built here`` | ``untrusted`` | ``missing``.
+
+    ``nix store verify --no-contents`` decides trust (a signature by a key in
+    ``trusted-public-keys``, or a path this store built itself); ``nix
+    path-info`` says which it is. Two Nix calls for any number of paths.
+    """
+    paths = list(dict.fromkeys(paths))
+    if not paths:
+        return {}
+    valid = nix.valid_paths(paths)
+    status = {p: "missing" for p in paths if p not in valid}
+    present = [p for p in paths if p in valid]
+    if not present:
+        return status
+    info = json.loads(nix.run([*NIX_COMMAND, "path-info", "--json", *present]).stdout or "[]")
+    check = nix.run([*NIX_COMMAND, "store", "verify", "--no-contents", *present], check=False)
+    untrusted = set(re.findall(r"path '([^']+)' is untrusted", check.stderr))
+    trusted = set(trusted_keys())
+    for entry in info if isinstance(info, list) else []:
+        path = entry.get("path", "")
+        keys = [sig.split(":", 1)[0] for sig in entry.get("signatures", [])]
+        if path in untrusted:
+            status[path] = "untrusted"
+        elif any(k in trusted for k in keys):
+            status[path] = "signed by " + ", ".join(k for k in dict.fromkeys(keys) if k in trusted)
+        else:
+            status[path] = "built here"
+    for path in present:
+        status.setdefault(path, "untrusted" if path in untrusted else "built here")
+    return status
+
+
 # -- verify ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
