@@ -7,6 +7,7 @@ user who exports, as staff would on cluster A.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -14,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from builds_helpers import counter_lines, new_counter, records
-from conftest import UserSession
+from conftest import VENV, UserSession
 
 RIG_KEY = Path("/etc/nix/nixmod-rig-cache.sec")
 MODULES = "~/.local/share/nixmod/modules"
@@ -152,6 +153,9 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
                    "module show nix/counted/1.0 2>&1", check=True).stdout
     assert "counted 1.0" in ran and drv in ran and nix_hash(channel) in ran
     assert len(counter_lines(counter)) == 1, "the builder ran again"
+    signed = bob.run(str(VENV / "bin/python"), "-c", "import sys; from nixmod import repro; "
+                     "print(repro.signature_status(sys.argv[1:])[sys.argv[1]])", out, check=True)
+    assert signed.stdout.strip() == "signed by nixmod-rig-1"
 
     # support staff import into a stack's tree: modules there, GC roots beside it
     site = bob.home / "site/modules"
@@ -262,3 +266,57 @@ time = "00:10:00"
     [result] = json.loads(proc.stdout)
     assert result["result"] == "reproducible" and result["node"] in build_nodes and result["job"]
     assert len(counter_lines(counter)) == 2
+
+
+def test_tui_shows_signatures_locks_modules_and_verifies_a_build(tmp_path, test_channels, monkeypatch):
+    """Modules screen: per-module signature state and L (lock these); Builds screen: v (verify)."""
+    from nixmod import cli
+    from nixmod.config import load_config
+    from nixmod.tui.app import NixmodApp
+
+    nonce, counter = new_counter()
+    for name, value in (("HOME", tmp_path / "home"), ("XDG_CACHE_HOME", tmp_path / "cache"),
+                        ("XDG_CONFIG_HOME", tmp_path / "config"),
+                        ("NIXMOD_SITE_CONFIG", tmp_path / "no-site.toml"),
+                        ("NIXMOD_TEST_NONCE", nonce), ("NIXMOD_TEST_COUNTER", counter)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("NIXMOD_CONFIG", raising=False)
+    (tmp_path / "home").mkdir()
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "reprotest"\npath = "{test_channels / "repro.nix"}"\n'
+                           f'[build]\nbackend = "local"\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    assert cli.main(["--config", str(config_file), "build", "steady", "noisy", "--wait"]) == 0
+    asyncio.run(_tui_repro(NixmodApp(load_config(config_file), watch_builds=False), tmp_path))
+
+
+async def _tui_repro(app, tmp_path: Path) -> None:
+    async def until(condition, timeout: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not condition():
+            assert loop.time() < deadline, ([n.message for n in app._notifications], screen_text())
+            await pilot.pause(0.2)
+
+    def said(text: str) -> bool:
+        return any(text in n.message for n in app._notifications)
+
+    def screen_text() -> str:
+        return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(lambda: app.catalog is not None or app.catalog_error)
+        await pilot.press("down", "4")          # out of the search box, to Modules
+        await until(lambda: len(app.module_rows) == 2 and "outputs: built here" in screen_text())
+        await pilot.press("L")
+        await until(lambda: said("Locked 2 module(s) in"))
+        [lock_file] = (tmp_path / "home").glob("nixmod-*.lock")
+        lock = json.loads(lock_file.read_text())
+        assert sorted(p["name"] for p in lock["packages"]) == ["noisy", "steady"]
+
+        await pilot.press("3")
+        await until(lambda: len(app.records) == 2 and "v verify" in screen_text())
+        await pilot.press("v")                       # the newest build first: noisy
+        await until(lambda: said("noisy 0.1: out differs"))
+        await pilot.press("down", "v")
+        await until(lambda: said("steady 2.0: out reproducible"))
