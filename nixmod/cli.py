@@ -280,6 +280,8 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
     from nixmod import stacks
 
     path = Path(args.file)
+    if args.lock and args.action != "build":
+        raise UserError(f"nixmod stack {args.action}: --lock goes with 'stack build' only")
     if args.action == "check":
         report = stacks.check_stack(config, path, progress=progress)
         if args.json:
