@@ -146,9 +146,21 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
     from nixmod import builds
 
     try:
+        if args.retry and args.lock:
+            raise UserError("nixmod build: --retry and --lock do not go together; "
+                            "'nixmod build --lock FILE' submits the lock's packages afresh")
         if args.retry:
             records = builds.retry(config, builds.parse_ids(args.specs), backend=args.backend,
                                    progress=progress)
+        elif args.lock:
+            from pathlib import Path
+
+            from nixmod import repro
+
+            if args.specs:
+                raise UserError("nixmod build: give either packages or --lock FILE, not both")
+            records = repro.build_locked(config, repro.read_lock(Path(args.lock)),
+                                         backend=args.backend, progress=progress)
         elif not args.specs:
             raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
                             "CHANNEL:NAME), or use --retry")
@@ -268,6 +280,8 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
     from nixmod import stacks
 
     path = Path(args.file)
+    if args.lock and args.action != "build":
+        raise UserError(f"nixmod stack {args.action}: --lock goes with 'stack build' only")
     if args.action == "check":
         report = stacks.check_stack(config, path, progress=progress)
         if args.json:
@@ -281,8 +295,13 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
         return 0 if report.ok else 2
     try:
         if args.action == "build":
+            lock = None
+            if args.lock:
+                from nixmod import repro
+
+                lock = repro.read_lock(Path(args.lock))
             result = stacks.build_stack(config, path, wait=args.wait, retry=args.retry,
-                                        progress=progress)
+                                        progress=progress, lock=lock)
             items = result.items
         else:
             result, items = None, stacks.stack_status(config, path, progress=progress)
@@ -304,6 +323,66 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
                 for line in (item.error or "no error recorded").splitlines():
                     print(f"    {line}")
     return 1 if any(i.state in ("failed", "cancelled") for i in items) and result else 0
+
+
+# -- reproducible elsewhere: lock, export, import, verify (SPEC.md) ----------------------
+
+def cmd_lock(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from nixmod import repro
+
+    lock = repro.make_lock(config, args.targets, stack_file=Path(args.stack) if args.stack else None,
+                           progress=progress)
+    repro.write_lock(lock, args.output)
+    if args.output not in (None, "-"):
+        progress(f"locked {len(lock.packages)} package(s) in {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from nixmod import repro
+
+    result = repro.export_bundle(config, Path(args.lock), Path(args.dir), Path(args.key),
+                                 progress=progress)
+    if args.json:
+        emit_json({"directory": str(result.directory), "paths": result.paths, "key": result.key_name})
+    else:
+        print(f"{result.directory}: {result.paths} store paths signed by {result.key_name}, "
+              f"and {repro.LOCK_NAME}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from nixmod import repro
+
+    result = repro.import_bundle(config, Path(args.dir),
+                                 modules_root=Path(args.modules_root) if args.modules_root else None,
+                                 progress=progress)
+    if args.json:
+        emit_json({"modules": result.modules, "paths": result.paths,
+                   "modules_root": str(result.modules_root)})
+    else:
+        for module in result.modules:
+            print(module)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, config: Config) -> int:
+    from nixmod import repro
+
+    results = repro.verify(config, args.targets, backend=args.backend, progress=progress)
+    if args.json:
+        emit_json([r.as_json() for r in results])
+    else:
+        emit_table([(r.module, r.output, r.result, r.node + (f" (job {r.job})" if r.job else ""),
+                     r.path, r.detail) for r in results],
+                   ["MODULE", "OUTPUT", "RESULT", "RAN ON", "STORE PATH", "DETAIL"])
+    return 0 if all(r.result == "reproducible" for r in results) else 1
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
@@ -367,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["local", "slurm"])
     p.add_argument("--retry", action="store_true",
                    help="resubmit pending/failed/cancelled builds (all, or those named)")
+    p.add_argument("--lock", metavar="FILE",
+                   help="build exactly the lock's derivations (exit 2 if any evaluates differently)")
 
     p = verb("status", cmd_status, "the user's builds and their states")
     p.add_argument("ids", nargs="*", metavar="ID")
@@ -394,9 +475,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="build: wait until every build ends")
     p.add_argument("--retry", action="store_true",
                    help="build: resubmit packages whose last build of the same derivation failed")
+    p.add_argument("--lock", metavar="LOCK",
+                   help="build: exactly the lock's packages into the stack's tree")
 
     p = verb("catalog", cmd_catalog, "refresh: re-evaluate channels; info: what is cached")
     p.add_argument("action", choices=["refresh", "info"])
+
+    p = verb("lock", cmd_lock, "a lock (JSON) of your modules, the named ones, or a stack's")
+    p.add_argument("targets", nargs="*", metavar="NAME/VERSION")
+    p.add_argument("--stack", metavar="FILE", help="lock this stack's packages")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here ('-' or none: stdout)")
+
+    p = verb("export", cmd_export, "LOCK DIR --key KEY: a signed file:// binary cache of the lock")
+    p.add_argument("lock", metavar="LOCK")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--key", required=True, metavar="SECRET_KEY_FILE")
+
+    p = verb("import", cmd_import, "DIR: a signed bundle's closures, GC roots and modules")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--modules-root", metavar="ROOT", help="write the modules here (a stack's tree)")
+
+    p = verb("verify", cmd_verify, "rebuild NAME/VERSION... with --check: reproducible or differs")
+    p.add_argument("targets", nargs="+", metavar="NAME/VERSION")
+    p.add_argument("--backend", choices=["local", "slurm"])
 
     verb("doctor", cmd_doctor, "check nix, the daemon, SLURM, Lmod, bwrap/proot, paths; say how to fix each")
     return parser

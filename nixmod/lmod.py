@@ -40,6 +40,7 @@ import re
 import shlex
 import subprocess
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
@@ -207,12 +208,13 @@ def _prefix_paths(outputs: dict[str, str]) -> list[tuple[str, str]]:
     return found
 
 
-def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path) -> str:
+def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path,
+               channel_pin: str = "") -> str:
     lines = [f"{module}: {request.description}" if request.description else module, ""]
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
     for label, value in (("Homepage", request.homepage), ("License", request.license),
-                         ("Derivation", request.drv)):
+                         ("Derivation", request.drv), ("Channel pin", channel_pin)):
         if value:
             lines.append(f"{label}: {value}")
     for output, path in request.outputs.items():
@@ -224,20 +226,26 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
 
 
 def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
-                      programs: list[str]) -> str:
-    """The modulefile text for ``request`` whose shims are in ``shim_bin``."""
+                      programs: list[str], channel_pin: str = "") -> str:
+    """The modulefile text for ``request`` whose shims are in ``shim_bin``.
+
+    ``channel_pin`` (url + sha256, path + content hash, git revision) and the
+    drv go into ``module show`` / ``module help``: what says exactly which
+    build this is (SPEC.md "Reproducible elsewhere").
+    """
     module = module_name(config, request.name, request.version)
     header = json.dumps(asdict(request), sort_keys=True)
     fields = [("Name", request.name), ("Version", request.version),
               ("Description", request.description), ("Homepage", request.homepage),
               ("License", request.license), ("Channel", request.channel),
-              ("Attribute", request.attr or request.name), ("Store path", request.store_path),
+              ("Attribute", request.attr or request.name), ("Channel pin", channel_pin),
+              ("Derivation", request.drv), ("Store path", request.store_path),
               ("Keywords", ", ".join(dict.fromkeys(["nix", request.name, *programs])))]
     whatis = [f"{label}: {value}" for label, value in fields if value]
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
-    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin))})")
+    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, channel_pin))})")
     paths = ", ".join(lua_string(p) for p in request.outputs.values())
     lines += [
         "-- lua/SitePackage.lua defines this: a clear error when the store path is not on this node",
@@ -264,14 +272,19 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
 # -- writing and removing ------------------------------------------------------------------
 
 def write_module(config: Config, request: ModuleRequest, *, root: Path | None = None,
-                 default: bool = False) -> ModuleInfo:
+                 default: bool = False, channel_pin: str | None = None) -> ModuleInfo:
     """Write the shims, then the modulefile, for one build; optionally make it the default.
 
     Everything is validated before the first byte is written, and the
     modulefile comes last, so a module never points at shims that are not
-    there yet.
+    there yet. ``channel_pin`` None: how the configured channel is pinned now
+    (an import passes the pin its lock recorded).
     """
     path = module_path(config, request.name, request.version, root=root)
+    if channel_pin is None:
+        from nixmod.repro import module_channel_pin
+
+        channel_pin = module_channel_pin(config, request.channel) if request.channel else ""
     if not request.outputs or not all(os.path.isabs(p) for p in request.outputs.values()):
         raise UserError(f"module {request.name}/{request.version} needs the store paths of its "
                         f"outputs, got {request.outputs!r}")
@@ -281,7 +294,7 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
     programs = shims.write_shims(config, shim_dir, request.outputs,
                                  rebuild=rebuild_command(request.name, request.version))
     atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
-                                         [p.name for p in programs]))
+                                         [p.name for p in programs], channel_pin))
     if default:
         set_default(config, request.name, request.version, root=root)
     return ModuleInfo(module=module_name(config, request.name, request.version),
@@ -380,7 +393,10 @@ def read_request(path: Path) -> ModuleRequest | None:
         with path.open(encoding="utf-8") as handle:
             for line in (handle.readline(), handle.readline()):
                 if line.startswith(_HEADER):
-                    return ModuleRequest(**json.loads(line[len(_HEADER):]))
+                    data = json.loads(line[len(_HEADER):])
+                    # keys a newer nixmod added are skipped, not a reason to disown the module
+                    known = {f.name for f in dataclass_fields(ModuleRequest)}
+                    return ModuleRequest(**{k: v for k, v in data.items() if k in known})
     except (OSError, ValueError, TypeError):
         return None
     return None

@@ -327,6 +327,28 @@ def load_stack(config: Config, path: Path, progress: Progress | None = None) -> 
     return report
 
 
+def locked_stack_report(config: Config, path: Path, lock: Any) -> CheckReport:
+    """The stack file's name, tree and defaults, with the lock's packages instead of the catalog's.
+
+    A year later the catalog may no longer resolve the file's names to the
+    same versions; the lock says which ones, the file says where they go.
+    """
+    from nixmod import repro
+
+    stack, problems = parse_stack(path, config)
+    report = CheckReport(file=path, stack=stack, problems=problems)
+    if stack is None or problems:
+        raise StackInvalid(report) if problems else UserError(f"{path}: cannot read the stack")
+    defaults = {entry.name: entry for entry in stack.entries if entry.default}
+    for version in repro.locked_versions(lock):
+        named = defaults.get(version.name)
+        default = named is not None and named.version in ("", version.version)
+        report.resolved.append(Resolved(entry=StackEntry(name=version.name, version=version.version,
+                                                         channel=version.channel, default=default),
+                                        version=version))
+    return report
+
+
 # -- building ---------------------------------------------------------------------------
 
 #: what ``stack build`` did with one package (``action``), beyond the build states
@@ -480,7 +502,7 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
 
 
 def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool = False,
-                progress: Progress | None = None) -> StackBuildResult:
+                progress: Progress | None = None, lock: Any = None) -> StackBuildResult:
     """Check, plan, publish what is valid, submit the rest at once, remove what left the file.
 
     Idempotent: a package whose module is published and valid is left alone,
@@ -488,6 +510,10 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     resubmitted, and one that failed with this very derivation is reported,
     not rebuilt (a deterministic failure would only fail again overnight),
     unless ``retry``.
+
+    With ``lock`` (a ``repro.Lock``) the packages are the lock's, not the
+    catalog's: each is evaluated again and nothing is submitted unless every
+    drv equals the locked one (``repro.LockMismatch``, exit 2).
     """
     import time
 
@@ -496,13 +522,21 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     started = time.monotonic()
     # SLURM jobs inherit the submitter's umask: what they publish is readable by all
     os.umask(0o022)
-    report = load_stack(config, path, progress=progress)
+    plans: list[Any] | None = None
+    if lock is None:
+        report = load_stack(config, path, progress=progress)
+    else:
+        from nixmod import repro
+
+        report = locked_stack_report(config, path, lock)
+        config, plans = repro.locked_plans(config, lock, progress)
     stack = report.stack
     assert stack is not None
     stack.modules_root.mkdir(parents=True, exist_ok=True)
     stack.gcroot_dir.mkdir(parents=True, exist_ok=True)
 
-    plans = builds.plan(config, [r.version for r in report.resolved], progress=progress)
+    if plans is None:
+        plans = builds.plan(config, [r.version for r in report.resolved], progress=progress)
     published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
     store = builds.open_store(config)
     try:

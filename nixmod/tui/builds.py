@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -31,6 +31,7 @@ class BuildsScreen(NixmodScreen):
         Binding("c", "cancel_build", "Cancel"),
         Binding("r", "retry_build", "Retry"),
         Binding("f5", "refresh", "Refresh"),
+        Binding("v", "verify_build", "Verify", show=False),
     ]
 
     def __init__(self) -> None:
@@ -84,7 +85,7 @@ class BuildsScreen(NixmodScreen):
         elif records:
             status.remove_class("error")
             running = sum(1 for r in records if not r.finished)
-            status.update(Text(f"{len(records)} build(s), {running} in flight · c cancel · r retry · "
+            status.update(Text(f"{len(records)} build(s), {running} in flight · c cancel · r retry · v verify · "
                                f"the log of the highlighted build follows below"))
         else:
             status.remove_class("error")
@@ -124,6 +125,35 @@ class BuildsScreen(NixmodScreen):
             self.notify("Only a failed or cancelled build can be retried", severity="warning")
             return
         self.app.retry_build(record)
+
+    def action_verify_build(self) -> None:
+        record = self.selected_record()
+        if record is None or record.state not in ("built", "reused"):
+            self.notify("Only a built package can be verified", severity="warning")
+            return
+        self.notify(f"Verifying {record.name} {record.version}: rebuilding it to compare",
+                    markup=False)
+        self.verify_build(record)
+
+    @work(thread=True, group="verify")
+    def verify_build(self, record: Any) -> None:
+        """``nixmod verify`` of one built package: rebuild with --check, compare."""
+        from pathlib import Path
+
+        from nixmod import repro
+
+        try:
+            results = repro.verify(self.app.config, [f"{record.name}/{record.version}"],
+                                   modules_root=Path(record.module_root) if record.module_root else None)
+        except Exception as error:  # noqa: BLE001
+            self.app.call_from_thread(self.notify, f"Could not verify {record.name}: "
+                                      f"{model.explain(error)}", severity="error", markup=False)
+            return
+        same = all(r.result == "reproducible" for r in results)
+        text = f"{record.name} {record.version}: " + ", ".join(
+            f"{r.output} {r.result}" for r in results) + f" (on {results[0].node})"
+        self.app.call_from_thread(self.notify, text, title="Verified",
+                                  severity="information" if same else "error", markup=False)
 
     def action_refresh(self) -> None:
         self.app.refresh_state()

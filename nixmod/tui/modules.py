@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -22,7 +22,13 @@ class ModulesScreen(NixmodScreen):
     BINDINGS = [
         Binding("y", "copy_line", "Copy load line"),
         Binding("u", "copy_use", "Copy use line", show=False),
+        Binding("L", "lock_modules", "Lock these", show=False),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: store path -> "signed by KEY" / "built here" / "untrusted" (repro.signature_status)
+        self.signatures: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
@@ -55,6 +61,50 @@ class ModulesScreen(NixmodScreen):
         if self.app.module_rows:
             table.move_cursor(row=min(cursor, len(self.app.module_rows) - 1))
         self.show(self.selected())
+        unknown = [r.store_path for r in self.app.module_rows
+                   if r.valid and r.store_path and r.store_path not in self.signatures]
+        if unknown:
+            self.check_signatures(unknown)
+
+    @work(thread=True, exclusive=True, group="signatures")
+    def check_signatures(self, paths: list[str]) -> None:
+        """Whether each module's outputs carry a trusted signature (two Nix calls, off the loop)."""
+        from nixmod import repro
+
+        try:
+            status = repro.signature_status(paths)
+        except Exception as error:  # noqa: BLE001 - shown, not raised
+            status = {path: f"unknown ({model.explain(error)})" for path in paths}
+        self.app.call_from_thread(self._signatures_checked, status)
+
+    def _signatures_checked(self, status: dict[str, str]) -> None:
+        self.signatures.update(status)
+        self.show(self.selected())
+
+    def action_lock_modules(self) -> None:
+        if not any(row.valid for row in self.app.module_rows):
+            self.notify("No built module to lock yet", severity="warning")
+            return
+        self.lock_modules()
+
+    @work(thread=True, exclusive=True, group="lock")
+    def lock_modules(self) -> None:
+        """``nixmod lock`` of the listed (valid) modules, to a new file in HOME."""
+        import time
+        from pathlib import Path
+
+        from nixmod import repro
+
+        targets = [f"{row.name}/{row.version}" for row in self.app.module_rows if row.valid]
+        path = Path.home() / f"nixmod-{time.strftime('%Y%m%d-%H%M%S')}.lock"
+        try:
+            repro.write_lock(repro.make_lock(self.app.config, targets), str(path))
+        except Exception as error:  # noqa: BLE001
+            self.app.call_from_thread(self.notify, f"Could not lock: {model.explain(error)}",
+                                      severity="error", markup=False)
+            return
+        self.app.call_from_thread(self.notify, f"Locked {len(targets)} module(s) in {path}",
+                                  markup=False, timeout=8)
 
     @on(DataTable.RowHighlighted, "#modules")
     def module_highlighted(self) -> None:
@@ -76,6 +126,9 @@ class ModulesScreen(NixmodScreen):
             Text(""),
             Text.assemble(("store path: ", "dim"), row.store_path or "(unknown)"),
         ]
+        if row.valid:
+            lines += [Text.assemble(("outputs: ", "dim"), self.signatures.get(row.store_path, "…")),
+                      Text("L locks these modules to a file (nixmod lock)", style="dim")]
         detail.update(Group(*lines))
 
     def _copy(self, text: str) -> None:
