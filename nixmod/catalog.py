@@ -546,11 +546,11 @@ class Catalog:
                     return cls(path, *cached)
                 if cached is None and path.exists():
                     say(f"catalog cache {path} is damaged or from another version; rebuilding it")
+            lister = _ChannelLister(path.parent, say, site)
             if site is not None:
-                merged = cls._from_site(site, key, say)
+                merged = cls._from_site(site, key, lister.site_misses)
                 if merged is not None:
                     return merged
-            lister = _ChannelLister(path.parent, say, site)
             listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
         finally:
             if site is not None:
@@ -569,16 +569,24 @@ class Catalog:
         return cls(path, header, {name: memoryview(data) for name, data in sections.items()})
 
     @classmethod
-    def _from_site(cls, site: Any, key: str, say: Progress) -> "Catalog | None":
-        """The site's merged index if it is the one of exactly these channels, else None."""
+    def _from_site(cls, site: Any, key: str, problems: list[str]) -> "Catalog | None":
+        """The site's merged index if it is the one of exactly these channels, else None.
+
+        A damaged one is added to ``problems``: the per-channel listings may
+        still serve, but staff should hear of it.
+        """
         from nixmod.siteindex import SiteIndexError
 
         try:
             image = site.merged(key)
-        except SiteIndexError:
-            return None             # damaged: the per-channel listings may still serve
-        parsed = _parse_sections(image) if image is not None else None
+        except SiteIndexError as exc:
+            problems.append(str(exc))
+            return None
+        if image is None:
+            return None
+        parsed = _parse_sections(image)
         if parsed is None or parsed[0].get("key") != key:
+            problems.append(f"{site.path}: the merged index is damaged")
             return None
         return cls(site.path, *parsed)
 
