@@ -31,13 +31,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from nixmod import __version__
 from nixmod.config import DEMO_DIR, Channel, Config
 from nixmod.errors import NixmodError, UserError
 from nixmod.files import atomic_open, atomic_write
 from nixmod.versions import sort_newest_first
+
+if TYPE_CHECKING:
+    from nixmod.siteindex import SiteIndex
 
 #: bump when anything written to the cache changes shape
 FORMAT = 3
@@ -285,10 +288,10 @@ class _Listing:
 class _ChannelLister:
     """Lists channels, through the per-channel cache when it is still true."""
 
-    def __init__(self, cache_dir: Path, progress: Progress, site: Any = None):
+    def __init__(self, cache_dir: Path, progress: Progress, site: SiteIndex | None = None):
         self.cache_dir = cache_dir
         self.progress = progress
-        self.site = site              # an open siteindex.SiteIndex, or None
+        self.site = site
         self.site_misses: list[str] = []
 
     def listing(self, channel: Channel, identity: tuple, refresh: bool) -> _Listing:
@@ -301,6 +304,8 @@ class _ChannelLister:
                 return _Listing(got.records, got.skipped, got.listed_at)
             except SiteIndexError as exc:
                 self.site_misses.append(str(exc))
+            except Exception as exc:  # a hostile index costs a listing, never the search
+                self.site_misses.append(f"channel {channel.name}: {type(exc).__name__}: {exc}")
         cache = self.cache_dir / "channels" / f"{digest}.bin"
         if not refresh:
             cached = _read_sections(cache)
@@ -520,7 +525,7 @@ class Catalog:
         path = config.cache_dir / "catalog" / "index.bin"
         _require_writable(path.parent)
         site_dir = config.catalog.site_dir
-        site: Any = None
+        site: SiteIndex | None = None
         site_stamp = site_warning = ""
         if site_dir is not None:
             from nixmod.siteindex import SiteIndexError, open_site
@@ -569,7 +574,7 @@ class Catalog:
         return cls(path, header, {name: memoryview(data) for name, data in sections.items()})
 
     @classmethod
-    def _from_site(cls, site: Any, key: str, problems: list[str]) -> "Catalog | None":
+    def _from_site(cls, site: SiteIndex, key: str, problems: list[str]) -> "Catalog | None":
         """The site's merged index if it is the one of exactly these channels, else None.
 
         A damaged one is added to ``problems``: the per-channel listings may

@@ -405,6 +405,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
     if demo or not config.channels:
         config.demo = True
         config.channels = demo_channels()
+        config.catalog.site_dir = None   # a site index never covers the bundled demo
     if demo:
         config.build.backend = "local"
         config.build.state_dir = Path("~/.local/state/nixmod/demo")

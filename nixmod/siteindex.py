@@ -35,7 +35,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from nixmod import __version__
 from nixmod.errors import UserError
@@ -46,6 +46,9 @@ FORMAT = 1
 _MAGIC = b"NIXMOD-SITE-CATALOG\n"
 _MAX_HEADER = 16 << 20       # far above any real channel list; a bigger one is not ours
 Progress = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from nixmod.config import Config
 
 
 class SiteIndexError(Exception):
@@ -108,7 +111,8 @@ class SiteIndex:
         try:
             st = os.fstat(fd)
             self._check_file(st, dir_stat)
-            self.stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            # no st_dev: a home on NFS is read from nodes that number devices differently
+            self.stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
             self.header = self._read_header(st.st_size)
         except BaseException:
             self.close()
@@ -140,7 +144,7 @@ class SiteIndex:
             raise SiteIndexError(f"{self.path} is truncated or damaged (header)")
         try:
             header = json.loads(self._pread(start, head_size))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise SiteIndexError(f"{self.path} is damaged (header is not JSON)") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             found = header.get("format") if isinstance(header, dict) else None
@@ -171,28 +175,33 @@ class SiteIndex:
     def catalog_format(self) -> Any:
         return self.header.get("catalog_format")
 
-    def covers(self, name: str, identity: str) -> str:
-        """Why the index cannot stand in for channel ``name`` now, or "" if it can."""
-        entry = self.header["channels"].get(name)
-        if entry is None:
-            failed = self.header.get("failed", {})
-            why = failed.get(name) if isinstance(failed, dict) else None
-            return (f"channel {name} failed when it was published" if isinstance(why, str)
-                    else f"channel {name} is not in it")
-        if entry["identity"] != identity:
-            return f"channel {name} changed since it was published (stale)"
-        return ""
+    def _entry(self, name: str, identity: str) -> dict[str, Any]:
+        """The published listing of this channel identity; SiteIndexError says why there is none.
+
+        The identity is what counts: a user who calls the site's channel by
+        another name still gets its listing.
+        """
+        channels: dict[str, dict[str, Any]] = self.header["channels"]
+        entry = channels.get(name)
+        if entry is not None and entry["identity"] == identity:
+            return entry
+        for other in channels.values():
+            if other["identity"] == identity:
+                return other
+        if entry is not None:
+            raise SiteIndexError(f"channel {name} changed since it was published (stale)")
+        failed = self.header.get("failed", {})
+        if isinstance(failed, dict) and isinstance(failed.get(name), str):
+            raise SiteIndexError(f"channel {name} failed when it was published")
+        raise SiteIndexError(f"channel {name} is not in it")
 
     def listing(self, name: str, identity: str) -> SiteListing:
         """Channel ``name``'s records, checked; SiteIndexError if stale, absent or damaged."""
-        why = self.covers(name, identity)
-        if why:
-            raise SiteIndexError(why)
-        entry = self.header["channels"][name]
+        entry = self._entry(name, identity)
         data = self._section(entry, f"channel {name}")
         try:
             records, skipped = marshal.loads(data)
-        except (ValueError, EOFError, TypeError):
+        except (ValueError, EOFError, TypeError, RecursionError):
             raise SiteIndexError(f"{self.path}: channel {name} is damaged (records)") from None
         if not (_valid_records(records) and _valid_skipped(skipped)):
             raise SiteIndexError(f"{self.path}: channel {name} is damaged (records)")
@@ -253,8 +262,9 @@ def open_site(directory: Path) -> SiteIndex:
         return SiteIndex(directory)
     except SiteIndexError:
         raise
-    except (OSError, ValueError, struct.error) as exc:
-        raise SiteIndexError(f"cannot read the index in {directory}: {exc}") from None
+    except Exception as exc:   # whatever a hostile file provokes is a reason, not a crash
+        raise SiteIndexError(f"cannot read the index in {directory}: "
+                             f"{type(exc).__name__}: {exc}") from None
 
 
 # -- publishing -------------------------------------------------------------------
@@ -331,7 +341,7 @@ def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
     return path
 
 
-def publish(config: Any, directory: Path, progress: Progress | None = None
+def publish(config: "Config", directory: Path, progress: Progress | None = None
             ) -> list[PublishedChannel]:
     """List each of ``config``'s channels once and publish the index into ``directory``.
 

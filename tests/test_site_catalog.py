@@ -104,10 +104,11 @@ def test_staff_publishes_and_a_user_searches_without_evaluating(alice, bob):
     info = json.loads(bob.nixmod("catalog", "info", "--json", env=NO_NIX, check=True).stdout)
     assert info["cache"] == str(index)
 
-    # a subset of the site's channels: built from the published listings, still no evaluation
-    bob.write_config(config({"chan-a": a}, site))
+    # a subset of the site's channels, under a name of bob's own: the published listing of
+    # the same identity is indexed for bob, still without evaluating
+    bob.write_config(config({"mine": a}, site))
     hits, proc = search(bob, "sitebeta", env=NO_NIX)
-    assert hits == [("sitebeta", "2.0", "chan-a")] and warnings(proc) == []
+    assert hits == [("sitebeta", "2.0", "mine")] and warnings(proc) == []
     assert "evaluating" not in proc.stderr
 
 
