@@ -127,6 +127,13 @@ def test_stale_index_falls_back_per_user_with_one_warning(alice, bob):
     lines = warnings(proc)
     assert len(lines) == 1 and "channel chan-a changed since it was published (stale)" in lines[0]
     assert f"nixmod catalog publish {site}" in lines[0]
+    # the TUI lists the same line among the catalog's problems
+    shown = bob.run(str(VENV / "bin/python"), "-c",
+                    "from nixmod.config import load_config\n"
+                    "from nixmod.tui.model import catalog_problems, load_catalog\n"
+                    "config = load_config()\n"
+                    "print(catalog_problems(config, load_catalog(config)))", check=True)
+    assert lines[0].removeprefix("nixmod: warning: ") in shown.stdout
 
     # staff publishes again: the next search uses the index and the warning is gone
     publish(alice, site)
