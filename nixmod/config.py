@@ -276,6 +276,9 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
                              "sets it itself to find, throttle and follow its builds")
     if table == "modules" and key == "prefix" and not _is_path_component(value):
         raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
+    if table == "catalog" and key == "site_dir" and not expand_path(value).is_absolute():
+        raise layer.fail(key, table, f"'catalog.site_dir' must be an absolute path (every user "
+                         f"reads it from their own working directory), got {value!r}")
     merged.setdefault(table, {})[key] = (value, layer)
 
 

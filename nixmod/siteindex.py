@@ -303,6 +303,18 @@ def check_publish_dir(directory: Path) -> None:
         raise UserError(f"catalog publish: cannot write in {directory}")
 
 
+def _remove_abandoned(directory: Path, age: float = 24 * 3600) -> None:
+    """Temp files of publishes that were killed (a full index each), once surely dead."""
+    now = time.time()
+    for temp in directory.glob(f".{INDEX_NAME}.*.tmp"):
+        try:
+            st = temp.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and now - st.st_mtime > age:
+                temp.unlink()
+        except OSError:
+            continue
+
+
 def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
                 failed: dict[str, str], merged: tuple[str, bytes] | None,
                 catalog_format: int) -> Path:
@@ -334,6 +346,7 @@ def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
                          "channels": table, "failed": failed, "merged": merged_entry,
                          "size": offset}).encode()
     path = directory / INDEX_NAME
+    _remove_abandoned(directory)
     with atomic_open(path, mode=0o644, binary=True, fsync=True) as out:
         out.write(_MAGIC + struct.pack("<Q", len(header)) + header)
         for data in sections:

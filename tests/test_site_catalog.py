@@ -103,6 +103,8 @@ def test_staff_publishes_and_a_user_searches_without_evaluating(alice, bob):
     assert versions[1]["description"] == "site test package sitealpha"
     info = json.loads(bob.nixmod("catalog", "info", "--json", env=NO_NIX, check=True).stdout)
     assert info["cache"] == str(index)
+    refreshed = bob.nixmod("catalog", "refresh", env=NO_NIX, check=True)   # reads, never evaluates
+    assert "chan-a" in refreshed.stdout and "warning" not in refreshed.stderr
 
     # a subset of the site's channels, under a name of bob's own: the published listing of
     # the same identity is indexed for bob, still without evaluating
@@ -263,6 +265,8 @@ def test_bad_catalog_config_is_one_line_and_exit_2(alice, bob, test_channels):
             "key 'channels.listing' must be a string",
         f'[[channels]]\nname = "x"\npath = "{nix}"\n[catalog]\nsite = "/srv"\n':
             "unknown key 'catalog.site'; allowed: site_dir",
+        f'[[channels]]\nname = "x"\npath = "{nix}"\n[catalog]\nsite_dir = "catalog"\n':
+            "'catalog.site_dir' must be an absolute path",
     }
     for text, expected in cases.items():
         alice.write_config(text)
