@@ -195,6 +195,18 @@ class SiteIndex:
             raise SiteIndexError(f"channel {name} failed when it was published")
         raise SiteIndexError(f"channel {name} is not in it")
 
+    def uncovered(self, channels: list[Any]) -> list[str]:
+        """Why each of these config channels would be listed per user (empty: all covered)."""
+        from nixmod.catalog import FORMAT as CATALOG_FORMAT, _digest, channel_identity
+
+        reasons = []
+        for channel in channels:
+            try:
+                self._entry(channel.name, _digest((CATALOG_FORMAT, channel_identity(channel))))
+            except SiteIndexError as exc:
+                reasons.append(str(exc))
+        return reasons
+
     def listing(self, name: str, identity: str) -> SiteListing:
         """Channel ``name``'s records, checked; SiteIndexError if stale, absent or damaged."""
         entry = self._entry(name, identity)

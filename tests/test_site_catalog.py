@@ -158,6 +158,11 @@ def test_partial_coverage_lists_only_the_rest(alice, bob, real_dumps):
     assert search(bob, "hello", env=NO_NIX)[0][0][:3] == ("hello", "2.10", "old")
     lines = warnings(proc)
     assert len(lines) == 1 and "channel old is not in it" in lines[0] and "chan-a" not in lines[0]
+    doctor = json.loads(bob.nixmod("doctor", "--json", env=NO_NIX).stdout)
+    site_check = [c for c in doctor["checks"] if c["name"] == "site catalog"]
+    assert site_check and site_check[0]["status"] == "warn"
+    assert "channel old is not in it" in site_check[0]["detail"]
+    assert f"nixmod catalog publish {site}" in site_check[0]["fix"]
 
 
 def test_damaged_or_planted_index_never_breaks_search(alice, bob):
