@@ -537,6 +537,7 @@ class Catalog:
                 site_stamp = str(exc)
                 site_warning = (f"site catalog unusable ({exc}); channels are listed "
                                 "for you instead")
+        outdated = False      # a cache of ours that the site index may now replace
         try:
             if not refresh:
                 cached = _read_sections(path)
@@ -551,10 +552,13 @@ class Catalog:
                     return cls(path, *cached)
                 if cached is None and path.exists():
                     say(f"catalog cache {path} is damaged or from another version; rebuilding it")
+                outdated = cached is not None
             lister = _ChannelLister(path.parent, say, site)
             if site is not None:
                 merged = cls._from_site(site, key, lister.site_misses)
                 if merged is not None:
+                    if outdated:  # else every later search would read it before the site's
+                        path.unlink(missing_ok=True)
                     return merged
             listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
         finally:

@@ -180,9 +180,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
             raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
                             "CHANNEL:NAME), or use --retry")
         else:
-            from nixmod.catalog import Catalog
-
-            catalog = Catalog.load(config, progress=progress)
+            catalog = load_catalog(config)
             versions = [catalog.resolve(spec) for spec in args.specs]
             plans = builds.plan(config, versions, progress=progress)
             records = builds.submit(config, plans, backend=args.backend, progress=progress)
