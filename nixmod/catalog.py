@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from nixmod import __version__
 from nixmod.config import DEMO_DIR, Channel, Config
@@ -143,7 +143,7 @@ class CatalogInfo:
 
 # -- the cache file: named, checksummed sections --------------------------------------
 
-def _section_image(header: dict[str, Any], sections: dict[str, bytes | bytearray]
+def _section_image(header: dict[str, Any], sections: Mapping[str, bytes | bytearray]
                    ) -> list[bytes | bytearray]:
     """A cache file's bytes, in pieces: magic, header (with layout and CRC), sections.
 

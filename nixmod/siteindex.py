@@ -48,7 +48,7 @@ _MAX_HEADER = 16 << 20       # far above any real channel list; a bigger one is 
 Progress = Callable[[str], None]
 
 if TYPE_CHECKING:
-    from nixmod.config import Config
+    from nixmod.config import Channel, Config
 
 
 class SiteIndexError(Exception):
@@ -195,7 +195,7 @@ class SiteIndex:
             raise SiteIndexError(f"channel {name} failed when it was published")
         raise SiteIndexError(f"channel {name} is not in it")
 
-    def uncovered(self, channels: list[Any]) -> list[str]:
+    def uncovered(self, channels: list[Channel]) -> list[str]:
         """Why each of these config channels would be listed per user (empty: all covered)."""
         from nixmod.catalog import FORMAT as CATALOG_FORMAT, _digest, channel_identity
 
