@@ -31,13 +31,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from nixmod import __version__
 from nixmod.config import DEMO_DIR, Channel, Config
 from nixmod.errors import NixmodError, UserError
 from nixmod.files import atomic_open, atomic_write
 from nixmod.versions import sort_newest_first
+
+if TYPE_CHECKING:
+    from nixmod.siteindex import SiteIndex
 
 #: bump when anything written to the cache changes shape
 FORMAT = 3
@@ -140,9 +143,13 @@ class CatalogInfo:
 
 # -- the cache file: named, checksummed sections --------------------------------------
 
-def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
-                    ) -> None:
-    """Write header + sections atomically: temp file in the same dir, then rename."""
+def _section_image(header: dict[str, Any], sections: Mapping[str, bytes | bytearray]
+                   ) -> list[bytes | bytearray]:
+    """A cache file's bytes, in pieces: magic, header (with layout and CRC), sections.
+
+    The site index (nixmod/siteindex.py) embeds the same image, so a user
+    with the site's channel list loads it exactly as their own cache.
+    """
     layout: dict[str, tuple[int, int]] = {}
     offset = crc = 0
     for name, data in sections.items():
@@ -150,9 +157,14 @@ def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, byte
         offset += len(data)
         crc = zlib.crc32(data, crc)
     head = marshal.dumps({**header, "sections": layout, "crc": crc, "size": offset})
+    return [_MAGIC + struct.pack("<Q", len(head)) + head, *sections.values()]
+
+
+def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
+                    ) -> None:
+    """Write header + sections atomically: temp file in the same dir, then rename."""
     with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
-        out.write(_MAGIC + struct.pack("<Q", len(head)) + head)
-        for data in sections.values():
+        for data in _section_image(header, sections):
             out.write(data)
 
 
@@ -176,6 +188,11 @@ def _read_sections(path: Path) -> tuple[dict[str, Any], dict[str, memoryview]] |
         data = path.read_bytes()
     except OSError:
         return None
+    return _parse_sections(data)
+
+
+def _parse_sections(data: bytes) -> tuple[dict[str, Any], dict[str, memoryview]] | None:
+    """Header and sections of a cache image, or None if foreign or damaged."""
     try:
         if not data.startswith(_MAGIC):
             return None
@@ -230,8 +247,15 @@ def channel_identity(channel: Channel) -> tuple:
     A path channel is its file (or, for a directory, the directory, its
     default.nix and the revision markers a nixpkgs checkout carries); the
     bundled demo channels also change with nixmod itself. A url channel is
-    pinned by its sha256, so url + sha256 is the whole identity.
+    pinned by its sha256, so url + sha256 is the whole identity. A channel
+    with a ``listing`` is that file plus its path/url. The site index keys
+    its listings by this identity too, so a published listing stands in for
+    exactly the channel it was made from.
     """
+    if channel.listing is not None:
+        # what the catalog reads is the listing; what builds evaluate pairs with it
+        return ("listing", _stat_identity(channel.listing),
+                channel_identity(Channel(channel.name, channel.path, channel.url, channel.sha256)))
     if channel.path is None:
         return (_channel_kind(channel), channel.url, channel.sha256)
     path = channel.path
@@ -264,12 +288,25 @@ class _Listing:
 class _ChannelLister:
     """Lists channels, through the per-channel cache when it is still true."""
 
-    def __init__(self, cache_dir: Path, progress: Progress):
+    def __init__(self, cache_dir: Path, progress: Progress, site: SiteIndex | None = None):
         self.cache_dir = cache_dir
         self.progress = progress
+        self.site = site
+        self.site_misses: list[str] = []
 
     def listing(self, channel: Channel, identity: tuple, refresh: bool) -> _Listing:
-        cache = self.cache_dir / "channels" / f"{_digest((FORMAT, identity))}.bin"
+        digest = _digest((FORMAT, identity))
+        if self.site is not None:
+            from nixmod.siteindex import SiteIndexError
+
+            try:
+                got = self.site.listing(channel.name, digest)
+                return _Listing(got.records, got.skipped, got.listed_at)
+            except SiteIndexError as exc:
+                self.site_misses.append(str(exc))
+            except Exception as exc:  # a hostile index costs a listing, never the search
+                self.site_misses.append(f"channel {channel.name}: {type(exc).__name__}: {exc}")
+        cache = self.cache_dir / "channels" / f"{digest}.bin"
         if not refresh:
             cached = _read_sections(cache)
             if cached is not None and cached[0].get("identity") == identity:
@@ -296,11 +333,13 @@ class _ChannelLister:
     def _list(self, channel: Channel) -> tuple[list, list]:
         from nixmod import nix, pkglist
 
-        if channel.path is not None and channel.is_dump:
-            if not channel.path.is_file():
-                raise UserError(f"dump {channel.path} does not exist")
-            self.progress(f"{channel.name}: reading {channel.path}")
-            return pkglist.read_list(channel.path)
+        saved = channel.listing or (channel.path if channel.is_dump else None)
+        if saved is not None:
+            if not saved.is_file():
+                what = "listing" if channel.listing else "dump"
+                raise UserError(f"{what} {saved} does not exist")
+            self.progress(f"{channel.name}: reading {saved}")
+            return pkglist.read_list(saved)
         source = channel.path if channel.path is not None else self._url_expression(channel)
         if not source.exists():
             raise UserError(f"path {source} does not exist")
@@ -400,7 +439,9 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
             words.setdefault(word, array("I")).append(package_id)
     gram_keys, gram_spans, gram_ids = _postings(trigrams)
     word_keys, word_spans, word_ids = _postings(words)
-    infos = [ChannelInfo(name=c.name, source=str(c.path or c.url), kind=_channel_kind(c),
+    infos = [ChannelInfo(name=c.name, kind=_channel_kind(c),
+                         source=str(c.path or c.url) + (f" (listed from {c.listing})"
+                                                        if c.listing else ""),
                          packages=len(l.records), skipped=len(l.skipped), error=l.error,
                          listed_at=l.listed_at)
              for c, l in zip(channels, listings)]
@@ -461,36 +502,102 @@ class Catalog:
         self.channels: list[ChannelInfo] = [ChannelInfo(*row) for row in header["channels"]]
         self.errors: list[ChannelError] = [ChannelError(c.name, c.error)
                                            for c in self.channels if c.error]
+        #: problems that cost time but not results (a site index that did not
+        #: cover every channel): one line each, for stderr or the TUI's problems
+        self.warnings: list[str] = list(header.get("warnings", ()))
 
     # loading ---------------------------------------------------------------------
 
     @classmethod
     def load(cls, config: Config, progress: Progress | None = None, *,
              refresh: bool = False) -> "Catalog":
-        """The catalog of ``config``'s channels: from the cache, or listed and cached now."""
+        """The catalog of ``config``'s channels: from the cache, or listed and cached now.
+
+        With ``[catalog] site_dir`` the channels that the site index covers
+        (same identity) are read from it, even on ``refresh``, and never
+        evaluated; if it holds the merged index of exactly these channels,
+        that is the catalog. What it does not cover is listed as before,
+        and ``warnings`` says so.
+        """
         say = progress or (lambda message: None)
         identities = [channel_identity(c) for c in config.channels]
         key = _digest((FORMAT, [(c.name, i) for c, i in zip(config.channels, identities)]))
         path = config.cache_dir / "catalog" / "index.bin"
         _require_writable(path.parent)
-        if not refresh:
-            cached = _read_sections(path)
-            # A channel that failed (nix-env not on PATH, the daemon down, a
-            # dump on an unmounted filesystem) is tried again: caching the
-            # failure would keep reporting it after the cause is gone.
-            if (cached is not None and cached[0].get("key") == key
-                    and not any(ChannelInfo(*row).error for row in cached[0]["channels"])):
-                return cls(path, *cached)
-            if cached is None and path.exists():
-                say(f"catalog cache {path} is damaged or from another version; rebuilding it")
-        lister = _ChannelLister(path.parent, say)
-        listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
+        site_dir = config.catalog.site_dir
+        site: SiteIndex | None = None
+        site_stamp = site_warning = ""
+        if site_dir is not None:
+            from nixmod.siteindex import SiteIndexError, open_site
+
+            try:
+                site = open_site(site_dir)
+                site_stamp = repr(site.stamp)
+            except SiteIndexError as exc:
+                site_stamp = str(exc)
+                site_warning = (f"site catalog unusable ({exc}); channels are listed "
+                                "for you instead")
+        outdated = False      # a cache of ours that the site index may now replace
+        try:
+            if not refresh:
+                cached = _read_sections(path)
+                # A channel that failed (nix-env not on PATH, the daemon down, a
+                # dump on an unmounted filesystem) is tried again: caching the
+                # failure would keep reporting it after the cause is gone. A
+                # cache that the site index could not fully serve is rebuilt once
+                # the index changes: it may cover those channels now.
+                if (cached is not None and cached[0].get("key") == key
+                        and not any(ChannelInfo(*row).error for row in cached[0]["channels"])
+                        and (not cached[0].get("warnings") or cached[0].get("site") == site_stamp)):
+                    return cls(path, *cached)
+                if cached is None and path.exists():
+                    say(f"catalog cache {path} is damaged or from another version; rebuilding it")
+                outdated = cached is not None
+            lister = _ChannelLister(path.parent, say, site)
+            if site is not None:
+                merged = cls._from_site(site, key, lister.site_misses)
+                if merged is not None:
+                    if outdated:  # else every later search would read it before the site's
+                        path.unlink(missing_ok=True)
+                    return merged
+            listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
+        finally:
+            if site is not None:
+                site.close()
         header, sections = _build_index(config.channels, listings, say)
         header["key"] = key
+        if lister.site_misses:
+            site_warning = (f"site catalog {site_dir}: {'; '.join(lister.site_misses)}; "
+                            "listed for you instead (staff: run 'nixmod catalog publish "
+                            f"{site_dir}')")
+        if site_warning:
+            header["warnings"], header["site"] = [site_warning], site_stamp
         _cache_sections(path, header, sections, say)
         say(f"catalog: {header['packages']} packages from {len(config.channels)} channels, "
             f"cached in {path}")
         return cls(path, header, {name: memoryview(data) for name, data in sections.items()})
+
+    @classmethod
+    def _from_site(cls, site: SiteIndex, key: str, problems: list[str]) -> "Catalog | None":
+        """The site's merged index if it is the one of exactly these channels, else None.
+
+        A damaged one is added to ``problems``: the per-channel listings may
+        still serve, but staff should hear of it.
+        """
+        from nixmod.siteindex import SiteIndexError
+
+        try:
+            image = site.merged(key)
+        except SiteIndexError as exc:
+            problems.append(str(exc))
+            return None
+        if image is None:
+            return None
+        parsed = _parse_sections(image)
+        if parsed is None or parsed[0].get("key") != key:
+            problems.append(f"{site.path}: the merged index is damaged")
+            return None
+        return cls(site.path, *parsed)
 
     def _marshalled(self, name: str) -> Any:
         return marshal.loads(self._sections[name])

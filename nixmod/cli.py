@@ -73,6 +73,8 @@ def load_catalog(config: Config, refresh: bool = False):
     catalog = Catalog.load(config, progress, refresh=refresh)
     for error in catalog.errors:
         progress(f"nixmod: channel {error.channel} failed (other channels loaded): {error.message}")
+    for warning in catalog.warnings:
+        progress(f"nixmod: warning: {warning}")
     return catalog
 
 
@@ -113,6 +115,11 @@ def cmd_versions(args: argparse.Namespace, config: Config) -> int:
 def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
     from dataclasses import asdict
 
+    if args.action == "publish":
+        return _catalog_publish(args, config)
+    if args.dir is not None:
+        raise UserError(f"'nixmod catalog {args.action}' takes no directory; "
+                        "only 'nixmod catalog publish DIR' does")
     catalog = load_catalog(config, refresh=args.action == "refresh")
     info = catalog.info()
     if args.json:
@@ -124,6 +131,26 @@ def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
                      c.source) for c in info.channels],
                    ("CHANNEL", "KIND", "PACKAGES", "SKIPPED", "STATE", "SOURCE"))
     return 1 if catalog.errors and len(catalog.errors) == len(catalog.channels) else 0
+
+
+def _catalog_publish(args: argparse.Namespace, config: Config) -> int:
+    """Staff: list every configured channel once into the site index DIR."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from nixmod.siteindex import publish
+
+    if not args.dir:
+        raise UserError("nixmod catalog publish: name the site catalog directory, "
+                        "e.g. 'nixmod catalog publish /opt/nixmod/catalog'")
+    report = publish(config, Path(args.dir), progress)
+    if args.json:
+        emit_json([asdict(c) for c in report])
+    else:
+        emit_table([(c.name, c.kind, c.packages,
+                     f"FAILED: {c.error.splitlines()[-1]}" if c.error else "published", c.source)
+                    for c in report], ("CHANNEL", "KIND", "PACKAGES", "STATE", "SOURCE"))
+    return 1 if any(c.error for c in report) else 0
 
 
 def one_line(text: str, width: int = 70) -> str:
@@ -165,9 +192,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
             raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
                             "CHANNEL:NAME), or use --retry")
         else:
-            from nixmod.catalog import Catalog
-
-            catalog = Catalog.load(config, progress=progress)
+            catalog = load_catalog(config)
             versions = [catalog.resolve(spec) for spec in args.specs]
             plans = builds.plan(config, versions, progress=progress)
             records = builds.submit(config, plans, backend=args.backend, progress=progress)
@@ -478,8 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock", metavar="LOCK",
                    help="build: exactly the lock's packages into the stack's tree")
 
-    p = verb("catalog", cmd_catalog, "refresh: re-evaluate channels; info: what is cached")
-    p.add_argument("action", choices=["refresh", "info"])
+    p = verb("catalog", cmd_catalog, "refresh: re-evaluate channels; info: what is cached; "
+             "publish DIR: (staff) write the site index users read instead of evaluating")
+    p.add_argument("action", choices=["refresh", "info", "publish"])
+    p.add_argument("dir", nargs="?", metavar="DIR", help="publish: the site catalog directory")
 
     p = verb("lock", cmd_lock, "a lock (JSON) of your modules, the named ones, or a stack's")
     p.add_argument("targets", nargs="*", metavar="NAME/VERSION")

@@ -40,6 +40,9 @@ class Channel:
     path: Path | None = None
     url: str = ""
     sha256: str = ""
+    #: a saved package list of this same channel, read for the catalog instead
+    #: of evaluating path/url (which builds still evaluate)
+    listing: Path | None = None
 
     @property
     def is_dump(self) -> bool:
@@ -83,11 +86,19 @@ class ShimsConfig:
 
 
 @dataclass
+class CatalogConfig:
+    #: an index published by staff (``nixmod catalog publish DIR``): channels it
+    #: covers are read from there instead of being listed per user
+    site_dir: Path | None = None
+
+
+@dataclass
 class Config:
     channels: list[Channel] = field(default_factory=list)
     build: BuildConfig = field(default_factory=BuildConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     shims: ShimsConfig = field(default_factory=ShimsConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
     #: files that were read, in order (for `doctor` and error messages)
     sources: list[Path] = field(default_factory=list)
     #: True when the bundled demo channels are in use (no channels configured, or --demo)
@@ -133,8 +144,11 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "store_dir": (str, True),
         "real_store_dir": (str, True),
     },
+    "catalog": {"site_dir": (str, True)},
 }
-_CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str}
+_CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
+                                   "listing": str}
+_LIST_SUFFIXES = (".json", ".json.gz")
 _BACKENDS = ("local", "slurm")
 _SHIM_MODES = ("auto", "direct", "bwrap", "proot")
 
@@ -225,10 +239,10 @@ def _merge_layer(layer: _Layer, merged: dict[str, Any]) -> None:
         if top == "channels":
             merged["channels"] = _parse_channels(layer, value)
             continue
-        if top not in ("build", "modules", "shims"):
+        if top not in ("build", "modules", "shims", "catalog"):
             raise layer.fail(
                 top, None,
-                f"unknown key '{top}'; allowed: channels, build, modules, shims",
+                f"unknown key '{top}'; allowed: channels, build, modules, shims, catalog",
             )
         if not isinstance(value, dict):
             raise layer.fail(top, None, f"'{top}' must be a table ([{top}])")
@@ -262,6 +276,9 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
                              "sets it itself to find, throttle and follow its builds")
     if table == "modules" and key == "prefix" and not _is_path_component(value):
         raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
+    if table == "catalog" and key == "site_dir" and not expand_path(value).is_absolute():
+        raise layer.fail(key, table, f"'catalog.site_dir' must be an absolute path (every user "
+                         f"reads it from their own working directory), got {value!r}")
     merged.setdefault(table, {})[key] = (value, layer)
 
 
@@ -296,7 +313,8 @@ def _parse_channels(layer: _Layer, value: Any) -> list[tuple[Channel, _Layer]]:
     for entry in value:
         for key, item in entry.items():
             if key not in _CHANNEL_KEYS:
-                raise layer.fail(key, "channels", f"unknown key 'channels.{key}'; allowed: name, path, url, sha256")
+                raise layer.fail(key, "channels", f"unknown key 'channels.{key}'; allowed: "
+                                 + ", ".join(_CHANNEL_KEYS))
             _check_value(layer, "channels", key, item, _CHANNEL_KEYS[key])
         name = entry.get("name", "")
         if not name:
@@ -307,13 +325,36 @@ def _parse_channels(layer: _Layer, value: Any) -> list[tuple[Channel, _Layer]]:
             raise layer.fail("name", "channels", f"channel {name!r} is defined twice")
         seen.add(name)
         path, url, sha = entry.get("path"), entry.get("url", ""), entry.get("sha256", "")
+        if not path and not url and entry.get("listing"):
+            raise layer.fail("listing", "channels", f"channel {name!r}: listing needs path or url "
+                             "(what builds evaluate); for a catalog-only channel write "
+                             "path = \"FILE.json\" instead")
         if bool(path) == bool(url):
             raise layer.fail("name", "channels", f"channel {name!r} needs exactly one of path or url")
         if url and not sha:
             raise layer.fail("url", "channels", f"channel {name!r}: url needs sha256 = \"...\" so that it stays pinned")
-        channel = Channel(name=name, path=expand_path(path) if path else None, url=url, sha256=sha)
+        listing = entry.get("listing")
+        if listing is not None:
+            _check_listing(layer, name, listing, path)
+        channel = Channel(name=name, path=expand_path(path) if path else None, url=url, sha256=sha,
+                          listing=expand_path(listing) if listing else None)
         channels.append((channel, layer))
     return channels
+
+
+def _check_listing(layer: _Layer, name: str, listing: str, path: str | None) -> None:
+    """``listing`` pairs a buildable path/url with its saved list; alone it would be a dump.
+
+    A listing without path/url is refused rather than read as a dump: the
+    writer meant a channel that builds, and a silent catalog-only channel
+    would only fail later, at the first build.
+    """
+    if not listing.endswith(_LIST_SUFFIXES) or listing.endswith("/"):
+        raise layer.fail("listing", "channels", f"channel {name!r}: listing must be the path of a "
+                         f"saved package list (*.json or *.json.gz), got {listing!r}")
+    if path and path.endswith(_LIST_SUFFIXES):
+        raise layer.fail("listing", "channels", f"channel {name!r}: path {path!r} is already a saved "
+                         "package list; listing pairs with a nixpkgs path or url that builds evaluate")
 
 
 def config_files(explicit: str | os.PathLike[str] | None = None,
@@ -355,7 +396,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
 
     config = Config(sources=sources)
     for table, target in (("build", config.build), ("build.slurm", config.build.slurm),
-                          ("modules", config.modules), ("shims", config.shims)):
+                          ("modules", config.modules), ("shims", config.shims),
+                          ("catalog", config.catalog)):
         for key, (value, _layer) in merged.get(table, {}).items():
             _kind, is_path = _SCHEMA[table][key]
             if is_path:
@@ -366,6 +408,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
     if demo or not config.channels:
         config.demo = True
         config.channels = demo_channels()
+        config.catalog.site_dir = None   # a site index never covers the bundled demo
     if demo:
         config.build.backend = "local"
         config.build.state_dir = Path("~/.local/state/nixmod/demo")

@@ -188,6 +188,34 @@ def check_paths(config: Config) -> list[Check]:
     return checks
 
 
+def check_site_catalog(config: Config) -> list[Check]:
+    """Whether ``[catalog] site_dir`` spares this user evaluating: usable, fresh, complete."""
+    import time
+
+    from nixmod.siteindex import SiteIndexError, open_site
+
+    site_dir = config.catalog.site_dir
+    if site_dir is None:
+        return []
+    fix = f"staff: run 'nixmod catalog publish {site_dir}' with the site's config"
+    try:
+        with open_site(site_dir) as site:
+            missing = site.uncovered(config.channels)
+            published = site.header.get("published_at")
+            publisher = site.header.get("publisher")
+    except SiteIndexError as exc:
+        return [Check("site catalog", WARN, f"{exc}; every channel is listed per user", fix)]
+    if not (isinstance(publisher, str) and publisher.isprintable()):
+        publisher = "?"
+    age = (f"published {(time.time() - published) / 3600:.1f} h ago by {publisher}"
+           if isinstance(published, (int, float)) else "published")
+    if missing:
+        return [Check("site catalog", WARN, f"{site_dir}: {age}; {'; '.join(missing)}; "
+                      "those are listed per user", fix)]
+    return [Check("site catalog", OK, f"{site_dir}: {age}; covers every configured channel "
+                  f"({len(config.channels)})")]
+
+
 def run_checks(config: Config) -> list[Check]:
     sources = ", ".join(map(str, config.sources)) or "none (built-in defaults)"
     channels = ", ".join(c.name for c in config.channels)
@@ -199,6 +227,7 @@ def run_checks(config: Config) -> list[Check]:
     checks.append(check_lmod())
     checks += check_shims(config)
     checks += check_paths(config)
+    checks += check_site_catalog(config)
     return checks
 
 

@@ -128,7 +128,7 @@ def catalog_problems(config: Config, catalog: Any) -> list[str]:
         return f"Fix its [[channels]] entry in {files}, then run 'nixmod catalog refresh'."
 
     return [f"channel {error.channel} could not be read: {error.message}\n{fix(error.message)}"
-            for error in catalog.errors]
+            for error in catalog.errors] + list(getattr(catalog, "warnings", ()))
 
 
 def result_row(package: Package) -> ResultRow:

@@ -1,0 +1,411 @@
+"""The site catalog: channel listings published once by staff, read by every user.
+
+``nixmod catalog publish DIR`` lists each configured channel once and writes
+one file, ``DIR/nixmod-site-catalog.bin``, that holds every channel's records
+keyed by the channel's identity (the same identity the per-user cache uses,
+so a listing is only ever used for the very channel it was made from), plus
+the merged search index of the whole channel list, so that a user with the
+site's channel list loads it as it is. A user whose config names
+``[catalog] site_dir = DIR`` reads from there what it covers and lists only
+the rest.
+
+The index is one file renamed into place: a reader that opened it keeps
+reading that inode while a publish writes the next one, so it sees the old
+index or the new one, never a mix. Everything in it is checked before use
+(sizes, a sha256 per section, the shape of every record), and it is trusted
+only if it is a regular file (not a symlink), not writable by everyone, and
+owned by root or by the owner of DIR; a directory writable by everyone
+(without the sticky bit) is refused whole. Anything else is a
+``SiteIndexError``, which the catalog turns into one warning and a per-user
+listing: a damaged or planted index costs time, never wrong results.
+
+Layout: magic line, 8-byte little-endian header length, a JSON header, then
+the sections (``marshal`` data: what the per-user cache uses too) that the
+header points at by offset, size and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import os
+import stat
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from nixmod import __version__
+from nixmod.errors import UserError
+from nixmod.files import atomic_open
+
+INDEX_NAME = "nixmod-site-catalog.bin"
+FORMAT = 1
+_MAGIC = b"NIXMOD-SITE-CATALOG\n"
+_MAX_HEADER = 16 << 20       # far above any real channel list; a bigger one is not ours
+Progress = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from nixmod.config import Channel, Config
+
+
+class SiteIndexError(Exception):
+    """The site index cannot be used (missing, foreign, damaged or untrusted): why."""
+
+
+@dataclass(frozen=True)
+class SiteListing:
+    """One channel's records as the site listed them."""
+
+    records: list[tuple]
+    skipped: list[tuple[str, str]]
+    listed_at: float
+
+
+def _describe_owner(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_directory(directory: Path) -> os.stat_result:
+    """The site directory's stat, if nobody but its owner (and group) can plant files in it."""
+    try:
+        st = directory.stat()
+    except OSError as exc:
+        raise SiteIndexError(f"cannot open {directory}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise SiteIndexError(f"{directory} is not a directory")
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise SiteIndexError(f"{directory} is writable by everyone, so anyone could replace the "
+                             "index; make it writable by staff only (chmod o-w)")
+    return st
+
+
+class SiteIndex:
+    """An open, checked site index; sections are read (and verified) on demand.
+
+    The file descriptor pins the inode that was checked: a publish renaming
+    a new index into place meanwhile does not change what this reader sees.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.path = directory / INDEX_NAME
+        dir_stat = _check_directory(directory)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SiteIndexError(f"no index has been published in {directory} yet") from None
+        except OSError as exc:
+            if os.path.islink(self.path):
+                raise SiteIndexError(f"{self.path} is a symlink; the index must be a file "
+                                     "published there") from None
+            raise SiteIndexError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+        self._fd = fd
+        try:
+            st = os.fstat(fd)
+            self._check_file(st, dir_stat)
+            # no st_dev: a home on NFS is read from nodes that number devices differently
+            self.stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            self.header = self._read_header(st.st_size)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_file(self, st: os.stat_result, dir_stat: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise SiteIndexError(f"{self.path} is not a regular file")
+        if st.st_uid not in (0, dir_stat.st_uid):
+            raise SiteIndexError(f"{self.path} is owned by {_describe_owner(st.st_uid)}, not by "
+                                 f"root or {_describe_owner(dir_stat.st_uid)} (who owns "
+                                 f"{self.directory}); not trusting it")
+        if st.st_mode & stat.S_IWOTH:
+            raise SiteIndexError(f"{self.path} is writable by everyone; not trusting it")
+
+    def _pread(self, offset: int, size: int) -> bytes:
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise SiteIndexError(f"{self.path} is truncated")
+        return data
+
+    def _read_header(self, file_size: int) -> dict[str, Any]:
+        start = len(_MAGIC) + 8
+        lead = self._pread(0, start) if file_size >= start else b""
+        if not lead.startswith(_MAGIC):
+            raise SiteIndexError(f"{self.path} is not a nixmod site index")
+        (head_size,) = struct.unpack_from("<Q", lead, len(_MAGIC))
+        if head_size > min(_MAX_HEADER, file_size - start):
+            raise SiteIndexError(f"{self.path} is truncated or damaged (header)")
+        try:
+            header = json.loads(self._pread(start, head_size))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise SiteIndexError(f"{self.path} is damaged (header is not JSON)") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            found = header.get("format") if isinstance(header, dict) else None
+            raise SiteIndexError(f"{self.path} has format {found!r}, this nixmod reads {FORMAT} "
+                                 "(publish it again with this nixmod)")
+        self._payload = start + head_size
+        if header.get("size") != file_size - self._payload:
+            raise SiteIndexError(f"{self.path} is truncated or damaged (size)")
+        channels, merged = header.get("channels"), header.get("merged")
+        if not isinstance(channels, dict) or not all(
+                isinstance(name, str) and _is_section(entry) and isinstance(entry.get("identity"), str)
+                for name, entry in channels.items()):
+            raise SiteIndexError(f"{self.path} is damaged (channel table)")
+        if merged is not None and not (_is_section(merged) and isinstance(merged.get("key"), str)):
+            raise SiteIndexError(f"{self.path} is damaged (merged index entry)")
+        return header
+
+    def _section(self, entry: dict[str, Any], what: str) -> bytes:
+        offset, size = entry["offset"], entry["size"]
+        if offset + size > self.header["size"]:
+            raise SiteIndexError(f"{self.path}: {what} lies outside the file")
+        data = self._pread(self._payload + offset, size)
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise SiteIndexError(f"{self.path}: {what} is damaged (checksum)")
+        return data
+
+    @property
+    def catalog_format(self) -> Any:
+        return self.header.get("catalog_format")
+
+    def _entry(self, name: str, identity: str) -> dict[str, Any]:
+        """The published listing of this channel identity; SiteIndexError says why there is none.
+
+        The identity is what counts: a user who calls the site's channel by
+        another name still gets its listing.
+        """
+        channels: dict[str, dict[str, Any]] = self.header["channels"]
+        entry = channels.get(name)
+        if entry is not None and entry["identity"] == identity:
+            return entry
+        for other in channels.values():
+            if other["identity"] == identity:
+                return other
+        if entry is not None:
+            raise SiteIndexError(f"channel {name} changed since it was published (stale)")
+        failed = self.header.get("failed", {})
+        if isinstance(failed, dict) and isinstance(failed.get(name), str):
+            raise SiteIndexError(f"channel {name} failed when it was published")
+        raise SiteIndexError(f"channel {name} is not in it")
+
+    def uncovered(self, channels: list[Channel]) -> list[str]:
+        """Why each of these config channels would be listed per user (empty: all covered)."""
+        from nixmod.catalog import FORMAT as CATALOG_FORMAT, _digest, channel_identity
+
+        reasons = []
+        for channel in channels:
+            try:
+                self._entry(channel.name, _digest((CATALOG_FORMAT, channel_identity(channel))))
+            except SiteIndexError as exc:
+                reasons.append(str(exc))
+        return reasons
+
+    def listing(self, name: str, identity: str) -> SiteListing:
+        """Channel ``name``'s records, checked; SiteIndexError if stale, absent or damaged."""
+        entry = self._entry(name, identity)
+        data = self._section(entry, f"channel {name}")
+        try:
+            records, skipped = marshal.loads(data)
+        except (ValueError, EOFError, TypeError, RecursionError):
+            raise SiteIndexError(f"{self.path}: channel {name} is damaged (records)") from None
+        if not (_valid_records(records) and _valid_skipped(skipped)):
+            raise SiteIndexError(f"{self.path}: channel {name} is damaged (records)")
+        listed_at = entry.get("listed_at")
+        return SiteListing(records, skipped,
+                           float(listed_at) if isinstance(listed_at, (int, float)) else 0.0)
+
+    def merged(self, key: str) -> bytes | None:
+        """The whole-catalog cache image published for channel-list ``key``, if it is that one."""
+        merged = self.header.get("merged")
+        if merged is None or merged["key"] != key:
+            return None
+        return self._section(merged, "the merged index")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "SiteIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_section(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+            and all(isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
+                    and entry[k] >= 0 for k in ("offset", "size")))
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, tuple) and all(isinstance(item, str) for item in value)
+
+
+def _valid_records(records: Any) -> bool:
+    """Every record is pkglist.Record's nine fields with their types (what indexing assumes)."""
+    if not isinstance(records, list):
+        return False
+    for record in records:
+        if not (isinstance(record, tuple) and len(record) == 9
+                and all(isinstance(record[i], str) for i in (0, 1, 2, 3, 4, 5, 8))
+                and _strings(record[6]) and _strings(record[7]) and record[0]):
+            return False
+    return True
+
+
+def _valid_skipped(skipped: Any) -> bool:
+    return isinstance(skipped, list) and all(
+        isinstance(row, tuple) and len(row) == 2 and all(isinstance(x, str) for x in row)
+        for row in skipped)
+
+
+def open_site(directory: Path) -> SiteIndex:
+    """The site index in ``directory``, checked; SiteIndexError says why it is unusable."""
+    try:
+        return SiteIndex(directory)
+    except SiteIndexError:
+        raise
+    except Exception as exc:   # whatever a hostile file provokes is a reason, not a crash
+        raise SiteIndexError(f"cannot read the index in {directory}: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+# -- publishing -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PublishedChannel:
+    """What ``catalog publish`` did with one channel."""
+
+    name: str
+    kind: str
+    source: str
+    packages: int
+    error: str = ""
+
+
+def check_publish_dir(directory: Path) -> None:
+    """Refuse, before any work, a directory whose index users would not trust."""
+    if directory.is_symlink() and not directory.is_dir():
+        raise UserError(f"catalog publish: {directory} is a dangling symlink; give a directory")
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"catalog publish: {directory} is not a directory; give the site "
+                        "catalog directory ([catalog] site_dir)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        st = _check_directory(directory)
+    except SiteIndexError as exc:
+        raise UserError(f"catalog publish: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"catalog publish: cannot create {directory} ({exc.strerror or exc})") from None
+    me = os.geteuid()
+    if me not in (0, st.st_uid):
+        raise UserError(f"catalog publish: {directory} is owned by {_describe_owner(st.st_uid)}; "
+                        "users trust only an index written by that owner or root: publish as "
+                        f"{_describe_owner(st.st_uid)}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UserError(f"catalog publish: cannot write in {directory}")
+
+
+def _remove_abandoned(directory: Path, age: float = 24 * 3600) -> None:
+    """Temp files of publishes that were killed (a full index each), once surely dead."""
+    now = time.time()
+    for temp in directory.glob(f".{INDEX_NAME}.*.tmp"):
+        try:
+            st = temp.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and now - st.st_mtime > age:
+                temp.unlink()
+        except OSError:
+            continue
+
+
+def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
+                failed: dict[str, str], merged: tuple[str, bytes] | None,
+                catalog_format: int) -> Path:
+    """Write the index atomically (temp file, fsync, rename), world-readable.
+
+    ``channels``: (name, identity digest, listing); ``merged``: (key, cache
+    image) of the whole channel list, or None.
+    """
+    sections: list[bytes] = []
+    table: dict[str, Any] = {}
+    offset = 0
+
+    def add(data: bytes) -> dict[str, Any]:
+        nonlocal offset
+        entry = {"offset": offset, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        sections.append(data)
+        offset += len(data)
+        return entry
+
+    for name, identity, listing in channels:
+        data = marshal.dumps((listing.records, listing.skipped))
+        table[name] = {**add(data), "identity": identity, "packages": len(listing.records),
+                       "listed_at": listing.listed_at}
+    merged_entry = {**add(merged[1]), "key": merged[0]} if merged else None
+    from nixmod.config import current_user
+
+    header = json.dumps({"format": FORMAT, "catalog_format": catalog_format, "nixmod": __version__,
+                         "published_at": time.time(), "publisher": current_user(),
+                         "channels": table, "failed": failed, "merged": merged_entry,
+                         "size": offset}).encode()
+    path = directory / INDEX_NAME
+    _remove_abandoned(directory)
+    with atomic_open(path, mode=0o644, binary=True, fsync=True) as out:
+        out.write(_MAGIC + struct.pack("<Q", len(header)) + header)
+        for data in sections:
+            out.write(data)
+    return path
+
+
+def publish(config: "Config", directory: Path, progress: Progress | None = None
+            ) -> list[PublishedChannel]:
+    """List each of ``config``'s channels once and publish the index into ``directory``.
+
+    Channels are listed through the publisher's own per-channel cache (keyed
+    by identity, so it is as true as a fresh listing) and never from an older
+    site index. A channel that fails is recorded as failed (users list it
+    themselves); the others are still published. The merged index is added
+    only when every channel listed.
+    """
+    from nixmod import catalog
+
+    say = progress or (lambda message: None)
+    directory = directory.absolute()
+    check_publish_dir(directory)
+    cache = config.cache_dir / "catalog"
+    catalog._require_writable(cache)
+    lister = catalog._ChannelLister(cache, say)
+    identities = [catalog.channel_identity(c) for c in config.channels]
+    listings = [lister.listing(c, i, False) for c, i in zip(config.channels, identities)]
+    published: list[tuple[str, str, SiteListing]] = []
+    failed: dict[str, str] = {}
+    report: list[PublishedChannel] = []
+    for channel, identity, listing in zip(config.channels, identities, listings):
+        kind = catalog._channel_kind(channel)
+        source = str(channel.listing or channel.path or channel.url)
+        if listing.error:
+            failed[channel.name] = listing.error
+        else:
+            published.append((channel.name, catalog._digest((catalog.FORMAT, identity)),
+                              SiteListing(listing.records, listing.skipped, listing.listed_at)))
+        report.append(PublishedChannel(channel.name, kind, source, len(listing.records),
+                                       listing.error))
+    merged = None
+    if not failed:
+        key = catalog._digest((catalog.FORMAT, [(c.name, i)
+                                                for c, i in zip(config.channels, identities)]))
+        header, sections = catalog._build_index(config.channels, listings, say)
+        header["key"] = key
+        merged = (key, b"".join(catalog._section_image(header, sections)))
+    path = write_index(directory, published, failed, merged, catalog.FORMAT)
+    say(f"catalog publish: {len(published)} of {len(config.channels)} channels in {path}")
+    return report
