@@ -155,6 +155,8 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         else:
             from nixmod.catalog import Catalog
 
+            builds.check_state(config)   # an unusable state dir is said before any evaluation
+
             catalog = Catalog.load(config, progress=progress)
             versions = [catalog.resolve(spec) for spec in args.specs]
             plans = builds.plan(config, versions, progress=progress)

@@ -111,12 +111,12 @@ def problem(path: Path) -> str | None:
             return _guards(current, current_st, name, None)
         except OSError:
             return None   # cannot look: creating or writing it fails with its own clear error
+        if stat.S_ISLNK(st.st_mode) and not _trusted(st.st_uid):
+            return f"{child} is a symlink made by {_owner(st.st_uid)}, not by you"
         why = _guards(current, current_st, name, st.st_uid)
         if why:
             return why
         if stat.S_ISLNK(st.st_mode):
-            if not _trusted(st.st_uid):
-                return f"{child} is a symlink made by {_owner(st.st_uid)}, not by you"
             hops += 1
             if hops > _MAX_SYMLINKS:
                 return f"{path} passes through too many symlinks"
@@ -141,9 +141,8 @@ def refusal(path: Path, what: str, key: str) -> UserError | None:
     why = problem(path)
     if why is None:
         return None
-    return UserError(f"{what} {path} is not safe to write: {why}; nixmod writes programs and "
-                     f"files you run there: remove it, or set {key} to a directory only you "
-                     "can write (e.g. under your home)")
+    return UserError(f"{what} {path} is not safe: {why}; nixmod writes files there that you "
+                     f"run: remove it, or set {key} to a directory only you can write")
 
 
 def ensure_dir(path: Path, what: str, key: str, *, mode: int = 0o755) -> Path:

@@ -45,7 +45,8 @@ from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
-           "log_path", "follow_log", "module_requests", "run_job", "open_store", "migrate_gc_roots"]
+           "log_path", "follow_log", "module_requests", "run_job", "open_store", "migrate_gc_roots",
+           "check_state"]
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
 Progress = Callable[[str], None]
@@ -102,6 +103,19 @@ def open_store(config: Config) -> BuildStore:
     return store
 
 
+def check_state(config: Config, *, module_root: Path | None = None) -> None:
+    """Refuse (one line) a state dir or modules tree that cannot be used, before any evaluation.
+
+    Opening the store checks the state dir (who can change it, whether the
+    records can be written, free space); ``lmod.check_tree`` checks the
+    modules tree the builds will write (``module_root``, else ``[modules].root``).
+    """
+    from nixmod.lmod import check_tree
+
+    open_store(config).close()
+    check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
+
+
 def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
     """Move the GC roots in ``directory`` (the state dir's, or a stack's) to the current layout.
 
@@ -138,12 +152,11 @@ def plan(config: Config, versions: Sequence[PackageVersion],
     ``[modules].root``) are checked first, so that an unusable one is said
     before the wait, not after it.
     """
-    from nixmod.lmod import check_module_names, check_tree
+    from nixmod.lmod import check_module_names
 
     for version in versions:   # all refused before any evaluation or build
         check_module_names(version.name, version.version)
-    open_store(config).close()
-    check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
+    check_state(config, module_root=module_root)
     instantiated = []
     for version in versions:
         channel = config.channel(version.channel)
