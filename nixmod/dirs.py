@@ -63,6 +63,14 @@ def _others_can_write(st: os.stat_result) -> bool:
     return bool(st.st_mode & stat.S_IWGRP) and not _private_group(st.st_gid)
 
 
+def is_dir(path: Path) -> bool:
+    """``Path.is_dir`` that says False where it cannot look (it raises on EACCES)."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _trusted(uid: int) -> bool:
     return uid in (0, os.geteuid())
 
@@ -157,7 +165,7 @@ def ensure_dir(path: Path, what: str, key: str, *, mode: int = 0o755) -> Path:
         raise error
     missing = []
     probe = Path(path)
-    while not probe.is_dir() and probe.parent != probe:
+    while not is_dir(probe) and probe.parent != probe:
         missing.append(probe)
         probe = probe.parent
     for number, directory in enumerate(reversed(missing)):

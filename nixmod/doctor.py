@@ -213,7 +213,7 @@ def check_ownership(config: Config) -> list[Check]:
                        (lmod.spider_cache_dir(root), "lmod cache dir")):
         why = dirs.problem(path)
         if why is None:
-            state = "exists" if path.is_dir() else "will be created"
+            state = "exists" if dirs.is_dir(path) else "will be created"
             checks.append(Check(name, OK, f"{path} ({state}; only you can change it)",
                                 required=True))
         else:

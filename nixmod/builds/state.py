@@ -174,10 +174,12 @@ class BuildStore:
         The records are the user's: the advice is to make them writable
         again or to free space, never to start over without them.
         """
-        for path in (self.state_dir, self.path):
-            if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
-                mode = stat.S_IMODE(path.stat().st_mode)
-                what = "state dir" if path.is_dir() else "build database"
+        for path, what in ((self.state_dir, "state dir"), (self.path, "build database")):
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except OSError:
+                continue   # absent (made below) or out of reach (opening it says so)
+            if not os.access(path, os.W_OK | (os.X_OK if what == "state dir" else 0)):
                 raise UserError(f"{what} {path} is not writable by you (mode {mode:o}); your "
                                 f"build records are there: make it writable again (chmod u+w {path})")
         try:
