@@ -136,7 +136,7 @@ def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
     except (OperationFailed, OSError) as exc:
         from nixmod.builds import state
 
-        state._notify(f"GC roots in {directory} could not all be moved to the new layout "
+        state.notify(f"GC roots in {directory} could not all be moved to the new layout "
                       f"({exc}); the old ones are kept and it is tried again next time")
 
 

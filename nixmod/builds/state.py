@@ -46,6 +46,11 @@ def _print_notice(message: str) -> None:
 _notify: Callable[[str], None] = _print_notice
 
 
+def notify(message: str) -> None:
+    """A notice that is not an error (said once, the operation goes on)."""
+    _notify(message)
+
+
 def set_notifier(notify: Callable[[str], None]) -> None:
     """Send notices (a damaged database set aside) to ``notify`` instead of stderr (the TUI)."""
     global _notify
