@@ -422,7 +422,10 @@ def migrate_gc_roots(directory: Path, known: Iterable[ModuleRequest]) -> list[Pa
     made: list[Path] = []
     for request in known:
         legacy = _legacy_gc_root(directory, request.name, request.version)
-        new_root = gc_root(directory, request.name, request.version)
+        try:
+            new_root = gc_root(directory, request.name, request.version)
+        except UserError:
+            continue   # a name no module can have (recorded before names were checked)
         for output, new_link in zip(dict.fromkeys(["out", *request.outputs]),
                                     gc_root_links(new_root, request.outputs)):
             target = request.outputs.get(output)

@@ -41,7 +41,7 @@ from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATE
 from nixmod.catalog import PackageVersion
 from nixmod.config import Config, config_files, current_user, expand_path, load_config
 from nixmod.dirs import ensure_dir
-from nixmod.errors import OperationFailed, UserError
+from nixmod.errors import NixmodError, OperationFailed, UserError
 from nixmod.files import atomic_write
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
@@ -133,7 +133,7 @@ def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
              if (r.gcroot_dir is None and default) or r.gcroot_dir == str(directory)]
     try:
         lmod.migrate_gc_roots(directory, known)
-    except (OperationFailed, OSError) as exc:
+    except (NixmodError, OSError) as exc:
         from nixmod.builds import state
 
         state.notify(f"GC roots in {directory} could not all be moved to the new layout "
