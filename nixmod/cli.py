@@ -192,6 +192,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
             raise UserError("nixmod build: name at least one package (NAME, NAME@VERSION or "
                             "CHANNEL:NAME), or use --retry")
         else:
+            builds.check_state(config)   # an unusable state dir is said before any evaluation
             catalog = load_catalog(config)
             versions = [catalog.resolve(spec) for spec in args.specs]
             plans = builds.plan(config, versions, progress=progress)

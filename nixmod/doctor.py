@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nixmod import nix
+from nixmod import dirs, nix
 from nixmod.config import Config, current_user
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -185,6 +185,41 @@ def check_paths(config: Config) -> list[Check]:
     ok, detail = writable_dir(state)
     checks.append(Check("state dir", OK if ok else FAIL, f"{state} ({detail})",
                         "" if ok else "set [build] state_dir to a directory you can write", True))
+    return [_unsafe(check, config) for check in checks] + check_ownership(config)
+
+
+def _unsafe(check: Check, config: Config) -> Check:
+    """A writable-path check turned FAIL when another user could change that directory."""
+    path = config.modules.root if check.name == "modules root" else config.build.state_dir
+    why = dirs.problem(path)
+    if why is None or check.status == FAIL:
+        return check
+    key = "[modules] root" if check.name == "modules root" else "[build] state_dir"
+    return Check(check.name, FAIL, f"{path}: not safe: {why}",
+                 f"remove it, or set {key} to a directory only you can write", True)
+
+
+def check_ownership(config: Config) -> list[Check]:
+    """The siblings of the modules root nixmod writes: shims (run by users) and Lmod's cache.
+
+    Another user who owns one of them, or a symlink there, could swap a shim
+    and run a program as whoever loads the module (see ``nixmod.dirs``).
+    """
+    from nixmod import lmod, shims
+
+    checks = []
+    root = config.modules.root
+    for path, name in ((shims.shims_root(root), "shims dir"),
+                       (lmod.spider_cache_dir(root), "lmod cache dir")):
+        why = dirs.problem(path)
+        if why is None:
+            state = "exists" if dirs.is_dir(path) else "will be created"
+            checks.append(Check(name, OK, f"{path} ({state}; only you can change it)",
+                                required=True))
+        else:
+            checks.append(Check(name, FAIL, f"{path}: not safe: {why}",
+                                "remove it, or set [modules] root to a directory only you can "
+                                "write", True))
     return checks
 
 

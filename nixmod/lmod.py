@@ -26,10 +26,14 @@ Choices, and why:
   raises an LmodError naming the path and the ``nixmod build`` that brings it
   back. Without the hook the module loads and the shim prints the same
   message when the program is run.
-* GC roots, registered by the builds code, follow the agreed scheme
-  ``<state_dir>/gcroots/<NAME>-<version>`` for output ``out`` and
-  ``<state_dir>/gcroots/<NAME>-<version>-<output>`` for the others;
-  ``remove_module`` deletes them and leaves the store path to the collector.
+* GC roots, registered by the builds code, follow one scheme (``gc_root``):
+  ``<gcroots>/<NAME>/<version>/result`` for output ``out`` and
+  ``.../result-<output>`` for the others (nix-build's names), a directory per
+  NAME and version because neither can contain ``/``: the old flat
+  ``<NAME>-<version>`` let ``gx`` 1-2 and ``gx-1`` 2 share one root, and the
+  collector then deleted the other output. ``migrate_gc_roots`` moves roots
+  of the old layout. ``remove_module`` deletes the roots of the tree it
+  changes and leaves the store path to the collector.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from typing import Iterable
 
 from nixmod import nix, shims
 from nixmod.config import Config
+from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
@@ -125,7 +130,8 @@ _NOT_XDG = {"man", "info", "doc", "aclocal", "pkgconfig", "cmake", "locale", "li
 
 def validate_component(value: str, what: str) -> str:
     """``value`` if it is safe as one path component and Lmod name part, else UserError."""
-    if not isinstance(value, str) or not _COMPONENT.fullmatch(value) or len(value.encode()) > 200:
+    if (not isinstance(value, str) or not _COMPONENT.fullmatch(value) or ".." in value
+            or len(value.encode()) > 200):
         raise UserError(f"{what} {value!r} is not usable as a module {what}: use letters, digits "
                         "and . _ + - only, not starting with '.' (no '/' or '..')")
     return value
@@ -290,6 +296,7 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
                         f"outputs, got {request.outputs!r}")
     shims.check_mode(config)
     base = modules_root(config, root)
+    check_tree(base)
     shim_dir = shims.shim_dir(base, config.modules.prefix, request.name, request.version)
     programs = shims.write_shims(config, shim_dir, request.outputs,
                                  rebuild=rebuild_command(request.name, request.version))
@@ -301,6 +308,26 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
                       name=request.name, version=request.version, path=path,
                       store_path=request.store_path, outputs=dict(request.outputs),
                       default=default)
+
+
+def check_tree(root: Path, *, create: bool = True) -> None:
+    """Refuse (UserError) a modules root, or its ``.shims`` sibling, that another user can change.
+
+    Lmod runs the modulefiles and users run the shims, as themselves: a
+    ``<root>.shims`` that another user planted as a symlink into their own
+    tree (easy in a shared /tmp) would let them swap a shim and run their
+    program as whoever loads the module. ``create`` makes both directories
+    (checked again after creation, see ``nixmod.dirs``).
+    """
+    key = "[modules] root (or the stack's modules_root)"
+    for directory, what in ((Path(root), "modules root"),
+                            (shims.shims_root(Path(root)), "shims directory")):
+        if create:
+            ensure_dir(directory, what, key)
+        else:
+            error = refusal(directory, what, key)
+            if error:
+                raise error
 
 
 def set_default(config: Config, name: str, version: str, *, root: Path | None = None) -> Path:
@@ -335,12 +362,15 @@ def _default_version(name_dir: Path) -> str | None:
 
 
 def gc_root(directory: Path, name: str, version: str) -> Path:
-    """The ``--add-root`` path of one build in ``directory``: ``<NAME>-<version>``.
+    """The ``--add-root`` path of one build in ``directory``: ``<NAME>/<version>/result``.
 
     The one place the scheme lives (builds register roots with it, modules
-    and stacks remove them with it); odd characters become ``_``.
+    and stacks remove them with it, ``migrate_gc_roots`` moves old ones to
+    it). NAME and version are single path components (``validate_component``),
+    so two builds never share a root, whatever their names.
     """
-    return Path(directory) / re.sub(r"[^A-Za-z0-9._+-]", "_", f"{name}-{version}").lstrip(".")
+    return Path(directory) / validate_component(name, "name") / \
+        validate_component(version, "version") / "result"
 
 
 def gc_root_links(root: Path, outputs: Iterable[str]) -> list[Path]:
@@ -349,11 +379,104 @@ def gc_root_links(root: Path, outputs: Iterable[str]) -> list[Path]:
             for output in dict.fromkeys(["out", *outputs])]
 
 
-def remove_module(config: Config, name: str, version: str, *, root: Path | None = None) -> ModuleInfo:
+def remove_gc_roots(directory: Path, name: str, version: str, outputs: Iterable[str]) -> None:
+    """Unlink one build's roots in ``directory`` and the directories the scheme made for them."""
+    root = gc_root(directory, name, version)
+    for link in gc_root_links(root, outputs):
+        link.unlink(missing_ok=True)
+    for empty in (root.parent, root.parent.parent):
+        try:
+            empty.rmdir()
+        except OSError:
+            break   # not empty: another version (or output) of NAME keeps it
+
+
+def has_legacy_gc_roots(directory: Path) -> bool:
+    """Does ``directory`` hold roots of the old flat layout (symlinks directly in it)?"""
+    try:
+        return any(entry.is_symlink() for entry in os.scandir(directory))
+    except OSError:
+        return False
+
+
+def _legacy_gc_root(directory: Path, name: str, version: str) -> Path:
+    """Where roots were before ``gc_root``'s scheme: ``<NAME>-<version>``, flat (could collide)."""
+    return Path(directory) / re.sub(r"[^A-Za-z0-9._+-]", "_", f"{name}-{version}").lstrip(".")
+
+
+#: where ``migrate_gc_roots`` keeps old roots it cannot attribute to a build (NAME never
+#: starts with '.', so no build's directory is called that)
+LEGACY_ROOTS = ".legacy"
+
+
+def migrate_gc_roots(directory: Path, known: Iterable[ModuleRequest]) -> list[Path]:
+    """Move GC roots of the old flat layout in ``directory`` to ``gc_root``'s; the new links.
+
+    ``known`` are the builds whose roots live in ``directory`` (from the
+    build records). Each old link that points at one of a build's outputs
+    is registered again at its new place (``nix-store --add-root``: a
+    renamed link would leave the daemon's indirect root pointing nowhere)
+    and only then removed. A build that lost its root to a collision gets
+    one again if its output is still valid. Old links that no build
+    explains are moved under ``.legacy/`` (still registered): nothing that
+    was alive before is left to the collector.
+    """
+    directory = Path(directory)
+    try:
+        old = {entry.name: Path(entry.path) for entry in os.scandir(directory)
+               if entry.is_symlink()}
+    except FileNotFoundError:
+        return []
+    if not old:
+        return []
+    known = [request for request in known if request.outputs]
+    paths = sorted({p for request in known for p in request.outputs.values()})
+    valid = nix.valid_paths(paths) if paths else set()
+    made: list[Path] = []
+    for request in known:
+        legacy = _legacy_gc_root(directory, request.name, request.version)
+        try:
+            new_root = gc_root(directory, request.name, request.version)
+        except UserError:
+            continue   # a name no module can have (recorded before names were checked)
+        for output, new_link in zip(dict.fromkeys(["out", *request.outputs]),
+                                    gc_root_links(new_root, request.outputs)):
+            target = request.outputs.get(output)
+            old_link = legacy if output == "out" else legacy.with_name(f"{legacy.name}-{output}")
+            if target is None or target not in valid:
+                continue
+            claimed = old_link.name in old and os.readlink(old_link) == target
+            if not new_link.is_symlink():
+                _add_root(new_link, target)
+                made.append(new_link)
+            if claimed:
+                old_link.unlink()
+                del old[old_link.name]
+    for name, link in old.items():
+        target = os.readlink(link)
+        if os.path.exists(target):
+            _add_root(directory / LEGACY_ROOTS / name, target)
+        link.unlink()
+    return made
+
+
+def _add_root(link: Path, store_path: str) -> None:
+    """Register ``link`` as an indirect GC root of a valid ``store_path`` (nothing is built)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    nix.run(nix.realise_command(store_path, link))
+
+
+def remove_module(config: Config, name: str, version: str, *, root: Path | None = None,
+                  gcroot_dir: Path | None = None) -> ModuleInfo:
     """Remove the modulefile, its shims, its default (if it was one) and its GC roots.
 
-    The store path stays: the garbage collector decides when it goes, since
-    another user's module or a running job may still use it.
+    The GC roots removed are those of the tree being changed: ``gcroot_dir``
+    when given (a site stack's own), else the state dir's for the user's
+    own tree (``[modules].root``), and none for any other tree. A stack
+    dropping ``hello/2.12.1`` must not unlink the root that keeps the staff
+    member's personal ``hello/2.12.1`` alive. The store path stays: the
+    garbage collector decides when it goes, since another user's module or
+    a running job may still use it.
     """
     path = module_path(config, name, version, root=root)
     info = _read_module(config, path)
@@ -363,9 +486,10 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     path.unlink()
     if _default_version(path.parent) == version:
         (path.parent / _RC).unlink()
-    for link in gc_root_links(gc_root(Path(config.build.state_dir) / "gcroots", name, version),
-                              info.outputs):
-        link.unlink(missing_ok=True)
+    if gcroot_dir is None and modules_root(config, root) == Path(config.modules.root):
+        gcroot_dir = Path(config.build.state_dir) / "gcroots"
+    if gcroot_dir is not None:
+        remove_gc_roots(gcroot_dir, name, version, info.outputs)
     shims.remove_shims(shims.shim_dir(modules_root(config, root), config.modules.prefix, name, version))
     try:
         path.parent.rmdir()
@@ -467,7 +591,8 @@ def update_spider_cache(root: Path) -> Path:
     """
     root = Path(root)
     cache = spider_cache_dir(root)
-    cache.mkdir(parents=True, exist_ok=True)
+    # Lmod executes the cache (it is Lua): nobody else may be able to change it
+    ensure_dir(cache, "Lmod spider cache", "the stack's modules_root")
     timestamp = cache / "timestamp"
     atomic_write(timestamp, "")
     spider = lmod_libexec() / "spider"

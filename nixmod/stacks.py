@@ -27,7 +27,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from nixmod import dirs
 from nixmod.config import Config, current_user, expand_path, key_line
+from nixmod.dirs import ensure_dir
 from nixmod.doctor import writable_dir
 from nixmod.errors import UserError
 
@@ -288,6 +290,18 @@ def check_stack(config: Config, path: Path, catalog: Any = None,
                                            "set modules_root to a directory you can write "
                                            "(its parent holds gcroots/)"))
             break  # the GC root directory is next to modules_root: one fix for both
+    from nixmod import lmod, shims
+
+    for directory, what in ((stack.modules_root, "modules_root"),
+                            (shims.shims_root(stack.modules_root), "shims directory"),
+                            (lmod.spider_cache_dir(stack.modules_root), "Lmod spider cache"),
+                            (stack.gcroot_dir, "GC root directory")):
+        why = dirs.problem(directory)
+        if why:
+            line = key_line(path.read_text(encoding="utf-8"), "modules_root", "stack")
+            report.problems.append(Problem(file, line, f"{what} {directory} is not safe: {why}",
+                                           "remove it, or set modules_root to a directory only "
+                                           "you can write"))
     if catalog is None:
         from nixmod.catalog import Catalog  # the catalog evaluates channels: only when needed
         catalog = Catalog.load(config, progress=progress)
@@ -492,9 +506,10 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
                  if link.is_symlink() and os.readlink(link) in targets]
         if not roots:
             continue
-        lmod.remove_module(config, info.name, info.version, root=stack.modules_root)
-        for root in roots:
-            root.unlink()
+        # the stack's own roots only: the staff member's personal root of the same
+        # NAME/version (in the state dir) keeps their own module's store path alive
+        lmod.remove_module(config, info.name, info.version, root=stack.modules_root,
+                           gcroot_dir=stack.gcroot_dir)
         removed.append(info.module)
         if progress:
             progress(f"{info.module}: removed (no longer in {stack.file.name})")
@@ -532,14 +547,17 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
         config, plans = repro.locked_plans(config, lock, progress)
     stack = report.stack
     assert stack is not None
-    stack.modules_root.mkdir(parents=True, exist_ok=True)
-    stack.gcroot_dir.mkdir(parents=True, exist_ok=True)
+    # everyone's `module load` runs what is published here: no other user may change it
+    lmod.check_tree(stack.modules_root)
+    ensure_dir(stack.gcroot_dir, "GC root directory", "the stack's modules_root")
 
     if plans is None:
-        plans = builds.plan(config, [r.version for r in report.resolved], progress=progress)
+        plans = builds.plan(config, [r.version for r in report.resolved], progress=progress,
+                            module_root=stack.modules_root)
     published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
     store = builds.open_store(config)
     try:
+        builds.migrate_gc_roots(store, stack.gcroot_dir)
         history = _stack_records(store, stack)
         items: list[StackItem] = []
         to_submit: list[tuple[StackItem, Any]] = []

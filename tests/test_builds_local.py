@@ -14,7 +14,7 @@ def test_local_build_then_reuse_module_and_gc_root(alice, test_channels):
     setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter, sleep=1)
     built = records(alice.nixmod("build", "pkg1", "--wait", "--json", check=True))[0]
     assert built["state"] == "built" and built["module"] == "nix/pkg1/1.0"
-    root = alice.home / ".local/state/nixmod/gcroots/pkg1-1.0"
+    root = alice.home / ".local/state/nixmod/gcroots/pkg1/1.0/result"
     assert root.is_symlink() and str(root.readlink()) == built["out"]
 
     again = records(alice.nixmod("build", "pkg1", "--json", check=True))[0]
@@ -112,5 +112,6 @@ def test_unusable_state_dir_or_damaged_database_is_one_line(alice, test_channels
     proc = alice.nixmod("status")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"nixmod: build database {damaged}/builds.db cannot be used (file is not a database); "
-        "move it away to start a new one (modules already written are kept)"]
+        f"nixmod: build database {damaged}/builds.db is damaged (file is not a database); keep "
+        f"it (sqlite3 {damaged}/builds.db .recover may save the records) and move it aside to "
+        "start a new one (modules already written are kept)"]

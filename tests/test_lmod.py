@@ -135,7 +135,8 @@ def test_bad_names_and_versions_are_refused_and_nothing_is_written(alice, test_c
     channel = str(test_channels / "modules.nix")
     items = [{"channel": channel, "attr": "bare", "name": name, "version": version}
              for name, version in (("../evil", "1.0"), ("ok", "../../x"), (".hidden", "1"),
-                                   ("a/b", "1"), ("ok", ".."), ("ok", "1\n2"), ("", "1"))]
+                                   ("a/b", "1"), ("ok", ".."), ("ok", "1.0..x"), ("ok", "1\n2"),
+                                   ("", "1"))]
     results = write_modules(alice, items, root)
     assert all(r.get("exit") == 2 for r in results), results
     assert all("not usable as a module" in r["error"] for r in results)
@@ -166,7 +167,7 @@ def test_cli_lists_removes_and_refreshes_modules(alice, test_channels):
         {"channel": channel, "attr": "probe", "name": "probe", "version": "1.0"},
         {"name": "gone", "version": "1.0", "outputs": {"out": FAKE_STORE_PATH}}], root)
     # the GC root the builds code registers, in the agreed scheme
-    gcroot = alice.home / ".local/state/nixmod/gcroots/probe-1.0"
+    gcroot = alice.home / ".local/state/nixmod/gcroots/probe/1.0/result"
     alice.run("mkdir", "-p", str(gcroot.parent), check=True)
     alice.run("nix-store", "--realise", probe["outputs"]["out"], "--add-root", str(gcroot),
               "--indirect", check=True)
@@ -243,7 +244,7 @@ def test_modules_refresh_rewrites_what_nixmod_built_and_remove_drops_its_gc_root
     assert module.read_text() == original
 
     gcroots = alice.home / ".local/state/nixmod/gcroots"
-    assert any(p.name.startswith("hello-2.12.1") for p in gcroots.iterdir())
+    assert (gcroots / "hello/2.12.1/result").is_symlink()
     assert alice.nixmod("modules", "remove", "nix/hello/2.12.1").returncode == 0
-    assert not any(p.name.startswith("hello-2.12.1") for p in gcroots.iterdir())
+    assert not (gcroots / "hello").exists()
     assert not module.exists()

@@ -40,11 +40,13 @@ from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATE
                                  BuildRecord, BuildStore)
 from nixmod.catalog import PackageVersion
 from nixmod.config import Config, config_files, current_user, expand_path, load_config
-from nixmod.errors import OperationFailed, UserError
+from nixmod.dirs import ensure_dir
+from nixmod.errors import NixmodError, OperationFailed, UserError
 from nixmod.files import atomic_write
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
-           "log_path", "follow_log", "module_requests", "run_job", "open_store"]
+           "log_path", "follow_log", "module_requests", "run_job", "open_store", "migrate_gc_roots",
+           "check_state"]
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
 Progress = Callable[[str], None]
@@ -91,22 +93,70 @@ class InFlight:
 
 
 def open_store(config: Config) -> BuildStore:
-    return BuildStore(config.build.state_dir)
+    """The user's build records (state dir checked first), GC roots in the current layout."""
+    store = BuildStore(config.build.state_dir)
+    try:
+        migrate_gc_roots(store, store.default_gcroot_dir)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def check_state(config: Config, *, module_root: Path | None = None) -> None:
+    """Refuse (one line) a state dir or modules tree that cannot be used, before any evaluation.
+
+    Opening the store checks the state dir (who can change it, whether the
+    records can be written, free space); ``lmod.check_tree`` checks the
+    modules tree the builds will write (``module_root``, else ``[modules].root``).
+    """
+    from nixmod.lmod import check_tree
+
+    open_store(config).close()
+    check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
+
+
+def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
+    """Move the GC roots in ``directory`` (the state dir's, or a stack's) to the current layout.
+
+    Runs whenever nixmod opens the store; costs one directory listing when
+    there is nothing to move. The builds whose roots live there are read
+    from the records. A failure is reported, not fatal: an old root is only
+    removed after its new one is registered, so nothing becomes collectable.
+    """
+    from nixmod import lmod
+
+    if not lmod.has_legacy_gc_roots(directory):
+        return
+    default = directory == store.default_gcroot_dir
+    known = [_module_request(r) for r in store.select(states=("built", "reused"))
+             if (r.gcroot_dir is None and default) or r.gcroot_dir == str(directory)]
+    try:
+        lmod.migrate_gc_roots(directory, known)
+    except (NixmodError, OSError) as exc:
+        from nixmod.builds import state
+
+        state.notify(f"GC roots in {directory} could not all be moved to the new layout "
+                      f"({exc}); the old ones are kept and it is tried again next time")
 
 
 # -- planning -----------------------------------------------------------------------
 
 def plan(config: Config, versions: Sequence[PackageVersion],
-         progress: Progress | None = None) -> list[Plan]:
+         progress: Progress | None = None, *, module_root: Path | None = None) -> list[Plan]:
     """Instantiate every version and say, for each, reuse / join / build.
 
     Evaluation (nix-instantiate) is the slow part; everything after it is
     one ``nix-store --check-validity`` and one queue listing for the lot.
+    The state dir and the modules tree (``module_root``, else
+    ``[modules].root``) are checked first, so that an unusable one is said
+    before the wait, not after it.
     """
     from nixmod.lmod import check_module_names
 
     for version in versions:   # all refused before any evaluation or build
         check_module_names(version.name, version.version)
+    check_state(config, module_root=module_root)
     instantiated = []
     for version in versions:
         channel = config.channel(version.channel)
@@ -173,6 +223,12 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
     so that the job's finish step, possibly hours later on another node,
     writes the module into the tree the caller meant (a site stack's).
     """
+    from nixmod.lmod import check_tree
+
+    # the tree the jobs will write into, refused before anything is recorded or submitted
+    check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
+    if gcroot_dir is not None:
+        ensure_dir(Path(gcroot_dir), "GC root directory", "the stack's modules_root")
     store = open_store(config)
     try:
         with store.submitting():
@@ -290,17 +346,26 @@ def _is_forced_demo(config: Config) -> bool:
 
 
 def job_argv(manifest: Path) -> list[str]:
-    """The job step's command (without --index): the running interpreter, not a PATH lookup."""
-    return [sys.executable, "-m", "nixmod", "_job", "--manifest", str(manifest)]
+    """The job step's command (without --index): the running interpreter, not a PATH lookup.
+
+    ``-I`` (isolated): the job runs in the state dir (``--chdir``), and
+    ``-m`` would otherwise put that directory first on ``sys.path``, so a
+    ``nixmod/`` package found there would run as the user. Isolated mode
+    also ignores PYTHONPATH and the user site directory: the job imports
+    the installed nixmod and nothing else.
+    """
+    return [sys.executable, "-I", "-m", "nixmod", "_job", "--manifest", str(manifest)]
 
 
 # -- finishing --------------------------------------------------------------------------
 
 def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
-    """Where this build's GC root goes: its own directory (a stack's) or the state dir's."""
+    """Where this build's GC root goes (its directory made): a stack's directory or the state dir's."""
     from nixmod.lmod import gc_root
 
-    return gc_root(Path(record.gcroot_dir or store.default_gcroot_dir), record.name, record.version)
+    root = gc_root(Path(record.gcroot_dir or store.default_gcroot_dir), record.name, record.version)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) -> None:

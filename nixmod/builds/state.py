@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
+import stat
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
@@ -29,6 +33,28 @@ IN_FLIGHT_STATES = ("queued", "running")
 RETRYABLE_STATES = ("pending", "failed", "cancelled")
 
 _BUSY_TIMEOUT_MS = 60_000
+#: below this much free space in the state dir's file system, nothing is started: a
+#: build whose record cannot be written would be a build nobody follows
+MIN_FREE_BYTES = 1 << 20
+
+
+def _print_notice(message: str) -> None:
+    print(f"nixmod: warning: {message}", file=sys.stderr, flush=True)
+
+
+#: where a notice goes that is not an error (stderr; a full-screen face sets its own)
+_notify: Callable[[str], None] = _print_notice
+
+
+def notify(message: str) -> None:
+    """A notice that is not an error (said once, the operation goes on)."""
+    _notify(message)
+
+
+def set_notifier(notify: Callable[[str], None]) -> None:
+    """Send notices (a damaged database set aside) to ``notify`` instead of stderr (the TUI)."""
+    global _notify
+    _notify = notify
 
 
 @dataclass
@@ -129,20 +155,109 @@ class BuildStore:
 
     def __init__(self, state_dir: Path):
         self.state_dir = Path(state_dir)
+        # the manifest a build job acts on and the roots that keep outputs alive live here:
+        # a state dir another user can change would let them run code as this user
+        ensure_dir(self.state_dir, "state dir", "[build] state_dir", mode=0o700)
         try:
-            for sub in ("", "logs", "jobs", "gcroots", "lanes"):
-                (self.state_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            for sub in ("logs", "jobs", "gcroots", "lanes"):
+                (self.state_dir / sub).mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:   # a config problem: every verb would meet it (exit 2)
-            raise UserError(f"state dir {self.state_dir} cannot be created "
+            raise UserError(f"state dir {self.state_dir} cannot be used "
                             f"({exc.strerror or exc}: {exc.filename or self.state_dir}); "
                             "set [build] state_dir to a directory you can write") from None
         self.path = self.state_dir / "builds.db"
+        self._check_writable()
         try:
+            self._prepare_file()
             self._open()
-        except sqlite3.DatabaseError as exc:   # damaged or unreadable: one line, not a traceback
-            raise OperationFailed(f"build database {self.path} cannot be used ({exc}); move it "
-                                  "away to start a new one (modules already written are kept)"
-                                  ) from None
+        except sqlite3.DatabaseError as exc:   # one line, not a traceback
+            raise self._failure(exc) from None
+
+    def _check_writable(self) -> None:
+        """Refuse, before any evaluation or build, a state dir whose records cannot be written.
+
+        The records are the user's: the advice is to make them writable
+        again or to free space, never to start over without them.
+        """
+        for path, what in ((self.state_dir, "state dir"), (self.path, "build database")):
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except OSError:
+                continue   # absent (made below) or out of reach (opening it says so)
+            if not os.access(path, os.W_OK | (os.X_OK if what == "state dir" else 0)):
+                raise UserError(f"{what} {path} is not writable by you (mode {mode:o}); your "
+                                f"build records are there: make it writable again (chmod u+w {path})")
+        try:
+            fs = os.statvfs(self.state_dir)
+        except OSError:
+            return
+        free = fs.f_bavail * fs.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise OperationFailed(f"the file system of state dir {self.state_dir} is full "
+                                  f"({free // 1024} KiB free); free some space there and run it "
+                                  "again (your build records are kept)")
+
+    def _failure(self, exc: sqlite3.DatabaseError) -> OperationFailed:
+        """One line for an SQLite error, with the advice that fits its cause."""
+        code = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        if code == "SQLITE_FULL" or "disk is full" in text:
+            return OperationFailed(f"build database {self.path}: the disk is full ({text}); free "
+                                   "some space there and run it again (your build records are kept)")
+        if code.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLITE_AUTH")) \
+                or "readonly" in text or "unable to open" in text:
+            return OperationFailed(f"build database {self.path} cannot be written ({text}); make "
+                                   f"it and {self.state_dir} writable by you again "
+                                   "(your build records are kept)")
+        if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return OperationFailed(f"build database {self.path} stayed locked by another nixmod "
+                                   f"for {_BUSY_TIMEOUT_MS // 1000} s ({text}); try again")
+        if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text \
+                or "malformed" in text:
+            return OperationFailed(f"build database {self.path} is damaged ({text}); keep it "
+                                   f"(sqlite3 {self.path} .recover may save the records) and move "
+                                   "it aside to start a new one (modules already written are kept)")
+        return OperationFailed(f"build database {self.path}: {text} (your build records are kept)")
+
+    def _prepare_file(self) -> None:
+        """Make sure builds.db exists whole; set an empty (truncated) one aside, saying so.
+
+        A new database is made under another name and renamed into place, so
+        a builds.db of 0 bytes is never one being created: it is damage (a
+        full disk, a copy gone wrong). SQLite would silently take it for an
+        empty database and the user's builds would vanish from ``status``.
+        """
+        try:
+            if self.path.stat().st_size > 0:
+                return
+        except FileNotFoundError:
+            pass
+        with open(self.state_dir / "db.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                size: int | None = self.path.stat().st_size
+            except FileNotFoundError:
+                size = None
+            if size == 0:
+                kept = self.path.with_name(
+                    f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+                os.rename(self.path, kept)
+                for suffix in ("-wal", "-shm"):
+                    side = self.path.with_name(self.path.name + suffix)
+                    if side.exists():
+                        os.rename(side, kept.with_name(kept.name + suffix))
+                _notify(f"build database {self.path} was empty (0 bytes: truncated?); kept it as "
+                        f"{kept} and started a new one, so earlier builds are not listed "
+                        "(their modules are kept)")
+            if size in (0, None):
+                fresh = self.path.with_name(f".{self.path.name}.new-{os.getpid()}")
+                db = sqlite3.connect(fresh, isolation_level=None)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SCHEMA)
+                finally:
+                    db.close()
+                os.rename(fresh, self.path)
 
     def _open(self) -> None:
         """Connect, and bring an older or new file to the current schema."""
@@ -156,6 +271,13 @@ class BuildStore:
         for column, sql_type in _ADDED_COLUMNS.items():
             if column not in present:
                 self._db.execute(f"ALTER TABLE builds ADD COLUMN {column} {sql_type}")
+
+    def _execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """``execute`` with an SQLite failure (disk full, read-only, damage) as one clear line."""
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise self._failure(exc) from None
 
     @property
     def logs_dir(self) -> Path:
@@ -221,7 +343,7 @@ class BuildStore:
         del row["id"]
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        cursor = self._db.execute(f"INSERT INTO builds ({names}) VALUES ({marks})", row)
+        cursor = self._execute(f"INSERT INTO builds ({names}) VALUES ({marks})", row)
         record.id = int(cursor.lastrowid)
         record.log = str(self.logs_dir / f"{record.id}.log")
         self.update(record, log=record.log)
@@ -230,7 +352,7 @@ class BuildStore:
     def update(self, record: BuildRecord, **changes: Any) -> BuildRecord:
         """Change some fields of ``record`` here and on disk, in one transaction."""
         assignments, row = _assignments(record, changes)
-        self._db.execute(f"UPDATE builds SET {assignments} WHERE id = :id", row)
+        self._execute(f"UPDATE builds SET {assignments} WHERE id = :id", row)
         for key, value in changes.items():
             setattr(record, key, value)
         return record
@@ -242,7 +364,7 @@ class BuildStore:
         nearly the same moment; the first one wins and the others see it.
         """
         assignments, row = _assignments(record, changes)
-        cursor = self._db.execute(
+        cursor = self._execute(
             f"UPDATE builds SET {assignments} WHERE id = :id "
             "AND state IN ('pending', 'queued', 'running')", row)
         fresh = self.get(record.id)
@@ -252,7 +374,7 @@ class BuildStore:
         return cursor.rowcount == 1
 
     def get(self, record_id: int) -> BuildRecord | None:
-        row = self._db.execute("SELECT * FROM builds WHERE id = ?", (record_id,)).fetchone()
+        row = self._execute("SELECT * FROM builds WHERE id = ?", (record_id,)).fetchone()
         return _from_row(row) if row else None
 
     def select(self, ids: Iterable[int] | None = None,
@@ -268,7 +390,7 @@ class BuildStore:
             where.append(f"state IN ({', '.join('?' * len(states))})")
             params += states
         sql = "SELECT * FROM builds" + (" WHERE " + " AND ".join(where) if where else "")
-        return [_from_row(r) for r in self._db.execute(sql + " ORDER BY id", params)]
+        return [_from_row(r) for r in self._execute(sql + " ORDER BY id", params)]
 
     def exit_marker(self, record_id: int) -> Path:
         """The file a job leaves when it ends: the end state, even if SQLite was unreachable."""
