@@ -44,8 +44,12 @@ die() { printf '[pbs] FAILED: %s\n' "$*" >&2; exit 1; }
 export PATH="$PLAIN_PATH"
 
 in_ns() { ip netns exec "$NETNS" "$@"; }
+# "does TEXT contain PATTERN": no pipe into grep -q, which pipefail turns into a false failure
+has() { grep -q -- "$2" <<<"$1"; }
+netns_exists() { [ -e "/run/netns/$NETNS" ]; }
 server_answers() { [ -x "$PBS_EXEC/bin/qstat" ] && timeout 10 "$PBS_EXEC/bin/qstat" -B >/dev/null 2>&1; }
-qmgr() { "$PBS_EXEC/bin/qmgr" -c "$1" >/dev/null || die "qmgr -c '$1' failed"; }
+# as root inside the netns: root@pbshost is a PBS manager, root from 10.231.0.1 is not
+qmgr() { in_ns "$PBS_EXEC/bin/qmgr" -c "$1" >/dev/null || die "qmgr -c '$1' failed"; }
 
 find_tarball() {
     # CI lays shared/ beside the checkout; a git worktree finds it beside
@@ -68,7 +72,7 @@ install_deps() {
         libxft-dev libcjson-dev iproute2)
     local missing=() p
     for p in "${pkgs[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        has "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" "install ok installed" || missing+=("$p")
     done
     [ "${#missing[@]}" -eq 0 ] && return
     say "apt-get install ${missing[*]}"
@@ -107,15 +111,15 @@ build_pbs() {
 }
 
 netns_up() {
-    ip netns list | grep -qw "^$NETNS" || ip netns add "$NETNS" || die "ip netns add $NETNS failed"
+    netns_exists || ip netns add "$NETNS" || die "ip netns add $NETNS failed"
     if ! ip link show "$VETH_HOST" >/dev/null 2>&1; then
         ip link add "$VETH_HOST" type veth peer name "$VETH_NS" netns "$NETNS" \
             || die "cannot create veth pair $VETH_HOST/$VETH_NS"
     fi
-    ip addr show dev "$VETH_HOST" | grep -q "inet $HOST_ADDR/" || ip addr add "$HOST_ADDR/24" dev "$VETH_HOST"
+    has "$(ip -4 addr show dev "$VETH_HOST")" "inet $HOST_ADDR/" || ip addr add "$HOST_ADDR/24" dev "$VETH_HOST"
     ip link set "$VETH_HOST" up
     in_ns ip link set lo up
-    in_ns ip addr show dev "$VETH_NS" | grep -q "inet $NS_ADDR/" || in_ns ip addr add "$NS_ADDR/24" dev "$VETH_NS"
+    has "$(in_ns ip -4 addr show dev "$VETH_NS")" "inet $NS_ADDR/" || in_ns ip addr add "$NS_ADDR/24" dev "$VETH_NS"
     in_ns ip link set "$VETH_NS" up
     # the hosts line, with a marker so that down removes exactly it
     if ! grep -qF "$HOSTS_MARKER" /etc/hosts; then
@@ -178,7 +182,7 @@ settings() {
     qmgr 'set server query_other_jobs = True'
     qmgr 'set sched scheduler_iteration = 2'
     qmgr 'set server scheduling = True'
-    "$PBS_EXEC/bin/qmgr" -c "list queue $BUILD_QUEUE" >/dev/null 2>&1 \
+    in_ns "$PBS_EXEC/bin/qmgr" -c "list queue $BUILD_QUEUE" >/dev/null 2>&1 \
         || qmgr "create queue $BUILD_QUEUE queue_type = execution"
     qmgr "set queue $BUILD_QUEUE enabled = True"
     qmgr "set queue $BUILD_QUEUE started = True"
@@ -187,15 +191,15 @@ settings() {
     # throttled by the one node's core count but by nixmod's own limit.
     local i
     for i in $(seq 30); do
-        "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" >/dev/null 2>&1 && break
+        in_ns "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" >/dev/null 2>&1 && break
         sleep 2
     done
     qmgr "set node $PBS_HOSTNAME resources_available.ncpus = 16"
     for i in $(seq 30); do
-        "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" 2>/dev/null | grep -q 'state = free' && return
+        has "$(in_ns "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" 2>/dev/null)" 'state = free' && return
         sleep 2
     done
-    die "node $PBS_HOSTNAME is not free: $("$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" 2>&1 | grep state | tr -s ' ')"
+    die "node $PBS_HOSTNAME is not free: $(in_ns "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" 2>&1 | grep state | tr -s ' ')"
 }
 
 up() {
@@ -209,12 +213,12 @@ up() {
 }
 
 down() {
-    if ip netns list | grep -qw "^$NETNS" && [ -x "$PBS_EXEC/libexec/pbs_init.d" ]; then
+    if netns_exists && [ -x "$PBS_EXEC/libexec/pbs_init.d" ]; then
         say "stopping PBS"
         in_ns "$PBS_EXEC/libexec/pbs_init.d" stop >/var/tmp/nixmod-pbs-stop.log 2>&1 \
             || say "pbs_init.d stop said: $(tail -n 2 /var/tmp/nixmod-pbs-stop.log | tr '\n' ' ')"
     fi
-    if ip netns list | grep -qw "^$NETNS"; then
+    if netns_exists; then
         # anything still running in the namespace is ours (PBS daemons, postgres)
         local pids
         pids="$(ip netns pids "$NETNS" 2>/dev/null || true)"
