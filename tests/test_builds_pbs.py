@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from builds_helpers import counter_lines, new_counter, records, status, wait_for_state
-from conftest import REPO, UserSession
+from conftest import NIXMOD, REPO, UserSession
 
 PBS_BIN = Path("/opt/pbs/bin")
 QUEUE = "nixbuild"
@@ -233,26 +233,32 @@ def test_retry_after_a_refused_qsub(alice, test_channels):
     assert len(counter_lines(counter)) == 1
 
 
-def test_a_look_alike_job_that_is_held_is_not_joined(alice, bob, test_channels):
-    """bob queues a held job that names alice's drv: alice builds it herself, not waiting on it."""
+def test_look_alike_jobs_that_cannot_build_are_not_joined(alice, bob, test_channels):
+    """bob queues two jobs that name alice's drv: one exactly like nixmod's job step but held,
+    one not held but running something else. alice builds it herself, waiting on neither."""
     nonce, counter = new_counter()
     for user in (alice, bob):
         setup_pbs(user, test_channels, nonce=nonce, counter=counter, sleep=1)
     drv = bob.run("nix-instantiate", str(test_channels / "builds.nix"), "-A", "pkg11",
                   check=True).stdout.strip()
     drv_hash = Path(drv).name.split("-")[0]
-    held = bob.run(str(PBS_BIN / "qsub"), "-h", "-N", "nixmod-build", "-q", QUEUE,
-                   "-v", f"NIXMOD_DRVS=nixmod:{drv_hash}", "--", "/bin/sleep", "600",
-                   check=True).stdout.strip()
+    job_code = alice.run(f"{NIXMOD.parent}/python", "-I", "-c",
+                         "from nixmod.builds.pbs import JOB_CODE; print(JOB_CODE)",
+                         check=True).stdout.strip()
+    common = [str(PBS_BIN / "qsub"), "-N", "nixmod-build", "-q", QUEUE, "-o", "/dev/null",
+              "-v", f"NIXMOD_DRVS=nixmod:{drv_hash}"]
+    held = bob.run(*common, "-h", "--", f"{NIXMOD.parent}/python", "-I", "-c", job_code,
+                   str(bob.home / "manifest.json"), check=True).stdout.strip()
+    other = bob.run(*common, "--", "/bin/sleep", "300", check=True).stdout.strip()
     try:
         proc = alice.nixmod("build", "pkg11", "--wait", "--json", timeout=240)
         assert proc.returncode == 0, proc.stderr
         record = records(proc)[0]
-        assert record["joined"] is False and record["job"] != held
+        assert record["joined"] is False and record["job"] not in (held, other)
         assert record["state"] == "built"
         assert len(counter_lines(counter)) == 1
     finally:
-        bob.run(str(PBS_BIN / "qdel"), held)
+        bob.run(str(PBS_BIN / "qdel"), held, other)
 
 
 def test_a_stack_on_pbs_is_one_submission(alice, test_channels):
@@ -339,3 +345,55 @@ def test_doctor_checks_the_pbs_server_and_queue(alice, test_channels):
     assert proc.returncode != 0
     line = next(line for line in proc.stdout.splitlines() if " pbs:" in line)
     assert line.startswith("[FAIL]") and "no-such-queue" in line and "[build.pbs] queue" in line
+
+
+TUI_SCRIPT = r'''
+import asyncio, json
+from nixmod.config import load_config
+from nixmod.tui.app import NixmodApp
+from nixmod.tui.selection import PlanScreen
+
+
+async def main() -> None:
+    app = NixmodApp(load_config(), refresh_seconds=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        async def until(condition, timeout=150):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not condition():
+                if loop.time() > deadline:
+                    raise SystemExit(f"timed out: {[(r.name, r.state, r.job) for r in app.records]}")
+                await pilot.pause(0.2)
+
+        async def press(*keys):
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+        await until(lambda: app.catalog is not None or app.catalog_error)
+        await press("slash", "ctrl+a", "ctrl+k", *"slowpkg")
+        await press("enter", "enter", "space", "s")
+        await until(lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
+        await press("enter")
+        await until(lambda: any(r.name == "slowpkg" and r.state == "built" for r in app.records))
+        await pilot.pause(1)
+        record = [r for r in app.records if r.name == "slowpkg"][-1]
+        screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        print(json.dumps({"job": record.job, "backend": record.backend, "screen": screen}))
+
+asyncio.run(main())
+'''
+
+
+def test_the_tui_builds_screen_follows_a_pbs_build(alice, test_channels):
+    """A real user submits from the TUI; the Builds screen shows the PBS job id and `built`."""
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=2)
+    proc = alice.run(f"{NIXMOD.parent}/python", "-I", "-c", TUI_SCRIPT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shown = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert shown["backend"] == "pbs" and shown["job"].split(".")[0].isdigit()
+    assert shown["job"] in shown["screen"] and "built" in shown["screen"]
+    assert counter_lines(counter) == [f"slowpkg 3.1 {nonce}"]

@@ -136,9 +136,15 @@ def plan(config: Config, versions: Sequence[PackageVersion],
 def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
              exclude_ids: Iterable[int] = (), config: Config | None = None
              ) -> Callable[[str, dict[str, str]], tuple[str, InFlight | None]]:
-    """A function drv -> (action, in-flight job), from one look at the store and the queues."""
-    valid = nix.valid_paths(list(paths))
+    """A function drv -> (action, in-flight job), from one look at the store and the queues.
+
+    The queues first, the store second: a job that ends between the two
+    looks has made its outputs valid by the second (reuse), whereas the
+    other order would miss it in both (valid too late, gone from the queue)
+    and build it again.
+    """
     flights = _in_flight(store, set(drvs), set(exclude_ids), config)
+    valid = nix.valid_paths(list(paths))
 
     def decide(drv: str, outputs: dict[str, str]) -> tuple[str, InFlight | None]:
         if outputs and all(p in valid for p in outputs.values()):

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -433,8 +434,11 @@ def _explain(job: Job | None) -> tuple[str, str]:
         return ("failed", "the job ran out of memory ([build.pbs].mem)")
     if status == EXIT_CPUT:
         return ("failed", "the job reached its cpu time limit")
-    if status >= EXIT_SIGNALLED:
-        return CANCELLED
+    if status == EXIT_SIGNALLED + signal.SIGTERM:
+        return CANCELLED          # what qdel sends a running job first
+    if status > EXIT_SIGNALLED:
+        return ("failed", f"the job was killed by signal {status - EXIT_SIGNALLED} "
+                          "(qdel -W force, out of memory, or the node)")
     if status < 0:
         return ("failed", f"PBS could not run the job (Exit_status {status}: see tracejob "
                           f"{job.id})")
