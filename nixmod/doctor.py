@@ -163,6 +163,11 @@ def check_pbs(config: Config) -> list[Check]:
                       required)]
     checks = [Check("pbs", OK, f"qsub/qstat found; server answers; queue {queue!r} enabled and "
                     "started", required=required)]
+    if str(server.get("job_history_enable", "False")) != "True":
+        checks.append(Check("pbs history", WARN, "job history is off (job_history_enable): a "
+                            "build that ended is no longer in qstat -x, so how it ended is "
+                            "known only from its own exit record",
+                            "ask the admins: qmgr -c 'set server job_history_enable = True'"))
     if str(server.get("query_other_jobs", "False")) != "True":
         checks.append(Check("pbs joining", WARN, "the server hides other users' jobs "
                             "(query_other_jobs is not True): builds cannot be joined across users",

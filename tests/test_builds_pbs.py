@@ -339,7 +339,8 @@ def test_doctor_checks_the_pbs_server_and_queue(alice, test_channels):
     proc = alice.nixmod("doctor", "--json")
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
     assert checks["pbs"]["status"] == "ok" and checks["pbs"]["required"] is True
-    assert "nixbuild" in checks["pbs"]["detail"] and "pbs joining" not in checks
+    assert "nixbuild" in checks["pbs"]["detail"]
+    assert "pbs joining" not in checks and "pbs history" not in checks
     setup_pbs(alice, test_channels, nonce=nonce, counter=counter, queue="no-such-queue")
     proc = alice.nixmod("doctor")
     assert proc.returncode != 0

@@ -379,7 +379,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
         depend_on = sorted({job.array_parent for job in
                             _nixmod_jobs(config.build.pbs.queue, current_user()).values()})
         proc = _run(_qsub_args(config, store, records, manifest, depend_on))
-        # a job we depend on may end between qselect and qsub: look again once
+        # a job we depend on may end between the listing and qsub: look again once
         if proc.returncode == 0 or attempt or not re.search(
                 r"depend|Unknown Job Id|finished", proc.stderr, re.I):
             break

@@ -30,6 +30,7 @@ VETH_NS=pbsveth1
 HOST_ADDR=10.231.0.1
 NS_ADDR=10.231.0.2
 PBS_HOSTNAME=pbshost
+CONF_MARKER="# nixmod-pbs-rig: written by tests/cluster/pbs.sh"
 HOSTS_MARKER="# nixmod-pbs-rig (tests/cluster/pbs.sh; removed by 'pbs.sh down')"
 BUILD_QUEUE=nixbuild
 STAMP="$PBS_EXEC/.nixmod-tarball-sha256"
@@ -91,6 +92,9 @@ build_pbs() {
     if [ -x "$PBS_EXEC/bin/qsub" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$sum" ]; then
         return
     fi
+    if [ -e "$PBS_EXEC/bin/qsub" ] && [ ! -e "$STAMP" ]; then
+        die "$PBS_EXEC holds a PBS this script did not build (no $STAMP); refusing to overwrite it"
+    fi
     say "building OpenPBS from $(basename "$tarball") into $PBS_EXEC (a few minutes; log $BUILD_LOG)"
     src="$(mktemp -d /var/tmp/nixmod-pbs-src.XXXXXX)"
     tar -xzf "$tarball" -C "$src" --strip-components=1 || die "cannot unpack $tarball"
@@ -131,7 +135,12 @@ netns_up() {
 configure_pbs() {
     local conf
     conf="$(mktemp /etc/pbs.conf.XXXXXX)"
+    if [ -e "$PBS_CONF" ] && ! grep -qF "$CONF_MARKER" "$PBS_CONF"; then
+        rm -f "$conf"
+        die "$PBS_CONF was not written by this script (no marker line); refusing to overwrite it"
+    fi
     cat >"$conf" <<EOF
+$CONF_MARKER
 PBS_EXEC=$PBS_EXEC
 PBS_HOME=$PBS_HOME
 PBS_SERVER=$PBS_HOSTNAME
