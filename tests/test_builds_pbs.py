@@ -159,8 +159,9 @@ def test_the_limit_holds_across_two_commands(alice, test_channels):
     second = records(alice.nixmod("build", "pkg7", "--json", check=True))[0]
     assert first["job"] != second["job"]
     # PBS holds the second until the first has ended
-    assert qstat(second["job"])[second["job"]]["depend"].startswith(
-        f"afterany:{first['job']}")
+    job = qstat("-x", second["job"]).get(second["job"], {})
+    after = re.findall(r"afterany:([^,]+)", job.get("depend", ""))
+    assert after and first["job"] in [i.split("@")[0] for i in after[0].split(":")], job
     both = [wait_for_state(alice, r["id"], {"built", "failed", "cancelled"}, timeout=180)
             for r in (first, second)]
     assert [r["state"] for r in both] == ["built", "built"]
