@@ -167,7 +167,7 @@ def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int],
         for drv_hash, (job, owner) in slurm.queued_drv_hashes().items():
             if drv_hash in by_hash:
                 found.setdefault(by_hash[drv_hash], InFlight(job, owner, "slurm"))
-    if by_hash and config is not None and config.build.backend == "pbs":
+    if by_hash and config is not None:
         for drv_hash, (job, owner) in pbs.queued_drv_hashes(config).items():
             if drv_hash in by_hash:
                 found.setdefault(by_hash[drv_hash], InFlight(job, owner, "pbs"))

@@ -45,6 +45,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nixmod import nix
 from nixmod.builds.state import BuildRecord, BuildStore
@@ -141,7 +142,8 @@ class Job:
     """The attributes of one PBS job (or subjob) that nixmod reads, from ``qstat -f -F json``."""
 
     id: str
-    attrs: dict
+    #: the job's attributes exactly as qstat's JSON has them (strings, numbers, nested dicts)
+    attrs: dict[str, Any]
 
     @property
     def state(self) -> str:
@@ -156,7 +158,7 @@ class Job:
         return str(self.attrs.get("queue", ""))
 
     @property
-    def variables(self) -> dict:
+    def variables(self) -> dict[str, Any]:
         value = self.attrs.get("Variable_List")
         return value if isinstance(value, dict) else {}
 
@@ -276,9 +278,10 @@ def queued_drv_hashes(config: Config) -> dict[str, tuple[str, str]]:
     """drv hash -> (job id, owner) for every user's joinable nixmod build in the build queue.
 
     The job id is the subjob (``123[4].server``) for an array, the job for a
-    plain one. Without PBS there is nothing to join.
+    plain one. Only a user of the pbs backend looks (the build queue to trust
+    is in their ``[build.pbs]``); without PBS there is nothing to join.
     """
-    if tool_path("qstat") is None:
+    if config.build.backend != NAME or tool_path("qstat") is None:
         return {}
     try:
         jobs = _nixmod_jobs(config.build.pbs.queue)
