@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("build", cmd_build, "build SPEC... (NAME, NAME@VERSION, CHANNEL:NAME)")
     p.add_argument("specs", nargs="*", metavar="SPEC")
     p.add_argument("--wait", action="store_true", help="wait until every build ends")
-    p.add_argument("--backend", choices=["local", "slurm"])
+    p.add_argument("--backend", choices=["local", "slurm", "pbs"])
     p.add_argument("--retry", action="store_true",
                    help="resubmit pending/failed/cancelled builds (all, or those named)")
     p.add_argument("--lock", metavar="FILE",

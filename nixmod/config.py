@@ -65,11 +65,24 @@ class SlurmConfig:
 
 
 @dataclass
+class PbsConfig:
+    """``[build.pbs]``: the qsub options of the PBS backend (OpenPBS / PBS Pro)."""
+
+    queue: str = "nixbuild"
+    account: str = ""
+    walltime: str = "04:00:00"
+    ncpus: int = 2
+    mem: str = "4gb"
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
 class BuildConfig:
     backend: str = "local"
     max_concurrent: int = 2
     state_dir: Path = Path("~/.local/state/nixmod")
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    pbs: PbsConfig = field(default_factory=PbsConfig)
 
 
 @dataclass
@@ -138,6 +151,14 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "mem": (str, False),
         "extra_args": (list, False),
     },
+    "build.pbs": {
+        "queue": (str, False),
+        "account": (str, False),
+        "walltime": (str, False),
+        "ncpus": (int, False),
+        "mem": (str, False),
+        "extra_args": (list, False),
+    },
     "modules": {"root": (str, True), "prefix": (str, False)},
     "shims": {
         "mode": (str, False),
@@ -149,7 +170,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
 _CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
                                    "listing": str}
 _LIST_SUFFIXES = (".json", ".json.gz")
-_BACKENDS = ("local", "slurm")
+_BACKENDS = ("local", "slurm", "pbs")
 _SHIM_MODES = ("auto", "direct", "bwrap", "proot")
 
 
@@ -247,11 +268,11 @@ def _merge_layer(layer: _Layer, merged: dict[str, Any]) -> None:
         if not isinstance(value, dict):
             raise layer.fail(top, None, f"'{top}' must be a table ([{top}])")
         for key, item in value.items():
-            if top == "build" and key == "slurm":
+            if top == "build" and key in ("slurm", "pbs"):
                 if not isinstance(item, dict):
-                    raise layer.fail("slurm", "build", "'build.slurm' must be a table")
+                    raise layer.fail(key, "build", f"'build.{key}' must be a table")
                 for skey, sitem in item.items():
-                    _merge_key(layer, merged, "build.slurm", skey, sitem)
+                    _merge_key(layer, merged, f"build.{key}", skey, sitem)
                 continue
             _merge_key(layer, merged, top, key, item)
 
@@ -274,6 +295,12 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         if taken:
             raise layer.fail(key, table, f"'build.slurm.extra_args' may not set {taken}: nixmod "
                              "sets it itself to find, throttle and follow its builds")
+    if table == "build.pbs" and key == "extra_args":
+        from nixmod.builds.pbs import reserved_qsub_option
+
+        problem = reserved_qsub_option(value)
+        if problem:
+            raise layer.fail(key, table, f"'build.pbs.extra_args' {problem}")
     if table == "modules" and key == "prefix" and not _is_path_component(value):
         raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
     if table == "catalog" and key == "site_dir" and not expand_path(value).is_absolute():
@@ -396,6 +423,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
 
     config = Config(sources=sources)
     for table, target in (("build", config.build), ("build.slurm", config.build.slurm),
+                          ("build.pbs", config.build.pbs),
                           ("modules", config.modules), ("shims", config.shims),
                           ("catalog", config.catalog)):
         for key, (value, _layer) in merged.get(table, {}).items():

@@ -9,6 +9,7 @@ local backend is not blocked by SLURM being down).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -112,6 +113,66 @@ def check_slurm(config: Config) -> list[Check]:
                       "ask the admins to bring it up (scontrol update PartitionName=... State=UP)", required)]
     return [Check("slurm", OK, f"sbatch/squeue/sinfo found; partition {partition!r} up, nodes {state}",
                   required=required)]
+
+
+def check_pbs(config: Config) -> list[Check]:
+    """qsub/qstat present, the server answers (``qstat -B``), the build queue can take jobs.
+
+    Only when the backend is pbs: a SLURM site with PBS's tools lying
+    around (or a PBS server that is down) is not this user's problem.
+    """
+    from nixmod.builds import pbs
+
+    required = config.build.backend == "pbs"
+    if not required:
+        return []
+    missing = [t for t in ("qsub", "qstat", "qselect", "qdel") if pbs.tool_path(t) is None]
+    if missing:
+        return [Check("pbs", FAIL, f"{', '.join(missing)} not found on PATH or in PBS_EXEC/bin "
+                      "(/etc/pbs.conf)", "install the PBS client tools or load the site's pbs "
+                      "module", required)]
+    qstat = pbs.tool_path("qstat") or "qstat"
+    proc = _run([qstat, "-B", "-f", "-F", "json"])
+    if proc is None or proc.returncode != 0:
+        why = _first_line(proc.stderr) if proc else "qstat -B did not answer"
+        return [Check("pbs", FAIL, f"the PBS server does not answer: {why}",
+                      "ask the admins whether pbs_server is up (qstat -B); builds cannot be "
+                      "submitted", required)]
+    queue = config.build.pbs.queue
+    server: dict = {}
+    try:
+        server = next(iter(json.loads(proc.stdout, strict=False).get("Server", {}).values()), {})
+    except (ValueError, AttributeError):
+        pass
+    queues = _run([qstat, "-Q", "-f", "-F", "json", queue])
+    attrs: dict = {}
+    if queues is not None and queues.returncode == 0:
+        try:
+            attrs = json.loads(queues.stdout, strict=False).get("Queue", {}).get(queue, {})
+        except (ValueError, AttributeError):
+            attrs = {}
+    if not attrs:
+        return [Check("pbs", FAIL, f"queue {queue!r} does not exist on the PBS server",
+                      "set [build.pbs] queue to the site's build queue (qstat -Q lists them)",
+                      required)]
+    if attrs.get("queue_type", "").lower() != "execution" or attrs.get("enabled") != "True" \
+            or attrs.get("started") != "True":
+        return [Check("pbs", FAIL, f"queue {queue!r} is {attrs.get('queue_type', '?')}, enabled="
+                      f"{attrs.get('enabled', '?')}, started={attrs.get('started', '?')}",
+                      f"ask the admins: qmgr -c 'set queue {queue} enabled=True, started=True'",
+                      required)]
+    checks = [Check("pbs", OK, f"qsub/qstat found; server answers; queue {queue!r} enabled and "
+                    "started", required=required)]
+    if str(server.get("job_history_enable", "False")) != "True":
+        checks.append(Check("pbs history", WARN, "job history is off (job_history_enable): a "
+                            "build that ended is no longer in qstat -x, so how it ended is "
+                            "known only from its own exit record",
+                            "ask the admins: qmgr -c 'set server job_history_enable = True'"))
+    if str(server.get("query_other_jobs", "False")) != "True":
+        checks.append(Check("pbs joining", WARN, "the server hides other users' jobs "
+                            "(query_other_jobs is not True): builds cannot be joined across users",
+                            "ask the admins: qmgr -c 'set server query_other_jobs = True'"))
+    return checks
 
 
 def check_lmod() -> Check:
@@ -259,6 +320,7 @@ def run_checks(config: Config) -> list[Check]:
                     + f"; backend: {config.build.backend}")]
     checks += check_nix()
     checks += check_slurm(config)
+    checks += check_pbs(config)
     checks.append(check_lmod())
     checks += check_shims(config)
     checks += check_paths(config)

@@ -614,7 +614,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             item.action = "join" if record.joined else "reuse" if record.state == "reused" \
                 else item.action
             followed.append(item)
-        arrays = sorted({r.job.split("_")[0] for r in records if r.job and not r.joined})
+        arrays = sorted({builds.submission_of(r) for r in records if r.job and not r.joined})
     elif progress:
         progress(f"stack {stack.name}: nothing to submit")
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from nixmod import nix
-from nixmod.builds import local, slurm
+from nixmod.builds import local, pbs, slurm
 from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
                                  BuildRecord, BuildStore)
 from nixmod.catalog import PackageVersion
@@ -50,7 +50,7 @@ __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "re
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
 Progress = Callable[[str], None]
-BACKENDS = {"local": local, "slurm": slurm}
+BACKENDS = {"local": local, "slurm": slurm, "pbs": pbs}
 #: how many lines of a failed build's log go into the record's ``error``
 ERROR_TAIL_LINES = 8
 
@@ -170,7 +170,8 @@ def plan(config: Config, versions: Sequence[PackageVersion],
     store = open_store(config)
     try:
         decide = _decider(store, [inst.drv for _v, inst in instantiated],
-                          [p for _v, inst in instantiated for p in inst.outputs.values()])
+                          [p for _v, inst in instantiated for p in inst.outputs.values()],
+                          config=config)
         plans = []
         for version, inst in instantiated:
             action, flight = decide(inst.drv, inst.outputs)
@@ -183,11 +184,17 @@ def plan(config: Config, versions: Sequence[PackageVersion],
 
 
 def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
-             exclude_ids: Iterable[int] = ()
+             exclude_ids: Iterable[int] = (), config: Config | None = None
              ) -> Callable[[str, dict[str, str]], tuple[str, InFlight | None]]:
-    """A function drv -> (action, in-flight job), from one look at the store and the queues."""
+    """A function drv -> (action, in-flight job), from one look at the store and the queues.
+
+    The queues first, the store second: a job that ends between the two
+    looks has made its outputs valid by the second (reuse), whereas the
+    other order would miss it in both (valid too late, gone from the queue)
+    and build it again.
+    """
+    flights = _in_flight(store, set(drvs), set(exclude_ids), config)
     valid = nix.valid_paths(list(paths))
-    flights = _in_flight(store, set(drvs), set(exclude_ids))
 
     def decide(drv: str, outputs: dict[str, str]) -> tuple[str, InFlight | None]:
         if outputs and all(p in valid for p in outputs.values()):
@@ -198,7 +205,8 @@ def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
     return decide
 
 
-def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int]) -> dict[str, InFlight]:
+def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int],
+               config: Config | None = None) -> dict[str, InFlight]:
     """drv -> a job building it now: this user's own records, then every user's SLURM jobs."""
     found: dict[str, InFlight] = {}
     for record in store.select(states=IN_FLIGHT_STATES):
@@ -209,6 +217,10 @@ def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int]) -> dict
         for drv_hash, (job, owner) in slurm.queued_drv_hashes().items():
             if drv_hash in by_hash:
                 found.setdefault(by_hash[drv_hash], InFlight(job, owner, "slurm"))
+    if by_hash and config is not None:
+        for drv_hash, (job, owner) in pbs.queued_drv_hashes(config).items():
+            if drv_hash in by_hash:
+                found.setdefault(by_hash[drv_hash], InFlight(job, owner, "pbs"))
     return found
 
 
@@ -275,7 +287,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     """Reuse what is valid, join what is in flight, submit the rest to ``backend`` at once."""
     decide = _decider(store, [r.drv for r in records],
                       [p for r in records for p in r.outputs.values()],
-                      exclude_ids=[r.id for r in records])
+                      exclude_ids=[r.id for r in records], config=config)
     to_build: list[BuildRecord] = []
     first_of_drv: dict[str, BuildRecord] = {}
     duplicates: list[BuildRecord] = []
@@ -312,6 +324,17 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     for record in duplicates:
         owner = first_of_drv[record.drv]
         store.update(record, state="queued", job=owner.job, joined=True, backend=owner.backend)
+
+
+def submission_of(record: BuildRecord) -> str:
+    """The scheduler submission a record's job is part of (a SLURM array, a PBS job).
+
+    ``ARRAY_TASK`` -> ``ARRAY`` for SLURM; a backend whose ids look otherwise
+    says so with its own ``submission_of``.
+    """
+    job = record.job or ""
+    own = getattr(BACKENDS.get(record.backend), "submission_of", None)
+    return own(job) if own else job.split("_")[0]
 
 
 def _write_manifest(config: Config, store: BuildStore, records: list[BuildRecord],

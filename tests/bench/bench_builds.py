@@ -1,18 +1,21 @@
-"""Benchmark: 20 distinct packages from one user, the same 20 from a second user, on SLURM.
+"""Benchmark: 20 distinct packages from one user, the same 20 from a second user,
+on SLURM and on PBS, side by side.
 
-Run as root on the rig (tests/cluster/up.sh): ``/opt/nixmod/venv/bin/python
-tests/bench/bench_builds.py``. Both users run the installed nixmod in a
-process of their own; the script prints sbatch calls, jobs created, builder
-runs (must equal the distinct drvs), the most jobs seen running at once vs
-the limit, and the login-node overhead per request (plan's evaluation
-excluded: ``submit`` only, i.e. SQLite rows, one validity check, one squeue,
-one sbatch).
+Run as root on the rig (tests/cluster/up.sh, and tests/cluster/pbs.sh up for
+PBS): ``/opt/nixmod/venv/bin/python tests/bench/bench_builds.py [slurm] [pbs]``
+(both by default). Both users run the installed nixmod in a process of their
+own; the script prints scheduler submissions (sbatch / qsub calls), jobs
+created, builder runs (must equal the distinct drvs), the most jobs seen
+running at once vs the limit, and the login-node overhead per request
+(plan's evaluation excluded: ``submit`` only, i.e. SQLite rows, one validity
+check, one queue listing, one submission).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
 SCRATCH = Path("/tmp/nixmod-tests")
+USERS = tuple(os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(","))[:2]
+QSTAT = "/opt/pbs/bin/qstat"
 COUNT, LIMIT = 20, 2
 
 SNIPPET = r'''
@@ -54,7 +59,22 @@ def run_as(user: str, home: Path, env: dict[str, str], *argv: str) -> str:
     return proc.stdout
 
 
-def main() -> None:
+def running_now(backend: str, submissions: set[str]) -> tuple[int, int]:
+    """(running, still in the queue) jobs of ``submissions``, from one scheduler call."""
+    if backend == "slurm":
+        lines = subprocess.run(["squeue", "-h", "-r", "-n", "nixmod-build", "-o", "%F %T"],
+                               capture_output=True, text=True).stdout.splitlines()
+        ours = [line.split()[1] for line in lines if line.split()[0] in submissions]
+        return ours.count("RUNNING"), len(ours)
+    out = subprocess.run([QSTAT, "-f", "-F", "json", "-t", *sorted(submissions)],
+                         capture_output=True, text=True).stdout
+    jobs = json.loads(out, strict=False).get("Jobs", {}) if out.strip() else {}
+    states = [j["job_state"] for jid, j in jobs.items() if "[]" not in jid]
+    live = [s for s in states if s not in ("F", "X")]
+    return live.count("R"), len(live)
+
+
+def bench(backend: str) -> dict:
     nonce = uuid.uuid4().hex[:12]
     SCRATCH.mkdir(exist_ok=True)
     channels = SCRATCH / f"bench-channels-{nonce}"
@@ -66,8 +86,10 @@ def main() -> None:
     counter.chmod(0o666)
     env = {"NIXMOD_TEST_NONCE": nonce, "NIXMOD_TEST_COUNTER": str(counter),
            "NIXMOD_TEST_SLEEP": "1"}
+    options = {"slurm": '[build.slurm]\ncpus_per_task = 1\nmem = "100M"\n',
+               "pbs": '[build.pbs]\nncpus = 1\nmem = "200mb"\n'}[backend]
     homes = {}
-    for user in ("nmalice", "nmbob"):
+    for user in USERS:
         home = SCRATCH / f"bench-{user}-{nonce}"
         (home / ".config/nixmod").mkdir(parents=True)
         (home / ".config/nixmod/config.toml").write_text(f"""
@@ -75,53 +97,66 @@ def main() -> None:
 name = "bench"
 path = "{channels / 'builds.nix'}"
 [build]
-backend = "slurm"
+backend = "{backend}"
 max_concurrent = {LIMIT}
-[build.slurm]
-cpus_per_task = 1
-mem = "100M"
-""")
+{options}""")
         shutil.chown(home, user, user)
         for path in home.rglob("*"):
             shutil.chown(path, user, user)
         homes[user] = home
 
     results = {}
-    for user in ("nmalice", "nmbob"):
+    for user in USERS:
         out = run_as(user, homes[user], env, str(VENV / "bin/python"), "-c", SNIPPET, str(COUNT))
         results[user] = json.loads(out)
     records = [r for res in results.values() for r in res["records"]]
     own = [r for r in records if r["job"] and not r["joined"]]
-    arrays = {r["job"].split("_")[0] for r in own}
+    if backend == "slurm":
+        submissions = {r["job"].split("_")[0] for r in own}
+    else:
+        submissions = {re.sub(r"\[\d+\]", "[]", r["job"]) for r in own}
 
     most, started = 0, time.monotonic()
     while time.monotonic() - started < 600:
-        lines = subprocess.run(["squeue", "-h", "-r", "-n", "nixmod-build", "-o", "%F %T"],
-                               capture_output=True, text=True).stdout.splitlines()
-        ours = [line.split()[1] for line in lines if line.split()[0] in arrays]
-        most = max(most, ours.count("RUNNING"))
-        if not ours:
+        running, queued = running_now(backend, submissions)
+        most = max(most, running)
+        if not queued:
             break
         time.sleep(0.2)
     wall = time.monotonic() - started
-    states = {}
-    for user in ("nmalice", "nmbob"):
+    states: dict[str, int] = {}
+    for user in USERS:
         status = json.loads(run_as(user, homes[user], env, str(VENV / "bin/nixmod"), "status",
                                    "--json"))
         for record in status:
             states[record["state"]] = states.get(record["state"], 0) + 1
     runs = len([l for l in counter.read_text().splitlines() if l.strip()])
+    return {
+        "submissions (sbatch / qsub calls)": len(submissions),
+        "jobs created (array tasks / subjobs)": len(own),
+        "joined instead of submitted": sum(r["joined"] for r in records),
+        f"builder runs (distinct drvs: {COUNT})": runs,
+        f"most jobs running at once (limit {LIMIT})": most,
+        "submit per request, ms (evaluation excluded)": " / ".join(
+            f"{1000 * res['submit_s'] / COUNT:.1f}" for res in results.values()),
+        "evaluation, s": " / ".join(f"{res['eval_s']:.2f}" for res in results.values()),
+        "queue drained, s": f"{wall:.1f}",
+        "final states": ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
+    }
 
-    print(f"requests: {COUNT} distinct (nmalice) + {COUNT} duplicates (nmbob)")
-    print(f"sbatch calls: {len(arrays)}")
-    print(f"jobs created (array tasks): {len(own)}")
-    print(f"joined instead of submitted: {sum(r['joined'] for r in records)}")
-    print(f"builder runs: {runs} (distinct drvs: {COUNT})")
-    print(f"max concurrent jobs seen: {most} (limit {LIMIT})")
-    for user, res in results.items():
-        print(f"{user}: evaluation {res['eval_s']:.2f} s, submit {res['submit_s']:.3f} s "
-              f"= {1000 * res['submit_s'] / COUNT:.1f} ms per request (evaluation excluded)")
-    print(f"queue drained in {wall:.1f} s; final states: {states}")
+
+def main() -> None:
+    backends = sys.argv[1:] or ["slurm", "pbs"]
+    unknown = set(backends) - {"slurm", "pbs"}
+    if unknown:
+        sys.exit(f"unknown backend {sorted(unknown)[0]!r}; give slurm and/or pbs")
+    columns = {backend: bench(backend) for backend in backends}
+    print(f"requests: {COUNT} distinct ({USERS[0]}) + {COUNT} duplicates ({USERS[1]}), "
+          f"limit {LIMIT}")
+    print("| figure | " + " | ".join(backends) + " |")
+    print("|---|" + "---|" * len(backends))
+    for figure in columns[backends[0]]:
+        print(f"| {figure} | " + " | ".join(str(columns[b][figure]) for b in backends) + " |")
 
 
 if __name__ == "__main__":

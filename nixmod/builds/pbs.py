@@ -1,0 +1,533 @@
+"""The PBS backend (OpenPBS / PBS Pro): one qsub per submission, throttled, findable by anyone.
+
+The same contract as ``slurm.py``, in PBS's words:
+
+* **One batch, one qsub.** N packages are one job array
+  ``-J 0-(N-1)%max_concurrent`` (PBS runs at most ``max_concurrent`` of its
+  subjobs at once); a single package is a plain job, because a PBS array
+  needs at least two subjobs.
+* **The limit holds across commands.** A new submission depends
+  (``-W depend=afterany:ID``) on the user's nixmod jobs still in the queue,
+  so two of a user's batches never run side by side.
+* **Joining across users.** The drv hashes, in subjob order, travel in the
+  job's ``Variable_List`` as ``NIXMOD_DRVS=nixmod:<hash>:<hash>...``. Every
+  user reads that attribute with ``qstat -f -F json`` (the server must have
+  ``query_other_jobs = True``, see README "PBS sites"). A job is only
+  joined when it can really build: it is in the configured build queue, it
+  is not held (a dependency hold on other such jobs of the same owner is the
+  throttle, and fine), and it runs nixmod's own job step, which PBS shows
+  as the job's ``executable`` / ``argument_list``: the job is submitted as
+  ``qsub ... -- PYTHON -I -c JOB_CODE MANIFEST``, not as a script PBS would
+  keep to itself.
+* **The environment stays private.** sbatch exports the submitter's
+  environment into the job; ``qsub -V`` would do the same but publishes it
+  in ``Variable_List`` to everyone who may query jobs. The environment goes
+  instead into a 0600 file beside the manifest, which the job step reads.
+* **States.** ``qstat -x -f -F json`` (job history must be enabled) gives
+  queued / running / finished; how a job ended comes from the job step's
+  own exit record first, then from PBS's ``Exit_status`` (walltime,
+  ``qdel``, memory).
+
+The module's public surface is what ``builds/__init__.py`` calls on every
+backend: ``submit``, ``poll``, ``ended``, ``cancel``, ``current_job_id``,
+``stop_reason``, plus ``queued_drv_hashes`` for joining.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nixmod import nix
+from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.config import Config, current_user
+from nixmod.errors import OperationFailed, UserError
+from nixmod.files import atomic_write
+
+NAME = "pbs"
+JOB_NAME = "nixmod-build"
+#: the job attribute other users read to join: Variable_List's NIXMOD_DRVS
+DRVS_VAR = "NIXMOD_DRVS"
+DRVS_PREFIX = "nixmod:"
+#: what the job runs (``python -I -c JOB_CODE MANIFEST``); joiners check for exactly this
+JOB_CODE = "from nixmod.builds.pbs import job_main; raise SystemExit(job_main())"
+#: job_state letters: on the way to running / running / ended (F with history, X a subjob)
+QUEUED = {"Q", "H", "W", "T", "S", "U", "M"}
+RUNNING = {"R", "E", "B"}
+FINISHED = {"F", "X"}
+#: PBS Exit_status values that say why PBS ended a job (src/include/job.h)
+EXIT_WALLTIME, EXIT_MEM, EXIT_VMEM, EXIT_CPUT = -29, -27, -26, -28
+#: 256 + signal: PBS's Exit_status for a job killed by a signal (qdel sends SIGTERM, then SIGKILL)
+EXIT_SIGNALLED = 256
+TIMEOUT = ("failed", "the job reached its walltime ([build.pbs].walltime)")
+CANCELLED = ("cancelled", "the job was deleted (qdel)")
+VANISHED = ("failed", "job vanished without an exit record (node died or killed)")
+#: environment variables the job keeps from PBS rather than from the submitter
+_PBS_OWNED_ENV = ("TMPDIR", "ENVIRONMENT", "HOSTNAME")
+#: qsub's options (its getopt string, OpenPBS 23.06: src/cmds/qsub_sup.c): letter -> takes a value
+_QSUB_OPTIONS = {letter: value for letter, value in
+                 re.findall(r"([a-zA-Z])(:?)", "a:A:c:C:e:fhIj:J:k:l:m:M:N:o:p:q:r:R:S:u:v:VW:XzP:")}
+#: options the backend sets itself or that would break what it relies on, and why
+_RESERVED_QSUB = {
+    "N": "the job name (nixmod finds its jobs by it)",
+    "J": "the array (nixmod sets it from max_concurrent)",
+    "o": "the output path", "e": "the error path", "j": "the output join",
+    "k": "where output is kept", "v": "the job's variables (the drv hashes travel there)",
+    "V": "exporting the environment, which PBS would show to every user",
+    "q": "the queue (set [build.pbs] queue)", "A": "the account (set [build.pbs] account)",
+    "h": "a hold: a held build never runs",
+    "I": "an interactive job", "X": "X11 forwarding", "z": "quiet mode (nixmod reads the job id)",
+    "f": "foreground mode", "u": "the user list", "R": "the remove-files option",
+}
+#: -W attributes and -l resources the backend sets itself
+_RESERVED_W = {"depend", "block", "max_run_subjobs"}
+_RESERVED_L = {"walltime": "walltime", "select": "ncpus/mem", "ncpus": "ncpus", "mem": "mem"}
+
+
+# -- finding the tools ----------------------------------------------------------------
+
+def _pbs_exec() -> Path | None:
+    """PBS_EXEC from pbs.conf ($PBS_CONF_FILE or /etc/pbs.conf), where PBS's own tools look."""
+    conf = Path(os.environ.get("PBS_CONF_FILE") or "/etc/pbs.conf")
+    try:
+        text = conf.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.strip() == "PBS_EXEC" and value.strip():
+            return Path(value.strip())
+    return None
+
+
+def tool_path(name: str) -> str | None:
+    """``name`` on PATH, else in ``$PBS_EXEC/bin`` (a site may not put PBS on every PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    exec_dir = _pbs_exec()
+    candidate = exec_dir / "bin" / name if exec_dir else None
+    return str(candidate) if candidate and os.access(candidate, os.X_OK) else None
+
+
+def _tool(name: str) -> str:
+    path = tool_path(name)
+    if path is None:
+        raise UserError(f"'{name}' not found on PATH or in PBS_EXEC/bin of /etc/pbs.conf; the pbs "
+                        "backend needs the PBS client tools (or set [build] backend = \"local\")")
+    return path
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"{args[0]} did not answer within 120 s (is the PBS server up?)") from None
+
+
+# -- reading the queue -----------------------------------------------------------------
+
+@dataclass
+class Job:
+    """The attributes of one PBS job (or subjob) that nixmod reads, from ``qstat -f -F json``."""
+
+    id: str
+    #: the job's attributes exactly as qstat's JSON has them (strings, numbers, nested dicts)
+    attrs: dict[str, Any]
+
+    @property
+    def state(self) -> str:
+        return str(self.attrs.get("job_state", ""))
+
+    @property
+    def owner(self) -> str:
+        return str(self.attrs.get("Job_Owner", "")).split("@")[0]
+
+    @property
+    def queue(self) -> str:
+        return str(self.attrs.get("queue", ""))
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        value = self.attrs.get("Variable_List")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def exit_status(self) -> int | None:
+        value = self.attrs.get("Exit_status")
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def array_parent(self) -> str:
+        """``123[].server`` for ``123[4].server``; the id itself for a plain job."""
+        return submission_of(self.id)
+
+
+def _parse_jobs(text: str) -> dict[str, Job]:
+    data = json.loads(text, strict=False)
+    jobs = data.get("Jobs") or {}
+    if not isinstance(jobs, dict):
+        raise ValueError("'Jobs' is not an object")
+    return {job_id: Job(job_id, attrs) for job_id, attrs in jobs.items() if isinstance(attrs, dict)}
+
+
+def _qstat(operand: str, *, history: bool) -> dict[str, Job]:
+    """``qstat -f -F json -t [-x] OPERAND``: one job (an array with its subjobs), or a queue.
+
+    One operand per call: OpenPBS 23.06's ``-F json`` prints only the first
+    operand's jobs. A job PBS no longer knows is just missing from the answer.
+    """
+    proc = _run(["qstat", "-f", "-F", "json", "-t"] + (["-x"] if history else []) + [operand])
+    gone = re.search(r"Unknown Job Id|Job has finished|Unknown queue", proc.stderr)
+    if proc.returncode != 0 and not gone:
+        raise OperationFailed(f"qstat failed: {nix.last_lines(proc.stderr, 1)}")
+    try:
+        return _parse_jobs(proc.stdout) if proc.stdout.strip() else {}
+    except ValueError as exc:
+        raise OperationFailed(f"qstat printed JSON nixmod cannot read ({exc})") from None
+
+
+def _nixmod_jobs(queue: str, user: str | None = None) -> dict[str, Job]:
+    """Every nixmod build job (plain jobs and subjobs) waiting or running in ``queue``: one call.
+
+    A queue listing has no array parents, only their subjobs, which carry
+    the parent's Variable_List, executable and holds.
+    """
+    return {job_id: job for job_id, job in _qstat(queue, history=False).items()
+            if job.attrs.get("Job_Name") == JOB_NAME and job.state not in FINISHED
+            and (user is None or job.owner == user)}
+
+
+def _drv_hashes(job: Job) -> list[str]:
+    value = str(job.variables.get(DRVS_VAR, ""))
+    return value[len(DRVS_PREFIX):].split(":") if value.startswith(DRVS_PREFIX) else []
+
+
+def _index(job_id: str) -> int | None:
+    """4 for subjob ``123[4].server``; None for a plain job."""
+    match = re.search(r"\[(\d+)\]", job_id)
+    return int(match.group(1)) if match else None
+
+
+def _runs_job_step(job: Job) -> bool:
+    """Does PBS say this job runs nixmod's job step (``PYTHON -I -c JOB_CODE MANIFEST``)?"""
+    executable = re.fullmatch(r"<jsdl-hpcpa:Executable>(/[^<]*)</jsdl-hpcpa:Executable>",
+                              str(job.attrs.get("executable", "")))
+    arguments = re.findall(r"<jsdl-hpcpa:Argument>(.*?)</jsdl-hpcpa:Argument>",
+                           str(job.attrs.get("argument_list", "")), re.S)
+    return bool(executable) and len(arguments) == 4 and arguments[:3] == ["-I", "-c", JOB_CODE] \
+        and arguments[3].startswith("/")
+
+
+def _holds_only_for(job: Job, throttle: set[str]) -> bool:
+    """May a waiting job be joined? Not held, or held only by nixmod's throttle.
+
+    The throttle is ``afterany`` on the owner's earlier nixmod jobs, which
+    end by themselves. A user, operator or system hold of another kind, or
+    a dependency on anything else, could keep it waiting forever.
+    """
+    holds = str(job.attrs.get("Hold_Types", "n"))
+    after = [part for part in str(job.attrs.get("depend", "")).split(",")
+             if part.startswith("after")]
+    if holds == "n" and not after:
+        return job.state != "H"
+    if holds not in ("n", "s"):
+        return False
+    needed = []
+    for part in after:
+        kind, _, ids = part.partition(":")
+        if kind != "afterany":
+            return False
+        needed += [submission_of(i.split("@")[0]) for i in ids.split(":") if i]
+    return bool(needed) and all(i in throttle for i in needed)
+
+
+def _joinable(jobs: dict[str, Job]) -> dict[str, Job]:
+    """The jobs (of a build queue listing) that can really build: see the module docstring."""
+    candidates = {job_id: job for job_id, job in jobs.items()
+                  if job.state in QUEUED | RUNNING and _runs_job_step(job) and _drv_hashes(job)}
+    joinable: dict[str, Job] = {}
+    changed = True
+    while changed:   # a dependency on a joinable job of the same owner is fine: to a fixpoint
+        changed = False
+        for job_id, job in candidates.items():
+            if job_id in joinable:
+                continue
+            throttle = {submission_of(jid) for jid, other in joinable.items()
+                        if other.owner == job.owner}
+            if _holds_only_for(job, throttle):
+                joinable[job_id] = job
+                changed = True
+    return joinable
+
+
+def queued_drv_hashes(config: Config) -> dict[str, tuple[str, str]]:
+    """drv hash -> (job id, owner) for every user's joinable nixmod build in the build queue.
+
+    The job id is the subjob (``123[4].server``) for an array, the job for a
+    plain one. Only a user of the pbs backend looks (the build queue to trust
+    is in their ``[build.pbs]``); without PBS there is nothing to join.
+    """
+    if config.build.backend != NAME or tool_path("qstat") is None:
+        return {}
+    try:
+        jobs = _nixmod_jobs(config.build.pbs.queue)
+    except (OperationFailed, UserError):
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    for job_id, job in _joinable(jobs).items():
+        hashes = _drv_hashes(job)
+        index = _index(job_id)
+        if index is None and len(hashes) == 1:
+            found.setdefault(hashes[0], (job_id, job.owner))
+        elif index is not None and index < len(hashes):
+            found.setdefault(hashes[index], (job_id, job.owner))
+    return found
+
+
+# -- submitting -------------------------------------------------------------------------
+
+def reserved_qsub_option(args: list[str]) -> str | None:
+    """Why ``args`` (extra_args) may not go to qsub, or None when they may.
+
+    Walks them as qsub's getopt does: ``-Nname`` and ``-N name`` both set
+    the name, letters may be bundled (``-hz``), and a word that is not an
+    option would become the job's command.
+    """
+    words = iter(args)
+    for word in words:
+        if word == "--" or not word.startswith("-") or word == "-":
+            return (f"may hold only qsub options; {word!r} would become the job's command "
+                    "(nixmod sets the command itself)")
+        if word.startswith("--"):
+            return f"may not hold {word!r}: qsub has no long options but --version"
+        letters = word[1:]
+        while letters:
+            letter, letters = letters[0], letters[1:]
+            if letter not in _QSUB_OPTIONS:
+                return f"has {'-' + letter!r}, which is not a qsub option"
+            if letter in _RESERVED_QSUB:
+                return (f"may not set -{letter} ({_RESERVED_QSUB[letter]}): nixmod sets it or "
+                        "depends on it")
+            if not _QSUB_OPTIONS[letter]:
+                continue
+            value = letters or next(words, None)
+            letters = ""
+            if value is None:
+                return f"ends with -{letter}, which needs a value"
+            keys = {part.split("=", 1)[0].strip() for part in value.split(",")}
+            if letter == "W" and keys & _RESERVED_W:
+                return f"may not set -W {sorted(keys & _RESERVED_W)[0]}: nixmod sets it itself"
+            if letter == "l":
+                taken = sorted(keys & set(_RESERVED_L))
+                if taken:
+                    return (f"may not set -l {taken[0]}: set [build.pbs] "
+                            f"{_RESERVED_L[taken[0]]} instead")
+    return None
+
+
+def job_argv(manifest: Path) -> list[str]:
+    """The job's command: the running interpreter, isolated (-I: no cwd, no user site)."""
+    return [sys.executable, "-I", "-c", JOB_CODE, str(manifest)]
+
+
+def _env_file(manifest: Path) -> Path:
+    return manifest.with_suffix(".env.json")
+
+
+def _private_environment() -> dict[str, str]:
+    """The submitter's environment, as sbatch would export it, without PBS's own variables."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith("PBS_") and key not in _PBS_OWNED_ENV
+            and not key.startswith("BASH_FUNC_")}
+
+
+def _qsub_args(config: Config, store: BuildStore, records: list[BuildRecord], manifest: Path,
+               depend_on: list[str]) -> list[str]:
+    pbs = config.build.pbs
+    hashes = ":".join(nix.store_hash(r.drv) for r in records)
+    stem = manifest.stem
+    args = ["qsub", "-N", JOB_NAME, "-q", pbs.queue, "-l", f"walltime={pbs.walltime}",
+            "-l", f"select=1:ncpus={pbs.ncpus}:mem={pbs.mem}", "-j", "oe",
+            "-v", f"{DRVS_VAR}={DRVS_PREFIX}{hashes}"]
+    if len(records) > 1:
+        args += ["-J", f"0-{len(records) - 1}%{config.build.max_concurrent}",
+                 "-o", str(store.logs_dir / f"pbs-{stem}.^array_index^.out")]
+    else:
+        args += ["-o", str(store.logs_dir / f"pbs-{stem}.out")]
+    if pbs.account:
+        args += ["-A", pbs.account]
+    if depend_on:
+        args += ["-W", "depend=afterany:" + ":".join(depend_on)]
+    return args + list(pbs.extra_args) + ["--", *job_argv(manifest)]
+
+
+def submit(config: Config, store: BuildStore, records: list[BuildRecord], manifest: Path) -> None:
+    """One qsub for all ``records``, after this user's nixmod jobs still in the queue."""
+    atomic_write(_env_file(manifest), json.dumps(_private_environment()), mode=0o600)
+    for attempt in range(2):
+        depend_on = sorted({job.array_parent for job in
+                            _nixmod_jobs(config.build.pbs.queue, current_user()).values()})
+        proc = _run(_qsub_args(config, store, records, manifest, depend_on))
+        # a job we depend on may end between the listing and qsub: look again once
+        if proc.returncode == 0 or attempt or not re.search(
+                r"depend|Unknown Job Id|finished", proc.stderr, re.I):
+            break
+    if proc.returncode != 0:
+        raise OperationFailed(f"qsub failed: {nix.last_lines(proc.stderr, 1)}")
+    job = proc.stdout.strip().splitlines()[-1].strip() if proc.stdout.strip() else ""
+    if not re.fullmatch(r"\d+(\[\])?(\.[\w.-]+)?", job):
+        raise OperationFailed(f"qsub printed no job id: {proc.stdout.strip()!r}")
+    for index, record in enumerate(records):
+        store.update(record, state="queued",
+                     job=job.replace("[]", f"[{index}]") if len(records) > 1 else job)
+
+
+def submission_of(job: str) -> str:
+    """The qsub a (sub)job id came from: ``123[4].server`` -> ``123[].server``."""
+    return re.sub(r"\[\d+\]", "[]", job)
+
+
+# -- following ------------------------------------------------------------------------------
+
+def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+    """queued/running for jobs PBS still runs or queues (any owner), None for ended ones.
+
+    One ``qstat -x`` per submission (an array with all its subjobs).
+    """
+    jobs: dict[str, Job] = {}
+    for submission in sorted({submission_of(r.job) for r in records if r.job}):
+        jobs.update(_qstat(submission, history=True))
+    states: dict[int, str | None] = {}
+    for record in records:
+        job = jobs.get(record.job or "")
+        if job is None or job.state in FINISHED:
+            states[record.id] = None
+        elif job.state in RUNNING:
+            states[record.id] = "running"
+        else:
+            states[record.id] = "queued"
+    return states
+
+
+def _explain(job: Job | None) -> tuple[str, str]:
+    """How a finished job ended, from PBS's history (``qstat -x``)."""
+    if job is None:
+        return VANISHED
+    status = job.exit_status
+    if status is None:
+        # finished without ever running: deleted while queued (or its array was)
+        return ("cancelled", "the job was deleted before it ran (qdel)")
+    if status == EXIT_WALLTIME:
+        return TIMEOUT
+    if status in (EXIT_MEM, EXIT_VMEM):
+        return ("failed", "the job ran out of memory ([build.pbs].mem)")
+    if status == EXIT_CPUT:
+        return ("failed", "the job reached its cpu time limit")
+    if status == EXIT_SIGNALLED + signal.SIGTERM:
+        return CANCELLED          # what qdel sends a running job first
+    if status > EXIT_SIGNALLED:
+        return ("failed", f"the job was killed by signal {status - EXIT_SIGNALLED} "
+                          "(qdel -W force, out of memory, or the node)")
+    if status < 0:
+        return ("failed", f"PBS could not run the job (Exit_status {status}: see tracejob "
+                          f"{job.id})")
+    return ("failed", f"the job ended (exit {status}) without recording how")
+
+
+def ended(record: BuildRecord) -> tuple[str, str]:
+    """How a job that left the queue without an exit record ended, as far as PBS knows."""
+    job_id = record.job or ""
+    try:
+        jobs = _qstat(job_id, history=True)
+    except OperationFailed:
+        return VANISHED
+    return _explain(jobs.get(job_id))
+
+
+def cancel(record: BuildRecord) -> None:
+    proc = _run(["qdel", record.job or ""])
+    if proc.returncode != 0 and not re.search(r"Unknown Job Id|has finished|Job has finished",
+                                              proc.stderr, re.I):
+        raise OperationFailed(f"qdel {record.job} failed: {nix.last_lines(proc.stderr, 1)}")
+
+
+def current_job_id() -> str | None:
+    """The (sub)job id of the job step running now, from PBS's environment."""
+    return os.environ.get("PBS_JOBID") or None
+
+
+def stop_reason(record: BuildRecord) -> tuple[str, str]:
+    """Told to stop: at (or past) start + walltime it is the walltime, else a qdel.
+
+    The mom sends SIGTERM in both cases; the job's Exit_status (-29 for the
+    walltime) is only set after the job has gone, so the clock is the witness.
+    """
+    job_id = os.environ.get("PBS_JOBID")
+    try:
+        job = _qstat(job_id, history=True).get(job_id) if job_id else None
+    except OperationFailed:
+        job = None
+    if job is not None and _reached_walltime(job):
+        return TIMEOUT
+    return CANCELLED
+
+
+def _seconds(text: str) -> int | None:
+    parts = text.split(":")
+    if not parts or not all(p.isdigit() for p in parts) or len(parts) > 3:
+        return None
+    total = 0
+    for part in parts:
+        total = total * 60 + int(part)
+    return total
+
+
+def _reached_walltime(job: Job) -> bool:
+    limits = job.attrs.get("Resource_List") or {}
+    limit = _seconds(str(limits.get("walltime", ""))) if isinstance(limits, dict) else None
+    started = str(job.attrs.get("stime", ""))
+    if limit is None or not started:
+        return False
+    try:
+        start = time.mktime(time.strptime(started, "%a %b %d %H:%M:%S %Y"))
+    except ValueError:
+        return False
+    return time.time() >= start + limit - 1
+
+
+# -- the job's entry point ----------------------------------------------------------------
+
+def job_main() -> int:
+    """What a PBS job runs: restore the submitter's environment, then the common job step.
+
+    ``sys.argv`` is ``['-c', MANIFEST]``. PBS's own variables (PBS_JOBID,
+    PBS_ARRAY_INDEX, TMPDIR) win over the saved ones.
+    """
+    from nixmod.builds import run_job
+
+    manifest = Path(sys.argv[-1])
+    saved = json.loads(_env_file(manifest).read_text())
+    mine = {key: value for key, value in os.environ.items()
+            if key.startswith("PBS_") or key in _PBS_OWNED_ENV}
+    os.environ.clear()
+    os.environ.update(saved)
+    os.environ.update(mine)
+    home = os.environ.get("HOME")
+    if home and os.path.isdir(home):
+        os.chdir(home)
+    index = int(os.environ.get("PBS_ARRAY_INDEX") or 0)
+    return run_job(manifest, index)

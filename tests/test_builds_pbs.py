@@ -1,0 +1,401 @@
+"""Builds on a real OpenPBS server (tests/cluster/pbs.sh), as real users, through the nix-daemon.
+
+The PBS rig runs in its own network namespace; users submit from the root
+namespace with the client tools in /opt/pbs/bin (nixmod finds them through
+/etc/pbs.conf's PBS_EXEC, as a site's users would without PBS on PATH).
+Each test gets fresh derivations (a nonce), and the test channel's builder
+appends a line to a counter file: the number of lines is the number of
+times a builder really ran.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from builds_helpers import counter_lines, new_counter, records, status, wait_for_state
+from conftest import NIXMOD, REPO, UserSession
+
+PBS_BIN = Path("/opt/pbs/bin")
+QUEUE = "nixbuild"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pbs_server() -> None:
+    """The real PBS server: started by tests/cluster/pbs.sh if it does not answer."""
+    def answers() -> bool:
+        return (PBS_BIN / "qstat").exists() and subprocess.run(
+            [str(PBS_BIN / "qstat"), "-B"], capture_output=True, timeout=30).returncode == 0
+
+    if not answers():
+        proc = subprocess.run(["bash", str(REPO / "tests/cluster/pbs.sh"), "up"],
+                              capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0 or not answers():
+            pytest.fail("PBS could not start: " + proc.stderr[-3000:], pytrace=False)
+
+
+def setup_pbs(session: UserSession, channels: Path, *, nonce: str, counter: Path,
+              sleep: float = 2, max_concurrent: int = 2, walltime: str = "00:10:00",
+              queue: str = QUEUE, extra: str = "") -> None:
+    session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter),
+                             NIXMOD_TEST_SLEEP=str(sleep))
+    session.write_config(f"""
+[[channels]]
+name = "buildtest"
+path = "{channels / 'builds.nix'}"
+
+[build]
+backend = "pbs"
+max_concurrent = {max_concurrent}
+
+[build.pbs]
+queue = "{queue}"
+walltime = "{walltime}"
+ncpus = 1
+mem = "200mb"
+{extra}
+""")
+
+
+def qstat(*args: str) -> dict:
+    """``qstat -f -F json ARGS`` as root: the jobs PBS itself reports.
+
+    One job operand per call: OpenPBS 23.06's JSON output shows only the first.
+    """
+    proc = subprocess.run([str(PBS_BIN / "qstat"), "-f", "-F", "json", *args],
+                          capture_output=True, text=True, timeout=60)
+    if not proc.stdout.strip():
+        return {}
+    return json.loads(proc.stdout, strict=False).get("Jobs", {})
+
+
+def finished_job(job_id: str, timeout: float = 60) -> dict:
+    """The job as PBS's history has it once PBS itself is done with it (state F)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = qstat("-x", job_id).get(job_id, {})
+        if job.get("job_state") == "F" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
+
+
+def test_build_on_pbs_and_module_load(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=1)
+    proc = alice.nixmod("build", "slowpkg", "--wait", "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = records(proc)[0]
+    assert record["state"] == "built" and record["backend"] == "pbs"
+    assert record["job"].split(".")[0].isdigit(), record["job"]    # a plain job: one package
+    assert record["module"] == "nix/slowpkg/3.1" and record["node"]
+    # PBS ran it: its history has the job, owned by alice, in the build queue, exit 0
+    job = finished_job(record["job"])
+    assert job["Job_Owner"].split("@")[0] == alice.user and job["queue"] == QUEUE
+    assert job["Exit_status"] == 0
+    shown = alice.bash("module use ~/.local/share/nixmod/modules && module load nix/slowpkg "
+                       "&& slowpkg", check=True)
+    assert "slowpkg 3.1" in shown.stdout
+    assert counter_lines(counter) == [f"slowpkg 3.1 {nonce}"]
+    # status and logs know the PBS job
+    listed = alice.nixmod("status", check=True).stdout
+    assert record["job"] in listed and "built" in listed
+    assert "building slowpkg 3.1" in alice.nixmod("logs", str(record["id"]), check=True).stdout
+
+
+def test_two_users_one_derivation_one_builder_run(alice, bob, test_channels):
+    nonce, counter = new_counter()
+    for user in (alice, bob):
+        setup_pbs(user, test_channels, nonce=nonce, counter=counter, sleep=6)
+    first = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert first["state"] == "queued" and first["job"]
+    second = records(bob.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert second["job"] == first["job"] and second["joined"] is True
+    done = wait_for_state(bob, second["id"], {"built", "failed", "cancelled"}, timeout=180)
+    assert done["state"] == "built" and done["module"] == "nix/slowpkg/3.1"
+    mine = wait_for_state(alice, first["id"], {"built", "failed", "cancelled"}, timeout=60)
+    assert mine["state"] == "built"
+    assert counter_lines(counter) == [f"slowpkg 3.1 {nonce}"]
+    shown = bob.bash("module use ~/.local/share/nixmod/modules && module load nix/slowpkg "
+                     "&& slowpkg", check=True)
+    assert "slowpkg 3.1" in shown.stdout
+
+
+def test_five_packages_limit_two_one_qsub_never_more_than_two_running(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=3, max_concurrent=2)
+    names = [f"pkg{i}" for i in range(1, 6)]
+    submitted = records(alice.nixmod("build", *names, "--json", check=True))
+    parents = {r["job"].split("[")[0] for r in submitted}
+    assert len(parents) == 1, f"five packages must be one qsub (one job array): {submitted}"
+    parent = parents.pop() + "[]." + submitted[0]["job"].split(".", 1)[1]
+    assert [r["job"] for r in submitted] == [parent.replace("[]", f"[{i}]") for i in range(5)]
+    most, running_seen, deadline = 0, set(), time.monotonic() + 240
+    while time.monotonic() < deadline:
+        jobs = qstat("-t", "-x", parent)
+        subjobs = {jid: j["job_state"] for jid, j in jobs.items() if "[]" not in jid}
+        running = [jid for jid, state in subjobs.items() if state == "R"]
+        running_seen.update(running)
+        most = max(most, len(running))
+        if subjobs and all(state in ("F", "X") for state in subjobs.values()):
+            break
+        time.sleep(0.2)
+    assert most == 2, f"at most {most} subjobs ran at once"
+    assert len(running_seen) == 5
+    final = status(alice, *[r["id"] for r in submitted])
+    assert [r["state"] for r in final] == ["built"] * 5
+    assert len(counter_lines(counter)) == 5
+
+
+def test_the_limit_holds_across_two_commands(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=4, max_concurrent=1)
+    first = records(alice.nixmod("build", "pkg6", "--json", check=True))[0]
+    second = records(alice.nixmod("build", "pkg7", "--json", check=True))[0]
+    assert first["job"] != second["job"]
+    # PBS holds the second until the first has ended
+    job = qstat("-x", second["job"]).get(second["job"], {})
+    after = re.findall(r"afterany:([^,]+)", job.get("depend", ""))
+    assert after and first["job"] in [i.split("@")[0] for i in after[0].split(":")], job
+    both = [wait_for_state(alice, r["id"], {"built", "failed", "cancelled"}, timeout=180)
+            for r in (first, second)]
+    assert [r["state"] for r in both] == ["built", "built"]
+    # and so it started only after the first had ended
+    earlier, later = finished_job(first["job"]), finished_job(second["job"])
+    assert _epoch(later["stime"]) >= _epoch(earlier["obittime"])
+
+
+def _epoch(text: str) -> float:
+    return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+
+
+def test_qdel_from_outside_is_cancelled(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=120)
+    record = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    assert wait_for_state(alice, record["id"], {"running"}, timeout=120)["state"] == "running"
+    alice.run(str(PBS_BIN / "qdel"), record["job"], check=True)
+    done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"}, timeout=120)
+    assert done["state"] == "cancelled", done
+    assert "qdel" in done["error"]
+    assert alice.run("nix-store", "--check-validity", record["out"]).returncode != 0
+
+
+def test_qdel_of_a_queued_job_is_cancelled(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=60, max_concurrent=1)
+    first, second = records(alice.nixmod("build", "pkg8", "pkg9", "--json", check=True))
+    assert wait_for_state(alice, first["id"], {"running"}, timeout=120)["state"] == "running"
+    alice.run(str(PBS_BIN / "qdel"), second["job"], check=True)   # still queued behind the first
+    done = wait_for_state(alice, second["id"], {"built", "failed", "cancelled"}, timeout=60)
+    assert done["state"] == "cancelled" and "before it ran" in done["error"], done
+    cancelled = records(alice.nixmod("cancel", str(first["id"]), "--json", check=True))
+    assert cancelled[0]["state"] == "cancelled"
+    assert len(counter_lines(counter)) <= 1
+
+
+def test_failing_build_is_failed_with_the_log_tail(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=0)
+    proc = alice.nixmod("build", "failing", "--wait", "--json")
+    assert proc.returncode == 1
+    record = records(proc)[0]
+    assert record["state"] == "failed" and record["module"] is None
+    assert "missing frobnicator" in record["error"]
+    assert "missing frobnicator" in alice.nixmod("logs", str(record["id"]), check=True).stdout
+
+
+def test_walltime_exceeded_is_failed_with_that_reason(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=300, walltime="00:00:05")
+    record = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
+    done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"}, timeout=180)
+    assert done["state"] == "failed", done
+    assert "walltime" in done["error"] and "[build.pbs].walltime" in done["error"]
+
+
+def test_retry_after_a_refused_qsub(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=1, queue="no-such-queue")
+    failed = alice.nixmod("build", "pkg10")
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("nixmod:")]
+    assert len(errors) == 1 and "qsub failed" in errors[0] and "--retry" in errors[0]
+    assert [(r["name"], r["state"]) for r in status(alice)] == [("pkg10", "pending")]
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=1)
+    retried = alice.nixmod("build", "--retry", "--wait", "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert [r["state"] for r in records(retried)] == ["built"]
+    assert len(counter_lines(counter)) == 1
+
+
+def test_look_alike_jobs_that_cannot_build_are_not_joined(alice, bob, test_channels):
+    """bob queues two jobs that name alice's drv: one exactly like nixmod's job step but held,
+    one not held but running something else. alice builds it herself, waiting on neither."""
+    nonce, counter = new_counter()
+    for user in (alice, bob):
+        setup_pbs(user, test_channels, nonce=nonce, counter=counter, sleep=1)
+    drv = bob.run("nix-instantiate", str(test_channels / "builds.nix"), "-A", "pkg11",
+                  check=True).stdout.strip()
+    drv_hash = Path(drv).name.split("-")[0]
+    job_code = alice.run(f"{NIXMOD.parent}/python", "-I", "-c",
+                         "from nixmod.builds.pbs import JOB_CODE; print(JOB_CODE)",
+                         check=True).stdout.strip()
+    common = [str(PBS_BIN / "qsub"), "-N", "nixmod-build", "-q", QUEUE, "-o", "/dev/null",
+              "-v", f"NIXMOD_DRVS=nixmod:{drv_hash}"]
+    held = bob.run(*common, "-h", "--", f"{NIXMOD.parent}/python", "-I", "-c", job_code,
+                   str(bob.home / "manifest.json"), check=True).stdout.strip()
+    other = bob.run(*common, "--", "/bin/sleep", "300", check=True).stdout.strip()
+    try:
+        proc = alice.nixmod("build", "pkg11", "--wait", "--json", timeout=240)
+        assert proc.returncode == 0, proc.stderr
+        record = records(proc)[0]
+        assert record["joined"] is False and record["job"] not in (held, other)
+        assert record["state"] == "built"
+        assert len(counter_lines(counter)) == 1
+    finally:
+        bob.run(str(PBS_BIN / "qdel"), held, other)
+
+
+def test_a_stack_on_pbs_is_one_submission(alice, test_channels):
+    alice.extra_env["NIXMOD_TEST_NONCE"] = uuid.uuid4().hex[:12]
+    alice.write_config(f"""
+[[channels]]
+name = "stacks-old"
+path = "{test_channels / 'stacks-old.nix'}"
+
+[[channels]]
+name = "stacks-new"
+path = "{test_channels / 'stacks-new.nix'}"
+
+[build]
+backend = "pbs"
+
+[build.pbs]
+queue = "{QUEUE}"
+ncpus = 1
+mem = "200mb"
+walltime = "00:10:00"
+""")
+    root = alice.home / "site" / "modules"
+    stack = alice.write("stack.toml", f"""\
+[stack]
+name = "pbs-site"
+modules_root = "{root}"
+
+[[package]]
+name = "hello"
+version = "2.10"
+
+[[package]]
+name = "ripgrep"
+
+[[package]]
+name = "samtools"
+channel = "stacks-old"
+""")
+    proc = alice.nixmod("stack", "build", str(stack), "--wait", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert len(result["arrays"]) == 1, result["arrays"]
+    array = result["arrays"][0]
+    assert "[]" in array
+    assert {re.sub(r"\[\d+\]", "[]", p["job"]) for p in result["packages"]} == {array}
+    assert {p["state"] for p in result["packages"]} == {"built"}
+    assert "submitted 3 build(s) to pbs" in proc.stderr
+    # PBS agrees: one array, three subjobs, owned by alice
+    jobs = qstat("-x", "-t", array)
+    assert len([jid for jid in jobs if "[]" not in jid]) == 3
+    shown = alice.bash(f"module use {root} && module load nix/ripgrep && rg --version", check=True)
+    assert shown.returncode == 0
+
+
+def test_extra_args_may_not_take_over_nixmods_qsub_options(alice, test_channels):
+    nonce, counter = new_counter()
+    for bad, word in ((['-N', 'x'], "-N"), (['-Wdepend=afterok:1'], "depend"),
+                      (['-l', 'walltime=99:00:00'], "walltime"), (['run.sh'], "run.sh"),
+                      (['-V'], "-V")):
+        setup_pbs(alice, test_channels, nonce=nonce, counter=counter,
+                  extra=f"extra_args = {json.dumps(bad)}")
+        proc = alice.nixmod("build", "pkg12")
+        assert proc.returncode == 2, (bad, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "build.pbs.extra_args" in lines[0] and word in lines[0], lines
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=0,
+              extra='extra_args = ["-l", "place=free", "-p", "10"]')
+    proc = alice.nixmod("build", "pkg12", "--wait", "--json")
+    assert proc.returncode == 0, proc.stderr
+    job = records(proc)[0]["job"]
+    assert finished_job(job)["Priority"] == 10
+
+
+def test_doctor_checks_the_pbs_server_and_queue(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter)
+    proc = alice.nixmod("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["pbs"]["status"] == "ok" and checks["pbs"]["required"] is True
+    assert "nixbuild" in checks["pbs"]["detail"]
+    assert "pbs joining" not in checks and "pbs history" not in checks
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, queue="no-such-queue")
+    proc = alice.nixmod("doctor")
+    assert proc.returncode != 0
+    line = next(line for line in proc.stdout.splitlines() if " pbs:" in line)
+    assert line.startswith("[FAIL]") and "no-such-queue" in line and "[build.pbs] queue" in line
+
+
+TUI_SCRIPT = r'''
+import asyncio, json
+from nixmod.config import load_config
+from nixmod.tui.app import NixmodApp
+from nixmod.tui.selection import PlanScreen
+
+
+async def main() -> None:
+    app = NixmodApp(load_config(), refresh_seconds=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        async def until(condition, timeout=150):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not condition():
+                if loop.time() > deadline:
+                    raise SystemExit(f"timed out: {[(r.name, r.state, r.job) for r in app.records]}")
+                await pilot.pause(0.2)
+
+        async def press(*keys):
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+        await until(lambda: app.catalog is not None or app.catalog_error)
+        await press("slash", "ctrl+a", "ctrl+k", *"slowpkg")
+        await press("enter", "enter", "space", "s")
+        await until(lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
+        await press("enter")
+        await until(lambda: any(r.name == "slowpkg" and r.state == "built" for r in app.records))
+        await pilot.pause(1)
+        record = [r for r in app.records if r.name == "slowpkg"][-1]
+        screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        print(json.dumps({"job": record.job, "backend": record.backend, "screen": screen}))
+
+asyncio.run(main())
+'''
+
+
+def test_the_tui_builds_screen_follows_a_pbs_build(alice, test_channels):
+    """A real user submits from the TUI; the Builds screen shows the PBS job id and `built`."""
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=2)
+    proc = alice.run(f"{NIXMOD.parent}/python", "-I", "-c", TUI_SCRIPT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shown = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert shown["backend"] == "pbs" and shown["job"].split(".")[0].isdigit()
+    assert shown["job"] in shown["screen"] and "built" in shown["screen"]
+    assert counter_lines(counter) == [f"slowpkg 3.1 {nonce}"]
