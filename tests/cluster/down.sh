@@ -1,18 +1,58 @@
 #!/usr/bin/env bash
 # Stop what up.sh started (daemons only: packages, users and the venv stay,
 # so that the next up.sh is quick). Idempotent.
+#
+# Every daemon is stopped by its pid file, never by name (another cluster's
+# slurmd may run on this machine), and waited for until it has exited. A
+# SLURM whose slurm.conf the rig did not write is not the rig's: left alone.
 set -u
 [ "$(id -u)" = 0 ] || { echo "[down] run as root" >&2; exit 1; }
-scancel --state=PENDING,RUNNING --full 2>/dev/null || true
-for daemon in slurmd slurmctld munged nix-daemon; do
-    if pgrep -x "$daemon" >/dev/null; then
-        echo "[down] stopping $daemon" >&2
-        pkill -x "$daemon"
-    fi
-done
-for _ in $(seq 50); do
-    pgrep -x 'slurmd|slurmctld|munged|nix-daemon' >/dev/null || break
-    sleep 0.1
-done
-rm -f /nix/var/nix/daemon-socket/socket
-echo "[down] stopped" >&2
+say() { printf '[down] %s\n' "$*" >&2; }
+MARKER="# Written by nixmod tests/cluster/up.sh"
+SLURM_CONF=/etc/slurm/slurm.conf
+NIX_PIDFILE=/run/nix-daemon.pid
+MUNGED_PIDFILE=/run/munge/munged.pid
+STORE_COPY=/srv/nixstore
+failed=0
+
+pid_of() {
+    local pid
+    [ -s "$1" ] || return 1
+    pid="$(tr -dc 0-9 < "$1")"
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+}
+stop() {
+    local pid
+    pid="$(pid_of "$1" "$2")" || { rm -f "$1"; return 0; }
+    say "stopping $2 (pid $pid, from $1)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 600); do
+        [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || { rm -f "$1"; return 0; }
+        sleep 0.1
+    done
+    say "FAILED: $2 (pid $pid) did not exit within 60 s of SIGTERM"
+    failed=1
+}
+conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }
+
+if [ -f "$SLURM_CONF" ] && grep -q "^$MARKER" "$SLURM_CONF"; then
+    scancel --state=PENDING,RUNNING --full 2>/dev/null || true
+    pattern="$(conf_value "$SLURM_CONF" SlurmdPidFile)"; pattern="${pattern:-/run/slurmd.pid}"
+    for node in $(sed -n 's/^NodeName=\([^ ]*\).*/\1/p' "$SLURM_CONF"); do
+        stop "${pattern//%n/$node}" slurmd
+    done
+    ctld="$(conf_value "$SLURM_CONF" SlurmctldPidFile)"
+    stop "${ctld:-/run/slurmctld.pid}" slurmctld
+    stop "$MUNGED_PIDFILE" munged
+elif [ -f "$SLURM_CONF" ]; then
+    say "$SLURM_CONF was not written by the rig: its SLURM and munged are left running"
+fi
+stop "$NIX_PIDFILE" nix-daemon
+[ -S /nix/var/nix/daemon-socket/socket ] && [ ! -s "$NIX_PIDFILE" ] \
+    && ! ss -xlpn 2>/dev/null | grep -q ' /nix/var/nix/daemon-socket/socket ' \
+    && rm -f /nix/var/nix/daemon-socket/socket
+if mountpoint -q "$STORE_COPY"; then
+    umount "$STORE_COPY" || { say "FAILED: umount $STORE_COPY"; failed=1; }
+fi
+[ "$failed" = 0 ] && say "stopped"
+exit "$failed"
