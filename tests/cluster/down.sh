@@ -9,7 +9,7 @@ set -u
 [ "$(id -u)" = 0 ] || { echo "[down] run as root" >&2; exit 1; }
 say() { printf '[down] %s\n' "$*" >&2; }
 MARKER="# Written by nixmod tests/cluster/up.sh"
-SLURM_CONF=/etc/slurm/slurm.conf
+export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
 NIX_PIDFILE=/run/nix-daemon.pid
 MUNGED_PIDFILE=/run/munge/munged.pid
 STORE_COPY=/srv/nixstore

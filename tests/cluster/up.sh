@@ -46,8 +46,10 @@ COMPUTE_NODE=cn01               # compute only: no /nix, store read-only at $STO
 BUILD_NODE_PORT=6821
 COMPUTE_NODE_PORT=6822
 STORE_COPY=/srv/nixstore        # the "NFS/CVMFS export" of /nix/store on compute nodes
-NIX_CONF=/etc/nix/nix.conf
-SLURM_CONF=/etc/slurm/slurm.conf
+# Nix's and SLURM's own variables say where their config is (the rig then
+# writes, checks and uses that file): NIX_CONF_DIR, SLURM_CONF.
+NIX_CONF="${NIX_CONF_DIR:-/etc/nix}/nix.conf"
+export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
 NIX_PIDFILE=/run/nix-daemon.pid # nix-daemon writes none itself: the rig does
 SLURMCTLD_PIDFILE=/run/slurmctld.pid
 SLURMD_PIDFILE_PATTERN=/run/slurmd-%n.pid
@@ -100,7 +102,7 @@ stop() {
 slurmd_pidfile() { echo "${SLURMD_PIDFILE_PATTERN//%n/$1}"; }
 
 # ---------------------------------------------------------------- nix
-mkdir -p /etc/nix
+mkdir -p /etc/nix "$(dirname "$NIX_CONF")"
 # The rig's binary-cache signing key: a bundle signed with it (nixmod export)
 # is what this "site" trusts on import, as a receiving cluster would trust
 # the sending site's public key. Tests copy the secret half to a user.
@@ -200,7 +202,7 @@ NODE_LINE="$(slurmd -C 2>/dev/null | head -n 1)"
 [ -n "$NODE_LINE" ] || die "slurmd -C printed nothing"
 CPUS="$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$NODE_LINE")"
 MEM="$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODE_LINE")"
-mkdir -p /etc/slurm /var/spool/slurmctld /var/log/slurm \
+mkdir -p "$(dirname "$SLURM_CONF")" /var/spool/slurmctld /var/log/slurm \
     "/var/spool/slurmd/$BUILD_NODE" "/var/spool/slurmd/$COMPUTE_NODE"
 cat > "$SLURM_CONF.new" <<EOF
 $MARKER: two nodes on one machine (multiple-slurmd), two partitions.
@@ -271,6 +273,14 @@ if ! pid_of "$SLURMCTLD_PIDFILE" slurmctld >/dev/null; then
     say "starting slurmctld"
     /usr/sbin/slurmctld || die "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
 fi
+# Two slurmds on one host need a slurm built with multiple-slurmd (Debian's is).
+multiple=""
+for _ in $(seq 30); do
+    multiple="$(scontrol show config 2>/dev/null | awk '$1 == "MULTIPLE_SLURMD" {print $3}')"
+    [ -n "$multiple" ] && break
+    sleep 1
+done
+[ "$multiple" = Yes ] || die "this SLURM was built without multiple-slurmd (scontrol show config: MULTIPLE_SLURMD = ${multiple:-?}); the rig needs it to run two nodes on one machine"
 if ! pid_of "$(slurmd_pidfile "$BUILD_NODE")" slurmd >/dev/null; then
     say "starting slurmd $BUILD_NODE (build node: /nix and the daemon)"
     /usr/sbin/slurmd -N "$BUILD_NODE" || die "slurmd -N $BUILD_NODE did not start (see /var/log/slurm/slurmd-$BUILD_NODE.log)"
