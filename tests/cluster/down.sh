@@ -15,11 +15,16 @@ MUNGED_PIDFILE=/run/munge/munged.pid
 STORE_COPY=/srv/nixstore
 failed=0
 
+# alive PID COMM: PID is a running (not zombie) process named COMM
+alive() {
+    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] \
+        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
 pid_of() {
     local pid
     [ -s "$1" ] || return 1
     pid="$(tr -dc 0-9 < "$1")"
-    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+    [ -n "$pid" ] && alive "$pid" "$2" && echo "$pid"
 }
 stop() {
     local pid
@@ -27,7 +32,7 @@ stop() {
     say "stopping $2 (pid $pid, from $1)"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 600); do
-        [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || { rm -f "$1"; return 0; }
+        alive "$pid" "$2" || { rm -f "$1"; return 0; }
         sleep 0.1
     done
     say "FAILED: $2 (pid $pid) did not exit within 60 s of SIGTERM"

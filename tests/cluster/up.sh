@@ -80,12 +80,17 @@ install_conf() {
 }
 
 # --- daemons: found and stopped by pid file only, never by name
+# alive PID COMM: PID is a running (not zombie) process named COMM
+alive() {
+    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] \
+        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
 # pid_of PIDFILE COMM: the pid in PIDFILE if that process is alive and is COMM
 pid_of() {
     local pid
     [ -s "$1" ] || return 1
     pid="$(tr -dc 0-9 < "$1")"
-    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+    [ -n "$pid" ] && alive "$pid" "$2" && echo "$pid"
 }
 # stop PIDFILE COMM: SIGTERM, then wait (up to 60 s) until the process is gone
 stop() {
@@ -94,7 +99,7 @@ stop() {
     say "stopping $2 (pid $pid, from $1)"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 600); do
-        [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || { rm -f "$1"; return 0; }
+        alive "$pid" "$2" || { rm -f "$1"; return 0; }
         sleep 0.1
     done
     die "$2 (pid $pid) did not exit within 60 s of SIGTERM"
