@@ -13,6 +13,7 @@ export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
 NIX_PIDFILE=/run/nix-daemon.pid
 MUNGED_PIDFILE=/run/munge/munged.pid
 STORE_COPY=/srv/nixstore
+SOCK=/nix/var/nix/daemon-socket/socket
 failed=0
 
 # alive PID COMM: PID is a running (not zombie) process named COMM
@@ -38,6 +39,19 @@ stop() {
     say "FAILED: $2 (pid $pid) did not exit within 60 s of SIGTERM"
     failed=1
 }
+# The nix-daemon listening on $SOCK: of the processes that hold the listening
+# socket (each connection's worker inherits it), the one whose parent is not
+# one of them.
+socket_master() {
+    local pids pid ppid
+    pids=" $(ss -xlpn 2>/dev/null | awk -v s="$SOCK" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
+    for pid in $pids; do
+        ppid="$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)"
+        case "$pids" in *" $ppid "*) continue ;; esac
+        alive "$pid" nix-daemon && { echo "$pid"; return 0; }
+    done
+    return 1
+}
 conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }
 
 if [ -f "$SLURM_CONF" ] && grep -q "^$MARKER" "$SLURM_CONF"; then
@@ -52,10 +66,14 @@ if [ -f "$SLURM_CONF" ] && grep -q "^$MARKER" "$SLURM_CONF"; then
 elif [ -f "$SLURM_CONF" ]; then
     say "$SLURM_CONF was not written by the rig: its SLURM and munged are left running"
 fi
+# The rig's nix-daemon: the one in its pid file or, when nix.conf is the rig's,
+# whichever nix-daemon now serves the socket (restarted by hand or by a test).
+NIX_CONF="${NIX_CONF_DIR:-/etc/nix}/nix.conf"
+if ! pid_of "$NIX_PIDFILE" nix-daemon >/dev/null && grep -q "^$MARKER" "$NIX_CONF" 2>/dev/null; then
+    listener="$(socket_master)" && echo "$listener" > "$NIX_PIDFILE"
+fi
 stop "$NIX_PIDFILE" nix-daemon
-[ -S /nix/var/nix/daemon-socket/socket ] && [ ! -s "$NIX_PIDFILE" ] \
-    && ! ss -xlpn 2>/dev/null | grep -q ' /nix/var/nix/daemon-socket/socket ' \
-    && rm -f /nix/var/nix/daemon-socket/socket
+[ -S "$SOCK" ] && ! ss -xlpn 2>/dev/null | awk -v s="$SOCK" '$5 == s' | grep -q . && rm -f "$SOCK"
 if mountpoint -q "$STORE_COPY"; then
     umount "$STORE_COPY" || { say "FAILED: umount $STORE_COPY"; failed=1; }
 fi

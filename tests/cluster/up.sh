@@ -104,6 +104,19 @@ stop() {
     done
     die "$2 (pid $pid) did not exit within 60 s of SIGTERM"
 }
+# The nix-daemon listening on $SOCK: of the processes that hold the listening
+# socket (each connection's worker inherits it), the one whose parent is not
+# one of them.
+socket_master() {
+    local pids pid ppid
+    pids=" $(ss -xlpn 2>/dev/null | awk -v s="$SOCK" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
+    for pid in $pids; do
+        ppid="$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)"
+        case "$pids" in *" $ppid "*) continue ;; esac
+        alive "$pid" nix-daemon && { echo "$pid"; return 0; }
+    done
+    return 1
+}
 slurmd_pidfile() { echo "${SLURMD_PIDFILE_PATTERN//%n/$1}"; }
 
 # ---------------------------------------------------------------- nix
@@ -143,8 +156,7 @@ chmod 1777 /nix/var/nix/gcroots/per-user /nix/var/nix/profiles/per-user
 # rig wrote pid files, or restarted by hand) is adopted: nix.conf is ours, so
 # that daemon is the rig's too.
 if ! pid_of "$NIX_PIDFILE" nix-daemon >/dev/null; then
-    listener="$(ss -xlpn 2>/dev/null | awk -v s="$SOCK" '$5 == s' | sed -n 's/.*"nix-daemon",pid=\([0-9]*\).*/\1/p' | head -n 1)"
-    if [ -n "$listener" ]; then
+    if listener="$(socket_master)"; then
         say "adopting the nix-daemon already serving $SOCK (pid $listener) into $NIX_PIDFILE"
         echo "$listener" > "$NIX_PIDFILE"
     fi
