@@ -117,12 +117,18 @@ def test_a_module_whose_store_path_is_gone_stops_with_the_hooks_error_on_the_com
     job, out, err = run_batch_job(alice, lmod_job(site_lua, """
 module load nix/doomed/1.0
 echo "load rc=$?"
+"$HOME/.local/share/nixmod/modules.shims/nix/doomed/1.0/bin/doomed"
+echo "shim rc=$?"
 """), "-p", COMPUTE_PARTITION, "-w", nodes.compute_only)
     assert "load rc=1" in out, (out, err)
     message = " ".join(err.split())
     assert (f"nixmod: module nix/doomed/1.0 cannot load: store path {out_path} is missing on this "
             f"node ({nodes.compute_only}). Rebuild it with: nixmod build") in message, err
-    assert "Traceback" not in err and "doomed:" not in err
+    # the shim itself, run without the module, says the same in one line
+    assert "shim rc=127" in out, (out, err)
+    assert (f"nixmod: {out_path}/bin/doomed is missing on this node ({nodes.compute_only}); "
+            "rebuild it with: nixmod build") in err, err
+    assert "Traceback" not in err
 
 
 # -- item 4: the build node goes back to compute when idle -------------------------------
