@@ -46,10 +46,17 @@ real_store_dir = "{STORE_COPY}"
 
 
 def job_info(job: str) -> dict[str, str]:
-    """``scontrol show job`` as a dict (one-line form; values have no spaces we need)."""
-    out = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True,
-                         check=True).stdout
-    return dict(field.split("=", 1) for field in out.split() if "=" in field)
+    """``scontrol show job`` as a dict (one-line form; values have no spaces we need).
+
+    Waits out a controller restart (a fault test on the same rig may cause one).
+    """
+    deadline = time.monotonic() + 90
+    while True:
+        proc = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return dict(field.split("=", 1) for field in proc.stdout.split() if "=" in field)
+        assert time.monotonic() < deadline, f"scontrol show job {job}: {proc.stderr.strip()}"
+        time.sleep(1)
 
 
 def run_batch_job(session: UserSession, script: str, *sbatch_args: str,
@@ -145,8 +152,18 @@ def wait_for_job(job: str, states: set[str], timeout: float) -> dict[str, str]:
 
 
 def submit(session: UserSession, *args: str) -> str:
-    proc = session.run("sbatch", "--parsable", "-o", "/dev/null", "--mem", "50M", *args, check=True)
+    """sbatch; a 10-minute limit, so that a job a failed test leaves behind ends on its own."""
+    proc = session.run("sbatch", "--parsable", "-o", "/dev/null", "--mem", "50M", "--time", "10",
+                       *args, check=True)
     return proc.stdout.strip().split(";")[0]
+
+
+def cancel(*jobs: str) -> None:
+    """scancel, waiting out a controller restart (a fault test on the same rig may cause one)."""
+    deadline = time.monotonic() + 90
+    while subprocess.run(["scancel", *jobs], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, f"scancel {jobs} failed for 90 s"
+        time.sleep(1)
 
 
 def test_a_compute_job_runs_on_the_build_node_when_no_build_waits(alice, nodes):
@@ -158,7 +175,7 @@ def test_a_compute_job_runs_on_the_build_node_when_no_build_waits(alice, nodes):
         running = wait_for_job(job, {"RUNNING"}, 300)
         assert (running["NodeList"], running["Partition"]) == (nodes.build, COMPUTE_PARTITION)
     finally:
-        subprocess.run(["scancel", filler, job], check=True)
+        cancel(filler, job)
 
 
 def test_a_waiting_build_starts_before_a_compute_job_waiting_for_the_build_node(alice, nodes):
@@ -175,7 +192,7 @@ def test_a_waiting_build_starts_before_a_compute_job_waiting_for_the_build_node(
         # the build went first, and the compute job only got the node once the build left it
         assert b["StartTime"] <= c["StartTime"] and b["EndTime"] <= c["StartTime"], (b, c)
     finally:
-        subprocess.run(["scancel", compute, build], check=True)
+        cancel(compute, build)
 
 
 def test_a_build_takes_the_build_node_back_from_a_running_compute_job(alice, test_channels, nodes):
@@ -194,4 +211,4 @@ def test_a_build_takes_the_build_node_back_from_a_running_compute_job(alice, tes
         assert int(hogged["Restarts"]) >= 1, hogged
         print(f"build submitted while a compute job held the build node: built in {took:.1f} s")
     finally:
-        subprocess.run(["scancel", hog], check=True)
+        cancel(hog)

@@ -43,7 +43,7 @@ def sinfo_nodes() -> tuple[str, str]:
 
 def sbatch(*args: str) -> str:
     proc = subprocess.run(["runuser", "-u", USER, "--", "sbatch", "--parsable", "-o", "/dev/null",
-                           "--mem", "50M", *args], capture_output=True, text=True, check=True,
+                           "--mem", "50M", "--time", "10", *args], capture_output=True, text=True, check=True,
                           cwd="/tmp")
     return proc.stdout.strip().split(";")[0]
 
@@ -68,7 +68,11 @@ def wait_state(job: str, states: set[str], timeout: float = 600) -> dict[str, st
 
 
 def cancel(*jobs: str) -> None:
-    subprocess.run(["scancel", *jobs], capture_output=True)
+    """scancel, waiting out a controller restart: a left-over job would hold the build node."""
+    for _ in range(120):
+        if subprocess.run(["scancel", *jobs], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
 
 
 def stamp(value: str) -> datetime:
