@@ -9,7 +9,11 @@
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local store = dofile(here .. "/nixmod_store.lua")
 
+-- The node as the batch system names it (several slurmds may share one host
+-- name), else the host name.
 local function hostname()
+   local node = os.getenv("SLURMD_NODENAME")
+   if node and node ~= "" then return node end
    local ok, posix = pcall(require, "posix")
    if ok and posix.uname then return posix.uname("%n") end
    return ""

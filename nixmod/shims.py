@@ -86,7 +86,7 @@ if [ -z "${NIX_SSL_CERT_FILE-}" ] && [ -n "${SSL_CERT_FILE-}" ]; then
 fi
 
 nixmod_missing() {
-    echo "nixmod: $nixmod_target is missing on this node ($(uname -n)); rebuild it with: $nixmod_rebuild" >&2
+    echo "nixmod: $nixmod_target is missing on this node (${SLURMD_NODENAME:-$(uname -n)}); rebuild it with: $nixmod_rebuild" >&2
     exit 127
 }
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,16 +43,80 @@ def shared_data_dir() -> Path:
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
+#: the rig's shape (tests/cluster/up.sh): two partitions, two nodes, a store export
+BUILD_PARTITION = "nixbuild"
+COMPUTE_PARTITION = "compute"
+NIX_SOCKET = Path("/nix/var/nix/daemon-socket/socket")
+#: where compute-only nodes see the store (read-only), standing in for an NFS/CVMFS export
+STORE_COPY = Path("/srv/nixstore")
+
+
+@dataclass(frozen=True)
+class RigNodes:
+    """The rig's two SLURM nodes, as ``sinfo`` names them."""
+
+    build: str          #: in nixbuild and compute: sees /nix and the nix-daemon
+    compute_only: str   #: in compute only: no /nix, no daemon, the store at STORE_COPY
+
+
+def _node_states() -> dict[str, dict[str, str]]:
+    """partition -> {node: state} from ``sinfo`` (raises if the controller does not answer)."""
+    proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%P %N %t"], capture_output=True, text=True,
+                          timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sinfo failed: {proc.stderr.strip()[-200:]}")
+    states: dict[str, dict[str, str]] = {}
+    for line in proc.stdout.splitlines():
+        partition, node, state = line.split()
+        states.setdefault(partition.rstrip("*"), {})[node] = state
+    return states
+
+
+def rig_nodes() -> RigNodes:
+    """The build node and the compute-only node of the running rig."""
+    states = _node_states()
+    build = sorted(states.get(BUILD_PARTITION, {}))
+    compute_only = sorted(set(states.get(COMPUTE_PARTITION, {})) - set(build))
+    if not build or not compute_only:
+        raise RuntimeError(f"the rig needs a node in {BUILD_PARTITION} and one only in "
+                           f"{COMPUTE_PARTITION}; sinfo shows {states}")
+    return RigNodes(build=build[0], compute_only=compute_only[0])
+
+
+def _daemon_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def _rig_problems() -> list[str]:
     """What is not up, one line each (empty when the rig is ready)."""
     problems = []
-    if not Path("/nix/var/nix/daemon-socket/socket").is_socket():
-        problems.append("nix-daemon socket missing")
-    if subprocess.run(["pgrep", "-x", "nix-daemon"], capture_output=True).returncode != 0:
-        problems.append("nix-daemon not running")
-    for daemon in ("munged", "slurmctld", "slurmd"):
-        if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
-            problems.append(f"{daemon} not running")
+    if not _daemon_answers(NIX_SOCKET):
+        problems.append(f"no nix-daemon answers on {NIX_SOCKET}")
+    munge = subprocess.run(["sh", "-c", "munge -n </dev/null | unmunge >/dev/null"],
+                           capture_output=True, timeout=30)
+    if munge.returncode != 0:
+        problems.append("munge does not work (munge -n | unmunge)")
+    try:
+        states = _node_states()
+        nodes = rig_nodes()
+    except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as error:
+        problems.append(f"SLURM: {error}")
+    else:
+        for node in (nodes.build, nodes.compute_only):
+            state = states[COMPUTE_PARTITION][node]
+            if state.endswith(("*", "~")) or state.startswith(("down", "drain", "fail", "unk")):
+                problems.append(f"SLURM node {node} is {state}")
+    # a bind mount shares its device with / (os.path.ismount cannot tell): ask findmnt
+    mounted = subprocess.run(["findmnt", "-n", "-o", "OPTIONS", "--mountpoint", str(STORE_COPY)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0 or "ro" not in mounted.stdout.strip().split(","):
+        problems.append(f"{STORE_COPY} is not a read-only mount of the store")
     for user in TEST_USERS:
         try:
             pwd.getpwnam(user)
@@ -61,12 +127,30 @@ def _rig_problems() -> list[str]:
     return problems
 
 
+def _rig_was_up() -> bool:
+    """Whether up.sh has started this rig's daemons on this boot (their pid files in /run)."""
+    return Path("/run/nix-daemon.pid").exists() or any(Path("/run").glob("slurmd-*.pid"))
+
+
+@pytest.fixture(scope="session")
+def nodes(cluster: None) -> RigNodes:
+    """The build node and the compute-only node."""
+    return rig_nodes()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cluster() -> None:
     """The real rig: started by tests/cluster/up.sh if anything is down."""
     if os.geteuid() != 0:
         pytest.fail("the suite runs as root (it starts nix-daemon, munge, SLURM); use `make test`")
     problems = _rig_problems()
+    # A rig that is up but has a daemon down for a moment (a fault test on the
+    # same rig stops and restarts one) is given a minute to come back before
+    # up.sh steps in; a machine with no rig daemon at all gets up.sh at once.
+    deadline = time.monotonic() + 60
+    while problems and _rig_was_up() and time.monotonic() < deadline:
+        time.sleep(2)
+        problems = _rig_problems()
     if problems:
         proc = subprocess.run(["bash", str(REPO / "tests/cluster/up.sh")], capture_output=True, text=True)
         if proc.returncode != 0:

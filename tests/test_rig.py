@@ -1,14 +1,23 @@
 """The rig itself works: these prove the real parts that every other test stands on.
 
 A build through the shared nix-daemon as an unprivileged user, an sbatch job
-on the build partition run to completion as that user, and a hand-written
-modulefile loaded through real Lmod.
+on the build partition run to completion as that user, a hand-written
+modulefile loaded through real Lmod; and the rig script: it never overwrites
+another cluster's config, and a second run restarts nothing.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SCRATCH, STORE_COPY, rig_nodes
 
 
 def test_unprivileged_user_builds_a_demo_package_through_the_daemon(alice, demo_dir):
@@ -55,3 +64,64 @@ def test_a_hand_written_modulefile_loads_through_real_lmod(alice):
     assert "home=/opt/rigtest" in proc.stdout
     assert "path=/opt/rigtest/bin:" in proc.stdout
     assert "rigtest/1.0" in proc.stdout + proc.stderr
+
+
+# -- the rig script itself -------------------------------------------------------------
+
+UP_SH = REPO / "tests/cluster/up.sh"
+MARKER = "# Written by nixmod tests/cluster/up.sh"
+
+
+def run_up(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(UP_SH)], capture_output=True, text=True, timeout=600,
+                          env=os.environ | env)
+
+
+@pytest.mark.parametrize("variable,directory,name", [("SLURM_CONF", False, "slurm.conf"),
+                                                      ("NIX_CONF_DIR", True, "nix.conf")])
+def test_up_refuses_to_overwrite_a_config_it_did_not_write(variable, directory, name):
+    """An existing cluster's slurm.conf or nix.conf (no marker line) is never clobbered."""
+    where = SCRATCH / f"foreign-{uuid.uuid4().hex[:8]}"
+    where.mkdir()
+    conf = where / name
+    text = "# the site's own\nClusterName=site\nSlurmctldHost=head01\n" if name == "slurm.conf" \
+        else "# the site's own\nbuild-users-group = nixbld\nsandbox = true\n"
+    conf.write_text(text)
+    proc = run_up(**{variable: str(where if directory else conf)})
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"[up] FAILED: {conf} was not written by this rig (no '{MARKER}' line): refusing to "
+        "overwrite an existing cluster's config; move it away (or run nixmod's tests on another "
+        "machine)"]
+    assert conf.read_text() == text and sorted(p.name for p in where.iterdir()) == [name]
+
+
+def _daemon_pids() -> dict[str, str]:
+    """Every rig daemon's pid, read from the pid files the rig and SLURM write."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                            check=True).stdout
+    values = dict(re.findall(r"^(\w+)\s+= (.*)$", config, re.M))
+    nodes = rig_nodes()
+    files = {"nix-daemon": "/run/nix-daemon.pid", "munged": "/run/munge/munged.pid",
+             "slurmctld": values["SlurmctldPidFile"]}
+    for node in (nodes.build, nodes.compute_only):
+        files[f"slurmd {node}"] = values["SlurmdPidFile"].replace("%n", node)
+    pids = {name: Path(path).read_text().strip() for name, path in files.items()}
+    for name, pid in pids.items():
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == name.split()[0], (name, pid)
+    return pids
+
+
+def test_up_on_a_running_rig_changes_nothing(nodes):
+    """Idempotent: a second up.sh finds everything up and restarts no daemon."""
+    before = _daemon_pids()
+    proc = run_up()
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "starting" in line or "stopping" in line] == []
+    assert _daemon_pids() == before
+    # the compute-only node's jobs still see no /nix and the store read-only elsewhere
+    slurmd = before[f"slurmd {nodes.compute_only}"]
+    seen = subprocess.run(["nsenter", "-t", slurmd, "-m", "sh", "-c",
+                           f"ls -A /nix; findmnt -n -o OPTIONS --mountpoint {STORE_COPY}"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(seen) == 1 and "ro" in seen[0].split(",")

@@ -22,6 +22,7 @@ first and then finds the path valid, so the builder runs once.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -585,6 +586,17 @@ def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterato
 
 # -- the job step (runs on a build node, or as a detached local worker) ------------------
 
+def this_node() -> str:
+    """The node a job step runs on, as the site's tools name it.
+
+    In a SLURM job that is ``$SLURMD_NODENAME``, the name ``squeue``,
+    ``sinfo`` and ``scontrol`` show: it may differ from the host name (several
+    slurmds on one host, NodeName aliases), and a user looking for the node
+    that built something searches for that name. A local worker: the host name.
+    """
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
 def run_job(manifest_path: Path, index: int) -> int:
     """Realise one record's drv with its GC root, write its module, record how it ended.
 
@@ -602,7 +614,7 @@ def run_job(manifest_path: Path, index: int) -> int:
     lane = backend.lane(store, manifest["max_concurrent"]) if manifest["backend"] == "local" \
         else nullcontext()
     with lane:
-        if not store.update_if_in_flight(record, state="running", node=socket.gethostname(),
+        if not store.update_if_in_flight(record, state="running", node=this_node(),
                                          job=backend.current_job_id() or record.job):
             return 0  # cancelled while it waited
         state, error = _realise_logged(store, record, backend)

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Bring up the real test cluster on a fresh Debian 12 machine, as root.
+# Bring up the real test cluster on a fresh Debian 12 (or 13) machine, as root.
 #
 # Idempotent: every step checks before it acts, so running it twice (or
 # after a partial run) converges on the same state. Installs and starts:
-#   nix-daemon (multi-user, no substituters, sandbox off),
-#   munged + slurmctld + slurmd (one node; partitions compute and nixbuild),
+#   nix-daemon (multi-user, no substituters, sandbox off): the store host;
+#   munged + slurmctld + two slurmds on this one machine (multiple-slurmd):
+#     nb01 in partitions nixbuild and compute: sees /nix and the daemon;
+#     cn01 in compute only: its slurmd runs in a mount namespace where /nix is
+#          an empty tmpfs, so its jobs see no store at /nix and no daemon
+#          socket, only the read-only store copy at /srv/nixstore (standing in
+#          for an NFS or CVMFS export of the store host's /nix/store);
 #   Lmod, bubblewrap, proot, tmux,
-#   two unprivileged test users in nix-users,
+#   the unprivileged test users (NIXMOD_TEST_USERS) in nix-users,
 #   nixmod itself in a venv made with Debian's python3 under /opt/nixmod.
+# Daemons are stopped only by their pid files, and waited for. A slurm.conf or
+# nix.conf that this script did not write (no marker line) is never
+# overwritten: an existing cluster is left alone and the script says so.
 # Any part that cannot start makes the script exit non-zero with the reason.
 set -euo pipefail
 
@@ -20,7 +28,7 @@ die() { printf '[up] FAILED: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts daemons)"
 
 # ---------------------------------------------------------------- packages
-PKGS=(nix-bin slurm-wlm munge lmod bubblewrap proot tmux python3-venv lua-busted sqlite3 procps util-linux)
+PKGS=(nix-bin slurm-wlm munge lmod bubblewrap proot tmux python3-venv lua-busted sqlite3 procps util-linux iproute2)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,8 +40,87 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 fi
 
+# ---------------------------------------------------------------- the rig's shape
+BUILD_NODE=nb01                 # nixbuild + compute: reaches the nix-daemon
+COMPUTE_NODE=cn01               # compute only: no /nix, store read-only at $STORE_COPY
+BUILD_NODE_PORT=6821
+COMPUTE_NODE_PORT=6822
+STORE_COPY=/srv/nixstore        # the "NFS/CVMFS export" of /nix/store on compute nodes
+# Nix's and SLURM's own variables say where their config is (the rig then
+# writes, checks and uses that file): NIX_CONF_DIR, SLURM_CONF.
+NIX_CONF="${NIX_CONF_DIR:-/etc/nix}/nix.conf"
+export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
+NIX_PIDFILE=/run/nix-daemon.pid # nix-daemon writes none itself: the rig does
+SLURMCTLD_PIDFILE=/run/slurmctld.pid
+SLURMD_PIDFILE_PATTERN=/run/slurmd-%n.pid
+MUNGED_PIDFILE=/run/munge/munged.pid
+SOCK=/nix/var/nix/daemon-socket/socket
+# Every file the rig writes starts with this line; a file without it belongs
+# to someone else (an existing cluster) and is never overwritten.
+MARKER="# Written by nixmod tests/cluster/up.sh"
+
+# --- config files: ours, a package's untouched default, or someone else's
+ours() { [ -f "$1" ] && grep -q "^$MARKER" "$1"; }
+# A package's conffile that nobody edited (e.g. nix-setup-systemd's nix.conf)
+# may be replaced: dpkg records its md5, whatever the Debian release.
+pristine() {
+    local file="$1" pkg sum
+    pkg="$(dpkg-query -S "$file" 2>/dev/null | cut -d: -f1 | head -n 1)" || return 1
+    [ -n "$pkg" ] || return 1
+    sum="$(dpkg-query -W -f='${Conffiles}\n' "$pkg" 2>/dev/null | awk -v f="$file" '$1 == f {print $2}')"
+    [ -n "$sum" ] && [ "$(md5sum < "$file" | cut -d' ' -f1)" = "$sum" ]
+}
+claimable() { [ ! -e "$1" ] || ours "$1" || pristine "$1"; }
+for conf in "$NIX_CONF" "$SLURM_CONF"; do
+    claimable "$conf" || die "$conf was not written by this rig (no '$MARKER' line): refusing to overwrite an existing cluster's config; move it away (or run nixmod's tests on another machine)"
+done
+# install NEW as DEST when it differs; prints 1 when it changed, 0 otherwise
+install_conf() {
+    if cmp -s "$1" "$2"; then rm -f "$1"; echo 0; else mv "$1" "$2"; echo 1; fi
+}
+
+# --- daemons: found and stopped by pid file only, never by name
+# alive PID COMM: PID is a running (not zombie) process named COMM
+alive() {
+    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] \
+        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+# pid_of PIDFILE COMM: the pid in PIDFILE if that process is alive and is COMM
+pid_of() {
+    local pid
+    [ -s "$1" ] || return 1
+    pid="$(tr -dc 0-9 < "$1")"
+    [ -n "$pid" ] && alive "$pid" "$2" && echo "$pid"
+}
+# stop PIDFILE COMM: SIGTERM, then wait (up to 60 s) until the process is gone
+stop() {
+    local pid
+    pid="$(pid_of "$1" "$2")" || { rm -f "$1"; return 0; }
+    say "stopping $2 (pid $pid, from $1)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 600); do
+        alive "$pid" "$2" || { rm -f "$1"; return 0; }
+        sleep 0.1
+    done
+    die "$2 (pid $pid) did not exit within 60 s of SIGTERM"
+}
+# The nix-daemon listening on $SOCK: of the processes that hold the listening
+# socket (each connection's worker inherits it), the one whose parent is not
+# one of them.
+socket_master() {
+    local pids pid ppid
+    pids=" $(ss -xlpn 2>/dev/null | awk -v s="$SOCK" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
+    for pid in $pids; do
+        ppid="$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)"
+        case "$pids" in *" $ppid "*) continue ;; esac
+        alive "$pid" nix-daemon && { echo "$pid"; return 0; }
+    done
+    return 1
+}
+slurmd_pidfile() { echo "${SLURMD_PIDFILE_PATTERN//%n/$1}"; }
+
 # ---------------------------------------------------------------- nix
-mkdir -p /etc/nix
+mkdir -p /etc/nix "$(dirname "$NIX_CONF")"
 # The rig's binary-cache signing key: a bundle signed with it (nixmod export)
 # is what this "site" trusts on import, as a receiving cluster would trust
 # the sending site's public key. Tests copy the secret half to a user.
@@ -45,8 +132,8 @@ if [ ! -s "$RIG_KEY.sec" ] || [ ! -s "$RIG_KEY.pub" ]; then
 fi
 chmod 600 "$RIG_KEY.sec"; chmod 644 "$RIG_KEY.pub"
 RIG_PUB="$(cat "$RIG_KEY.pub")"
-cat > /etc/nix/nix.conf.new <<EOF
-# Written by nixmod tests/cluster/up.sh: a shared multi-user daemon, offline.
+cat > "$NIX_CONF.new" <<EOF
+$MARKER: a shared multi-user daemon, offline.
 build-users-group = nixbld
 sandbox = false
 substituters =
@@ -58,36 +145,54 @@ keep-derivations = true
 keep-outputs = false
 allowed-users = *
 EOF
-if ! cmp -s /etc/nix/nix.conf.new /etc/nix/nix.conf; then
-    mv /etc/nix/nix.conf.new /etc/nix/nix.conf
-    restart_nix=1
-else
-    rm -f /etc/nix/nix.conf.new
-    restart_nix=0
-fi
+restart_nix="$(install_conf "$NIX_CONF.new" "$NIX_CONF")"
 getent group nix-users >/dev/null || groupadd -r nix-users
 getent group nixbld >/dev/null || die "group nixbld missing (nix-bin should create it)"
 # the daemon socket directory is group nix-users on Debian; make sure of it
 mkdir -p /nix/var/nix/daemon-socket /nix/var/nix/gcroots/per-user /nix/var/nix/profiles/per-user
 chmod 1777 /nix/var/nix/gcroots/per-user /nix/var/nix/profiles/per-user
 
-SOCK=/nix/var/nix/daemon-socket/socket
-nix_up() { pgrep -x nix-daemon >/dev/null && [ -S "$SOCK" ]; }
-if nix_up && [ "$restart_nix" = 1 ]; then
-    say "restarting nix-daemon (nix.conf changed)"
-    pkill -x nix-daemon || true
-    sleep 1
+# A daemon serving the socket but not in the pid file (started before the
+# rig wrote pid files, or restarted by hand) is adopted: nix.conf is ours, so
+# that daemon is the rig's too.
+if ! pid_of "$NIX_PIDFILE" nix-daemon >/dev/null; then
+    if listener="$(socket_master)"; then
+        say "adopting the nix-daemon already serving $SOCK (pid $listener) into $NIX_PIDFILE"
+        echo "$listener" > "$NIX_PIDFILE"
+    fi
 fi
-if ! nix_up; then
+if [ "$restart_nix" = 1 ]; then
+    stop "$NIX_PIDFILE" nix-daemon
+fi
+if ! pid_of "$NIX_PIDFILE" nix-daemon >/dev/null || [ ! -S "$SOCK" ]; then
+    stop "$NIX_PIDFILE" nix-daemon
     say "starting nix-daemon"
+    NIX_DAEMON="$(command -v nix-daemon)" || die "nix-daemon not found (apt package nix-bin)"
     rm -f "$SOCK"
-    setsid /usr/bin/nix-daemon >/var/log/nix-daemon.log 2>&1 < /dev/null &
+    # not a process-group leader here, so setsid execs in place: $! is the daemon
+    ( exec setsid "$NIX_DAEMON" >>/var/log/nix-daemon.log 2>&1 </dev/null ) &
+    echo $! > "$NIX_PIDFILE"
     for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.2; done
-    [ -S "$SOCK" ] || die "nix-daemon did not create $SOCK (see /var/log/nix-daemon.log)"
+    [ -S "$SOCK" ] && pid_of "$NIX_PIDFILE" nix-daemon >/dev/null \
+        || die "nix-daemon did not create $SOCK (see /var/log/nix-daemon.log)"
 fi
 chgrp nix-users /nix/var/nix/daemon-socket "$SOCK" 2>/dev/null || true
 chmod 770 /nix/var/nix/daemon-socket 2>/dev/null || true
 chmod 666 "$SOCK"
+
+# ---------------------------------------------------------------- the store export
+# Compute nodes get the store read-only at another path. A read-only bind
+# mount of /nix/store shows every new store path at once, as an NFS export
+# of the store host's /nix/store would.
+mkdir -p "$STORE_COPY"
+if ! mountpoint -q "$STORE_COPY"; then
+    say "bind-mounting /nix/store read-only at $STORE_COPY"
+    mount --bind /nix/store "$STORE_COPY" || die "mount --bind /nix/store $STORE_COPY failed"
+fi
+case ",$(findmnt -no OPTIONS "$STORE_COPY")," in
+    *,ro,*) ;;
+    *) mount -o remount,bind,ro "$STORE_COPY" || die "could not make $STORE_COPY read-only" ;;
+esac
 
 # ---------------------------------------------------------------- munge
 if [ ! -s /etc/munge/munge.key ]; then
@@ -100,8 +205,8 @@ mkdir -p /run/munge /var/lib/munge /var/log/munge
 chown munge:munge /run/munge /var/lib/munge /var/log/munge
 chmod 755 /run/munge
 if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
+    stop "$MUNGED_PIDFILE" munged
     say "starting munged"
-    pkill -x munged 2>/dev/null || true
     rm -f /run/munge/munge.socket.2*
     runuser -u munge -- /usr/sbin/munged --force || die "munged did not start"
     for _ in $(seq 50); do munge -n </dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
@@ -114,20 +219,21 @@ NODE_LINE="$(slurmd -C 2>/dev/null | head -n 1)"
 [ -n "$NODE_LINE" ] || die "slurmd -C printed nothing"
 CPUS="$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$NODE_LINE")"
 MEM="$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODE_LINE")"
-mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-cat > /etc/slurm/slurm.conf.new <<EOF
-# Written by nixmod tests/cluster/up.sh: one node, two partitions.
+mkdir -p "$(dirname "$SLURM_CONF")" /var/spool/slurmctld /var/log/slurm \
+    "/var/spool/slurmd/$BUILD_NODE" "/var/spool/slurmd/$COMPUTE_NODE"
+cat > "$SLURM_CONF.new" <<EOF
+$MARKER: two nodes on one machine (multiple-slurmd), two partitions.
 ClusterName=nixmod
 SlurmctldHost=${HOST}
 AuthType=auth/munge
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+SlurmdSpoolDir=/var/spool/slurmd/%n
+SlurmctldPidFile=${SLURMCTLD_PIDFILE}
+SlurmdPidFile=${SLURMD_PIDFILE_PATTERN}
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -136,52 +242,99 @@ SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1,bf_interval=1
 MpiDefault=none
 ReturnToService=2
+# a node whose slurmd died is DOWN (and its jobs NODE_FAIL) after 10 s, not 5 min
+SlurmdTimeout=10
 MinJobAge=300
 KillWait=5
 InactiveLimit=0
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
-NodeName=${HOST} CPUs=${CPUS} RealMemory=${MEM} State=UNKNOWN
-# Builds get the node first (higher PriorityTier); compute jobs use it when no
-# build waits. OverSubscribe lets more builds share the node than it has CPUs,
+# The build node goes back to compute when idle: a build (nixbuild, higher
+# PriorityTier) is scheduled before any compute job waiting for that node, and
+# takes it back from a running compute job, which is requeued.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+# Both nodes are slurmds on this one host (NodeHostname), each on its own port.
+# Compute jobs fill the compute-only node first (lower Weight).
+NodeName=${BUILD_NODE} NodeHostname=${HOST} NodeAddr=127.0.0.1 Port=${BUILD_NODE_PORT} CPUs=${CPUS} RealMemory=${MEM} Weight=10 State=UNKNOWN
+NodeName=${COMPUTE_NODE} NodeHostname=${HOST} NodeAddr=127.0.0.1 Port=${COMPUTE_NODE_PORT} CPUs=${CPUS} RealMemory=${MEM} Weight=1 State=UNKNOWN
+# OverSubscribe on nixbuild lets more builds share the node than it has CPUs,
 # so that the per-user throttle, not the node size, is what limits them.
-PartitionName=compute Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP PriorityTier=1 OverSubscribe=FORCE:4
-PartitionName=nixbuild Nodes=${HOST} Default=NO MaxTime=INFINITE State=UP PriorityTier=2 OverSubscribe=FORCE:4
+PartitionName=compute Nodes=${COMPUTE_NODE},${BUILD_NODE} Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=nixbuild Nodes=${BUILD_NODE} Default=NO MaxTime=INFINITE State=UP PriorityTier=2 OverSubscribe=FORCE:4
 EOF
-restart_slurm=0
-if ! cmp -s /etc/slurm/slurm.conf.new /etc/slurm/slurm.conf; then
-    mv /etc/slurm/slurm.conf.new /etc/slurm/slurm.conf
-    restart_slurm=1
+
+# The pid files of the slurm daemons the config in place describes (before it
+# is replaced): SlurmctldPidFile, and SlurmdPidFile for each NodeName (%n).
+conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }
+old_slurmd_pidfiles() {
+    local conf="$1" pattern node
+    [ -f "$conf" ] || return 0
+    pattern="$(conf_value "$conf" SlurmdPidFile)"; pattern="${pattern:-/run/slurmd.pid}"
+    for node in $(sed -n 's/^NodeName=\([^ ]*\).*/\1/p' "$conf"); do echo "${pattern//%n/$node}"; done
+}
+stop_slurm() {
+    local conf="$1" f
+    for f in $(old_slurmd_pidfiles "$conf"); do stop "$f" slurmd; done
+    f="$(conf_value "$conf" SlurmctldPidFile)"
+    stop "${f:-/run/slurmctld.pid}" slurmctld
+}
+if ! cmp -s "$SLURM_CONF.new" "$SLURM_CONF"; then
+    [ -f "$SLURM_CONF" ] && stop_slurm "$SLURM_CONF"
+    mv "$SLURM_CONF.new" "$SLURM_CONF"
 else
-    rm -f /etc/slurm/slurm.conf.new
+    rm -f "$SLURM_CONF.new"
 fi
 
-if [ "$restart_slurm" = 1 ]; then
-    pkill -x slurmd 2>/dev/null || true
-    pkill -x slurmctld 2>/dev/null || true
-    sleep 1
-fi
-if ! pgrep -x slurmctld >/dev/null; then
+if ! pid_of "$SLURMCTLD_PIDFILE" slurmctld >/dev/null; then
     say "starting slurmctld"
     /usr/sbin/slurmctld || die "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
 fi
-if ! pgrep -x slurmd >/dev/null; then
-    say "starting slurmd"
-    /usr/sbin/slurmd || die "slurmd did not start (see /var/log/slurm/slurmd.log)"
-fi
-state=""
-for _ in $(seq 60); do
-    state="$(sinfo -h -n "$HOST" -p nixbuild -o %t 2>/dev/null | head -n 1 || true)"
-    case "$state" in
-        idle|mix|alloc) break ;;
-        down*|drain*|drng*) scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true ;;
-    esac
+# Two slurmds on one host need a slurm built with multiple-slurmd (Debian's is).
+multiple=""
+for _ in $(seq 30); do
+    multiple="$(scontrol show config 2>/dev/null | awk '$1 == "MULTIPLE_SLURMD" {print $3}')"
+    [ -n "$multiple" ] && break
     sleep 1
 done
-case "$state" in
-    idle|mix|alloc) ;;
-    *) die "SLURM node $HOST is '${state:-unknown}', not idle (see /var/log/slurm/)" ;;
-esac
+[ "$multiple" = Yes ] || die "this SLURM was built without multiple-slurmd (scontrol show config: MULTIPLE_SLURMD = ${multiple:-?}); the rig needs it to run two nodes on one machine"
+if ! pid_of "$(slurmd_pidfile "$BUILD_NODE")" slurmd >/dev/null; then
+    say "starting slurmd $BUILD_NODE (build node: /nix and the daemon)"
+    /usr/sbin/slurmd -N "$BUILD_NODE" || die "slurmd -N $BUILD_NODE did not start (see /var/log/slurm/slurmd-$BUILD_NODE.log)"
+fi
+# The compute-only node: its slurmd, and so every job it runs, lives in a
+# mount namespace where /nix is an empty tmpfs. One whose namespace is not so
+# (started by hand, or before $STORE_COPY was mounted) is restarted.
+compute_pidfile="$(slurmd_pidfile "$COMPUTE_NODE")"
+if pid="$(pid_of "$compute_pidfile" slurmd)"; then
+    nsenter -t "$pid" -m sh -c "mountpoint -q '$STORE_COPY' && [ ! -e /nix/store ] && [ ! -e '$SOCK' ]" \
+        || stop "$compute_pidfile" slurmd
+fi
+if ! pid_of "$compute_pidfile" slurmd >/dev/null; then
+    say "starting slurmd $COMPUTE_NODE (compute only: /nix hidden, store read-only at $STORE_COPY)"
+    unshare --mount --propagation private \
+        sh -c "mount -t tmpfs -o mode=755,size=1m nixmod-no-store /nix && exec /usr/sbin/slurmd -N '$COMPUTE_NODE'" \
+        || die "slurmd -N $COMPUTE_NODE did not start (see /var/log/slurm/slurmd-$COMPUTE_NODE.log)"
+fi
+for node in "$BUILD_NODE" "$COMPUTE_NODE"; do
+    state=""
+    for _ in $(seq 60); do
+        state="$(sinfo -h -n "$node" -o %t 2>/dev/null | head -n 1 || true)"
+        case "$state" in
+            idle|mix|alloc|comp) break ;;
+            down*|drain*|drng*|fail*) scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;;
+        esac
+        sleep 1
+    done
+    case "$state" in
+        idle|mix|alloc|comp) ;;
+        *) die "SLURM node $node is '${state:-unknown}', not idle (see /var/log/slurm/)" ;;
+    esac
+done
+
+# ---------------------------------------------------------------- PBS
+# (integrator) tests/cluster/pbs.sh brings up OpenPBS in its own network
+# namespace; call it here, after the store and before the users.
 
 # ---------------------------------------------------------------- users
 for u in "${TEST_USERS[@]}"; do
@@ -221,4 +374,4 @@ mkdir -p /opt/nixmod/lua && cp "$REPO"/lua/*.lua /opt/nixmod/lua/ 2>/dev/null ||
 chmod -R a+rX /opt/nixmod/lua
 "$VENV/bin/nixmod" --help >/dev/null || die "$VENV/bin/nixmod does not run"
 
-say "cluster is up: nix-daemon, munged, slurmctld, slurmd ($HOST: $state), users ${TEST_USERS[*]}, $VENV"
+say "cluster is up: nix-daemon, munged, slurmctld, slurmd $BUILD_NODE (nixbuild, compute) and $COMPUTE_NODE (compute, store at $STORE_COPY), users ${TEST_USERS[*]}, $VENV"
