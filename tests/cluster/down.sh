@@ -54,7 +54,8 @@ socket_master() {
 }
 conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }
 
-# ---- PBS: (integrator) stop what tests/cluster/pbs.sh started here, before SLURM.
+# ---- PBS: stop what tests/cluster/pbs.sh started, before SLURM.
+bash "$(dirname "${BASH_SOURCE[0]}")/pbs.sh" down || true
 
 if [ -f "$SLURM_CONF" ] && grep -q "^$MARKER" "$SLURM_CONF"; then
     scancel --state=PENDING,RUNNING --full 2>/dev/null || true

@@ -333,8 +333,9 @@ for node in "$BUILD_NODE" "$COMPUTE_NODE"; do
 done
 
 # ---------------------------------------------------------------- PBS
-# (integrator) tests/cluster/pbs.sh brings up OpenPBS in its own network
-# namespace; call it here, after the store and before the users.
+# OpenPBS for the PBS backend, in a network namespace of its own (built once
+# from ../shared/vendor; see tests/cluster/pbs.sh).
+bash "$REPO/tests/cluster/pbs.sh" up || die "PBS did not come up (see /var/tmp/nixmod-pbs-*.log)"
 
 # ---------------------------------------------------------------- users
 for u in "${TEST_USERS[@]}"; do
