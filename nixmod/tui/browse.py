@@ -38,6 +38,8 @@ class BrowseScreen(NixmodScreen):
     BINDINGS = [
         Binding("slash", "focus_search", "Search", key_display="/"),
         Binding("space", "pick", "Pick"),
+        # when the footer offers no Pick (a browse-only package), space still says why
+        Binding("space", "pick_refused", "Pick", show=False),
         Binding("s", "submit", "Submit"),
         Binding("escape", "back", "Back", show=False),
     ]
@@ -135,11 +137,17 @@ class BrowseScreen(NixmodScreen):
         table = self.query_one("#results", DataTable)
         rows = self.result_rows
         self.result_width = table.size.width
-        shown = fit_columns(table, table.size.width or 40, [
-            Column("name", "name", min(26, max([4, *(len(r.name) for r in rows)])), 10, 0),
-            Column("version", "version", min(12, max([7, *(len(r.newest) for r in rows)])), 6, 1),
-            Column("count", "#", max([1, *(len(str(r.count)) for r in rows)]), 1, 2),
-            Column("description", "description", 12, 8, 3, flexible=True),
+        width = table.size.width or 40
+        # name and version get a share of the width, so the description always has room
+        name = min(26, max([4, *(len(r.name) for r in rows)]), max(12, width * 3 // 10))
+        version = min(12, max([7, *(len(r.newest) for r in rows)]), max(7, width // 6))
+        count = max([1, *(len(str(r.count)) for r in rows)])
+        about = width - name - version - count - 9
+        shown = fit_columns(table, width, [
+            Column("name", "name", name, 10, 0),
+            Column("version", "version", version, 6, 1),
+            Column("count", "#", count, 1, 2),
+            Column("description", "description" if about >= 11 else "about", 12, 8, 3, flexible=True),
         ])
         for row in rows:
             cells = {"name": Text(row.name, style="bold", overflow="ellipsis", no_wrap=True),
@@ -231,7 +239,12 @@ class BrowseScreen(NixmodScreen):
             return False
         if action == "pick" and self.package is not None and not self._buildable(self.package.versions):
             return False
+        if action == "pick_refused":
+            return search is None or self.focused is not search
         return True
+
+    def action_pick_refused(self) -> None:
+        self.action_pick()
 
     def _buildable_channels(self) -> list[str]:
         browse_only = model.browse_only_channels(self.app.config)

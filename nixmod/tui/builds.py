@@ -40,7 +40,7 @@ class BuildsScreen(NixmodScreen):
         Binding("l", "open_log", "Whole log"),
         Binding("c", "cancel_build", "Cancel"),
         Binding("r", "retry_build", "Retry"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("f5", "refresh", "Refresh", show=False),
     ]
 
     def __init__(self) -> None:
