@@ -431,7 +431,7 @@ async def _ctrl_c_quits_from_anywhere(demo_config, where):
             await keys(pilot, "down", "4")
             assert app.current_mode == "modules"
         else:
-            assert type(app.focused).__name__ == "Input"
+            assert type(app.focused).__name__ == "FilterInput"
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert not app.is_running
@@ -804,3 +804,25 @@ async def _help_more(demo_config):
         await keys(pilot, "end")
         await pilot.pause()
         assert "↓ more" not in screen_text(app)
+
+
+def test_keys_typed_ahead_of_the_search_act_on_its_result(demo_config):
+    asyncio.run(_typed_ahead(demo_config))
+
+
+async def _typed_ahead(demo_config):
+    """A quick typist: `samtools ↵ ↵ space` with no pause opens and picks samtools, never
+    the row that was on top before the search came back."""
+    app = quiet_app(demo_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        from textual import events
+
+        # all at once, as a terminal delivers a burst: no waiting between keys
+        for key, char in [*((c, c) for c in "samtools"), ("enter", "\r"), ("enter", "\r"), ("space", " ")]:
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert [(v.name, v.version) for v in app.selection.items] == [("samtools", "1.19")], (
+            app.focused, app.screen.pending, app.screen.shown_query, app.screen.query_one("#search").value,
+            notifications(app))
+        assert app.focused is app.screen.query_one("#versions")

@@ -52,6 +52,9 @@ class BrowseScreen(NixmodScreen):
         self.searched_catalog: Any = None   # the catalog the results came from
         self.shown_query: str | None = None  # the query the results list shows now
         self.result_width = 0
+        #: ↵ or space pressed on the results before the search for the typed query came back:
+        #: done when it does, on the package the query found (not on a stale row)
+        self.pending: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
@@ -131,6 +134,16 @@ class BrowseScreen(NixmodScreen):
         self.fill_results()
         self.show_status()
         self.show_package(self._package_named(self.result_names[0]) if self.result_names else None)
+        pending, self.pending = self.pending, []
+        for action in pending if self.result_names else []:
+            if action == "open":
+                self.set_focus(self.query_one("#versions", DataTable))
+            else:
+                self.action_pick()
+
+    def search_pending(self) -> bool:
+        """Has the user typed something the results list does not show yet?"""
+        return self.app.catalog is not None and self.shown_query != self.query_one("#search", FilterInput).value
 
     def fill_results(self) -> None:
         """The results table at the width it has now: name, version, # and description, by priority."""
@@ -139,7 +152,7 @@ class BrowseScreen(NixmodScreen):
         self.result_width = table.size.width
         width = table.size.width or 40
         # name and version get a share of the width, so the description always has room
-        name = min(26, max([4, *(len(r.name) for r in rows)]), max(12, width * 3 // 10))
+        name = min(26, max([4, *(len(r.name) for r in rows)]), max(12, width * 4 // 10))
         version = min(12, max([7, *(len(r.newest) for r in rows)]), max(7, width // 6))
         count = max([1, *(len(str(r.count)) for r in rows)])
         about = width - name - version - count - 9
@@ -260,6 +273,9 @@ class BrowseScreen(NixmodScreen):
 
     @on(DataTable.RowSelected, "#results")
     def result_chosen(self) -> None:
+        if self.search_pending():
+            self.pending.append("open")
+            return
         self.set_focus(self.query_one("#versions", DataTable))
 
     @on(DataTable.RowSelected, "#versions")
@@ -293,6 +309,9 @@ class BrowseScreen(NixmodScreen):
         if self.app.catalog is None and not self.app.catalog_error:
             self.notify(f"The catalog is still loading ({self.app.catalog_status}); space works once "
                         "it is in", severity="warning", markup=False)
+            return
+        if self.focused is self.query_one("#results") and self.search_pending():
+            self.pending.append("pick")
             return
         version = self.chosen_version()
         if version is None:

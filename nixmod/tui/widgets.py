@@ -82,10 +82,12 @@ class FilterInput(Input):
     The footer shows only these keys while the box has focus.
     """
 
+    # priority: the app runs these as each key arrives, so in a burst of keys
+    # (`samtools ↵ ↵ space` typed at once) the keys after ↵ already go to the list
     BINDINGS = [
-        Binding("enter", "apply", "Apply", key_display="↵"),
-        Binding("escape", "leave", "Leave box", key_display="esc"),
-        Binding("down", "leave", "Leave box", show=False),
+        Binding("enter", "apply", "Apply", key_display="↵", priority=True),
+        Binding("escape", "leave", "Leave box", key_display="esc", priority=True),
+        Binding("down", "leave", "Leave box", show=False, priority=True),
         Binding("f1", "app.help", "Help"),
         Binding("ctrl+c", "app.quit", "Quit", key_display="^c"),
     ]
