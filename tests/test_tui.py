@@ -74,6 +74,16 @@ def demo_config(snapshot_dir):
     return config
 
 
+@pytest.fixture
+def own_demo_config(tui_home, tmp_path):
+    """The demo configuration with state and modules in this test's own tmp_path (flow
+    tests: the fixed snapshot directory may be emptied by a parallel run of the snapshots)."""
+    config = load_config(demo=True)
+    config.build.state_dir = tmp_path / "state"
+    config.modules.root = tmp_path / "modules"
+    return config
+
+
 async def settle(pilot) -> None:
     """Wait until the catalog is in and every worker (search, refresh) has reported."""
     app = pilot.app
@@ -264,7 +274,7 @@ async def _search_pick_submit_build_module(build_config):
         await keys(pilot, "1")
         await type_query(pilot, "slowpkg")
         versions = app.screen.query_one("#versions")
-        assert "module nix/slowpkg/3.1" in str(versions.get_row_at(0)[3])
+        assert any("module nix/slowpkg/3.1" in str(cell) for cell in versions.get_row_at(0))
 
 
 def test_cancel_a_running_build(build_config, monkeypatch):
@@ -330,7 +340,7 @@ async def _retry_a_failed_build(build_config):
         assert app.is_running
 
 
-def test_a_crash_exits_non_zero(demo_config):
+def test_a_crash_exits_non_zero(own_demo_config):
     """An unexpected exception ends the app with status 1, so a shell (or a wrapper) sees it."""
     from textual.binding import Binding
 
@@ -346,9 +356,9 @@ def test_a_crash_exits_non_zero(demo_config):
         await pilot.pause(0.5)
         await pilot.press("escape", "x")
 
-    app = Crashing(demo_config, watch_builds=False)
+    app = Crashing(own_demo_config, watch_builds=False)
     assert exit_status(app, headless=True, size=(80, 24), auto_pilot=press_x) == 1
-    normal = NixmodApp(demo_config, watch_builds=False)
+    normal = NixmodApp(own_demo_config, watch_builds=False)
 
     async def quit_now(pilot) -> None:
         await pilot.pause(0.5)
@@ -490,13 +500,13 @@ def footer_text(app: NixmodApp) -> str:
     return screen_text(app).splitlines()[-1]
 
 
-def test_versions_cursor_starts_on_the_newest_of_each_package(demo_config):
-    asyncio.run(_versions_cursor_resets(demo_config))
+def test_versions_cursor_starts_on_the_newest_of_each_package(own_demo_config):
+    asyncio.run(_versions_cursor_resets(own_demo_config))
 
 
-async def _versions_cursor_resets(demo_config):
+async def _versions_cursor_resets(own_demo_config):
     """numpy ↵ ↵ ↓, then / samtools ↵ ↵ space: the pick is 1.19, the newest the header names."""
-    app = quiet_app(demo_config)
+    app = quiet_app(own_demo_config)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await type_query(pilot, "numpy")
@@ -509,14 +519,14 @@ async def _versions_cursor_resets(demo_config):
         assert [(v.name, v.version) for v in app.selection.items] == [("samtools", "1.19")]
 
 
-def test_search_box_takes_text_only_while_focused(demo_config):
-    asyncio.run(_search_box_model(demo_config))
+def test_search_box_takes_text_only_while_focused(own_demo_config):
+    asyncio.run(_search_box_model(own_demo_config))
 
 
-async def _search_box_model(demo_config):
+async def _search_box_model(own_demo_config):
     """/ focuses the box, esc and ↵ leave it; in it every key is text and the footer says
     only what works there; outside it the screen keys work and esc never goes back in."""
-    app = quiet_app(demo_config)
+    app = quiet_app(own_demo_config)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         search = app.screen.query_one("#search")
@@ -574,12 +584,12 @@ async def _space_while_loading(tmp_path, monkeypatch):
         await settle(pilot)
 
 
-def test_selection_clear_is_another_key_and_undoable(demo_config):
-    asyncio.run(_selection_clear_and_undo(demo_config))
+def test_selection_clear_is_another_key_and_undoable(own_demo_config):
+    asyncio.run(_selection_clear_and_undo(own_demo_config))
 
 
-async def _selection_clear_and_undo(demo_config):
-    app = quiet_app(demo_config)
+async def _selection_clear_and_undo(own_demo_config):
+    app = quiet_app(own_demo_config)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await type_query(pilot, "hello")
@@ -641,25 +651,25 @@ async def _browse_only(dump_config):
         assert isinstance(app.screen, PlanScreen) and app.records == []
 
 
-def test_builds_keep_the_highlighted_build_and_the_log_stays_put(demo_config):
-    asyncio.run(_builds_highlight_and_log(demo_config))
+def test_builds_keep_the_highlighted_build_and_the_log_stays_put(own_demo_config):
+    asyncio.run(_builds_highlight_and_log(own_demo_config))
 
 
-async def _builds_highlight_and_log(demo_config):
+async def _builds_highlight_and_log(own_demo_config):
     """The highlight follows a build, not a row, when builds appear above it; a submit
     from the TUI highlights the new build; the log pane stays where the user scrolled,
     and l shows the whole log."""
     from nixmod import builds
     from nixmod.catalog import Catalog
 
-    catalog = Catalog.load(demo_config)
-    first = builds.submit(demo_config, builds.plan(demo_config, [catalog.resolve("broken"),
+    catalog = Catalog.load(own_demo_config)
+    first = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("broken"),
                                                                  catalog.resolve("hello")]))
-    builds.wait(demo_config, [r.id for r in first])
+    builds.wait(own_demo_config, [r.id for r in first])
     broken = next(r for r in first if r.name == "broken")
     log = Path(broken.log)
     log.write_text(log.read_text() + "".join(f"line {i} of a long log\n" for i in range(300)))
-    app = NixmodApp(demo_config, refresh_seconds=0.3)
+    app = NixmodApp(own_demo_config, refresh_seconds=0.3)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await keys(pilot, "escape", "3")
@@ -672,7 +682,7 @@ async def _builds_highlight_and_log(demo_config):
         assert screen.highlighted_id == broken.id
         await wait_until(pilot, lambda: "line 299 of a long log" in app.log_text)
         # a build appears from elsewhere (the CLI): the cursor and the log stay on broken
-        more = builds.submit(demo_config, builds.plan(demo_config, [catalog.resolve("jq-demo")]))
+        more = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("jq-demo")]))
         await wait_until(pilot, lambda: any(r.id == more[0].id for r in app.records))
         await pilot.pause(0.7)
         assert screen.highlighted_id == broken.id and app.followed_build == broken.id
@@ -717,20 +727,20 @@ async def _builds_highlight_and_log(demo_config):
         assert [r.name for r in app.screen.shown][0] == "broken"
 
 
-def test_modules_filter_sort_and_remove(demo_config):
-    asyncio.run(_modules_remove(demo_config))
+def test_modules_filter_sort_and_remove(own_demo_config):
+    asyncio.run(_modules_remove(own_demo_config))
 
 
-async def _modules_remove(demo_config):
+async def _modules_remove(own_demo_config):
     """d on Modules asks, then does what `nixmod modules remove` does."""
     for version in ("2.10", "2.12.1"):
-        write_module(demo_config, ModuleRequest(name="hello", version=version, description="demo",
+        write_module(own_demo_config, ModuleRequest(name="hello", version=version, description="demo",
                                                 outputs={"out": FAKE_STORE_PATH}))
-    write_module(demo_config, ModuleRequest(name="jq-demo", version="1.7.1", description="demo",
+    write_module(own_demo_config, ModuleRequest(name="jq-demo", version="1.7.1", description="demo",
                                             outputs={"out": FAKE_STORE_PATH}))
-    modulefile = demo_config.modules.root / "nix" / "hello" / "2.10.lua"
+    modulefile = own_demo_config.modules.root / "nix" / "hello" / "2.10.lua"
     assert modulefile.exists()
-    app = NixmodApp(demo_config, refresh_seconds=0.3)
+    app = NixmodApp(own_demo_config, refresh_seconds=0.3)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await keys(pilot, "escape", "4")
@@ -749,11 +759,11 @@ async def _modules_remove(demo_config):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
-def test_layout_keeps_what_matters_visible(demo_config, tmp_path, size):
-    asyncio.run(_layout(demo_config, tmp_path, size))
+def test_layout_keeps_what_matters_visible(own_demo_config, tmp_path, size):
+    asyncio.run(_layout(own_demo_config, tmp_path, size))
 
 
-async def _layout(demo_config, tmp_path, size):
+async def _layout(own_demo_config, tmp_path, size):
     """Column priorities: description and # (results), state (versions), state, elapsed and
     node (Builds) stay on screen; the header shows the selection with five channels; the
     package count is names (as `catalog info` counts) and matches the list."""
@@ -762,17 +772,18 @@ async def _layout(demo_config, tmp_path, size):
     from nixmod import builds
     from nixmod.catalog import Catalog
 
-    catalog = Catalog.load(demo_config)
-    done = builds.submit(demo_config, builds.plan(demo_config, [catalog.resolve("broken")]))
-    builds.wait(demo_config, [r.id for r in done])
-    app = NixmodApp(demo_config, watch_builds=False)
+    catalog = Catalog.load(own_demo_config)
+    done = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("broken")]))
+    builds.wait(own_demo_config, [r.id for r in done])
+    app = NixmodApp(own_demo_config, watch_builds=False)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         text = screen_text(app)
         listed = len(app.screen.result_names)
         assert f"{len(catalog)} packages in" in text and listed == len(catalog), text
-        header = text.splitlines()[3]
-        assert "name" in header and "#" in header and "description" in header, header
+        header, first = text.splitlines()[3:5]
+        assert "name" in header and "#" in header and ("description" in header or "about" in header), header
+        assert "version" in header and "2025.01" in first and "A bundle" in first, first
         await type_query(pilot, "samtools")
         await keys(pilot, "enter")
         assert "state" in screen_text(app) and "available" in screen_text(app)
@@ -780,21 +791,21 @@ async def _layout(demo_config, tmp_path, size):
         text = screen_text(app)
         for column in ("#", "state", "elapsed", "node"):
             assert column in text.splitlines()[3], text
-    five = [replace(demo_config.channels[i % 2], name=f"nixpkgs-{year}")
+    five = [replace(own_demo_config.channels[i % 2], name=f"nixpkgs-{year}")
             for i, year in enumerate((2021, 2022, 2023, 2024, 2025))]
-    wide = replace(demo_config, channels=five)
+    wide = replace(own_demo_config, channels=five)
     app = NixmodApp(wide, watch_builds=False)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)
         assert "selection 0" in screen_text(app).splitlines()[0]
 
 
-def test_help_says_there_is_more_below(demo_config):
-    asyncio.run(_help_more(demo_config))
+def test_help_says_there_is_more_below(own_demo_config):
+    asyncio.run(_help_more(own_demo_config))
 
 
-async def _help_more(demo_config):
-    app = quiet_app(demo_config)
+async def _help_more(own_demo_config):
+    app = quiet_app(own_demo_config)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await keys(pilot, "f1")
@@ -806,14 +817,14 @@ async def _help_more(demo_config):
         assert "↓ more" not in screen_text(app)
 
 
-def test_keys_typed_ahead_of_the_search_act_on_its_result(demo_config):
-    asyncio.run(_typed_ahead(demo_config))
+def test_keys_typed_ahead_of_the_search_act_on_its_result(own_demo_config):
+    asyncio.run(_typed_ahead(own_demo_config))
 
 
-async def _typed_ahead(demo_config):
+async def _typed_ahead(own_demo_config):
     """A quick typist: `samtools ↵ ↵ space` with no pause opens and picks samtools, never
     the row that was on top before the search came back."""
-    app = quiet_app(demo_config)
+    app = quiet_app(own_demo_config)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         from textual import events

@@ -152,7 +152,7 @@ class BrowseScreen(NixmodScreen):
         self.result_width = table.size.width
         width = table.size.width or 40
         # name and version get a share of the width, so the description always has room
-        name = min(26, max([4, *(len(r.name) for r in rows)]), max(12, width * 4 // 10))
+        name = min(26, max([4, *(len(r.name) for r in rows)]), max(12, width * (3 if width < 60 else 4) // 10))
         version = min(12, max([7, *(len(r.newest) for r in rows)]), max(7, width // 6))
         count = max([1, *(len(str(r.count)) for r in rows)])
         about = width - name - version - count - 9

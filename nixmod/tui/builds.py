@@ -33,6 +33,7 @@ class BuildsScreen(NixmodScreen):
     """Filter box, table of builds, and the followed log."""
 
     MODE = "builds"
+    AUTO_FOCUS = "#builds"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),
@@ -95,7 +96,7 @@ class BuildsScreen(NixmodScreen):
         now = time.time()
         shown = fit_columns(table, table.size.width or 78, [
             Column("id", "#", max([2, *(len(str(r.id)) for r in records)]), 2, 0),
-            Column("name", "name", min(24, max([4, *(len(r.name) for r in records)])), 8, 1, flexible=True),
+            Column("name", "name", min(24, max([4, *(len(r.name) for r in records)])), 8, 1),
             Column("version", "version", min(16, max([7, *(len(r.version) for r in records)])), 6, 2),
             Column("state", "state", 9, 8, 3),
             Column("elapsed", "elapsed", 7, 6, 4),

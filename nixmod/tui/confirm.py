@@ -27,7 +27,6 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm-dialog", classes="dialog"):
             yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
             yield Static(Text(self.question))
-            yield Static(Text("y yes · n or esc no", style="dim"), classes="status")
             yield Footer()
 
     def action_answer(self, answer: bool) -> None:

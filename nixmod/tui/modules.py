@@ -20,6 +20,7 @@ class ModulesScreen(NixmodScreen):
     """The user's modules, with the exact line to load each."""
 
     MODE = "modules"
+    AUTO_FOCUS = "#modules"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),
