@@ -99,6 +99,15 @@ async def settle(pilot) -> None:
         await pilot.pause()
 
 
+def steady_cursor(app) -> None:
+    """A blinking text cursor is on or off by the clock: a snapshot shows it steady."""
+    from textual.widgets import Input
+
+    for screen in app.screen_stack:
+        for box in screen.query(Input):
+            box.cursor_blink = False
+
+
 def after(*keys: str):
     """A run_before for snap_compare: settle, press ``keys``, settle again."""
     async def run(pilot) -> None:
@@ -106,6 +115,8 @@ def after(*keys: str):
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+        steady_cursor(pilot.app)
+        await pilot.pause()
     return run
 
 
