@@ -99,7 +99,7 @@ class PlanScreen(ModalScreen[None]):
     """What submitting will do, per version, before anything is submitted."""
 
     BINDINGS = [
-        Binding("enter,y", "confirm", "Submit"),
+        Binding("enter,y", "confirm", "Submit", key_display="↵/y"),
         Binding("escape,n", "dismiss_plan", "Back"),
     ]
 
