@@ -17,11 +17,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from textual.worker import WorkerCancelled
 
 from nixmod.config import load_config
 from nixmod.lmod import ModuleRequest, write_module
 from nixmod.tui.app import NixmodApp
 from nixmod.tui.browse import BrowseScreen
+from nixmod.tui.builds import LogScreen
+from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.selection import PlanScreen
 
 SIZES = [(80, 24), (120, 40)]
@@ -71,6 +74,16 @@ def demo_config(snapshot_dir):
     return config
 
 
+@pytest.fixture
+def own_demo_config(tui_home, tmp_path):
+    """The demo configuration with state and modules in this test's own tmp_path (flow
+    tests: the fixed snapshot directory may be emptied by a parallel run of the snapshots)."""
+    config = load_config(demo=True)
+    config.build.state_dir = tmp_path / "state"
+    config.modules.root = tmp_path / "modules"
+    return config
+
+
 async def settle(pilot) -> None:
     """Wait until the catalog is in and every worker (search, refresh) has reported."""
     app = pilot.app
@@ -79,8 +92,20 @@ async def settle(pilot) -> None:
             break
         await pilot.pause(0.05)
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:   # a newer refresh (an exclusive worker) replaced it
+            pass
         await pilot.pause()
+
+
+def steady_cursor(app) -> None:
+    """A blinking text cursor is on or off by the clock: a snapshot shows it steady."""
+    from textual.widgets import Input
+
+    for screen in app.screen_stack:
+        for box in screen.query(Input):
+            box.cursor_blink = False
 
 
 def after(*keys: str):
@@ -90,6 +115,8 @@ def after(*keys: str):
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+        steady_cursor(pilot.app)
+        await pilot.pause()
     return run
 
 
@@ -258,7 +285,7 @@ async def _search_pick_submit_build_module(build_config):
         await keys(pilot, "1")
         await type_query(pilot, "slowpkg")
         versions = app.screen.query_one("#versions")
-        assert "module nix/slowpkg/3.1" in str(versions.get_row_at(0)[3])
+        assert any("module nix/slowpkg/3.1" in str(cell) for cell in versions.get_row_at(0))
 
 
 def test_cancel_a_running_build(build_config, monkeypatch):
@@ -266,6 +293,7 @@ def test_cancel_a_running_build(build_config, monkeypatch):
 
 
 async def _cancel_a_running_build(build_config, monkeypatch):
+    """c asks first: n (or esc) leaves the build running, y cancels it."""
     monkeypatch.setenv("NIXMOD_TEST_SLEEP", "60")
     app = NixmodApp(build_config, refresh_seconds=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -277,12 +305,77 @@ async def _cancel_a_running_build(build_config, monkeypatch):
         await wait_until(pilot, lambda: record_of(app, "pkg7") is not None
                          and record_of(app, "pkg7").state == "running")
         await keys(pilot, "c")
+        assert isinstance(app.screen, ConfirmScreen), app.screen
+        assert "Cancel build #" in screen_text(app) and "pkg7" in screen_text(app)
+        await keys(pilot, "n")
+        await pilot.pause(1.5)                       # a refresh or two: still running
+        assert record_of(app, "pkg7").state == "running"
+        await keys(pilot, "c", "y")
         await wait_until(pilot, lambda: record_of(app, "pkg7").state == "cancelled", timeout=30)
         assert any("Cancelled build" in m for m in notifications(app))
         # nothing to cancel any more: a warning, not a crash
         await keys(pilot, "c")
         await pilot.pause()
         assert any("can be cancelled" in m for m in notifications(app))
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
+def test_retry_a_failed_build_and_see_why_it_failed(build_config):
+    asyncio.run(_retry_a_failed_build(build_config))
+
+
+async def _retry_a_failed_build(build_config):
+    """A failed build's toast and status line give the cause, not the log's first line;
+    r resubmits it from the Builds screen (this crashed with an AttributeError once)."""
+    app = NixmodApp(build_config, refresh_seconds=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_query(pilot, "failing")
+        await keys(pilot, "down", "space", "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
+        await keys(pilot, "enter")
+        await wait_until(pilot, lambda: record_of(app, "failing") is not None
+                         and record_of(app, "failing").state == "failed")
+        cause = "error: failing is built to fail (missing frobnicator)"
+        await wait_until(pilot, lambda: any(f"failing 0.9: failed: {cause}" in m for m in notifications(app)))
+        assert not any("nixmod: building" in m for m in notifications(app))
+        await wait_until(pilot, lambda: f"failed: {cause}" in screen_text(app))
+        first_id = record_of(app, "failing").id
+        await keys(pilot, "r")
+        await wait_until(pilot, lambda: any("Resubmitted failing 0.9" in m for m in notifications(app)))
+        assert app.is_running and app.return_code is None
+        await wait_until(pilot, lambda: record_of(app, "failing").state in ("pending", "queued", "running"))
+        await wait_until(pilot, lambda: record_of(app, "failing").state == "failed")
+        assert record_of(app, "failing").id == first_id          # the same build, run again
+        await keys(pilot, "1", "escape", "r")            # r elsewhere is not retry: nothing happens
+        assert app.is_running
+
+
+def test_a_crash_exits_non_zero(own_demo_config):
+    """An unexpected exception ends the app with status 1, so a shell (or a wrapper) sees it."""
+    from textual.binding import Binding
+
+    from nixmod.tui.app import exit_status
+
+    class Crashing(NixmodApp):
+        BINDINGS = [Binding("x", "crash", "Crash")]
+
+        def action_crash(self) -> None:
+            raise RuntimeError("a bug")
+
+    async def press_x(pilot) -> None:
+        await pilot.pause(0.5)
+        await pilot.press("escape", "x")
+
+    app = Crashing(own_demo_config, watch_builds=False)
+    assert exit_status(app, headless=True, size=(80, 24), auto_pilot=press_x) == 1
+    normal = NixmodApp(own_demo_config, watch_builds=False)
+
+    async def quit_now(pilot) -> None:
+        await pilot.pause(0.5)
+        await pilot.press("escape", "q")
+
+    assert exit_status(normal, headless=True, size=(80, 24), auto_pilot=quit_now) == 0
 
 
 def test_bad_channel_keeps_the_app_usable(tui_home, tmp_path):
@@ -359,7 +452,7 @@ async def _ctrl_c_quits_from_anywhere(demo_config, where):
             await keys(pilot, "down", "4")
             assert app.current_mode == "modules"
         else:
-            assert type(app.focused).__name__ == "Input"
+            assert type(app.focused).__name__ == "FilterInput"
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert not app.is_running
@@ -409,3 +502,349 @@ async def _nix_missing_names_the_machine_not_the_config(tmp_path, monkeypatch):
         assert "'nix-env' not found on PATH; install Nix" in detail, text
         assert "start nixmod again" in detail and "[[channels]]" not in detail, text
         assert "Traceback" not in text
+
+
+# -- what a new user hit first (issue 10) ------------------------------------------------
+
+def footer_text(app: NixmodApp) -> str:
+    """The footer line: the last line of the screen."""
+    return screen_text(app).splitlines()[-1]
+
+
+def test_versions_cursor_starts_on_the_newest_of_each_package(own_demo_config):
+    asyncio.run(_versions_cursor_resets(own_demo_config))
+
+
+async def _versions_cursor_resets(own_demo_config):
+    """numpy ↵ ↵ ↓, then / samtools ↵ ↵ space: the pick is 1.19, the newest the header names."""
+    app = quiet_app(own_demo_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_query(pilot, "numpy")
+        await keys(pilot, "enter", "enter", "down")
+        assert app.screen.query_one("#versions").cursor_row == 1
+        await type_query(pilot, "samtools")
+        await keys(pilot, "enter", "enter")
+        assert "samtools  1.19" in screen_text(app)
+        await keys(pilot, "space")
+        assert [(v.name, v.version) for v in app.selection.items] == [("samtools", "1.19")]
+
+
+def test_search_box_takes_text_only_while_focused(own_demo_config):
+    asyncio.run(_search_box_model(own_demo_config))
+
+
+async def _search_box_model(own_demo_config):
+    """/ focuses the box, esc and ↵ leave it; in it every key is text and the footer says
+    only what works there; outside it the screen keys work and esc never goes back in."""
+    app = quiet_app(own_demo_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        search = app.screen.query_one("#search")
+        assert app.focused is search
+        footer = footer_text(app)
+        assert "esc" in footer and "Pick" not in footer and "Submit" not in footer
+        assert "q Quit" not in footer and "? Help" not in footer, footer
+        await keys(pilot, "1", "q", "question_mark", "s", "space")
+        assert search.value == "1q?s " and app.current_mode == "browse" and app.is_running
+        await keys(pilot, "ctrl+a", "ctrl+k", *"hel", "escape")
+        assert app.focused is app.screen.query_one("#results")
+        assert "space Pick" in footer_text(app) and "q Quit" in footer_text(app)
+        await keys(pilot, "escape", "slash")              # esc again stays out; / goes in
+        assert app.focused is search and search.value == "hel"
+        await keys(pilot, "end", *"lo")                  # the text is selected on /: end keeps it
+        await settle(pilot)
+        await pilot.press("enter", "enter")               # two quick ↵: results, then versions
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#versions"), app.focused
+        assert search.value == "hello"
+        await keys(pilot, "2")
+        assert app.current_mode == "selection"
+        await keys(pilot, "question_mark")
+        assert "esc leaves the box" in screen_text(app) or "esc" in screen_text(app)
+
+
+#: a channel whose evaluation takes seconds (a long fold before the package set)
+SLOW_CHANNEL = """{ system ? builtins.currentSystem }:
+let n = builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 4000000);
+in if n < 0 then { } else {
+  slowpoke = (derivation { name = "slowpoke-1.0"; inherit system; builder = "/bin/sh";
+                           args = [ "-c" "echo > $out" ]; }) // { meta.description = "Slow"; };
+}
+"""
+
+
+def test_space_while_the_catalog_loads_says_so(tui_home, tmp_path, monkeypatch):
+    asyncio.run(_space_while_loading(tmp_path, monkeypatch))
+
+
+async def _space_while_loading(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # nothing cached: it evaluates
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "default.nix").write_text(SLOW_CHANNEL)
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "slow"\npath = "{tmp_path}/slow"\n'
+                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    app = NixmodApp(load_config(config_file), watch_builds=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys(pilot, "escape", "space")
+        assert app.catalog is None, "the catalog was in before the keys: test needs a slower start"
+        assert any("still loading" in m for m in notifications(app)), notifications(app)
+        assert not any("search for a package first" in m for m in notifications(app))
+        await settle(pilot)
+
+
+def test_selection_clear_is_another_key_and_undoable(own_demo_config):
+    asyncio.run(_selection_clear_and_undo(own_demo_config))
+
+
+async def _selection_clear_and_undo(own_demo_config):
+    app = quiet_app(own_demo_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await type_query(pilot, "hello")
+        await keys(pilot, "enter", "space")
+        await type_query(pilot, "samtools")
+        await keys(pilot, "enter", "space", "2")
+        assert len(app.selection) == 2
+        await keys(pilot, "c")                            # c is cancel (Builds), not clear
+        assert len(app.selection) == 2
+        await keys(pilot, "D")
+        assert len(app.selection) == 0 and "selection 0" in app.sub_title
+        assert any("u undoes" in m for m in notifications(app))
+        await keys(pilot, "u")
+        assert [v.name for v in app.selection.items] == ["hello", "samtools"]
+        await keys(pilot, "d", "u")
+        assert len(app.selection) == 2
+
+
+@pytest.fixture
+def dump_config(tui_home, tmp_path, monkeypatch):
+    """One channel that is a saved package list (nix-env --json): browse only."""
+    dump = tmp_path / "saved.json"
+    dump.write_text('{"oldtool": {"name": "oldtool-1.2", "pname": "oldtool", "version": "1.2", '
+                    '"system": "x86_64-linux", "outputs": {"out": null}, '
+                    '"meta": {"description": "A tool from a saved list"}}}')
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "saved"\npath = "{dump}"\n'
+                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return load_config(config_file)
+
+
+def test_a_saved_package_list_is_browse_only(dump_config):
+    asyncio.run(_browse_only(dump_config))
+
+
+async def _browse_only(dump_config):
+    """Versions say `browse only`, the footer offers no pick or submit, space explains,
+    and the plan dialog explains instead of offering a Submit that does nothing."""
+    app = NixmodApp(dump_config, watch_builds=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_query(pilot, "oldtool")
+        await keys(pilot, "enter", "enter")
+        text = screen_text(app)
+        assert "browse only" in text and "available" not in text, text
+        assert "Pick" not in footer_text(app) and "Submit" not in footer_text(app), footer_text(app)
+        await keys(pilot, "space")
+        assert len(app.selection) == 0
+        assert any("browse only" in m and "cannot be built" in m for m in notifications(app))
+        # a pick that got in anyway (the palette, a future path): the dialog explains
+        app.selection.toggle(app.catalog.package("oldtool").versions[0])
+        app.push_screen(PlanScreen())
+        await wait_until(pilot, lambda: "Nothing here can be built" in screen_text(app), timeout=20)
+        assert "saved package list" in screen_text(app)
+        assert "Submit" not in screen_text(app).split("Nothing here can be built")[1]
+        await keys(pilot, "enter")
+        assert isinstance(app.screen, PlanScreen) and app.records == []
+
+
+def test_builds_keep_the_highlighted_build_and_the_log_stays_put(own_demo_config):
+    asyncio.run(_builds_highlight_and_log(own_demo_config))
+
+
+async def _builds_highlight_and_log(own_demo_config):
+    """The highlight follows a build, not a row, when builds appear above it; a submit
+    from the TUI highlights the new build; the log pane stays where the user scrolled,
+    and l shows the whole log."""
+    from nixmod import builds
+    from nixmod.catalog import Catalog
+
+    catalog = Catalog.load(own_demo_config)
+    first = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("broken"),
+                                                                 catalog.resolve("hello")]))
+    builds.wait(own_demo_config, [r.id for r in first])
+    broken = next(r for r in first if r.name == "broken")
+    log = Path(broken.log)
+    log.write_text(log.read_text() + "".join(f"line {i} of a long log\n" for i in range(300)))
+    app = NixmodApp(own_demo_config, refresh_seconds=0.3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "escape", "3")
+        await wait_until(pilot, lambda: len(app.records) == 2)
+        screen = app.screen
+        await keys(pilot, "j")                    # newest first: hello, then broken
+        await keys(pilot, "k", "G")
+        assert screen.highlighted_id == min(r.id for r in first)
+        await keys(pilot, "g", "j")
+        assert screen.highlighted_id == broken.id
+        await wait_until(pilot, lambda: "line 299 of a long log" in app.log_text)
+        # a build appears from elsewhere (the CLI): the cursor and the log stay on broken
+        more = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("jq-demo")]))
+        await wait_until(pilot, lambda: any(r.id == more[0].id for r in app.records))
+        await pilot.pause(0.7)
+        assert screen.highlighted_id == broken.id and app.followed_build == broken.id
+        assert screen.query_one("#builds").cursor_row == 2
+        # scroll the log pane back; new lines must not pull it down again
+        pane = screen.query_one("#log")
+        pane.focus()
+        await keys(pilot, "home")
+        assert pane.scroll_y == 0
+        with log.open("a") as handle:
+            handle.write("a new line at the end\n")
+        await wait_until(pilot, lambda: "a new line at the end" in app.log_text)
+        await pilot.pause(0.7)
+        assert pane.scroll_y == 0, "the log pane jumped back to the bottom"
+        await keys(pilot, "end")
+        with log.open("a") as handle:
+            handle.write("another line\n")
+        await wait_until(pilot, lambda: "another line" in app.log_text)
+        await pilot.pause(0.5)
+        assert pane.is_vertical_scroll_end           # at the bottom it follows
+        # the whole log, full-screen
+        await keys(pilot, "shift+tab", "l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen)
+                         and app.screen.query_one("#whole-log").line_count > 300)
+        await keys(pilot, "g")
+        assert "nixmod: building broken" in screen_text(app)
+        await keys(pilot, "escape")
+        assert app.screen is screen
+        # a submit from the TUI highlights the new build
+        await keys(pilot, "1", "slash", *"zlib", "enter", "space", "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
+        await keys(pilot, "enter")
+        await wait_until(pilot, lambda: app.current_mode == "builds" and record_of(app, "zlib-demo"))
+        await pilot.pause(0.5)
+        assert app.screen.highlighted_id == record_of(app, "zlib-demo").id
+        assert app.followed_build == record_of(app, "zlib-demo").id
+        # filter and sort
+        await keys(pilot, "slash", *"broken", "enter")
+        assert [r.name for r in app.screen.shown] == ["broken"]
+        await keys(pilot, "slash", "ctrl+a", "ctrl+k", "escape", "o")
+        assert app.screen.sort_key == "name"
+        assert [r.name for r in app.screen.shown][0] == "broken"
+
+
+def test_modules_filter_sort_and_remove(own_demo_config):
+    asyncio.run(_modules_remove(own_demo_config))
+
+
+async def _modules_remove(own_demo_config):
+    """d on Modules asks, then does what `nixmod modules remove` does."""
+    for version in ("2.10", "2.12.1"):
+        write_module(own_demo_config, ModuleRequest(name="hello", version=version, description="demo",
+                                                outputs={"out": FAKE_STORE_PATH}))
+    write_module(own_demo_config, ModuleRequest(name="jq-demo", version="1.7.1", description="demo",
+                                            outputs={"out": FAKE_STORE_PATH}))
+    modulefile = own_demo_config.modules.root / "nix" / "hello" / "2.10.lua"
+    assert modulefile.exists()
+    app = NixmodApp(own_demo_config, refresh_seconds=0.3)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "escape", "4")
+        await wait_until(pilot, lambda: len(app.module_rows) == 3)
+        text = screen_text(app)
+        assert "store path" in text and FAKE_STORE_PATH[:30] in text, text
+        await keys(pilot, "slash", *"hello/", "enter")
+        assert [r.module for r in app.screen.shown] == ["nix/hello/2.10", "nix/hello/2.12.1"]
+        await keys(pilot, "d")
+        assert isinstance(app.screen, ConfirmScreen) and "nix/hello/2.10" in screen_text(app)
+        await keys(pilot, "escape")
+        assert modulefile.exists()
+        await keys(pilot, "d", "y")
+        await wait_until(pilot, lambda: not modulefile.exists() and len(app.module_rows) == 2)
+        assert any("Removed nix/hello/2.10" in m for m in notifications(app))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_layout_keeps_what_matters_visible(own_demo_config, tmp_path, size):
+    asyncio.run(_layout(own_demo_config, tmp_path, size))
+
+
+async def _layout(own_demo_config, tmp_path, size):
+    """Column priorities: description and # (results), state (versions), state, elapsed and
+    node (Builds) stay on screen; the header shows the selection with five channels; the
+    package count is names (as `catalog info` counts) and matches the list."""
+    from dataclasses import replace
+
+    from nixmod import builds
+    from nixmod.catalog import Catalog
+
+    catalog = Catalog.load(own_demo_config)
+    done = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("broken")]))
+    builds.wait(own_demo_config, [r.id for r in done])
+    app = NixmodApp(own_demo_config, watch_builds=False)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        listed = len(app.screen.result_names)
+        assert f"{len(catalog)} packages in" in text and listed == len(catalog), text
+        header, first = text.splitlines()[3:5]
+        assert "name" in header and "#" in header and ("description" in header or "about" in header), header
+        assert "version" in header and "2025.01" in first and "A bundle" in first, first
+        await type_query(pilot, "samtools")
+        await keys(pilot, "enter")
+        assert "state" in screen_text(app) and "available" in screen_text(app)
+        await keys(pilot, "3")
+        text = screen_text(app)
+        for column in ("#", "state", "elapsed", "node"):
+            assert column in text.splitlines()[3], text
+    five = [replace(own_demo_config.channels[i % 2], name=f"nixpkgs-{year}")
+            for i, year in enumerate((2021, 2022, 2023, 2024, 2025))]
+    wide = replace(own_demo_config, channels=five)
+    app = NixmodApp(wide, watch_builds=False)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.5)
+        assert "selection 0" in screen_text(app).splitlines()[0]
+
+
+def test_help_says_there_is_more_below(own_demo_config):
+    asyncio.run(_help_more(own_demo_config))
+
+
+async def _help_more(own_demo_config):
+    app = quiet_app(own_demo_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await keys(pilot, "f1")
+        await pilot.pause()
+        assert "more" in screen_text(app), screen_text(app)
+        assert "esc" in screen_text(app)
+        await keys(pilot, "end")
+        await pilot.pause()
+        assert "↓ more" not in screen_text(app)
+
+
+def test_keys_typed_ahead_of_the_search_act_on_its_result(own_demo_config):
+    asyncio.run(_typed_ahead(own_demo_config))
+
+
+async def _typed_ahead(own_demo_config):
+    """A quick typist: `samtools ↵ ↵ space` with no pause opens and picks samtools, never
+    the row that was on top before the search came back."""
+    app = quiet_app(own_demo_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        from textual import events
+
+        # all at once, as a terminal delivers a burst: no waiting between keys
+        for key, char in [*((c, c) for c in "samtools"), ("enter", "\r"), ("enter", "\r"), ("space", " ")]:
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert [(v.name, v.version) for v in app.selection.items] == [("samtools", "1.19")], (
+            app.focused, app.screen.pending, app.screen.shown_query, app.screen.query_one("#search").value,
+            notifications(app))
+        assert app.focused is app.screen.query_one("#versions")

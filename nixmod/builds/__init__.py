@@ -47,7 +47,7 @@ from nixmod.files import atomic_write
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
            "log_path", "follow_log", "module_requests", "run_job", "open_store", "migrate_gc_roots",
-           "check_state"]
+           "check_state", "failure_cause"]
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
 Progress = Callable[[str], None]
@@ -649,6 +649,39 @@ def _realise_logged(store: BuildStore, record: BuildRecord, backend) -> tuple[st
     if code != 0:
         return "failed", _log_tail(Path(record.log))
     return "built", None
+
+
+#: lines of a build log that are Nix's or nixmod's own narration, never the cause of a failure
+_NARRATION = re.compile(
+    r"\s*(>|For full logs|last \d+ log lines|nixmod: |this derivation|these \d+ derivations|"
+    r"building '|/nix/store/\S+$|error: builder for|error: build of|error: \d+ dependenc|"
+    r"error: cannot build derivation|note: keeping build directory)")
+#: "error:" with what names it ("configure: error: …", "foo.c:3:1: error: …")
+_ERROR_AT = re.compile(r"(?:[\w.+/-][\w.+/:-]*: )?(?:fatal )?error: .*", re.I)
+
+
+def failure_cause(log_text: str) -> str:
+    """The line of a failed build's log that says why it failed, for a one-line report.
+
+    A failed log starts with nixmod's "building X" line and ends with Nix's
+    "builder for … failed" wrapper; neither says what went wrong. The cause
+    is the builder's last line that mentions an error (cut to the error
+    itself: ``configure: error: missing frobnicator``), else the builder's
+    last line, else Nix's own message. Every face (toast, status line,
+    ``status``) uses this one rule.
+    """
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    builder = [line for line in lines if not _NARRATION.match(line)]
+    for line in reversed(builder):
+        found = _ERROR_AT.search(line)
+        if found:
+            cause = found.group(0)
+            if cause.endswith(")") and cause.count(")") > cause.count("("):
+                cause = cause[:-1]   # "… (configure: error: x)": the bracket was around it
+            return cause.strip()
+    if builder:
+        return builder[-1]
+    return lines[-1] if lines else ""
 
 
 def _log_tail(log: Path) -> str:

@@ -31,6 +31,7 @@ from nixmod.tui.messages import (ActionDone, CatalogFailed, CatalogProgress, Cat
 from nixmod.tui.modules import ModulesScreen
 from nixmod.tui.palette import PackageCommands
 from nixmod.tui.selection import SelectionScreen
+from nixmod.tui.widgets import FilterInput
 
 #: seconds between refreshes of build states (squeue) and modules
 REFRESH_SECONDS = 2.0
@@ -58,9 +59,10 @@ class NixmodApp(App[int]):
         Binding("2", "switch_mode('selection')", "Selection", show=False),
         Binding("3", "switch_mode('builds')", "Builds", show=False),
         Binding("4", "switch_mode('modules')", "Modules", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
+        # ? and q are letters in a text box: their own actions, hidden from the footer there
+        Binding("question_mark", "help_key", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit_key", "Quit"),
         # Textual makes ctrl+c "copy" in inputs and a "press ctrl+q" hint elsewhere;
         # a terminal user's ctrl+c means "stop this program", on every screen.
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -82,6 +84,8 @@ class NixmodApp(App[int]):
         self.followed_build: int | None = None   # the build whose log the Builds screen follows
         self.log_text = ""
         self._records_seen = False
+        #: a build the Builds screen should highlight next (the newest one just submitted)
+        self.highlight_build: int | None = None
 
     # -- start-up ---------------------------------------------------------------
 
@@ -105,9 +109,12 @@ class NixmodApp(App[int]):
             self.exit(0)
 
     def _subtitle(self) -> str:
+        """selection N first: the header is cut at the right, and many channels must not hide it."""
         channels = ", ".join(c.name for c in self.config.channels)
+        if len(channels) > 32:
+            channels = f"{len(self.config.channels)} channels"
         demo = "demo · " if self.config.demo else ""
-        return f"{demo}{channels} · {self.config.build.backend} · selection {len(self.selection)}"
+        return f"{demo}selection {len(self.selection)} · {self.config.build.backend} · {channels}"
 
     def selection_changed(self) -> None:
         """The header counts the selection, so every change must say so."""
@@ -168,6 +175,16 @@ class NixmodApp(App[int]):
         self.post_message(ActionDone(f"Cancelled build {build_id}"))
 
     @work(thread=True, group="actions")
+    def remove_module(self, row: model.ModuleRow) -> None:
+        try:
+            model.remove_module(self.config, row)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(ActionDone(f"Could not remove {row.module}: {model.explain(error)}", "error"))
+            return
+        self.post_message(ActionDone(f"Removed {row.module} (the store path is left to the garbage "
+                                     "collector; a build brings the module back)"))
+
+    @work(thread=True, group="actions")
     def retry_build(self, record: Any) -> None:
         try:
             model.retry_build(self.config, record.id)
@@ -199,7 +216,7 @@ class NixmodApp(App[int]):
                 failed = record.state in ("failed", "cancelled")
                 text = f"{record.name} {record.version}: {record.state}"
                 if record.state == "failed" and record.error:
-                    text += f" ({model.first_line(record.error)})"
+                    text += f": {model.failure_cause(record)}"
                 self.notify(text, title="Build finished" if not failed else "Build ended",
                             severity="error" if failed else "information", markup=False)
         self._records_seen = True
@@ -216,9 +233,11 @@ class NixmodApp(App[int]):
         if message.error:
             self.notify(message.error, title="Not submitted", severity="error", markup=False, timeout=10)
             return
-        self.selection.clear()
+        self.selection.forget()
         self.selection_changed()
         self.notify(f"Submitted {len(message.records)} build(s)", title="Submitted", markup=False)
+        if message.records:
+            self.highlight_build = max(r.id for r in message.records)
         self.switch_mode("builds")
         self.refresh_state()
 
@@ -237,6 +256,18 @@ class NixmodApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_help_key(self) -> None:
+        self.action_help()
+
+    async def action_quit_key(self) -> None:
+        await self.action_quit()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a text box has focus, ? and q are text: the footer must not offer them."""
+        if action in ("help_key", "quit_key") and isinstance(self.focused, FilterInput):
+            return False
+        return True
 
     def follow_build(self, build_id: int | None) -> None:
         """The Builds screen moved its cursor: follow that log from now on."""
@@ -273,4 +304,12 @@ def terminal_hung_up(stream: Any) -> bool:
 
 def run_app(config: Config) -> int:
     """Entry point for ``nixmod`` with no verb."""
-    return NixmodApp(config).run() or 0
+    return exit_status(NixmodApp(config))
+
+
+def exit_status(app: App, **run_options: Any) -> int:
+    """Run ``app``; its exit status. A crash (Textual shows the traceback) is 1, never 0."""
+    result = app.run(**run_options)
+    if app.return_code:
+        return app.return_code
+    return result if isinstance(result, int) else 0

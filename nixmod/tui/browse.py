@@ -4,6 +4,11 @@ The results list is capped (model.RESULT_LIMIT rows, ranked) so it paints
 in milliseconds whatever the catalog's size; the search itself runs in an
 exclusive thread worker, so a new keystroke cancels the stale search and
 the newest query always wins.
+
+Keys follow one model (FilterInput): the box takes text only while it has
+focus (``/`` gives it focus, ↵ or esc leaves it); everywhere else the
+screen's keys work, and the footer and the status line say which keys do
+what in the state the user is in.
 """
 
 from __future__ import annotations
@@ -11,18 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from nixmod.catalog import Package, PackageVersion
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone
-from nixmod.tui.widgets import detail_text, state_text
+from nixmod.tui.widgets import Column, FilterInput, NavTable, detail_text, fit_columns, state_text
 
 
 class BrowseScreen(NixmodScreen):
@@ -32,59 +37,84 @@ class BrowseScreen(NixmodScreen):
 
     BINDINGS = [
         Binding("slash", "focus_search", "Search", key_display="/"),
-        Binding("down", "to_results", "Results", key_display="↓"),
         Binding("space", "pick", "Pick"),
+        # when the footer offers no Pick (a browse-only package), space still says why
+        Binding("space", "pick_refused", "Pick", show=False),
         Binding("s", "submit", "Submit"),
-        Binding("escape", "leave_search", "Results", show=False),
+        Binding("escape", "back", "Back", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.package: Package | None = None
         self.result_names: list[str] = []
+        self.result_rows: list[model.ResultRow] = []
         self.searched_catalog: Any = None   # the catalog the results came from
         self.shown_query: str | None = None  # the query the results list shows now
+        self.result_width = 0
+        #: ↵ or space pressed on the results before the search for the typed query came back:
+        #: done when it does, on the package the query found (not on a stale row)
+        self.pending: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
         with Horizontal(id="browse"):
             with Vertical(id="results-pane"):
-                yield Input(placeholder="Search packages, programs, descriptions…", id="search")
-                yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
+                yield FilterInput(placeholder="/ search packages, programs, descriptions…", id="search",
+                                  list_id="results")
+                yield NavTable(id="results", cursor_type="row", zebra_stripes=True)
                 yield Static(id="results-status", classes="status")
             with Vertical(id="detail-pane"):
                 yield Static(id="detail")
-                yield DataTable(id="versions", cursor_type="row")
+                yield NavTable(id="versions", cursor_type="row")
                 yield Static(id="versions-hint", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
-        versions = self.query_one("#versions", DataTable)
-        versions.add_column(" ", key="picked")
-        versions.add_column("version", key="version")
-        versions.add_column("channel", key="channel")
-        versions.add_column("state", key="state")
-        self.query_one("#search", Input).focus()
+        self.query_one("#search", FilterInput).focus()
         self.refresh_view()
 
     # -- drawing ------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        super().refresh_view()
         """Show the catalog's state; search once when it has just become ready."""
+        super().refresh_view()
+        if self.app.catalog is not None and self.searched_catalog is not self.app.catalog:
+            self.searched_catalog = self.app.catalog
+            self.run_search(self.query_one("#search", FilterInput).value)
+        self.show_status()
+        self.show_package(self.package)
+        self.refresh_bindings()
+
+    def show_status(self) -> None:
+        """The line under the results: the catalog's state, the matches, and the keys that work here."""
         status = self.query_one("#results-status", Static)
+        status.remove_class("error")
         if self.app.catalog_error:
             status.update(Text(f"⚠ {self.app.catalog_error}"))
             status.add_class("error")
-        elif self.app.catalog is None:
+            return
+        if self.app.catalog is None:
             status.update(Text(f"⏳ {self.app.catalog_status}"))
-        elif self.searched_catalog is not self.app.catalog:
-            self.searched_catalog = self.app.catalog
-            self.run_search(self.query_one("#search", Input).value)
-        self.show_package(self.package)
+            return
+        query = self.shown_query or ""
+        in_box = self.focused is self.query_one("#search", FilterInput)
+        keys = ("↵/esc: to the results" if in_box else
+                "↵ versions · space pick newest · / search" if self.focused is self.query_one("#results")
+                else "space pick this version · esc back · / search")
+        if self.shown_query is None:
+            text = "⏳ searching…"
+        elif not query.strip():
+            text = model.catalog_summary(self.app.catalog) + (f" · {keys}" if not in_box else "")
+        elif self.result_rows:
+            more = "+" if len(self.result_rows) >= model.RESULT_LIMIT else ""
+            text = f"{len(self.result_rows)}{more} match(es) · {keys}"
+        else:
+            text = f"No package matches {query!r}; try a program name or fewer letters"
+        status.update(Text(text))
 
-    @on(Input.Changed, "#search")
-    def search_changed(self, event: Input.Changed) -> None:
+    @on(FilterInput.Changed, "#search")
+    def search_changed(self, event: FilterInput.Changed) -> None:
         if self.app.catalog is not None:
             self.run_search(event.value)
 
@@ -96,37 +126,62 @@ class BrowseScreen(NixmodScreen):
             self.post_message(SearchDone(query, rows))
 
     def on_search_done(self, message: SearchDone) -> None:
-        if message.query != self.query_one("#search", Input).value:
+        if message.query != self.query_one("#search", FilterInput).value:
             return   # a newer query is on its way
-        table = self.query_one("#results", DataTable)
         self.shown_query = message.query
-        self.set_result_columns(table, message.rows)
+        self.result_rows = message.rows
         self.result_names = [row.name for row in message.rows]
-        for row in message.rows:
-            table.add_row(Text(row.name, style="bold", overflow="ellipsis", no_wrap=True),
-                          Text(row.newest, overflow="ellipsis", no_wrap=True), Text(str(row.count)),
-                          Text(row.description, overflow="ellipsis", no_wrap=True), key=row.name)
-        status = self.query_one("#results-status", Static)
-        if not message.query.strip():
-            status.update(Text(model.catalog_summary(self.app.catalog)))
-        elif message.rows:
-            more = "+" if len(message.rows) >= model.RESULT_LIMIT else ""
-            status.update(Text(f"{len(message.rows)}{more} match(es) · ↵ versions · space pick newest"))
-        else:
-            status.update(Text(f"No package matches {message.query!r}; try a program name or fewer letters"))
+        self.fill_results()
+        self.show_status()
         self.show_package(self._package_named(self.result_names[0]) if self.result_names else None)
+        pending, self.pending = self.pending, []
+        for action in pending if self.result_names else []:
+            if action == "open":
+                self.set_focus(self.query_one("#versions", DataTable))
+            else:
+                self.action_pick()
 
-    @staticmethod
-    def set_result_columns(table: DataTable, rows: list[model.ResultRow]) -> None:
-        """Fit name and version to these rows; the description takes the rest of the width."""
-        table.clear(columns=True)
-        name = min(32, max([4, *(len(r.name) for r in rows)]))
-        version = min(16, max([7, *(len(r.newest) for r in rows)]))
+    def search_pending(self) -> bool:
+        """Has the user typed something the results list does not show yet?"""
+        return self.app.catalog is not None and self.shown_query != self.query_one("#search", FilterInput).value
+
+    def fill_results(self) -> None:
+        """The results table at the width it has now: name, version, # and description, by priority."""
+        table = self.query_one("#results", DataTable)
+        rows = self.result_rows
+        self.result_width = table.size.width
+        width = table.size.width or 40
+        # name and version get a share of the width, so the description always has room
+        name = min(26, max([4, *(len(r.name) for r in rows)]), max(12, width * (3 if width < 60 else 4) // 10))
+        version = min(12, max([7, *(len(r.newest) for r in rows)]), max(7, width // 6))
         count = max([1, *(len(str(r.count)) for r in rows)])
-        description = max(10, table.size.width - name - version - count - 9)
-        for label, key, width in (("name", "name", name), ("version", "version", version),
-                                  ("#", "count", count), ("description", "description", description)):
-            table.add_column(label, key=key, width=width)
+        about = width - name - version - count - 9
+        shown = fit_columns(table, width, [
+            Column("name", "name", name, 10, 0),
+            Column("version", "version", version, 6, 1),
+            Column("count", "#", count, 1, 2),
+            Column("description", "description" if about >= 11 else "about", 12, 8, 3, flexible=True),
+        ])
+        for row in rows:
+            cells = {"name": Text(row.name, style="bold", overflow="ellipsis", no_wrap=True),
+                     "version": Text(row.newest, overflow="ellipsis", no_wrap=True),
+                     "count": Text(str(row.count)),
+                     "description": Text(row.description, overflow="ellipsis", no_wrap=True)}
+            table.add_row(*(cells[key] for key in shown), key=row.name)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # narrow terminals split evenly, so the versions keep their state and channel
+        self.query_one("#browse").set_class(event.size.width < 100, "narrow")
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        table = self.query_one("#results", DataTable)
+        if table.size.width != self.result_width and self.shown_query is not None:
+            highlighted = table.cursor_row
+            self.fill_results()
+            if self.result_rows:
+                table.move_cursor(row=min(highlighted, len(self.result_rows) - 1))
+        self.show_package(self.package)
 
     def _package_named(self, name: str) -> Package | None:
         try:
@@ -145,42 +200,83 @@ class BrowseScreen(NixmodScreen):
                     if self.app.catalog is not None else [])
         if problems:
             return Text("\n\n".join(f"⚠ {p}" for p in problems), style="bold")
-        return Text("Type to search; ↓ or ↵ moves to the results.", style="dim")
+        return Text("Type to search; ↵ or esc moves to the results.", style="dim")
 
     def show_package(self, package: Package | None) -> None:
+        """The detail and versions of ``package``; the cursor starts on the newest for a new package."""
+        same = package is not None and self.package is not None and package.name == self.package.name
         self.package = package
         detail = self.query_one("#detail", Static)
         versions = self.query_one("#versions", DataTable)
         hint = self.query_one("#versions-hint", Static)
-        cursor = versions.cursor_row
-        versions.clear()
+        cursor = versions.cursor_row if same else 0
         if package is None or not package.versions:
+            versions.clear(columns=True)
             detail.update(self.placeholder())
             hint.update("")
+            self.refresh_bindings()
             return
         detail.update(detail_text(package))
-        rows = model.version_rows(package, self.app.records, self.app.module_rows, self.app.selection)
+        browse_only = model.browse_only_channels(self.app.config)
+        rows = model.version_rows(package, self.app.records, self.app.module_rows, self.app.selection,
+                                  browse_only)
+        shown = fit_columns(versions, versions.size.width or 36, [
+            Column("picked", " ", 1, 1, 0),
+            Column("version", "version", max(len(r.version.version) for r in rows), 8, 1),
+            Column("state", "state", max(9, *(len(r.status) for r in rows)), 9, 2),
+            Column("channel", "channel", max(7, *(len(r.version.channel) for r in rows)), 6, 3),
+        ])
         for index, row in enumerate(rows):
-            versions.add_row(Text("✓" if row.selected else " "), Text(row.version.version),
-                             Text(row.version.channel), state_text(row.status), key=str(index))
-        if rows:
-            versions.move_cursor(row=min(cursor, len(rows) - 1))
-        hint.update(Text(f"{len(rows)} version(s) · space pick · s submit selection "
-                         f"({len(self.app.selection)})"))
+            cells = {"picked": Text("✓" if row.selected else " "),
+                     "version": Text(row.version.version, overflow="ellipsis", no_wrap=True),
+                     "channel": Text(row.version.channel, overflow="ellipsis", no_wrap=True),
+                     "state": state_text(row.status)}
+            versions.add_row(*(cells[key] for key in shown), key=str(index))
+        versions.move_cursor(row=min(cursor, len(rows) - 1))
+        if all(row.status == model.BROWSE_ONLY for row in rows):
+            hint.update(Text(f"{len(rows)} version(s) · browse only: these channels are saved package "
+                             "lists; a nixpkgs path or url channel can build"))
+        else:
+            submit = f" · s submit ({len(self.app.selection)})" if len(self.app.selection) else ""
+            hint.update(Text(f"{len(rows)} version(s) · space pick{submit}"))
+        self.refresh_bindings()
 
     # -- keys -----------------------------------------------------------------------
 
-    @on(Input.Submitted, "#search")
-    def search_submitted(self) -> None:
-        self.query_one("#results", DataTable).focus()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers only what works here: nothing but the box's keys while typing."""
+        search = self.query("#search").first() if self.is_mounted else None
+        if action in ("pick", "submit", "focus_search") and search is not None and self.focused is search:
+            return False
+        if action == "submit" and not self._buildable_channels():
+            return False
+        if action == "pick" and self.package is not None and not self._buildable(self.package.versions):
+            return False
+        if action == "pick_refused":
+            return search is None or self.focused is not search
+        return True
 
-    def action_to_results(self) -> None:
-        """↓ from the search box (tables use ↓ themselves, so this only fires there)."""
-        self.query_one("#results", DataTable).focus()
+    def action_pick_refused(self) -> None:
+        self.action_pick()
+
+    def _buildable_channels(self) -> list[str]:
+        browse_only = model.browse_only_channels(self.app.config)
+        return [c.name for c in self.app.config.channels if c.name not in browse_only]
+
+    def _buildable(self, versions: list[PackageVersion]) -> list[PackageVersion]:
+        browse_only = model.browse_only_channels(self.app.config)
+        return [v for v in versions if v.channel not in browse_only]
+
+    def on_descendant_focus(self, _event: events.DescendantFocus) -> None:
+        self.show_status()
+        self.refresh_bindings()
 
     @on(DataTable.RowSelected, "#results")
     def result_chosen(self) -> None:
-        self.query_one("#versions", DataTable).focus()
+        if self.search_pending():
+            self.pending.append("open")
+            return
+        self.set_focus(self.query_one("#versions", DataTable))
 
     @on(DataTable.RowSelected, "#versions")
     def version_chosen(self) -> None:
@@ -188,21 +284,20 @@ class BrowseScreen(NixmodScreen):
 
     def search_for(self, query: str) -> None:
         """Put ``query`` in the search box (the search follows from Input.Changed)."""
-        search = self.query_one("#search", Input)
+        search = self.query_one("#search", FilterInput)
         search.value = query
         search.focus()
 
     def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        self.set_focus(self.query_one("#search", FilterInput))
 
-    def action_leave_search(self) -> None:
-        if self.focused is self.query_one("#search", Input):
-            self.query_one("#results", DataTable).focus()
-        else:
-            self.query_one("#search", Input).focus()
+    def action_back(self) -> None:
+        """esc outside the box: from the versions back to the results (never into the box)."""
+        if self.focused is self.query_one("#versions"):
+            self.set_focus(self.query_one("#results", DataTable))
 
     def chosen_version(self) -> PackageVersion | None:
-        """The version under the cursor in the versions list, else the newest."""
+        """The version under the cursor in the versions list, else the newest (the header's)."""
         if self.package is None or not self.package.versions:
             return None
         versions = self.query_one("#versions", DataTable)
@@ -211,9 +306,21 @@ class BrowseScreen(NixmodScreen):
         return self.package.versions[0]
 
     def action_pick(self) -> None:
+        if self.app.catalog is None and not self.app.catalog_error:
+            self.notify(f"The catalog is still loading ({self.app.catalog_status}); space works once "
+                        "it is in", severity="warning", markup=False)
+            return
+        if self.focused is self.query_one("#results") and self.search_pending():
+            self.pending.append("pick")
+            return
         version = self.chosen_version()
         if version is None:
-            self.notify("Nothing to pick: search for a package first", severity="warning")
+            self.notify("Nothing to pick: search for a package first (/)", severity="warning")
+            return
+        if not model.can_build(self.app.config, version):
+            self.notify(f"{version.name} {version.version} is in channel {version.channel}, a saved "
+                        "package list: browse only, it cannot be built. A nixpkgs path or url channel "
+                        "can build it.", title="Browse only", severity="warning", markup=False)
             return
         added = self.app.selection.toggle(version)
         verb = "Picked" if added else "Unpicked"

@@ -1,8 +1,12 @@
-"""Builds: the user's builds, live, with the selected one's log following.
+"""Builds: the user's builds, live, with the highlighted one's log following.
 
 The app refreshes records on a timer in a thread worker (squeue never runs
-on the event loop); this screen only lays them out, keeps the cursor on the
-same build across refreshes, and follows the log of the build under it.
+on the event loop); this screen only lays them out. The highlight belongs
+to a build (its id), not to a row number, so a build appearing above it
+(from the CLI, or a submit) never moves the cursor or the log to another
+build; after a submit from the TUI the newest submitted build is
+highlighted. The log pane follows new output only while it is scrolled to
+the bottom; ``l`` (or ↵) opens the whole log full-screen.
 """
 
 from __future__ import annotations
@@ -11,117 +15,224 @@ import time
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
+from nixmod.builds.state import RETRYABLE_STATES
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
-from nixmod.tui.widgets import state_text
+from nixmod.tui.confirm import ConfirmScreen
+from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns, state_text
 
 
 class BuildsScreen(NixmodScreen):
-    """Table of builds over the followed log."""
+    """Filter box, table of builds, and the followed log."""
 
     MODE = "builds"
+    AUTO_FOCUS = "#builds"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("o", "sort", "Sort"),
+        Binding("l", "open_log", "Whole log"),
         Binding("c", "cancel_build", "Cancel"),
         Binding("r", "retry_build", "Retry"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("f5", "refresh", "Refresh", show=False),
         Binding("v", "verify_build", "Verify", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.shown_log = ""
+        self.highlighted_id: int | None = None   # the build the cursor is on, whatever its row
+        self.sort_key = model.BUILD_SORTS[0]
+        self.shown: list[Any] = []                # the records as listed (filtered, sorted)
+        self.table_width = 0
+        self._log_of: int | None = None           # the build whose text the log pane holds
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
         with Vertical(id="builds-pane", classes="pane"):
-            yield DataTable(id="builds", cursor_type="row", zebra_stripes=True)
+            yield FilterInput(placeholder="/ filter builds (name, state, job, node…)", id="builds-filter",
+                              list_id="builds")
+            yield NavTable(id="builds", cursor_type="row", zebra_stripes=True)
             yield Static(id="builds-status", classes="status")
-            yield Log(id="log", max_lines=model.LOG_TAIL_LINES, auto_scroll=True)
+            yield Log(id="log", max_lines=model.LOG_TAIL_LINES, auto_scroll=False)
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#builds", DataTable)
-        for column in ("id", "name", "version", "channel", "state", "job", "elapsed", "node"):
-            table.add_column(column, key=column)
         self.query_one("#log", Log).border_title = "log"
+        self.query_one("#builds", DataTable).focus()
         self.refresh_view()
 
     def selected_record(self) -> Any | None:
-        table = self.query_one("#builds", DataTable)
-        records = self.newest_first()
-        if 0 <= table.cursor_row < len(records):
-            return records[table.cursor_row]
+        for record in self.shown:
+            if record.id == self.highlighted_id:
+                return record
         return None
 
-    def newest_first(self) -> list[Any]:
-        return list(reversed(self.app.records))
+    def listed(self) -> list[Any]:
+        text = self.query_one("#builds-filter", FilterInput).value
+        return model.sort_records(model.filter_records(self.app.records, text), self.sort_key)
 
     def refresh_view(self) -> None:
         super().refresh_view()
+        if self.app.highlight_build is not None and any(r.id == self.app.highlight_build
+                                                        for r in self.app.records):
+            self.highlighted_id = self.app.highlight_build
+            self.app.highlight_build = None
+        self.fill_table()
+        self.show_status()
+        self.follow(self.selected_record())
+
+    def fill_table(self) -> None:
         table = self.query_one("#builds", DataTable)
-        selected = self.selected_record()
-        records = self.newest_first()
-        table.clear()
+        records = self.listed()
+        self.shown = records
+        self.table_width = table.size.width
         now = time.time()
+        shown = fit_columns(table, table.size.width or 78, [
+            Column("id", "#", max([2, *(len(str(r.id)) for r in records)]), 2, 0),
+            Column("name", "name", min(24, max([4, *(len(r.name) for r in records)])), 8, 1),
+            Column("version", "version", min(16, max([7, *(len(r.version) for r in records)])), 6, 2),
+            Column("state", "state", 9, 8, 3),
+            Column("elapsed", "elapsed", 7, 6, 4),
+            Column("node", "node", max([4, *(len(r.node or "") for r in records)]), 4, 5),
+            Column("job", "job", max([3, *(len(str(r.job or "")) for r in records)]), 3, 6),
+            Column("channel", "channel", max([7, *(len(r.channel) for r in records)]), 6, 7),
+        ])
         for record in records:
-            table.add_row(Text(str(record.id)), Text(record.name, style="bold"), Text(record.version),
-                          Text(record.channel), state_text(record.state), Text(str(record.job or "")),
-                          Text(model.elapsed(record, now)), Text(record.node or ""),
-                          key=str(record.id))
+            cells = {"id": Text(str(record.id)),
+                     "name": Text(record.name, style="bold", overflow="ellipsis", no_wrap=True),
+                     "version": Text(record.version, overflow="ellipsis", no_wrap=True),
+                     "channel": Text(record.channel, overflow="ellipsis", no_wrap=True),
+                     "state": state_text(record.state), "job": Text(str(record.job or "")),
+                     "elapsed": Text(model.elapsed(record, now)), "node": Text(record.node or "")}
+            table.add_row(*(cells[key] for key in shown), key=str(record.id))
         ids = [r.id for r in records]
-        if selected is not None and selected.id in ids:
-            table.move_cursor(row=ids.index(selected.id))
+        if self.highlighted_id not in ids:
+            self.highlighted_id = ids[0] if ids else None
+        if self.highlighted_id is not None:
+            table.move_cursor(row=ids.index(self.highlighted_id), animate=False)
+
+    def show_status(self) -> None:
         status = self.query_one("#builds-status", Static)
+        records = self.app.records
+        status.remove_class("error")
         if self.app.state_error:
             status.update(Text(f"⚠ {self.app.state_error}"))
             status.add_class("error")
-        elif records:
-            status.remove_class("error")
-            running = sum(1 for r in records if not r.finished)
-            status.update(Text(f"{len(records)} build(s), {running} in flight · c cancel · r retry · v verify · "
-                               f"the log of the highlighted build follows below"))
-        else:
-            status.remove_class("error")
+            return
+        if not records:
             status.update(Text("No builds yet. Pick versions in Browse (1) and press s to submit."))
-        self.follow(self.selected_record())
+            return
+        running = sum(1 for r in records if not r.finished)
+        text = f"{len(self.shown)} of {len(records)} build(s), {running} in flight · sorted by {self.sort_key}"
+        record = self.selected_record()
+        if record is not None and record.state == "failed" and record.error:
+            text += f" · #{record.id} failed: {model.failure_cause(record)}"
+        elif record is not None and record.state in ("built", "reused"):
+            text += " · v verify (rebuild and compare)"
+        status.update(Text(text))
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        if self.query_one("#builds", DataTable).size.width != self.table_width:
+            self.fill_table()
 
     def follow(self, record: Any | None) -> None:
-        """Point the log pane at ``record`` and show what the app last read of it."""
+        """Point the log pane at ``record`` and show what the app last read of it.
+
+        New lines scroll the pane only while it is at the bottom: a user who
+        scrolled back to read stays where they are.
+        """
         log = self.query_one("#log", Log)
         build_id = record.id if record is not None else None
         self.app.follow_build(build_id)
-        log.border_title = f"log · {record.name} {record.version}" if record is not None else "log"
-        text = self.app.log_text if record is not None else ""
+        log.border_title = (f"log · #{record.id} {record.name} {record.version} · l whole log"
+                            if record is not None else "log")
+        text = self.app.log_text if record is not None and self.app.followed_build == build_id else ""
         if text == self.shown_log:
             return
+        at_bottom = log.is_vertical_scroll_end or log.max_scroll_y == 0
         if self.shown_log and text.startswith(self.shown_log):
-            log.write(text[len(self.shown_log):])      # the log grew: append only the new part
+            log.write(text[len(self.shown_log):], scroll_end=at_bottom)   # the log grew: append it
         else:
+            same_build = self._log_of == build_id
+            keep = log.scroll_y
             log.clear()
-            log.write(text)
+            log.write(text, scroll_end=at_bottom or not same_build)
+            if same_build and not at_bottom:
+                log.scroll_to(y=keep, animate=False, immediate=True)
+        self._log_of = build_id
         self.shown_log = text
 
     @on(DataTable.RowHighlighted, "#builds")
-    def build_highlighted(self) -> None:
+    def build_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one("#builds", DataTable)
+        if event.cursor_row != table.cursor_row or event.row_key.value is None:
+            return   # a stale event from a redraw: the highlight stays with its build
+        self.highlighted_id = int(event.row_key.value)
+        self.show_status()
         self.follow(self.selected_record())
+
+    @on(DataTable.RowSelected, "#builds")
+    def build_chosen(self) -> None:
+        self.action_open_log()
+
+    @on(FilterInput.Changed, "#builds-filter")
+    def filter_changed(self) -> None:
+        self.fill_table()
+        self.show_status()
+        self.follow(self.selected_record())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        box = self.query("#builds-filter").first() if self.is_mounted else None
+        if box is not None and self.focused is box and action != "refresh":
+            return False
+        return True
+
+    def action_focus_filter(self) -> None:
+        self.set_focus(self.query_one("#builds-filter", FilterInput))
+
+    def action_sort(self) -> None:
+        sorts = model.BUILD_SORTS
+        self.sort_key = sorts[(sorts.index(self.sort_key) + 1) % len(sorts)]
+        self.fill_table()
+        self.show_status()
+
+    def action_open_log(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            self.notify("No build highlighted", severity="warning")
+            return
+        self.app.push_screen(LogScreen(record))
 
     def action_cancel_build(self) -> None:
         record = self.selected_record()
         if record is None or record.finished:
             self.notify("Only a pending, queued or running build can be cancelled", severity="warning")
             return
-        self.app.cancel_build(record.id)
+        what = f"build #{record.id} {record.name} {record.version} ({record.state}"
+        what += f", job {record.job})" if record.job else ")"
+        question = (f"Cancel {what}?\nA running build is stopped and its work is lost; "
+                    f"r retries it later.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.cancel_build(record.id)
+
+        self.app.push_screen(ConfirmScreen("Cancel this build?", question), answered)
 
     def action_retry_build(self) -> None:
         record = self.selected_record()
-        if record is None or record.state not in model.RETRYABLE_STATES:
+        if record is None or record.state not in RETRYABLE_STATES:
             self.notify("Only a failed or cancelled build can be retried", severity="warning")
             return
         self.app.retry_build(record)
@@ -157,3 +268,59 @@ class BuildsScreen(NixmodScreen):
 
     def action_refresh(self) -> None:
         self.app.refresh_state()
+
+
+class LogScreen(Screen[None]):
+    """One build's whole log, full-screen: scroll it, search it with the terminal, esc back."""
+
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back", key_display="esc"),
+        Binding("g,home", "top", "Top", key_display="g"),
+        Binding("G,end", "bottom", "Bottom", key_display="G"),
+        Binding("j", "down", "Down", show=False),
+        Binding("k", "up", "Up", show=False),
+        Binding("f5", "reload", "Reload"),
+    ]
+
+    def __init__(self, record: Any) -> None:
+        super().__init__()
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"⏳ reading {self.record.log or 'the log'}…"), id="whole-log-title",
+                     classes="status")
+        yield Log(id="whole-log", auto_scroll=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#whole-log", Log).focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="whole-log")
+    def load(self) -> None:
+        text = model.whole_log(self.record)
+        self.app.call_from_thread(self.show, text)
+
+    def show(self, text: str) -> None:
+        log = self.query_one("#whole-log", Log)
+        log.clear()
+        log.write(text or "(the log is empty: the build has not started yet)", scroll_end=True)
+        record = self.record
+        self.query_one("#whole-log-title", Static).update(Text(
+            f"#{record.id} {record.name} {record.version} · {record.state} · {log.line_count} lines "
+            f"of {record.log} · ↑↓ PgUp PgDn g G scroll · f5 reload · esc back"))
+
+    def action_top(self) -> None:
+        self.query_one("#whole-log", Log).scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        self.query_one("#whole-log", Log).scroll_end(animate=False)
+
+    def action_down(self) -> None:
+        self.query_one("#whole-log", Log).scroll_down(animate=False)
+
+    def action_up(self) -> None:
+        self.query_one("#whole-log", Log).scroll_up(animate=False)
+
+    def action_reload(self) -> None:
+        self.load()

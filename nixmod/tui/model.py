@@ -23,6 +23,12 @@ from nixmod.errors import NixmodError, UserError
 RESULT_LIMIT = 100
 #: how much of a build log the log pane follows
 LOG_TAIL_LINES = 200
+#: the most of a log the full-screen view reads (the file itself has the rest)
+WHOLE_LOG_BYTES = 8 * 1024 * 1024
+#: what the Builds screen can sort by (o cycles), the first being the default
+BUILD_SORTS = ("newest", "name", "state")
+#: what the Modules screen can sort by
+MODULE_SORTS = ("name", "state")
 
 
 # -- records for the screens ----------------------------------------------------
@@ -42,8 +48,12 @@ class VersionRow:
     """One version of the shown package, with what the user can do with it."""
 
     version: PackageVersion
-    status: str        # "" = available to build; else module / build state
+    status: str        # "" = available to build; else module / build state / BROWSE_ONLY
     selected: bool
+
+
+#: the state of a version whose channel is a saved package list: it can be read, not built
+BROWSE_ONLY = "browse only"
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class Selection:
     """The versions the user has picked, in the order picked."""
 
     items: list[PackageVersion] = field(default_factory=list)
+    #: the lists before each removal or clear, newest last: what ``undo`` restores
+    history: list[list[PackageVersion]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -80,12 +92,32 @@ class Selection:
         self.items.append(version)
         return True
 
-    def remove_at(self, index: int) -> None:
+    def remove_at(self, index: int) -> PackageVersion | None:
+        """Take one pick out (undoable); the removed version, or None for a bad index."""
         if 0 <= index < len(self.items):
-            del self.items[index]
+            self.history.append(list(self.items))
+            return self.items.pop(index)
+        return None
 
-    def clear(self) -> None:
-        self.items.clear()
+    def clear(self) -> int:
+        """Empty the selection (undoable); how many picks went."""
+        count = len(self.items)
+        if count:
+            self.history.append(list(self.items))
+            self.items = []
+        return count
+
+    def forget(self) -> None:
+        """Empty it for good: the picks were submitted, so there is nothing to undo."""
+        self.items = []
+        self.history.clear()
+
+    def undo(self) -> bool:
+        """Put back what the last removal or clear took; False when there is nothing to undo."""
+        if not self.history:
+            return False
+        self.items = self.history.pop()
+        return True
 
 
 def _same(a: PackageVersion, b: object) -> bool:
@@ -110,8 +142,12 @@ def search_rows(catalog: Any, query: str, limit: int = RESULT_LIMIT) -> list[Res
 
 
 def catalog_summary(catalog: Any) -> str:
-    """What an empty search box shows: how much there is to search."""
-    total = sum(c.packages for c in catalog.channels)
+    """What an empty search box shows: how much there is to search.
+
+    Packages are distinct names, as ``nixmod catalog info`` counts them (the
+    channels' records count each version again).
+    """
+    total = len(catalog)
     text = f"{total} packages in {len(catalog.channels)} channel(s): type a name, a command (rg) or a word"
     if catalog.errors:
         text = f"⚠ {len(catalog.errors)} channel(s) could not be read (see right) · " + text
@@ -146,12 +182,29 @@ def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
+def browse_only_channels(config: Config) -> frozenset[str]:
+    """Channels that are saved package lists (dumps): searchable, but nothing in them builds."""
+    return frozenset(c.name for c in config.channels if c.is_dump)
+
+
+def can_build(config: Config, version: PackageVersion) -> bool:
+    return version.channel not in browse_only_channels(config)
+
+
 def version_rows(package: Package, records: Sequence[Any], modules: Sequence[Any],
-                 selection: Selection) -> list[VersionRow]:
-    """Every version of ``package``, newest first, each with its state for this user."""
-    return [VersionRow(version=v, status=version_status(v, records, modules),
-                       selected=v in selection)
-            for v in package.versions]
+                 selection: Selection, browse_only: frozenset[str] = frozenset()) -> list[VersionRow]:
+    """Every version of ``package``, newest first, each with its state for this user.
+
+    A version with nothing of the user's yet is ``""`` (available) when its
+    channel can build it, and BROWSE_ONLY when the channel is a saved list.
+    """
+    rows = []
+    for v in package.versions:
+        status = version_status(v, records, modules)
+        if not status and v.channel in browse_only:
+            status = BROWSE_ONLY
+        rows.append(VersionRow(version=v, status=status, selected=v in selection))
+    return rows
 
 
 def version_status(version: PackageVersion, records: Sequence[Any], modules: Sequence[Any]) -> str:
@@ -227,6 +280,46 @@ def retry_build(config: Config, build_id: int) -> list[Any]:
     return list(builds.retry(config, [build_id]))
 
 
+def failure_cause(record: Any) -> str:
+    """Why a build failed, in one line (the core's rule, so the CLI says the same)."""
+    from nixmod import builds
+
+    return builds.failure_cause(record.error or "") if record.error else ""
+
+
+def filter_records(records: Sequence[Any], text: str) -> list[Any]:
+    """Builds whose id, name, version, channel, state, job or node contain every word of ``text``."""
+    words = text.lower().split()
+    return [r for r in records
+            if all(any(w in str(field_value).lower() for field_value in
+                       (r.id, r.name, r.version, r.channel, r.state, r.job or "", r.node or ""))
+                   for w in words)]
+
+
+def sort_records(records: Sequence[Any], key: str) -> list[Any]:
+    """newest first (by id), by name, or by state (in-flight first, then failed, then done)."""
+    newest = sorted(records, key=lambda r: r.id, reverse=True)
+    if key == "name":
+        return sorted(newest, key=lambda r: (r.name.lower(), r.version))
+    if key == "state":
+        order = ("running", "queued", "pending", "failed", "cancelled", "built", "reused")
+        return sorted(newest, key=lambda r: order.index(r.state) if r.state in order else len(order))
+    return newest
+
+
+def filter_modules(rows: Sequence["ModuleRow"], text: str) -> list["ModuleRow"]:
+    words = text.lower().split()
+    return [r for r in rows if all(w in f"{r.module} {r.store_path}".lower() for w in words)]
+
+
+def sort_modules(rows: Sequence["ModuleRow"], key: str) -> list["ModuleRow"]:
+    """By module name, or with the broken ones (store path gone) first."""
+    by_name = sorted(rows, key=lambda r: r.module)
+    if key == "state":
+        return sorted(by_name, key=lambda r: r.valid)
+    return by_name
+
+
 def build_transitions(before: Sequence[Any], after: Sequence[Any]) -> list[Any]:
     """Records that reached an end state since ``before``: what to notify about."""
     old = {r.id: r.state for r in before}
@@ -249,6 +342,21 @@ def log_tail(record: Any, lines: int = LOG_TAIL_LINES) -> str:
         handle.seek(max(0, size - 64 * 1024))
         data = handle.read().decode("utf-8", errors="replace")
     return "\n".join(data.splitlines()[-lines:])
+
+
+def whole_log(record: Any, limit: int = WHOLE_LOG_BYTES) -> str:
+    """A build's whole log (its last ``limit`` bytes when it is huge), for the full-screen view."""
+    path = log_path(record)
+    if path is None or not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - limit))
+        data = handle.read().decode("utf-8", errors="replace")
+    if size > limit:
+        data = f"[… the first {size - limit} bytes are in {path} …]\n" + data.split("\n", 1)[-1]
+    return data
 
 
 def elapsed(record: Any, now: float) -> str:
@@ -292,6 +400,13 @@ def module_rows(config: Config) -> list[ModuleRow]:
             path_entries=path_entries(Path(info.path)),
         ))
     return rows
+
+
+def remove_module(config: Config, row: ModuleRow) -> Any:
+    """What `nixmod modules remove NAME/VERSION` does: modulefile, shims, default and GC roots."""
+    from nixmod import lmod
+
+    return lmod.remove_module(config, row.name, row.version)
 
 
 # -- errors ---------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -12,54 +12,57 @@ from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
+from nixmod.tui.confirm import ConfirmScreen
+from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns
 
 
 class ModulesScreen(NixmodScreen):
     """The user's modules, with the exact line to load each."""
 
     MODE = "modules"
+    AUTO_FOCUS = "#modules"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("o", "sort", "Sort"),
         Binding("y", "copy_line", "Copy load line"),
         Binding("u", "copy_use", "Copy use line", show=False),
         Binding("L", "lock_modules", "Lock these", show=False),
+        Binding("d,delete", "remove_module", "Remove"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         #: store path -> "signed by KEY" / "built here" / "untrusted" (repro.signature_status)
         self.signatures: dict[str, str] = {}
+        self.sort_key = model.MODULE_SORTS[0]
+        self.shown: list[model.ModuleRow] = []
+        self.highlighted: str | None = None   # the module under the cursor, whatever its row
+        self.table_width = 0
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
         with Vertical(id="modules-pane", classes="pane"):
-            yield DataTable(id="modules", cursor_type="row", zebra_stripes=True)
+            yield FilterInput(placeholder="/ filter modules", id="modules-filter", list_id="modules")
+            yield NavTable(id="modules", cursor_type="row", zebra_stripes=True)
+            yield Static(id="modules-status", classes="status")
             yield Static(id="module-detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#modules", DataTable)
-        table.add_column("module", key="module")
-        table.add_column("store path", key="valid")
         self.query_one("#module-detail", Static).border_title = "load it"
+        self.query_one("#modules", DataTable).focus()
         self.refresh_view()
 
     def selected(self) -> model.ModuleRow | None:
-        rows = self.app.module_rows
-        cursor = self.query_one("#modules", DataTable).cursor_row
-        return rows[cursor] if 0 <= cursor < len(rows) else None
+        for row in self.shown:
+            if row.module == self.highlighted:
+                return row
+        return None
 
     def refresh_view(self) -> None:
         super().refresh_view()
-        table = self.query_one("#modules", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for row in self.app.module_rows:
-            table.add_row(Text(row.module, style="bold"),
-                          Text("valid") if row.valid else Text("gone: rebuild it", style="bold red"),
-                          key=row.module)
-        if self.app.module_rows:
-            table.move_cursor(row=min(cursor, len(self.app.module_rows) - 1))
+        self.fill_table()
         self.show(self.selected())
         unknown = [r.store_path for r in self.app.module_rows
                    if r.valid and r.store_path and r.store_path not in self.signatures]
@@ -106,15 +109,64 @@ class ModulesScreen(NixmodScreen):
         self.app.call_from_thread(self.notify, f"Locked {len(targets)} module(s) in {path}",
                                   markup=False, timeout=8)
 
+    def fill_table(self) -> None:
+        table = self.query_one("#modules", DataTable)
+        text = self.query_one("#modules-filter", FilterInput).value
+        rows = model.sort_modules(model.filter_modules(self.app.module_rows, text), self.sort_key)
+        self.shown = rows
+        self.table_width = table.size.width
+        shown = fit_columns(table, table.size.width or 78, [
+            Column("module", "module", max([6, *(len(r.module) for r in rows)]), 12, 0),
+            Column("state", "state", 16, 5, 1),
+            Column("store", "store path", max([10, *(len(r.store_path) for r in rows)]), 12, 2,
+                   flexible=True),
+        ])
+        for row in rows:
+            cells = {"module": Text(row.module, style="bold", overflow="ellipsis", no_wrap=True),
+                     "state": Text("ok") if row.valid else Text("gone: rebuild it", style="bold red"),
+                     "store": Text(row.store_path or "(unknown)", overflow="ellipsis", no_wrap=True)}
+            table.add_row(*(cells[key] for key in shown), key=row.module)
+        names = [r.module for r in rows]
+        if self.highlighted not in names:
+            self.highlighted = names[0] if names else None
+        if self.highlighted is not None:
+            table.move_cursor(row=names.index(self.highlighted), animate=False)
+        status = self.query_one("#modules-status", Static)
+        gone = sum(1 for r in self.app.module_rows if not r.valid)
+        status.update(Text(f"{len(rows)} of {len(self.app.module_rows)} module(s)"
+                           + (f", {gone} with the store path gone" if gone else "")
+                           + f" · sorted by {self.sort_key}") if self.app.module_rows else "")
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        if self.query_one("#modules", DataTable).size.width != self.table_width:
+            self.fill_table()
+
     @on(DataTable.RowHighlighted, "#modules")
-    def module_highlighted(self) -> None:
+    def module_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != self.query_one("#modules", DataTable).cursor_row:
+            return   # a stale event from a redraw
+        self.highlighted = event.row_key.value
         self.show(self.selected())
+
+    @on(FilterInput.Changed, "#modules-filter")
+    def filter_changed(self) -> None:
+        self.fill_table()
+        self.show(self.selected())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        box = self.query("#modules-filter").first() if self.is_mounted else None
+        return not (box is not None and self.focused is box)
 
     def show(self, row: model.ModuleRow | None) -> None:
         detail = self.query_one("#module-detail", Static)
         if row is None:
-            detail.update(Text("No modules yet. A build that finishes becomes a module here.\n"
-                               f"Modules live in {self.app.config.modules.root}.", style="dim"))
+            empty = ("No module matches the filter (esc, then / to change it)."
+                     if self.app.module_rows else
+                     "No modules yet. A build that finishes becomes a module here.")
+            detail.update(Text(f"{empty}\nModules live in {self.app.config.modules.root}.", style="dim"))
             return
         lines = [
             Text("Type this in your shell or job script (y copies it):", style="dim"),
@@ -124,7 +176,8 @@ class ModulesScreen(NixmodScreen):
             Text("Puts on PATH:", style="dim"),
             *[Text(f"  {entry}") for entry in row.path_entries or ("(nothing)",)],
             Text(""),
-            Text.assemble(("store path: ", "dim"), row.store_path or "(unknown)"),
+            Text.assemble(("store path: ", "dim"), row.store_path or "(unknown)",
+                          ("" if row.valid else "  (gone: build it again)", "bold red")),
         ]
         if row.valid:
             lines += [Text.assemble(("outputs: ", "dim"), self.signatures.get(row.store_path, "…")),
@@ -135,6 +188,14 @@ class ModulesScreen(NixmodScreen):
         """OSC 52: terminals that allow it put the text on the clipboard, even over ssh."""
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied: {text}", markup=False, timeout=3)
+
+    def action_focus_filter(self) -> None:
+        self.set_focus(self.query_one("#modules-filter", FilterInput))
+
+    def action_sort(self) -> None:
+        sorts = model.MODULE_SORTS
+        self.sort_key = sorts[(sorts.index(self.sort_key) + 1) % len(sorts)]
+        self.fill_table()
 
     def action_copy_line(self) -> None:
         row = self.selected()
@@ -147,3 +208,18 @@ class ModulesScreen(NixmodScreen):
         row = self.selected()
         if row is not None:
             self._copy(row.use_line)
+
+    def action_remove_module(self) -> None:
+        """What `nixmod modules remove` does, after asking: the module goes, the store path stays."""
+        row = self.selected()
+        if row is None:
+            self.notify("No module to remove", severity="warning")
+            return
+        question = (f"Remove {row.module}?\n`module load {row.module}` stops working; the store path "
+                    "is left to the garbage collector, and a build of it brings the module back.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.remove_module(row)
+
+        self.app.push_screen(ConfirmScreen("Remove this module?", question), answered)

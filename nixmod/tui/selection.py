@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import PlanReady
-from nixmod.tui.widgets import state_text
+from nixmod.tui.widgets import NavTable, state_text
 
 
 class SelectionScreen(NixmodScreen):
@@ -29,13 +29,15 @@ class SelectionScreen(NixmodScreen):
     BINDINGS = [
         Binding("s", "submit", "Submit"),
         Binding("d,delete", "remove", "Remove"),
-        Binding("c", "clear", "Clear"),
+        # not c: c cancels a build on the Builds screen; clearing is undoable (u)
+        Binding("D", "clear", "Clear all", key_display="D"),
+        Binding("u", "undo", "Undo"),
     ]
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
         with Vertical(id="selection-pane", classes="pane"):
-            yield DataTable(id="selection", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="selection", cursor_type="row", zebra_stripes=True)
             yield Static(id="selection-status", classes="status")
         yield Footer()
 
@@ -56,17 +58,30 @@ class SelectionScreen(NixmodScreen):
                           Text(version.channel), state_text(status), key=str(index))
         if self.app.selection.items:
             table.move_cursor(row=min(cursor, len(self.app.selection) - 1))
-            text = f"{len(self.app.selection)} picked · s submit (shows the plan first) · d remove · c clear"
+            text = f"{len(self.app.selection)} picked · s submit (shows the plan first) · d remove · D clear all"
         else:
             text = "Nothing picked yet. In Browse (1), press space on a package or a version."
+        if self.app.selection.history:
+            text += " · u undo"
         self.query_one("#selection-status", Static).update(Text(text))
 
     def action_remove(self) -> None:
-        self.app.selection.remove_at(self.query_one("#selection", DataTable).cursor_row)
+        removed = self.app.selection.remove_at(self.query_one("#selection", DataTable).cursor_row)
+        if removed is not None:
+            self.notify(f"Removed {removed.name} {removed.version} · u undoes", markup=False, timeout=3)
         self.app.selection_changed()
 
     def action_clear(self) -> None:
-        self.app.selection.clear()
+        count = self.app.selection.clear()
+        if count:
+            self.notify(f"Cleared {count} pick(s) · u undoes", markup=False, timeout=5)
+        self.app.selection_changed()
+
+    def action_undo(self) -> None:
+        if not self.app.selection.undo():
+            self.notify("Nothing to undo", severity="warning")
+            return
+        self.notify(f"Undone: {len(self.app.selection)} picked", markup=False, timeout=3)
         self.app.selection_changed()
 
     def action_submit(self) -> None:
@@ -84,7 +99,7 @@ class PlanScreen(ModalScreen[None]):
     """What submitting will do, per version, before anything is submitted."""
 
     BINDINGS = [
-        Binding("enter,y", "confirm", "Submit"),
+        Binding("enter,y", "confirm", "Submit", key_display="↵/y"),
         Binding("escape,n", "dismiss_plan", "Back"),
     ]
 
@@ -108,23 +123,45 @@ class PlanScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="plan")
     def make_plan(self) -> None:
-        """nix-instantiate and squeue: slow, so off the loop."""
+        """nix-instantiate and squeue: slow, so off the loop. Browse-only picks are not planned."""
+        config = self.app.config
+        buildable = model.Selection([v for v in self.app.selection.items if model.can_build(config, v)])
+        if not buildable.items:
+            self.post_message(PlanReady())
+            return
         try:
-            plans = model.plan_selection(self.app.config, self.app.selection)
+            plans = model.plan_selection(config, buildable)
         except Exception as error:  # noqa: BLE001 - shown in the dialog
             self.post_message(PlanReady(error=model.explain(error)))
             return
         self.post_message(PlanReady(plans=list(plans)))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No Submit in the footer until there is something it would submit."""
+        return bool(self.plans) if action == "confirm" else True
+
     @on(PlanReady)
     def show_plan(self, message: PlanReady) -> None:
         status = self.query_one("#plan-status", Static)
+        table = self.query_one("#plan", DataTable)
+        config = self.app.config
+        browse_only = [v for v in self.app.selection.items if not model.can_build(config, v)]
+        for version in browse_only:
+            table.add_row(Text(version.name, style="bold"), Text(version.version), Text(version.channel),
+                          Text("browse only: not built", style="dim"))
         if message.error:
-            status.update(Text(f"⚠ {message.error}"))
+            status.update(Text(f"⚠ {message.error} · esc back"))
             status.add_class("error")
             return
+        if not message.plans:
+            status.update(Text(f"Nothing here can be built: {', '.join(sorted({v.channel for v in browse_only}))}"
+                               " is a saved package list (browse only). Builds need a nixpkgs path or "
+                               "url channel. · esc back"))
+            status.add_class("error")
+            self.refresh_bindings()
+            return
         self.plans = message.plans
-        table = self.query_one("#plan", DataTable)
+        self.refresh_bindings()
         counts: dict[str, int] = {}
         for plan in message.plans:
             action = model.plan_action(plan)
@@ -133,6 +170,8 @@ class PlanScreen(ModalScreen[None]):
             table.add_row(Text(version.name, style="bold"), Text(version.version),
                           Text(version.channel), Text(model.plan_summary(plan)))
         summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        if browse_only:
+            summary += f"; {len(browse_only)} browse only (a saved package list cannot build)"
         status.update(Text(f"{summary} · ↵/y submit · esc back"))
 
     def action_confirm(self) -> None:
