@@ -9,8 +9,18 @@ package's full metadata is unpacked only when it is shown. Every write is a
 temporary file renamed into place, so two processes refreshing at once each
 leave a whole file and a reader never sees half of one.
 
-Ranking (issue 3): exact name, exact ``meta.mainProgram``, name prefix, word
-or substring of the attribute path, typo-tolerant match, description words.
+Ranking (issue 3, issue 10): exact name, exact ``meta.mainProgram``, exact last
+component of the attribute path (``numpy`` finds ``python313Packages.numpy``),
+name prefix, word or substring of the attribute path, typo-tolerant match,
+description words. Within a tier the package that the newest channel has comes
+first, then the shorter name, then the newer version (see ``_recency``).
+
+A package's versions are ordered by channel, newest channel (the last one
+configured) first, and by Nix's version order within a channel: the first is
+what ``build NAME`` picks. Nix's order across channels would pick lammps
+``2016-02-16`` over ``22Jul2025_update4`` (2016 > 22) or an old
+``unstable-2023-05-01`` over a current ``0.3``; the newest channel is the
+current pin, whatever its version string looks like.
 """
 
 from __future__ import annotations
@@ -31,18 +41,19 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from nixmod import __version__
 from nixmod.config import DEMO_DIR, Channel, Config
 from nixmod.errors import NixmodError, UserError
 from nixmod.files import atomic_open, atomic_write
-from nixmod.versions import sort_newest_first
+from nixmod.versions import sort_key
 
 #: bump when anything written to the cache changes shape
-FORMAT = 3
+FORMAT = 4
 _MAGIC = b"NIXMOD-CATALOG\n"
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 # -- records (the contract other parts code against) -------------------------------
@@ -66,7 +77,11 @@ class PackageVersion:
 
 @dataclass
 class Package:
-    """A name and all its versions across channels, newest first (Nix's order)."""
+    """A name and all its versions across channels: the newest channel's first.
+
+    ``versions[0]`` is what ``nixmod build NAME`` picks (the module docstring
+    says why channel order, not Nix's version order across channels).
+    """
 
     name: str
     versions: list[PackageVersion] = field(default_factory=list)
@@ -76,8 +91,9 @@ class Package:
         return self.versions[0]
 
 
-#: how a search hit matched, best first; SearchHit.rank is the position here
-MATCH_KINDS = ("exact", "program", "prefix", "name", "fuzzy", "description")
+#: how a search hit matched, best first; SearchHit.rank is the position here.
+#: "component": the last component of the attribute path is the query.
+MATCH_KINDS = ("exact", "program", "component", "prefix", "name", "fuzzy", "description")
 
 
 @dataclass(frozen=True)
@@ -356,9 +372,7 @@ def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
 def _build_index(channels: list[Channel], listings: list[_Listing], progress: Progress
                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
     by_name: dict[str, list[tuple[int, tuple]]] = {}
-    # later channels first, so that the stable newest-first sort lets the
-    # later channel win a tie ("newest last" in the config)
-    for index in reversed(range(len(listings))):
+    for index in range(len(listings)):
         for record in listings[index].records:
             by_name.setdefault(record[0], []).append((index, record))
     progress(f"indexing {len(by_name)} packages from {len(channels)} channels")
@@ -373,8 +387,11 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     # id lists as arrays: millions of postings as Python ints would cost ~10x the memory
     trigrams: dict[str, array] = {}
     words: dict[str, array] = {}
+    default_versions: list[str] = []
     for package_id, name in enumerate(names):
-        entries = sort_newest_first(by_name[name], version_of=lambda e: e[1][1])
+        entries = version_order(by_name[name], channel_of=lambda e: e[0],
+                                version_of=lambda e: e[1][1])
+        default_versions.append(entries[0][1][1])
         rows = []
         mask = 0
         package_words: set[str] = set()
@@ -416,8 +433,37 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
         "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
         "offsets": offsets.tobytes(), "details": details,
         "skipped": marshal.dumps(skipped),
+        "version_ranks": _version_ranks(default_versions).tobytes(),
     }
     return header, sections
+
+
+def version_order(items: Iterable[T], channel_of: Callable[[T], int],
+                  version_of: Callable[[T], str]) -> list[T]:
+    """``items`` in the order ``versions`` lists and ``build NAME`` picks from.
+
+    The newest channel (the highest index: channels are configured newest
+    last) first; within one channel, Nix's version order, newest first.
+    """
+    return sorted(items, key=lambda item: (channel_of(item), sort_key(version_of(item))),
+                  reverse=True)
+
+
+def _version_ranks(versions: list[str]) -> array:
+    """Per package, the rank of its default version among all of them (higher: newer).
+
+    Search breaks ties between equally good matches with it, without
+    unpacking any package's records at query time. Equal versions share a rank.
+    """
+    keys = [sort_key(v) for v in versions]
+    ranks = array("I", bytes(4 * len(keys)))
+    rank, previous = 0, None
+    for package_id in sorted(range(len(keys)), key=keys.__getitem__):
+        if keys[package_id] != previous:
+            rank += 1
+            previous = keys[package_id]
+        ranks[package_id] = rank
+    return ranks
 
 
 # -- fuzzy matching -------------------------------------------------------------
@@ -546,6 +592,19 @@ class Catalog:
     def _outputs(self) -> list[tuple[str, ...]]:
         return self._marshalled("outputs")
 
+    @cached_property
+    def _version_ranks(self) -> array:
+        return self._ids("version_ranks")
+
+    def _recency(self, package_id: int) -> tuple[int, int, int]:
+        """Tie-break among equal matches, smaller first: in the newest channel, short, new.
+
+        The newest channel that has the package is the highest bit of its
+        channel mask; the version is its default version's rank.
+        """
+        return (-self._masks[package_id].bit_length(), len(self._lower[package_id]),
+                -self._version_ranks[package_id])
+
     # records -------------------------------------------------------------------
 
     def _versions_of(self, package_id: int, channel: int | None = None) -> list[PackageVersion]:
@@ -582,7 +641,7 @@ class Catalog:
         return None
 
     def package(self, name: str, channel: str | None = None) -> Package:
-        """The package called ``name`` (its attribute path), versions newest first.
+        """The package called ``name`` (its attribute path), the newest channel's version first.
 
         Unknown names are a UserError that suggests the closest names.
         """
@@ -599,16 +658,21 @@ class Catalog:
         return Package(name=self._names[package_id], versions=versions)
 
     def versions(self, name: str, channel: str | None = None) -> list[PackageVersion]:
-        """Every version of ``name`` across channels (or in one), newest first."""
+        """Every version of ``name`` across channels (or in one): the newest channel's first."""
         return self.package(name, channel).versions
 
     def resolve(self, spec: str) -> PackageVersion:
         """The version a build SPEC means: ``[CHANNEL:]NAME[@VERSION|@CONSTRAINT]``.
 
-        Without a version the newest wins (the later channel on a tie). A
-        constraint such as ``>=2.10`` uses PEP 440 through ``packaging`` and
-        only applies to versions that are PEP 440; when none are, the error
-        says so rather than guessing.
+        Without a version the first of ``versions`` wins: the version in the
+        newest channel (the last configured) that has the package. ``@VERSION``
+        is the version as nix-env reports it, or as the derivation name ends
+        (``zed@unstable-2023-05-01`` for ``zed-unstable-2023-05-01``, whose
+        version nix-env reports as ``2023-05-01``); the newest channel wins
+        when several pin it. A constraint such as ``>=2.10`` uses PEP 440
+        through ``packaging``, picks the first version in that same order
+        that satisfies it, and only applies to versions that are PEP 440;
+        when none are, the error says so rather than guessing.
         """
         text = spec.strip()
         channel = None
@@ -626,7 +690,10 @@ class Catalog:
         for version in versions:
             if version.version == wanted:
                 return _buildable(version)
-        listed = ", ".join(f"{v.version} ({v.channel})" for v in versions)
+        for version in versions:
+            if _drv_name_ends_with(version, wanted):
+                return _buildable(version)
+        listed = ", ".join(f"{display_version(v.version)} ({v.channel})" for v in versions)
         raise UserError(f"{name} has no version {wanted!r}; available: {listed}")
 
     @staticmethod
@@ -646,14 +713,14 @@ class Catalog:
             except InvalidVersion:
                 continue
         if not comparable:
-            listed = ", ".join(v.version for v in versions)
+            listed = _distinct_versions(versions)
             raise UserError(f"constraint {constraint!r} cannot apply to {name}: its versions "
                             f"({listed}) are not PEP 440 versions; name one with {name}@VERSION")
         allowed = set(specifier.filter(v for v, _ in comparable))
-        for parsed, version in comparable:  # already newest first, by Nix's order
+        for parsed, version in comparable:  # in the order ``build NAME`` picks from
             if parsed in allowed:
                 return version
-        listed = ", ".join(v.version for v in versions)
+        listed = _distinct_versions(versions)
         raise UserError(f"no version of {name} satisfies {constraint!r}; available: {listed}")
 
     # search --------------------------------------------------------------------
@@ -669,8 +736,8 @@ class Catalog:
         masks = self._masks
         chosen: dict[int, int] = {}
         order: list[int] = []
-        finders = (self._exact, self._by_program, self._by_prefix, self._in_name,
-                   self._fuzzy, self._by_description)
+        finders = (self._exact, self._by_program, self._by_component, self._by_prefix,
+                   self._in_name, self._fuzzy, self._by_description)
         for rank, finder in enumerate(finders):
             room = limit - len(order)
             if room <= 0:
@@ -707,24 +774,42 @@ class Catalog:
             index += 1
 
     def _by_program(self, text: str) -> Iterable[tuple[Any, int]]:
+        recency = self._recency
         for package_id in self._programs.get(text, ()):
-            yield (len(self._names[package_id]), package_id), package_id
+            yield (recency(package_id), package_id), package_id
+
+    def _by_component(self, text: str) -> Iterable[tuple[Any, int]]:
+        """Names whose last attribute component is ``text`` (python313Packages.numpy)."""
+        if "." in text or "\n" in text:
+            return
+        blob, starts = self._name_blob
+        needle = f".{text}\n"
+        recency = self._recency
+        position = blob.find(needle)
+        while position >= 0:
+            package_id = bisect.bisect_right(starts, position) - 1
+            yield (recency(package_id), package_id), package_id
+            position = blob.find(needle, position + 1)
 
     def _by_prefix(self, text: str) -> Iterable[tuple[Any, int]]:
         lower = self._lower
+        recency = self._recency
         index = bisect.bisect_left(lower, text)
         while index < len(lower) and lower[index].startswith(text):
-            yield (len(lower[index]), index), index
+            yield (recency(index), index), index
             index += 1
 
     def _in_name(self, text: str) -> Iterable[tuple[Any, int]]:
-        """Substrings of the attribute path; a match at a word start ranks first."""
+        """Substrings of the attribute path: at the start of a component first, then
+        at the start of a word (after ``-`` or ``_``), then anywhere."""
         blob, starts = self._name_blob
+        recency = self._recency
         position = blob.find(text)
         while position >= 0:
             package_id = bisect.bisect_right(starts, position) - 1
-            at_word = position == starts[package_id] or blob[position - 1] in ".-_"
-            yield (0 if at_word else 1, len(self._lower[package_id]), package_id), package_id
+            before = blob[position - 1] if position else "\n"
+            where = 0 if before in ".\n" else (1 if before in "-_" else 2)
+            yield (where, recency(package_id), package_id), package_id
             position = blob.find(text, position + 1)
 
     def _fuzzy(self, text: str) -> Iterable[tuple[Any, int]]:
@@ -754,7 +839,7 @@ class Catalog:
             candidates = [lower] + (lower.split(".")[-len(parts):] if len(parts) == 1 else [])
             distance = min(edit_distance(text, c, budget) for c in candidates)
             if distance <= budget:
-                yield (distance, len(lower), package_id), package_id
+                yield (distance, self._recency(package_id), package_id), package_id
 
     def _by_description(self, text: str) -> Iterable[tuple[Any, int]]:
         keys, spans, ids = self._words
@@ -769,8 +854,9 @@ class Catalog:
             matched = found if matched is None else matched & found
             if not matched:
                 return
+        recency = self._recency
         for package_id in matched or ():
-            yield (len(self._lower[package_id]), package_id), package_id
+            yield (recency(package_id), package_id), package_id
 
     # reporting -----------------------------------------------------------------
 
@@ -786,6 +872,29 @@ class Catalog:
 
     def __len__(self) -> int:
         return self._header["packages"]
+
+
+def display_version(version: str) -> str:
+    """A version for a table or a message: nix-env leaves some empty
+    (``lammps-stable_22Aug2018`` has no version after its name), shown as ``(none)``."""
+    return version if version else "(none)"
+
+
+def _distinct_versions(versions: Iterable[PackageVersion]) -> str:
+    """The versions, each once, in order: one version pinned by four channels is one choice."""
+    return ", ".join(display_version(v) for v in dict.fromkeys(v.version for v in versions))
+
+
+def _drv_name_ends_with(version: PackageVersion, wanted: str) -> bool:
+    """Does the derivation name (``pname-version``) end with ``-wanted``, covering the whole version?
+
+    nixpkgs spells ``zed-unstable-2023-05-01`` where nix-env reports pname
+    ``zed-unstable`` and version ``2023-05-01``; a user who copies the
+    version from the nixpkgs file writes ``unstable-2023-05-01``. Only a
+    suffix longer than the reported version counts, so ``@01`` matches nothing.
+    """
+    drv_name = f"{version.pname}-{version.version}" if version.version else version.pname
+    return len(wanted) > len(version.version) and drv_name.endswith("-" + wanted)
 
 
 def _buildable(version: PackageVersion) -> PackageVersion:

@@ -39,7 +39,7 @@ from nixmod.builds import local, slurm
 from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
                                  BuildRecord, BuildStore)
 from nixmod.catalog import PackageVersion
-from nixmod.config import Config, config_files, current_user, expand_path, load_config
+from nixmod.config import Config, config_files, current_user, load_config
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 
@@ -97,11 +97,12 @@ def open_store(config: Config) -> BuildStore:
 # -- planning -----------------------------------------------------------------------
 
 def plan(config: Config, versions: Sequence[PackageVersion],
-         progress: Progress | None = None) -> list[Plan]:
+         progress: Progress | None = None, *, backend: str | None = None) -> list[Plan]:
     """Instantiate every version and say, for each, reuse / join / build.
 
     Evaluation (nix-instantiate) is the slow part; everything after it is
-    one ``nix-store --check-validity`` and one queue listing for the lot.
+    one ``nix-store --check-validity`` and, for the slurm ``backend`` (the
+    configured one by default), one queue listing for the lot.
     """
     from nixmod.lmod import check_module_names
 
@@ -120,7 +121,8 @@ def plan(config: Config, versions: Sequence[PackageVersion],
     store = open_store(config)
     try:
         decide = _decider(store, [inst.drv for _v, inst in instantiated],
-                          [p for _v, inst in instantiated for p in inst.outputs.values()])
+                          [p for _v, inst in instantiated for p in inst.outputs.values()],
+                          backend=backend or config.build.backend)
         plans = []
         for version, inst in instantiated:
             action, flight = decide(inst.drv, inst.outputs)
@@ -133,11 +135,11 @@ def plan(config: Config, versions: Sequence[PackageVersion],
 
 
 def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
-             exclude_ids: Iterable[int] = ()
+             exclude_ids: Iterable[int] = (), *, backend: str
              ) -> Callable[[str, dict[str, str]], tuple[str, InFlight | None]]:
     """A function drv -> (action, in-flight job), from one look at the store and the queues."""
     valid = nix.valid_paths(list(paths))
-    flights = _in_flight(store, set(drvs), set(exclude_ids))
+    flights = _in_flight(store, set(drvs), set(exclude_ids), ask_slurm=backend == "slurm")
 
     def decide(drv: str, outputs: dict[str, str]) -> tuple[str, InFlight | None]:
         if outputs and all(p in valid for p in outputs.values()):
@@ -148,12 +150,23 @@ def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
     return decide
 
 
-def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int]) -> dict[str, InFlight]:
-    """drv -> a job building it now: this user's own records, then every user's SLURM jobs."""
+def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int], *,
+               ask_slurm: bool) -> dict[str, InFlight]:
+    """drv -> a job building it now: this user's own records, then every user's SLURM jobs.
+
+    The queue is asked only when the builds would go to SLURM (``ask_slurm``).
+    A local build never waits on squeue (seconds when slurmctld is down, on a
+    machine where nothing of this user's is on SLURM): the user's own SLURM
+    builds are in the state db, and if another user's job is building the
+    same drv, the nix-daemon's output lock makes the local build wait for it
+    and then reuse its result, so the builder still runs once.
+    """
     found: dict[str, InFlight] = {}
     for record in store.select(states=IN_FLIGHT_STATES):
         if record.drv in drvs and record.id not in exclude_ids and record.job:
             found.setdefault(record.drv, InFlight(record.job, current_user(), record.backend))
+    if not ask_slurm:
+        return found
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if by_hash:
         for drv_hash, (job, owner) in slurm.queued_drv_hashes().items():
@@ -207,7 +220,9 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
             else:
                 records = store.select(states=RETRYABLE_STATES)
             for record in records:
-                store.update(record, state="pending", error=None, job=None, joined=False)
+                # created = this submission: elapsed counts from the latest attempt
+                store.update(record, state="pending", error=None, job=None, joined=False,
+                             created=time.time())
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
     finally:
@@ -219,7 +234,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     """Reuse what is valid, join what is in flight, submit the rest to ``backend`` at once."""
     decide = _decider(store, [r.drv for r in records],
                       [p for r in records for p in r.outputs.values()],
-                      exclude_ids=[r.id for r in records])
+                      exclude_ids=[r.id for r in records], backend=backend)
     to_build: list[BuildRecord] = []
     first_of_drv: dict[str, BuildRecord] = {}
     duplicates: list[BuildRecord] = []
@@ -286,7 +301,7 @@ def _explicit_config(config: Config) -> str | None:
 
 def _is_forced_demo(config: Config) -> bool:
     """True when --demo moved state into the demo corner (the job must do the same)."""
-    return config.demo and config.build.state_dir == expand_path(DEMO_STATE_DIR)
+    return config.demo_forced
 
 
 def job_argv(manifest: Path) -> list[str]:
