@@ -13,7 +13,7 @@ Ranking (issue 3, issue 10): exact name, exact ``meta.mainProgram``, exact last
 component of the attribute path (``numpy`` finds ``python313Packages.numpy``),
 name prefix, word or substring of the attribute path, typo-tolerant match,
 description words. Within a tier the package that the newest channel has comes
-first, then the shorter name, then the newer version (see ``_recency``).
+first, then the shorter name, then the newer version (see ``_tie_order``).
 
 A package's versions are ordered by channel, newest channel (the last one
 configured) first, and by Nix's version order within a channel: the first is
@@ -387,6 +387,8 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     # id lists as arrays: millions of postings as Python ints would cost ~10x the memory
     trigrams: dict[str, array] = {}
     words: dict[str, array] = {}
+    #: last component of a dotted attribute path -> packages (numpy -> python3xxPackages.numpy)
+    tails: dict[str, array] = {}
     default_versions: list[str] = []
     for package_id, name in enumerate(names):
         entries = version_order(by_name[name], channel_of=lambda e: e[0],
@@ -412,11 +414,15 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
             programs.setdefault(program, []).append(package_id)
         for gram in _trigrams(lower[package_id]):
             trigrams.setdefault(gram, array("I")).append(package_id)
+        head, dot, tail = lower[package_id].rpartition(".")
+        if dot:
+            tails.setdefault(tail, array("I")).append(package_id)
         for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
                                      _MAX_WORDS_PER_PACKAGE):
             words.setdefault(word, array("I")).append(package_id)
     gram_keys, gram_spans, gram_ids = _postings(trigrams)
     word_keys, word_spans, word_ids = _postings(words)
+    tail_keys, tail_spans, tail_ids = _postings(tails)
     infos = [ChannelInfo(name=c.name, source=str(c.path or c.url), kind=_channel_kind(c),
                          packages=len(l.records), skipped=len(l.skipped), error=l.error,
                          listed_at=l.listed_at)
@@ -430,10 +436,11 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
         "masks": marshal.dumps(masks), "programs": marshal.dumps(programs),
         "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
         "word_keys": marshal.dumps(word_keys), "word_spans": word_spans, "word_ids": word_ids,
+        "tail_keys": marshal.dumps(tail_keys), "tail_spans": tail_spans, "tail_ids": tail_ids,
         "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
         "offsets": offsets.tobytes(), "details": details,
         "skipped": marshal.dumps(skipped),
-        "version_ranks": _version_ranks(default_versions).tobytes(),
+        "tie_order": _tie_order(lower, masks, default_versions).tobytes(),
     }
     return header, sections
 
@@ -449,21 +456,25 @@ def version_order(items: Iterable[T], channel_of: Callable[[T], int],
                   reverse=True)
 
 
-def _version_ranks(versions: list[str]) -> array:
-    """Per package, the rank of its default version among all of them (higher: newer).
+def _tie_order(lower: list[str], masks: list[int], versions: list[str]) -> array:
+    """Per package, its place among all packages when two match a query equally well.
 
-    Search breaks ties between equally good matches with it, without
-    unpacking any package's records at query time. Equal versions share a rank.
+    First the packages that the newest channel has (the highest bit of the
+    channel mask), then shorter names, then newer default versions (Nix's
+    order), then the name. Computed once here, so that a search compares
+    one integer per candidate and never unpacks a package's records.
     """
-    keys = [sort_key(v) for v in versions]
-    ranks = array("I", bytes(4 * len(keys)))
-    rank, previous = 0, None
-    for package_id in sorted(range(len(keys)), key=keys.__getitem__):
-        if keys[package_id] != previous:
-            rank += 1
-            previous = keys[package_id]
-        ranks[package_id] = rank
-    return ranks
+    version_keys = [sort_key(v) for v in versions]
+    by_version = sorted(range(len(versions)), key=version_keys.__getitem__, reverse=True)
+    version_place = array("I", bytes(4 * len(versions)))
+    for place, package_id in enumerate(by_version):
+        version_place[package_id] = place
+    ranked = sorted(range(len(lower)), key=lambda p: (-masks[p].bit_length(), len(lower[p]),
+                                                      version_place[p], p))
+    order = array("I", bytes(4 * len(lower)))
+    for place, package_id in enumerate(ranked):
+        order[package_id] = place
+    return order
 
 
 # -- fuzzy matching -------------------------------------------------------------
@@ -579,6 +590,10 @@ class Catalog:
         return self._marshalled("word_keys"), self._ids("word_spans"), self._ids("word_ids")
 
     @cached_property
+    def _tails(self) -> tuple[list[str], array, array]:
+        return self._marshalled("tail_keys"), self._ids("tail_spans"), self._ids("tail_ids")
+
+    @cached_property
     def _offsets(self) -> array:
         values = array("Q")
         values.frombytes(self._sections["offsets"])
@@ -593,17 +608,9 @@ class Catalog:
         return self._marshalled("outputs")
 
     @cached_property
-    def _version_ranks(self) -> array:
-        return self._ids("version_ranks")
-
-    def _recency(self, package_id: int) -> tuple[int, int, int]:
-        """Tie-break among equal matches, smaller first: in the newest channel, short, new.
-
-        The newest channel that has the package is the highest bit of its
-        channel mask; the version is its default version's rank.
-        """
-        return (-self._masks[package_id].bit_length(), len(self._lower[package_id]),
-                -self._version_ranks[package_id])
+    def _tie_order(self) -> array:
+        """Package id -> its place among equal matches (``_tie_order`` at index time)."""
+        return self._ids("tie_order")
 
     # records -------------------------------------------------------------------
 
@@ -770,46 +777,43 @@ class Catalog:
     def _exact(self, text: str) -> Iterable[tuple[Any, int]]:
         index = bisect.bisect_left(self._lower, text)
         while index < len(self._lower) and self._lower[index] == text:
-            yield (0, index), index
+            yield self._tie_order[index], index
             index += 1
 
     def _by_program(self, text: str) -> Iterable[tuple[Any, int]]:
-        recency = self._recency
+        order = self._tie_order
         for package_id in self._programs.get(text, ()):
-            yield (recency(package_id), package_id), package_id
+            yield order[package_id], package_id
 
     def _by_component(self, text: str) -> Iterable[tuple[Any, int]]:
         """Names whose last attribute component is ``text`` (python313Packages.numpy)."""
-        if "." in text or "\n" in text:
+        keys, spans, ids = self._tails
+        slot = bisect.bisect_left(keys, text)
+        if slot == len(keys) or keys[slot] != text:
             return
-        blob, starts = self._name_blob
-        needle = f".{text}\n"
-        recency = self._recency
-        position = blob.find(needle)
-        while position >= 0:
-            package_id = bisect.bisect_right(starts, position) - 1
-            yield (recency(package_id), package_id), package_id
-            position = blob.find(needle, position + 1)
+        order = self._tie_order
+        for package_id in ids[spans[slot]:spans[slot + 1]]:
+            yield order[package_id], package_id
 
     def _by_prefix(self, text: str) -> Iterable[tuple[Any, int]]:
         lower = self._lower
-        recency = self._recency
+        order = self._tie_order
         index = bisect.bisect_left(lower, text)
         while index < len(lower) and lower[index].startswith(text):
-            yield (recency(index), index), index
+            yield order[index], index
             index += 1
 
     def _in_name(self, text: str) -> Iterable[tuple[Any, int]]:
         """Substrings of the attribute path: at the start of a component first, then
         at the start of a word (after ``-`` or ``_``), then anywhere."""
         blob, starts = self._name_blob
-        recency = self._recency
+        order, count = self._tie_order, len(self._lower)
         position = blob.find(text)
         while position >= 0:
             package_id = bisect.bisect_right(starts, position) - 1
             before = blob[position - 1] if position else "\n"
             where = 0 if before in ".\n" else (1 if before in "-_" else 2)
-            yield (where, recency(package_id), package_id), package_id
+            yield where * count + order[package_id], package_id
             position = blob.find(text, position + 1)
 
     def _fuzzy(self, text: str) -> Iterable[tuple[Any, int]]:
@@ -839,7 +843,7 @@ class Catalog:
             candidates = [lower] + (lower.split(".")[-len(parts):] if len(parts) == 1 else [])
             distance = min(edit_distance(text, c, budget) for c in candidates)
             if distance <= budget:
-                yield (distance, self._recency(package_id), package_id), package_id
+                yield distance * len(self._lower) + self._tie_order[package_id], package_id
 
     def _by_description(self, text: str) -> Iterable[tuple[Any, int]]:
         keys, spans, ids = self._words
@@ -854,9 +858,9 @@ class Catalog:
             matched = found if matched is None else matched & found
             if not matched:
                 return
-        recency = self._recency
+        order = self._tie_order
         for package_id in matched or ():
-            yield (recency(package_id), package_id), package_id
+            yield order[package_id], package_id
 
     # reporting -----------------------------------------------------------------
 
