@@ -414,7 +414,7 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
             programs.setdefault(program, []).append(package_id)
         for gram in _trigrams(lower[package_id]):
             trigrams.setdefault(gram, array("I")).append(package_id)
-        head, dot, tail = lower[package_id].rpartition(".")
+        _head, dot, tail = lower[package_id].rpartition(".")
         if dot:
             tails.setdefault(tail, array("I")).append(package_id)
         for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
