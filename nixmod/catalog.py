@@ -370,7 +370,7 @@ def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
 
 
 def _build_index(channels: list[Channel], listings: list[_Listing], progress: Progress
-                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
+                 ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
     by_name: dict[str, list[tuple[int, tuple]]] = {}
     for index in range(len(listings)):
         for record in listings[index].records:
@@ -431,7 +431,7 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     header = {"format": FORMAT, "built_at": time.time(), "packages": len(names),
               "versions": sum(len(l.records) for l in listings),
               "channels": [tuple(asdict(i).values()) for i in infos]}
-    sections = {
+    sections: dict[str, bytes | bytearray] = {
         "names": marshal.dumps(names), "lower": marshal.dumps(lower),
         "masks": marshal.dumps(masks), "programs": marshal.dumps(programs),
         "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
