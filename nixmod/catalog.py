@@ -9,8 +9,18 @@ package's full metadata is unpacked only when it is shown. Every write is a
 temporary file renamed into place, so two processes refreshing at once each
 leave a whole file and a reader never sees half of one.
 
-Ranking (issue 3): exact name, exact ``meta.mainProgram``, name prefix, word
-or substring of the attribute path, typo-tolerant match, description words.
+Ranking (issue 3, issue 10): exact name, exact ``meta.mainProgram``, exact last
+component of the attribute path (``numpy`` finds ``python313Packages.numpy``),
+name prefix, word or substring of the attribute path, typo-tolerant match,
+description words. Within a tier the package that the newest channel has comes
+first, then the shorter name, then the newer version (see ``_tie_order``).
+
+A package's versions are ordered by channel, newest channel (the last one
+configured) first, and by Nix's version order within a channel: the first is
+what ``build NAME`` picks. Nix's order across channels would pick lammps
+``2016-02-16`` over ``22Jul2025_update4`` (2016 > 22) or an old
+``unstable-2023-05-01`` over a current ``0.3``; the newest channel is the
+current pin, whatever its version string looks like.
 """
 
 from __future__ import annotations
@@ -31,21 +41,22 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from nixmod import __version__
 from nixmod.config import DEMO_DIR, Channel, Config
 from nixmod.errors import NixmodError, UserError
 from nixmod.files import atomic_open, atomic_write
-from nixmod.versions import sort_newest_first
+from nixmod.versions import sort_key
 
 if TYPE_CHECKING:
     from nixmod.siteindex import SiteIndex
 
 #: bump when anything written to the cache changes shape
-FORMAT = 3
+FORMAT = 4
 _MAGIC = b"NIXMOD-CATALOG\n"
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 # -- records (the contract other parts code against) -------------------------------
@@ -69,7 +80,11 @@ class PackageVersion:
 
 @dataclass
 class Package:
-    """A name and all its versions across channels, newest first (Nix's order)."""
+    """A name and all its versions across channels: the newest channel's first.
+
+    ``versions[0]`` is what ``nixmod build NAME`` picks (the module docstring
+    says why channel order, not Nix's version order across channels).
+    """
 
     name: str
     versions: list[PackageVersion] = field(default_factory=list)
@@ -79,8 +94,9 @@ class Package:
         return self.versions[0]
 
 
-#: how a search hit matched, best first; SearchHit.rank is the position here
-MATCH_KINDS = ("exact", "program", "prefix", "name", "fuzzy", "description")
+#: how a search hit matched, best first; SearchHit.rank is the position here.
+#: "component": the last component of the attribute path is the query.
+MATCH_KINDS = ("exact", "program", "component", "prefix", "name", "fuzzy", "description")
 
 
 @dataclass(frozen=True)
@@ -393,11 +409,9 @@ def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
 
 
 def _build_index(channels: list[Channel], listings: list[_Listing], progress: Progress
-                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
+                 ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
     by_name: dict[str, list[tuple[int, tuple]]] = {}
-    # later channels first, so that the stable newest-first sort lets the
-    # later channel win a tie ("newest last" in the config)
-    for index in reversed(range(len(listings))):
+    for index in range(len(listings)):
         for record in listings[index].records:
             by_name.setdefault(record[0], []).append((index, record))
     progress(f"indexing {len(by_name)} packages from {len(channels)} channels")
@@ -412,8 +426,13 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     # id lists as arrays: millions of postings as Python ints would cost ~10x the memory
     trigrams: dict[str, array] = {}
     words: dict[str, array] = {}
+    #: last component of a dotted attribute path -> packages (numpy -> python3xxPackages.numpy)
+    tails: dict[str, array] = {}
+    default_versions: list[str] = []
     for package_id, name in enumerate(names):
-        entries = sort_newest_first(by_name[name], version_of=lambda e: e[1][1])
+        entries = version_order(by_name[name], channel_of=lambda e: e[0],
+                                version_of=lambda e: e[1][1])
+        default_versions.append(entries[0][1][1])
         rows = []
         mask = 0
         package_words: set[str] = set()
@@ -434,11 +453,15 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
             programs.setdefault(program, []).append(package_id)
         for gram in _trigrams(lower[package_id]):
             trigrams.setdefault(gram, array("I")).append(package_id)
+        _head, dot, tail = lower[package_id].rpartition(".")
+        if dot:
+            tails.setdefault(tail, array("I")).append(package_id)
         for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
                                      _MAX_WORDS_PER_PACKAGE):
             words.setdefault(word, array("I")).append(package_id)
     gram_keys, gram_spans, gram_ids = _postings(trigrams)
     word_keys, word_spans, word_ids = _postings(words)
+    tail_keys, tail_spans, tail_ids = _postings(tails)
     infos = [ChannelInfo(name=c.name, kind=_channel_kind(c),
                          source=str(c.path or c.url) + (f" (listed from {c.listing})"
                                                         if c.listing else ""),
@@ -449,16 +472,55 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     header = {"format": FORMAT, "built_at": time.time(), "packages": len(names),
               "versions": sum(len(l.records) for l in listings),
               "channels": [tuple(asdict(i).values()) for i in infos]}
-    sections = {
+    sections: dict[str, bytes | bytearray] = {
         "names": marshal.dumps(names), "lower": marshal.dumps(lower),
         "masks": marshal.dumps(masks), "programs": marshal.dumps(programs),
         "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
         "word_keys": marshal.dumps(word_keys), "word_spans": word_spans, "word_ids": word_ids,
+        "tail_keys": marshal.dumps(tail_keys), "tail_spans": tail_spans, "tail_ids": tail_ids,
         "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
         "offsets": offsets.tobytes(), "details": details,
         "skipped": marshal.dumps(skipped),
+        "tie_order": _tie_order(lower, masks, default_versions).tobytes(),
     }
     return header, sections
+
+
+def version_order(items: Iterable[T], channel_of: Callable[[T], int],
+                  version_of: Callable[[T], str]) -> list[T]:
+    """``items`` in the order ``versions`` lists and ``build NAME`` picks from.
+
+    The newest channel (the highest index: channels are configured newest
+    last) first; within one channel, Nix's version order, newest first.
+    """
+    return sorted(items, key=lambda item: (channel_of(item), sort_key(version_of(item))),
+                  reverse=True)
+
+
+#: more channels than anyone configures; only bounds a bit field in ``_tie_order``
+_MAX_CHANNELS = 1 << 16
+
+
+def _tie_order(lower: list[str], masks: list[int], versions: list[str]) -> array:
+    """Per package, its place among all packages when two match a query equally well.
+
+    First the packages that the newest channel has (the highest bit of the
+    channel mask), then shorter names, then newer default versions (Nix's
+    order), then the name. Computed once here, so that a search compares
+    one integer per candidate and never unpacks a package's records.
+    """
+    # distinct versions only (far fewer than packages): their keys are the costly part
+    newest_first = sorted(set(versions), key=sort_key, reverse=True)
+    place_of = {version: place for place, version in enumerate(newest_first)}
+    # one int per package rather than a tuple: (newest channel, length, version, id) packed
+    # into bit fields sorts the same and costs a fraction of the memory at 150k packages
+    ranked = sorted(range(len(lower)), key=lambda p: (
+        ((((_MAX_CHANNELS - masks[p].bit_length()) << 16 | min(len(lower[p]), 0xFFFF)) << 32
+          | place_of[versions[p]]) << 32) | p))
+    order = array("I", bytes(4 * len(lower)))
+    for place, package_id in enumerate(ranked):
+        order[package_id] = place
+    return order
 
 
 # -- fuzzy matching -------------------------------------------------------------
@@ -640,6 +702,10 @@ class Catalog:
         return self._marshalled("word_keys"), self._ids("word_spans"), self._ids("word_ids")
 
     @cached_property
+    def _tails(self) -> tuple[list[str], array, array]:
+        return self._marshalled("tail_keys"), self._ids("tail_spans"), self._ids("tail_ids")
+
+    @cached_property
     def _offsets(self) -> array:
         values = array("Q")
         values.frombytes(self._sections["offsets"])
@@ -652,6 +718,11 @@ class Catalog:
     @cached_property
     def _outputs(self) -> list[tuple[str, ...]]:
         return self._marshalled("outputs")
+
+    @cached_property
+    def _tie_order(self) -> array:
+        """Package id -> its place among equal matches (``_tie_order`` at index time)."""
+        return self._ids("tie_order")
 
     # records -------------------------------------------------------------------
 
@@ -689,7 +760,7 @@ class Catalog:
         return None
 
     def package(self, name: str, channel: str | None = None) -> Package:
-        """The package called ``name`` (its attribute path), versions newest first.
+        """The package called ``name`` (its attribute path), the newest channel's version first.
 
         Unknown names are a UserError that suggests the closest names.
         """
@@ -706,16 +777,21 @@ class Catalog:
         return Package(name=self._names[package_id], versions=versions)
 
     def versions(self, name: str, channel: str | None = None) -> list[PackageVersion]:
-        """Every version of ``name`` across channels (or in one), newest first."""
+        """Every version of ``name`` across channels (or in one): the newest channel's first."""
         return self.package(name, channel).versions
 
     def resolve(self, spec: str) -> PackageVersion:
         """The version a build SPEC means: ``[CHANNEL:]NAME[@VERSION|@CONSTRAINT]``.
 
-        Without a version the newest wins (the later channel on a tie). A
-        constraint such as ``>=2.10`` uses PEP 440 through ``packaging`` and
-        only applies to versions that are PEP 440; when none are, the error
-        says so rather than guessing.
+        Without a version the first of ``versions`` wins: the version in the
+        newest channel (the last configured) that has the package. ``@VERSION``
+        is the version as nix-env reports it, or as the derivation name ends
+        (``zed@unstable-2023-05-01`` for ``zed-unstable-2023-05-01``, whose
+        version nix-env reports as ``2023-05-01``); the newest channel wins
+        when several pin it. A constraint such as ``>=2.10`` uses PEP 440
+        through ``packaging``, picks the first version in that same order
+        that satisfies it, and only applies to versions that are PEP 440;
+        when none are, the error says so rather than guessing.
         """
         text = spec.strip()
         channel = None
@@ -733,7 +809,10 @@ class Catalog:
         for version in versions:
             if version.version == wanted:
                 return _buildable(version)
-        listed = ", ".join(f"{v.version} ({v.channel})" for v in versions)
+        for version in versions:
+            if _drv_name_ends_with(version, wanted):
+                return _buildable(version)
+        listed = ", ".join(f"{display_version(v.version)} ({v.channel})" for v in versions)
         raise UserError(f"{name} has no version {wanted!r}; available: {listed}")
 
     @staticmethod
@@ -753,14 +832,14 @@ class Catalog:
             except InvalidVersion:
                 continue
         if not comparable:
-            listed = ", ".join(v.version for v in versions)
+            listed = _distinct_versions(versions)
             raise UserError(f"constraint {constraint!r} cannot apply to {name}: its versions "
                             f"({listed}) are not PEP 440 versions; name one with {name}@VERSION")
         allowed = set(specifier.filter(v for v, _ in comparable))
-        for parsed, version in comparable:  # already newest first, by Nix's order
+        for parsed, version in comparable:  # in the order ``build NAME`` picks from
             if parsed in allowed:
                 return version
-        listed = ", ".join(v.version for v in versions)
+        listed = _distinct_versions(versions)
         raise UserError(f"no version of {name} satisfies {constraint!r}; available: {listed}")
 
     # search --------------------------------------------------------------------
@@ -776,8 +855,8 @@ class Catalog:
         masks = self._masks
         chosen: dict[int, int] = {}
         order: list[int] = []
-        finders = (self._exact, self._by_program, self._by_prefix, self._in_name,
-                   self._fuzzy, self._by_description)
+        finders = (self._exact, self._by_program, self._by_component, self._by_prefix,
+                   self._in_name, self._fuzzy, self._by_description)
         for rank, finder in enumerate(finders):
             room = limit - len(order)
             if room <= 0:
@@ -810,28 +889,43 @@ class Catalog:
     def _exact(self, text: str) -> Iterable[tuple[Any, int]]:
         index = bisect.bisect_left(self._lower, text)
         while index < len(self._lower) and self._lower[index] == text:
-            yield (0, index), index
+            yield self._tie_order[index], index
             index += 1
 
     def _by_program(self, text: str) -> Iterable[tuple[Any, int]]:
+        order = self._tie_order
         for package_id in self._programs.get(text, ()):
-            yield (len(self._names[package_id]), package_id), package_id
+            yield order[package_id], package_id
+
+    def _by_component(self, text: str) -> Iterable[tuple[Any, int]]:
+        """Names whose last attribute component is ``text`` (python313Packages.numpy)."""
+        keys, spans, ids = self._tails
+        slot = bisect.bisect_left(keys, text)
+        if slot == len(keys) or keys[slot] != text:
+            return
+        order = self._tie_order
+        for package_id in ids[spans[slot]:spans[slot + 1]]:
+            yield order[package_id], package_id
 
     def _by_prefix(self, text: str) -> Iterable[tuple[Any, int]]:
         lower = self._lower
+        order = self._tie_order
         index = bisect.bisect_left(lower, text)
         while index < len(lower) and lower[index].startswith(text):
-            yield (len(lower[index]), index), index
+            yield order[index], index
             index += 1
 
     def _in_name(self, text: str) -> Iterable[tuple[Any, int]]:
-        """Substrings of the attribute path; a match at a word start ranks first."""
+        """Substrings of the attribute path: at the start of a component first, then
+        at the start of a word (after ``-`` or ``_``), then anywhere."""
         blob, starts = self._name_blob
+        order, count = self._tie_order, len(self._lower)
         position = blob.find(text)
         while position >= 0:
             package_id = bisect.bisect_right(starts, position) - 1
-            at_word = position == starts[package_id] or blob[position - 1] in ".-_"
-            yield (0 if at_word else 1, len(self._lower[package_id]), package_id), package_id
+            before = blob[position - 1] if position else "\n"
+            where = 0 if before in ".\n" else (1 if before in "-_" else 2)
+            yield where * count + order[package_id], package_id
             position = blob.find(text, position + 1)
 
     def _fuzzy(self, text: str) -> Iterable[tuple[Any, int]]:
@@ -861,7 +955,7 @@ class Catalog:
             candidates = [lower] + (lower.split(".")[-len(parts):] if len(parts) == 1 else [])
             distance = min(edit_distance(text, c, budget) for c in candidates)
             if distance <= budget:
-                yield (distance, len(lower), package_id), package_id
+                yield distance * len(self._lower) + self._tie_order[package_id], package_id
 
     def _by_description(self, text: str) -> Iterable[tuple[Any, int]]:
         keys, spans, ids = self._words
@@ -876,8 +970,9 @@ class Catalog:
             matched = found if matched is None else matched & found
             if not matched:
                 return
+        order = self._tie_order
         for package_id in matched or ():
-            yield (len(self._lower[package_id]), package_id), package_id
+            yield order[package_id], package_id
 
     # reporting -----------------------------------------------------------------
 
@@ -893,6 +988,29 @@ class Catalog:
 
     def __len__(self) -> int:
         return self._header["packages"]
+
+
+def display_version(version: str) -> str:
+    """A version for a table or a message: nix-env leaves some empty
+    (``lammps-stable_22Aug2018`` has no version after its name), shown as ``(none)``."""
+    return version if version else "(none)"
+
+
+def _distinct_versions(versions: Iterable[PackageVersion]) -> str:
+    """The versions, each once, in order: one version pinned by four channels is one choice."""
+    return ", ".join(display_version(v) for v in dict.fromkeys(v.version for v in versions))
+
+
+def _drv_name_ends_with(version: PackageVersion, wanted: str) -> bool:
+    """Does the derivation name (``pname-version``) end with ``-wanted``, covering the whole version?
+
+    nixpkgs spells ``zed-unstable-2023-05-01`` where nix-env reports pname
+    ``zed-unstable`` and version ``2023-05-01``; a user who copies the
+    version from the nixpkgs file writes ``unstable-2023-05-01``. Only a
+    suffix longer than the reported version counts, so ``@01`` matches nothing.
+    """
+    drv_name = f"{version.pname}-{version.version}" if version.version else version.pname
+    return len(wanted) > len(version.version) and drv_name.endswith("-" + wanted)
 
 
 def _buildable(version: PackageVersion) -> PackageVersion:

@@ -79,7 +79,7 @@ def load_catalog(config: Config, refresh: bool = False):
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import version_json
+    from nixmod.catalog import display_version, version_json
 
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
@@ -92,7 +92,9 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
                     "versions": [{"version": v.version, "channel": v.channel, "attr": v.attr}
                                  for v in hit.package.versions]} for hit in hits])
     else:
-        emit_table([(hit.package.name, ", ".join(dict.fromkeys(v.version for v in hit.package.versions)),
+        emit_table([(hit.package.name,
+                     ", ".join(display_version(v) for v in
+                               dict.fromkeys(v.version for v in hit.package.versions)),
                      hit.newest.channel, one_line(hit.newest.description)) for hit in hits],
                    ("NAME", "VERSIONS", "CHANNEL", "DESCRIPTION"))
     if not hits:
@@ -101,13 +103,14 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_versions(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import version_json
+    from nixmod.catalog import display_version, version_json
 
     versions = load_catalog(config).versions(args.name, channel=args.channel)
     if args.json:
         emit_json([version_json(v) for v in versions])
     else:
-        emit_table([(v.version, v.channel, v.attr, one_line(v.description)) for v in versions],
+        emit_table([(display_version(v.version), v.channel, v.attr, one_line(v.description))
+                    for v in versions],
                    ("VERSION", "CHANNEL", "ATTRIBUTE", "DESCRIPTION"))
     return 0
 
@@ -195,7 +198,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
             builds.check_state(config)   # an unusable state dir is said before any evaluation
             catalog = load_catalog(config)
             versions = [catalog.resolve(spec) for spec in args.specs]
-            plans = builds.plan(config, versions, progress=progress)
+            plans = builds.plan(config, versions, progress=progress, backend=args.backend)
             records = builds.submit(config, plans, backend=args.backend, progress=progress)
     except builds.SubmitFailed as exc:
         if args.json:   # a script still learns the ids it can --retry
@@ -218,6 +221,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                               progress=progress)
     else:
         records = builds.refresh(config, ids)
+    if not records and not args.json:   # a bare header would look like a failure to list
+        print(f"no builds yet under {config.build.state_dir}; 'nixmod build NAME' starts one")
+        return 0
     _print_builds(records, args.json)
     return 0
 
@@ -438,10 +444,15 @@ def _common() -> argparse.ArgumentParser:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 2, as SPEC.md wants."""
+    """argparse, but a usage error is one line and exit 2, as SPEC.md wants.
+
+    ``main`` prints every UserError after ``nixmod: ``, so the message names
+    only the verb (``build: ...``), never ``nixmod`` a second time.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        verb = self.prog.removeprefix("nixmod").strip()
+        raise UserError(f"{verb + ': ' if verb else ''}{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -486,11 +497,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("cancel", cmd_cancel, "cancel queued or running builds")
     p.add_argument("ids", nargs="+", metavar="ID")
 
-    p = verbs.add_parser("_job", parents=[common])   # no help=: hidden from --help
-    p.set_defaults(handler=cmd_job)
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--index", type=int, required=True)
-
     p = verb("modules", cmd_modules, "the user's generated modules: list, refresh, remove NAME/VERSION")
     p.add_argument("action", choices=["list", "refresh", "remove"])
     p.add_argument("target", nargs="?", metavar="NAME/VERSION")
@@ -531,10 +537,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _job_parser() -> argparse.ArgumentParser:
+    """The hidden job step's own parser: not a verb, so no list of choices shows it."""
+    parser = _Parser(prog="nixmod _job", parents=[_common()])
+    parser.set_defaults(handler=cmd_job)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hidden_job = argv[:1] == ["_job"]
+    parser = _job_parser() if hidden_job else build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(argv[1:] if hidden_job else argv)
         for name in ("config", "json", "demo"):
             if not hasattr(args, name):
                 setattr(args, name, None if name == "config" else False)

@@ -116,6 +116,9 @@ class Config:
     sources: list[Path] = field(default_factory=list)
     #: True when the bundled demo channels are in use (no channels configured, or --demo)
     demo: bool = False
+    #: True with --demo: state and modules are in the demo corners, so a command that
+    #: acts on them (a module's "Rebuild with") needs --demo too
+    demo_forced: bool = False
 
     @property
     def cache_dir(self) -> Path:
@@ -438,6 +441,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
         config.channels = demo_channels()
         config.catalog.site_dir = None   # a site index never covers the bundled demo
     if demo:
+        config.demo_forced = True
         config.build.backend = "local"
         config.build.state_dir = Path("~/.local/state/nixmod/demo")
         config.modules.root = Path("~/.local/share/nixmod/demo/modules")

@@ -87,29 +87,44 @@ def check_nix() -> list[Check]:
     return checks
 
 
+#: how long doctor waits for sinfo: an unreachable slurmctld makes it retry for ~9 s
+#: and then say why, which is worth the wait here (and only here)
+SINFO_TIMEOUT = 12
+
+
 def check_slurm(config: Config) -> list[Check]:
+    """SLURM's tools and partition; a failure counts only for backend = "slurm".
+
+    With another backend a problem is a warning that says so: the user's
+    builds do not need SLURM, and nixmod does not ask it anything for them.
+    """
     required = config.build.backend == "slurm"
+    bad = FAIL if required else WARN
+    unneeded = ("" if required else
+                f" (needed only for backend = \"slurm\"; this config builds with "
+                f"backend = \"{config.build.backend}\", so its builds are not affected)")
     tools = [t for t in ("sbatch", "squeue", "sinfo", "scancel") if shutil.which(t) is None]
     if tools:
-        return [Check("slurm", FAIL, f"{', '.join(tools)} not found on PATH",
+        return [Check("slurm", bad, f"{', '.join(tools)} not found on PATH{unneeded}",
                       "install SLURM's client tools (Debian: slurm-client) or load the site's slurm module",
                       required)]
     partition = config.build.slurm.partition
-    proc = _run(["sinfo", "-h", "-p", partition, "-o", "%a %t %D"])
+    proc = _run(["sinfo", "-h", "-p", partition, "-o", "%a %t %D"], timeout=SINFO_TIMEOUT)
     if proc is None or proc.returncode != 0:
         why = _first_line(proc.stderr) if proc else "sinfo timed out"
-        return [Check("slurm", FAIL, f"slurmctld not reachable: {why}",
-                      "ask the admins whether slurmctld is up (scontrol ping); builds cannot be submitted",
+        effect = "builds cannot be submitted" if required else "SLURM builds cannot be submitted"
+        return [Check("slurm", bad, f"slurmctld not reachable: {why}{unneeded}",
+                      f"ask the admins whether slurmctld is up (scontrol ping); {effect}",
                       required)]
     rows = proc.stdout.split()
     if not rows:
-        known = _run(["sinfo", "-h", "-o", "%R"])
+        known = _run(["sinfo", "-h", "-o", "%R"], timeout=SINFO_TIMEOUT)
         names = ", ".join(sorted(set(known.stdout.split()))) if known and known.returncode == 0 else "?"
-        return [Check("slurm", FAIL, f"partition {partition!r} does not exist (partitions: {names})",
-                      "set [build.slurm] partition to one of them", required)]
+        return [Check("slurm", bad, f"partition {partition!r} does not exist (partitions: {names})"
+                      f"{unneeded}", "set [build.slurm] partition to one of them", required)]
     avail, state = rows[0], rows[1] if len(rows) > 1 else "?"
     if avail != "up":
-        return [Check("slurm", FAIL, f"partition {partition!r} is {avail}",
+        return [Check("slurm", bad, f"partition {partition!r} is {avail}{unneeded}",
                       "ask the admins to bring it up (scontrol update PartitionName=... State=UP)", required)]
     return [Check("slurm", OK, f"sbatch/squeue/sinfo found; partition {partition!r} up, nodes {state}",
                   required=required)]
@@ -312,12 +327,24 @@ def check_site_catalog(config: Config) -> list[Check]:
                   f"({len(config.channels)})")]
 
 
+def check_channels(config: Config) -> list[Check]:
+    """Can any configured channel build? A saved package list is for browsing only."""
+    if not config.channels or any(not c.is_dump for c in config.channels):
+        return []
+    what = (f"channel {config.channels[0].name} is a saved package list" if len(config.channels) == 1
+            else f"all {len(config.channels)} channels are saved package lists")
+    return [Check("channels", WARN, f"no channel can build: {what} (search and browse only)",
+                  "add a [[channels]] entry with path = a nixpkgs checkout or url + sha256 "
+                  "(newest last) to build packages")]
+
+
 def run_checks(config: Config) -> list[Check]:
     sources = ", ".join(map(str, config.sources)) or "none (built-in defaults)"
     channels = ", ".join(c.name for c in config.channels)
     checks = [Check("config", OK, f"files: {sources}; channels: {channels}"
                     + (" (bundled demo)" if config.demo else "")
                     + f"; backend: {config.build.backend}")]
+    checks += check_channels(config)
     checks += check_nix()
     checks += check_slurm(config)
     checks += check_pbs(config)

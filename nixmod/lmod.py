@@ -171,8 +171,9 @@ def env_root_variable(name: str) -> str:
     return "NIXMOD_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_ROOT"
 
 
-def rebuild_command(name: str, version: str) -> str:
-    return "nixmod build " + shlex.quote(f"{name}@{version}")
+def rebuild_command(name: str, version: str, demo: bool = False) -> str:
+    """The command that builds this module again; ``demo``: it lives in --demo's corner."""
+    return ("nixmod --demo build " if demo else "nixmod build ") + shlex.quote(f"{name}@{version}")
 
 
 # -- Lua text --------------------------------------------------------------------------
@@ -215,7 +216,7 @@ def _prefix_paths(outputs: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path,
-               channel_pin: str = "") -> str:
+               rebuild: str, channel_pin: str = "") -> str:
     lines = [f"{module}: {request.description}" if request.description else module, ""]
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
@@ -227,7 +228,7 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
         lines.append(f"Store path ({output}): {path}")
     if programs:
         lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
-    lines.append(f"Rebuild with: {rebuild_command(request.name, request.version)}")
+    lines.append(f"Rebuild with: {rebuild}")
     return "\n".join(lines)
 
 
@@ -240,6 +241,7 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     build this is (SPEC.md "Reproducible elsewhere").
     """
     module = module_name(config, request.name, request.version)
+    rebuild = rebuild_command(request.name, request.version, config.demo_forced)
     header = json.dumps(asdict(request), sort_keys=True)
     fields = [("Name", request.name), ("Version", request.version),
               ("Description", request.description), ("Homepage", request.homepage),
@@ -251,7 +253,7 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
-    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, channel_pin))})")
+    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild, channel_pin))})")
     paths = ", ".join(lua_string(p) for p in request.outputs.values())
     lines += [
         "-- lua/SitePackage.lua defines this: a clear error when the store path is not on this node",
@@ -259,7 +261,7 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
         f"  nixmod_require_store{{paths = {{{paths}}},",
         f"    store_dir = {lua_string(str(config.shims.store_dir))},",
         f"    real_store_dir = {lua_string(str(config.shims.real_store_dir or ''))},",
-        f"    rebuild = {lua_string(rebuild_command(request.name, request.version))}}}",
+        f"    rebuild = {lua_string(rebuild)}}}",
         "end",
     ]
     if programs:
@@ -299,7 +301,8 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
     check_tree(base)
     shim_dir = shims.shim_dir(base, config.modules.prefix, request.name, request.version)
     programs = shims.write_shims(config, shim_dir, request.outputs,
-                                 rebuild=rebuild_command(request.name, request.version))
+                                 rebuild=rebuild_command(request.name, request.version,
+                                                         config.demo_forced))
     atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
                                          [p.name for p in programs], channel_pin))
     if default:

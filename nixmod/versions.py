@@ -89,6 +89,33 @@ def compare_versions(a: str, b: str) -> int:
 #: a sort key for ``sorted(..., key=version_key)``: oldest first
 version_key = functools.cmp_to_key(compare_versions)
 
+# Component ranks for ``sort_key``: Nix's rules make one total order of
+# components, ``pre`` < (missing) < words (bytewise) < numbers (numerically).
+_PRE, _END, _WORD, _NUMBER = 0, 1, 2, 3
+
+
+def sort_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A plain tuple that sorts exactly as ``compare_versions`` orders.
+
+    ``cmp_to_key`` calls back into Python for every comparison; this key is
+    computed once per version and then compared by the interpreter's own
+    tuple comparison, which the catalog needs to rank 200k versions while
+    building its index. A missing component is Nix's padding ``""``, so
+    the tuple ends with an ``_END`` marker that sorts above ``pre`` and
+    below any word or number (components are never empty themselves).
+    """
+    key: list[tuple[int, int | str]] = []
+    for part in components(version):
+        number = _as_int(part)
+        if number is not None:
+            key.append((_NUMBER, number))
+        elif part == "pre":
+            key.append((_PRE, 0))
+        else:
+            key.append((_WORD, part))
+    key.append((_END, 0))
+    return tuple(key)
+
 
 def sort_newest_first(items: Iterable[T], version_of: Callable[[T], str] = str) -> list[T]:
     """``items`` newest first by Nix's order; equal versions keep their input order.
@@ -97,4 +124,4 @@ def sort_newest_first(items: Iterable[T], version_of: Callable[[T], str] = str) 
     the later channel first) arranges the input that way.
     """
     # sorted() stays stable with reverse=True: ties keep their input order.
-    return sorted(items, key=lambda item: version_key(version_of(item)), reverse=True)
+    return sorted(items, key=lambda item: sort_key(version_of(item)), reverse=True)

@@ -120,8 +120,8 @@ def test_output_into_a_closed_pipe_is_not_an_error(alice):
 
 def test_resolve_specs_ties_and_constraints(alice, demo_dir, test_channels):
     alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
-                                       ("demo-2025", demo_dir / "demo-2025"),
-                                       ("tie", test_channels / "catalog-tie.nix")))
+                                       ("tie", test_channels / "catalog-tie.nix"),
+                                       ("demo-2025", demo_dir / "demo-2025")))
     proc = api(alice, """
 def show(spec):
     try:
@@ -137,7 +137,7 @@ print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
 """)
     assert proc.returncode == 0, proc.stderr
     resolved, versions = (json.loads(line) for line in proc.stdout.splitlines())
-    # the same version in two channels: both kept, the later channel first and chosen
+    # newest channel first; the same version in two channels: both kept, the later first
     assert versions == [["2.12.1", "demo-2025"], ["2.10", "tie"], ["2.10", "demo-2024"]]
     assert resolved["hello"] == ["2.12.1", "demo-2025"]
     assert resolved["hello@2.10"] == ["2.10", "tie"]
@@ -154,6 +154,14 @@ print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
     assert "not in channel 'demo-2024'" in resolved["demo-2024:cowsay-demo"]
     assert resolved["hello@"].startswith("error: bad spec")
     assert resolved["hello@@2.10"].startswith("error: bad spec")
+
+    # "newest" is the newest channel's (channels are configured newest last), not the
+    # highest version string: with demo-2024 configured last, its 2.10 is the default
+    alice.write_config(channels_config(("demo-2025", demo_dir / "demo-2025"),
+                                       ("demo-2024", demo_dir / "demo-2024")))
+    proc = api(alice, "v = catalog.resolve('hello'); print(v.version, v.channel)")
+    assert proc.stdout.split() == ["2.10", "demo-2024"], proc.stderr
+    assert [v["channel"] for v in json_of(alice, "versions", "hello")] == ["demo-2024", "demo-2025"]
 
 
 # -- cache ---------------------------------------------------------------------
@@ -321,6 +329,87 @@ def test_real_dumps_versions_and_search(real_dumps_user):
     assert json_of(real_dumps_user, "search", "firefx")[0]["name"] == "firefox"
     numpy = json_of(real_dumps_user, "versions", "python3Packages.numpy")
     assert numpy and all(v["name"] == "python3Packages.numpy" for v in numpy)
+
+
+NEWEST = "nixpkgs-26.11pre-master-2026-07"
+REAL_CHANNEL_2018 = "nixpkgs-18.03pre-master-2018-02-22"
+
+
+def test_real_dumps_default_version_is_the_newest_channels(real_dumps_user):
+    """Nix's order would pick lammps 2016-02-16 (2016 > 22) and alacritty 2018-01-31."""
+    lammps = json_of(real_dumps_user, "versions", "lammps")
+    assert (lammps[0]["version"], lammps[0]["channel"]) == ("22Jul2025_update4", NEWEST)
+    assert [v["channel"] for v in lammps] == list(reversed(REAL_DUMPS))
+    alacritty = json_of(real_dumps_user, "versions", "alacritty")
+    assert (alacritty[0]["version"], alacritty[0]["channel"]) == ("0.17.0", NEWEST)
+    assert "2018-01-31" in [v["version"] for v in alacritty]
+
+    proc = api(real_dumps_user, """
+def show(spec):
+    try:
+        v = catalog.resolve(spec)
+        return [v.version, v.channel]
+    except UserError as exc:
+        return "error: " + str(exc)
+print(json.dumps({s: show(s) for s in ["lammps", "alacritty", "alacritty@unstable-2018-01-31",
+                                      "alacritty@2018-01-31", "alacritty@01", "git",
+                                      "git@>=99"]}))
+""")
+    assert proc.returncode == 0, proc.stderr
+    resolved = json.loads(proc.stdout)
+    assert resolved["lammps"] == ["22Jul2025_update4", NEWEST]
+    assert resolved["alacritty"] == ["0.17.0", NEWEST]
+    # the version as the nixpkgs derivation name spells it (alacritty-unstable-2018-01-31)
+    assert resolved["alacritty@unstable-2018-01-31"] == ["2018-01-31", REAL_CHANNEL_2018]
+    assert resolved["alacritty@2018-01-31"] == ["2018-01-31", REAL_CHANNEL_2018]
+    assert resolved["alacritty@01"].startswith("error: alacritty has no version '01'")
+    assert resolved["git"] == ["2.54.0", NEWEST]
+    assert resolved["git@>=99"].endswith("available: 2.54.0, 2.27.0, 2.16.2, 2.15.0, 2.10.0")
+
+
+def test_real_dumps_an_empty_version_is_shown_not_left_blank(real_dumps_user):
+    """nix-env reports lammps-stable_22Aug2018 (20.09) with no version at all."""
+    rows = real_dumps_user.nixmod("versions", "lammps", check=True).stdout.splitlines()[1:]
+    assert [row.split()[:2] for row in rows][1] == ["(none)", "nixpkgs-20.09pre-unstable-2020-07-26"]
+    table = real_dumps_user.nixmod("search", "lammps", "--limit", "1", check=True).stdout
+    row = table.splitlines()[1]
+    assert "22Jul2025_update4, (none), 2016-02-16" in row and ", ," not in row and ",  " not in row
+
+
+def test_real_dumps_common_searches_put_a_current_exact_match_first(real_dumps_user):
+    def hits(query):
+        return [(h["name"], h["version"], h["channel"], h["match"])
+                for h in json_of(real_dumps_user, "search", query, "--limit", "20")]
+
+    numpy = hits("numpy")
+    names = [h[0] for h in numpy]
+    assert numpy[0] == ("python313Packages.numpy", "2.4.4", NEWEST, "component"), numpy[:3]
+    assert numpy[1][0] == "python314Packages.numpy"
+    # an exact last component (any channel) above a prefix of one: numpydoc comes later
+    assert names.index("python27Packages.numpy") < names.index("emacsPackages.numpydoc")
+    assert names.index("python3Packages.numpy") < names.index("emacsPackages.numpydoc")
+
+    scipy = hits("scipy")
+    assert scipy[0][:3] == ("python313Packages.scipy", "1.17.1", NEWEST)
+    assert hits("python3")[0][:3] == ("python3", "3.13.13", NEWEST)
+    gcc = hits("gcc")
+    assert gcc[0][:3] == ("gcc", "15.2.0", NEWEST)
+    assert all(h[2] == NEWEST for h in gcc[:8]), gcc[:8]
+    assert hits("openmpi")[0][:3] == ("openmpi", "5.0.10", NEWEST)
+    hdf5 = hits("hdf5")
+    assert hdf5[0][:3] == ("hdf5", "1.14.6", NEWEST)
+    assert {h[0] for h in hdf5[1:4]} <= {"hdf5-cpp", "hdf5-mpi", "hdf5_1_10", "hdf5-fortran"}
+    boost = hits("boost")
+    assert boost[0][:3] == ("boost", "1.89.0", NEWEST)
+    assert boost[1][:3] == ("python313Packages.boost", "1.89.0", NEWEST)
+    for query, found in (("numpy", numpy), ("gcc", gcc), ("boost", boost)):
+        ranks = [("exact", "program", "component", "prefix", "name", "fuzzy", "description")
+                 .index(h[3]) for h in found]
+        assert ranks == sorted(ranks), (query, found)
+        # within one kind of match, the newest channel's packages come first
+        for kind in {h[3] for h in found}:
+            channels = [list(REAL_DUMPS).index(h[2]) for h in found if h[3] == kind]
+            assert channels == sorted(channels, reverse=True), (query, kind, found)
 
 
 # -- a url channel, pinned by its sha256 ----------------------------------------------

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nixmod.nix import nix_string
-from nixmod.versions import compare_versions, sort_newest_first
+from nixmod.versions import compare_versions, sort_key, sort_newest_first
 
 FIXED_PAIRS = [
     ("1.0", "1.0"), ("1.0", "1.0.0"), ("2.0pre1", "2.0"), ("2.0pre", "2.0"),
@@ -73,3 +73,16 @@ def test_sort_newest_first_uses_nix_order_and_keeps_ties_in_input_order():
                                        "0-unstable-2024-03-01"]
     # the two "2.0" keep input order (index 2 before index 6)
     assert [i for v, i in ordered if v == "2.0"] == [2, 6]
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=version, b=version)
+def test_sort_key_orders_exactly_as_compare_versions(a, b):
+    """The catalog ranks by ``sort_key`` (a plain tuple, fast); it must be Nix's order."""
+    ours = (sort_key(a) > sort_key(b)) - (sort_key(a) < sort_key(b))
+    assert ours == compare_versions(a, b), (a, b)
+
+
+def test_sort_key_on_the_fixed_pairs():
+    for a, b in FIXED_PAIRS:
+        assert (sort_key(a) > sort_key(b)) - (sort_key(a) < sort_key(b)) == compare_versions(a, b)

@@ -144,11 +144,13 @@ def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
 # -- planning -----------------------------------------------------------------------
 
 def plan(config: Config, versions: Sequence[PackageVersion],
-         progress: Progress | None = None, *, module_root: Path | None = None) -> list[Plan]:
+         progress: Progress | None = None, *, module_root: Path | None = None,
+         backend: str | None = None) -> list[Plan]:
     """Instantiate every version and say, for each, reuse / join / build.
 
     Evaluation (nix-instantiate) is the slow part; everything after it is
-    one ``nix-store --check-validity`` and one queue listing for the lot.
+    one ``nix-store --check-validity`` and one listing of the queue the
+    builds would go to (``backend``, the configured one by default).
     The state dir and the modules tree (``module_root``, else
     ``[modules].root``) are checked first, so that an unusable one is said
     before the wait, not after it.
@@ -172,7 +174,7 @@ def plan(config: Config, versions: Sequence[PackageVersion],
     try:
         decide = _decider(store, [inst.drv for _v, inst in instantiated],
                           [p for _v, inst in instantiated for p in inst.outputs.values()],
-                          config=config)
+                          config=config, backend=backend or config.build.backend)
         plans = []
         for version, inst in instantiated:
             action, flight = decide(inst.drv, inst.outputs)
@@ -185,7 +187,7 @@ def plan(config: Config, versions: Sequence[PackageVersion],
 
 
 def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
-             exclude_ids: Iterable[int] = (), config: Config | None = None
+             exclude_ids: Iterable[int] = (), config: Config | None = None, *, backend: str
              ) -> Callable[[str, dict[str, str]], tuple[str, InFlight | None]]:
     """A function drv -> (action, in-flight job), from one look at the store and the queues.
 
@@ -194,7 +196,7 @@ def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
     other order would miss it in both (valid too late, gone from the queue)
     and build it again.
     """
-    flights = _in_flight(store, set(drvs), set(exclude_ids), config)
+    flights = _in_flight(store, set(drvs), set(exclude_ids), config, backend=backend)
     valid = nix.valid_paths(list(paths))
 
     def decide(drv: str, outputs: dict[str, str]) -> tuple[str, InFlight | None]:
@@ -207,21 +209,33 @@ def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
 
 
 def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int],
-               config: Config | None = None) -> dict[str, InFlight]:
-    """drv -> a job building it now: this user's own records, then every user's SLURM jobs."""
+               config: Config | None = None, *, backend: str) -> dict[str, InFlight]:
+    """drv -> a job building it now: this user's own records, then every user's jobs
+    in the queue the builds would go to.
+
+    Only that queue is asked. A local build never waits on squeue (seconds
+    when slurmctld is down, on a machine where nothing of this user's is on
+    SLURM): the user's own queued builds are in the state db, and if another
+    user's job is building the same drv, the nix-daemon's output lock makes
+    the local build wait for it and then reuse its result, so the builder
+    still runs once.
+    """
     found: dict[str, InFlight] = {}
     for record in store.select(states=IN_FLIGHT_STATES):
         if record.drv in drvs and record.id not in exclude_ids and record.job:
             found.setdefault(record.drv, InFlight(record.job, current_user(), record.backend))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
-    if by_hash:
-        for drv_hash, (job, owner) in slurm.queued_drv_hashes().items():
-            if drv_hash in by_hash:
-                found.setdefault(by_hash[drv_hash], InFlight(job, owner, "slurm"))
-    if by_hash and config is not None:
-        for drv_hash, (job, owner) in pbs.queued_drv_hashes(config).items():
-            if drv_hash in by_hash:
-                found.setdefault(by_hash[drv_hash], InFlight(job, owner, "pbs"))
+    if not by_hash:
+        return found
+    if backend == "slurm":
+        queued = slurm.queued_drv_hashes()
+    elif backend == "pbs" and config is not None:
+        queued = pbs.queued_drv_hashes(config)
+    else:
+        return found
+    for drv_hash, (job, owner) in queued.items():
+        if drv_hash in by_hash:
+            found.setdefault(by_hash[drv_hash], InFlight(job, owner, backend))
     return found
 
 
@@ -276,7 +290,9 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
             else:
                 records = store.select(states=RETRYABLE_STATES)
             for record in records:
-                store.update(record, state="pending", error=None, job=None, joined=False)
+                # created = this submission: elapsed counts from the latest attempt
+                store.update(record, state="pending", error=None, job=None, joined=False,
+                             created=time.time())
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
     finally:
@@ -288,7 +304,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     """Reuse what is valid, join what is in flight, submit the rest to ``backend`` at once."""
     decide = _decider(store, [r.drv for r in records],
                       [p for r in records for p in r.outputs.values()],
-                      exclude_ids=[r.id for r in records], config=config)
+                      exclude_ids=[r.id for r in records], config=config, backend=backend)
     to_build: list[BuildRecord] = []
     first_of_drv: dict[str, BuildRecord] = {}
     duplicates: list[BuildRecord] = []
@@ -366,7 +382,7 @@ def _explicit_config(config: Config) -> str | None:
 
 def _is_forced_demo(config: Config) -> bool:
     """True when --demo moved state into the demo corner (the job must do the same)."""
-    return config.demo and config.build.state_dir == expand_path(DEMO_STATE_DIR)
+    return config.demo_forced
 
 
 def job_argv(manifest: Path) -> list[str]:

@@ -48,6 +48,11 @@ ENDED = {
     "COMPLETED": ("failed", "the job completed but the output is not valid"),
 }
 VANISHED = ("failed", "job vanished without an exit record (node died or killed)")
+#: seconds a query (squeue, scontrol) may take: a healthy slurmctld answers in
+#: milliseconds, an unreachable one makes the tools retry for 9-18 s
+QUERY_TIMEOUT = 5.0
+#: seconds an action (sbatch, scancel) may take before we give up and say so
+ACTION_TIMEOUT = 20.0
 
 
 def _tool(name: str) -> str:
@@ -59,8 +64,15 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
-                          input=input, timeout=120)
+    """Run a SLURM client tool, bounded; one that does not answer in time is an OperationFailed."""
+    timeout = ACTION_TIMEOUT if args[0] in ("sbatch", "scancel") else QUERY_TIMEOUT
+    try:
+        return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
+                              input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"{args[0]} did not answer within {timeout:.0f} s; is slurmctld "
+                              "up? ('scontrol ping' says; [build] backend = \"local\" needs "
+                              "no SLURM)") from None
 
 
 def _queue(user: str | None = None) -> list[tuple[str, str, str, str]]:
@@ -157,7 +169,10 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
 
 def _scontrol_state(job: str) -> str | None:
     """JobState from ``scontrol show job`` while SLURM still remembers the job (MinJobAge)."""
-    proc = _run(["scontrol", "-o", "show", "job", job])
+    try:
+        proc = _run(["scontrol", "-o", "show", "job", job])
+    except OperationFailed:
+        return None   # no answer is no witness: the caller falls back to "vanished"
     match = re.search(r"\bJobState=(\S+)", proc.stdout) if proc.returncode == 0 else None
     return match.group(1) if match else None
 
@@ -195,7 +210,10 @@ def stop_reason(record: BuildRecord) -> tuple[str, str]:
 
 
 def _reached_time_limit(job: str) -> bool:
-    proc = _run(["scontrol", "-o", "show", "job", job])
+    try:
+        proc = _run(["scontrol", "-o", "show", "job", job])
+    except OperationFailed:
+        return False
     if proc.returncode != 0:
         return False
     if re.search(r"\bJobState=TIMEOUT\b", proc.stdout):
