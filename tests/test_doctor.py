@@ -1,11 +1,13 @@
-"""`nixmod doctor` on the real rig: all green, and a stopped slurmctld named as the problem."""
+"""`nixmod doctor` on the real rig: all green, and what it says when a part is wrong.
+
+An unreachable slurmctld is tested in test_slurm_unreachable.py, with a
+slurm.conf naming a controller port nobody listens on: the rig's own
+slurmctld is shared by every test and never stopped for it.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-
-from conftest import REPO
 
 SLURM_CONFIG = '[build]\nbackend = "slurm"\n[build.slurm]\npartition = "nixbuild"\n'
 
@@ -41,20 +43,3 @@ def test_doctor_names_an_unwritable_modules_root_with_a_fix(alice):
     assert proc.returncode == 1
     line = next(l for l in proc.stdout.splitlines() if "modules root" in l)
     assert line.startswith("[FAIL]") and "not writable" in line and "set [modules] root" in line
-
-
-def test_doctor_names_slurm_when_slurmctld_is_stopped(alice):
-    alice.write_config(SLURM_CONFIG)
-    subprocess.run(["pkill", "-x", "slurmctld"], check=True)
-    try:
-        for _ in range(50):
-            if subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode:
-                break
-            subprocess.run(["sleep", "0.1"])
-        proc = alice.nixmod("doctor", env=_green_env(alice), timeout=120)
-    finally:
-        up = subprocess.run(["bash", str(REPO / "tests/cluster/up.sh")], capture_output=True, text=True)
-    assert up.returncode == 0, up.stderr[-2000:]
-    assert proc.returncode == 1, proc.stdout
-    failed = [l for l in proc.stdout.splitlines() if l.startswith("[FAIL]")]
-    assert len(failed) == 1 and failed[0].startswith("[FAIL] slurm: slurmctld not reachable"), proc.stdout
