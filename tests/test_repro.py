@@ -147,7 +147,7 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
     imported = bob.nixmod("import", str(bundle), check=True)
     assert "nix/counted/1.0" in imported.stdout
     assert is_valid(out) and store_hash(out) == package["nar_hash"]["out"]
-    root = bob.home / ".local/state/nixmod/gcroots/counted-1.0"
+    root = bob.home / ".local/state/nixmod/gcroots/counted/1.0/result"
     assert root.is_symlink() and str(root.readlink()) == out
     ran = bob.bash(f"module use {MODULES} && module load nix/counted && counted && "
                    "module show nix/counted/1.0 2>&1", check=True).stdout
@@ -161,7 +161,7 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
     site = bob.home / "site/modules"
     bob.nixmod("import", str(bundle), "--modules-root", str(site), check=True)
     assert (site / "nix/counted/1.0.lua").is_file()
-    assert str((bob.home / "site/gcroots/modules/counted-1.0").readlink()) == out
+    assert str((bob.home / "site/gcroots/modules/counted/1.0/result").readlink()) == out
     assert len(counter_lines(counter)) == 1
 
 

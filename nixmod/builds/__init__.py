@@ -109,12 +109,14 @@ def check_state(config: Config, *, module_root: Path | None = None) -> None:
 
     Opening the store checks the state dir (who can change it, whether the
     records can be written, free space); ``lmod.check_tree`` checks the
-    modules tree the builds will write (``module_root``, else ``[modules].root``).
+    modules tree the builds will write (``module_root``, else ``[modules].root``)
+    without creating it: a build refused later (a bad spec) leaves no empty tree.
     """
     from nixmod.lmod import check_tree
 
     open_store(config).close()
-    check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
+    check_tree(Path(module_root) if module_root is not None else Path(config.modules.root),
+               create=False)
 
 
 def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
