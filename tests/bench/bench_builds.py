@@ -96,9 +96,11 @@ mem = "100M"
 
     most, started = 0, time.monotonic()
     while time.monotonic() - started < 600:
-        lines = subprocess.run(["squeue", "-h", "-r", "-n", "nixmod-build", "-o", "%F %T"],
+        # lane L's jobs are named nixmod-build-L
+        lines = subprocess.run(["squeue", "-h", "-r", "-o", "%F %T %j"],
                                capture_output=True, text=True).stdout.splitlines()
-        ours = [line.split()[1] for line in lines if line.split()[0] in arrays]
+        ours = [line.split()[1] for line in lines
+                if line.split()[0] in arrays and line.split()[2].startswith("nixmod-build")]
         most = max(most, ours.count("RUNNING"))
         if not ours:
             break
