@@ -433,7 +433,10 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
         valid = _all_valid(live)
         for record in live:
             if record.id in valid:
+                redundant = record.job if not record.joined and record.state == "queued" else None
                 _finish(config, store, record, "built")
+                if redundant and record.backend in BACKENDS:
+                    _drop_redundant_job(BACKENDS[record.backend], record)
         live = [r for r in live if r.id not in valid]
         itself: list[tuple[BuildRecord, str]] = []
         for name, backend in BACKENDS.items():
@@ -465,6 +468,18 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
         return records
     finally:
         store.close()
+
+
+def _drop_redundant_job(backend, record: BuildRecord) -> None:
+    """Cancel our own job that has not started, now that its output is valid without it.
+
+    It would only find the path valid; while it waits it holds a place in
+    the user's lane (the singleton dependency) for nothing.
+    """
+    try:
+        backend.cancel(record)
+    except OperationFailed:
+        pass   # it will run, find the output valid and end; nothing is lost
 
 
 def _all_valid(records: Sequence[BuildRecord]) -> set[int]:
