@@ -165,7 +165,7 @@ def _in_flight(config: Config, store: BuildStore, drvs: set[str],
             found.setdefault(record.drv, InFlight(record.job, owner, record.backend))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if by_hash:
-        for drv_hash, (job, owner) in slurm.queued_drv_hashes(config).items():
+        for drv_hash, (job, owner) in slurm.queued_drv_hashes(config, set(by_hash)).items():
             if drv_hash in by_hash:
                 found.setdefault(by_hash[drv_hash], InFlight(job, owner, "slurm"))
     return found
@@ -543,6 +543,12 @@ def _conclude(config: Config, store: BuildStore, record: BuildRecord, backend) -
         return None
     state, error = backend.ended(record)
     if record.joined:
+        # a duplicate of one of our own requests ends as that request did (no second attempt)
+        own = [r for r in store.select(states=FINAL_STATES)
+               if r.job == record.job and not r.joined and r.drv == record.drv]
+        if own:
+            store.update_if_in_flight(record, state=own[0].state, error=own[0].error)
+            return None
         return f"the job ended without producing {record.out} ({error})"
     store.update_if_in_flight(record, state=state, error=error)
     return None

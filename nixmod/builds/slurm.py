@@ -220,7 +220,8 @@ def _expected_command(hashes: str) -> tuple[str, str]:
     return f"{JOB_SCRIPT} {sys.executable} ", f" {hashes}"
 
 
-def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None) -> str | None:
+def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None,
+             limits: dict[str, str | None] | None = None) -> str | None:
     """Why ``task`` must not be joined for ``drv_hash`` (None: it can really build it).
 
     Everything here is SLURM's own record of the job, which its owner
@@ -249,7 +250,11 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
         if mine is not None and task.submit_time and waited > 2 * mine * 60:
             return (f"job {task.job} has been pending for {int(waited // 60)} min, more than "
                     f"twice the build time limit")
-    limit = _scontrol_field(task.job, "TimeLimit")
+    array = task.job.partition("_")[0]
+    limits = {} if limits is None else limits     # one scontrol per array, not per task
+    if array not in limits:
+        limits[array] = _scontrol_field(task.job, "TimeLimit")
+    limit = limits[array]
     theirs, mine = _minutes(limit or "UNLIMITED"), _minutes(config.build.slurm.time)
     if mine is not None and (theirs is None or theirs > mine):
         return (f"job {task.job}'s time limit ({limit}) is longer than [build.slurm].time "
@@ -257,8 +262,8 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
     return None
 
 
-def queued_drv_hashes(config: Config) -> dict[str, tuple[str, str]]:
-    """drv hash -> (job ``ARRAY_TASK``, owner) for every joinable nixmod build in the queue.
+def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
+    """drv hash -> (job ``ARRAY_TASK``, owner) of a joinable nixmod build, for ``wanted`` hashes.
 
     Without SLURM (a laptop with the local backend), or while the controller
     does not answer, there is nothing to join: building is always safe (the
@@ -271,11 +276,11 @@ def queued_drv_hashes(config: Config) -> dict[str, tuple[str, str]]:
     except OperationFailed:
         return {}
     found: dict[str, tuple[str, str]] = {}
-    now = time.time()
+    now, limits = time.time(), {}
     for task in tasks:
         hashes = task.hashes()
-        if task.index < len(hashes) and hashes[task.index] not in found \
-                and joinable(config, task, hashes[task.index], now) is None:
+        if task.index < len(hashes) and hashes[task.index] in wanted - found.keys() \
+                and joinable(config, task, hashes[task.index], now, limits) is None:
             found[hashes[task.index]] = (task.job, task.owner)
     return found
 
@@ -354,12 +359,12 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
     if not joined:
         return {}
     tasks = {task.job: task for task in _tasks()}
-    now = time.time()
+    now, limits = time.time(), {}
     problems = {}
     for record in joined:
         task = tasks.get(record.job or "")
-        if task is not None:
-            why = joinable(config, task, nix.store_hash(record.drv), now)
+        if task is not None and task.owner != current_user():   # our own jobs need no proof
+            why = joinable(config, task, nix.store_hash(record.drv), now, limits)
             if why:
                 problems[record.id] = why
     return problems
