@@ -18,11 +18,13 @@ import faults
 from builds_helpers import counter_lines, new_counter, records, setup_builds, status, wait_for_state
 
 
-def _job_step_pids(user: str, record_id: int) -> list[int]:
+def _job_step_pids(user: str) -> list[int]:
     """Pids of the user's ``nixmod _job`` processes (the job steps) running now."""
-    out = subprocess.run(["pgrep", "-u", user, "-f", "-- -m nixmod _job"], capture_output=True,
-                         text=True).stdout
-    return [int(p) for p in out.split()]
+    out = subprocess.run(["pgrep", "-u", user, "-f", "--", "-m nixmod _job"],
+                         capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    assert pids, "no job step found"
+    return pids
 
 
 def _realising(drv: str) -> list[int]:
@@ -37,24 +39,53 @@ def _valid(session, path: str) -> bool:
 
 def test_kill_9_of_the_job_step_takes_its_build_with_it(alice, test_channels):
     nonce, counter = new_counter()
-    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=15)
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=40)
     record = records(alice.nixmod("build", "slowpkg", "--json", check=True))[0]
     assert wait_for_state(alice, record["id"], {"running"})["state"] == "running"
     deadline = time.monotonic() + 30
     while not _realising(record["drv"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _realising(record["drv"]), "the job step never started nix-store"
-    for pid in _job_step_pids(alice.user, record["id"]):
+    for pid in _job_step_pids(alice.user):
         os.kill(pid, signal.SIGKILL)
-    done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"}, timeout=60)
-    time.sleep(20)   # longer than the build would take, had it gone on
+    # the build (40 s) would still be going: its nix-store must be gone with the step
+    deadline = time.monotonic() + 10
+    while _realising(record["drv"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert _realising(record["drv"]) == [], "nix-store kept building after its job step died"
+    done = wait_for_state(alice, record["id"], {"built", "failed", "cancelled"}, timeout=60)
+    assert done["state"] in ("failed", "built"), done
+    time.sleep(45)   # longer than the build would take, had it gone on
+    # the daemon may finish a build whose client died: then the record says so, with its module
     final = status(alice, record["id"])[0]
-    # the record and the store agree: failed and no output, or built with its module
     if _valid(alice, record["out"]):
-        assert final["state"] == "built" and final["module"], final
+        assert final["state"] == "built" and final["module"] == "nix/slowpkg/3.1", final
+        shown = alice.bash("module use ~/.local/share/nixmod/modules && module load nix/slowpkg "
+                           "&& slowpkg", check=True)
+        assert "slowpkg 3.1" in shown.stdout
     else:
-        assert done["state"] == "failed" and final["state"] == "failed", final
+        assert final["state"] == "failed", final
+
+
+def test_status_finishes_a_record_whose_output_is_valid(alice, test_channels):
+    """Whatever the job says (here: still queued behind a held job), a valid output is built."""
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 max_concurrent=1)
+    held = records(alice.nixmod("build", "pkg5", "--json", check=True))[0]
+    alice.run("scontrol", "hold", held["job"].split("_")[0], check=True)
+    try:
+        drv, out = held["drv"], held["out"]
+        subprocess.run(["nix-store", "--realise", drv], capture_output=True, check=True,
+                       env={"PATH": "/usr/bin:/bin", "NIX_REMOTE": "daemon"}, timeout=120)
+        done = status(alice, held["id"])[0]
+        assert done["state"] == "built" and done["module"] == "nix/pkg5/1.0", done
+        assert _valid(alice, out)
+        # its own job, now redundant, left the queue (it would only hold the lane)
+        queue = alice.run("squeue", "-h", "-u", alice.user, "-o", "%F", check=True).stdout.split()
+        assert held["job"].split("_")[0] not in queue
+    finally:
+        alice.run("scancel", held["job"].split("_")[0])
 
 
 def test_slurmctld_restart_loses_nothing_and_wait_goes_on(alice, test_channels):

@@ -316,8 +316,14 @@ def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
     return gc_root(Path(record.gcroot_dir or store.default_gcroot_dir), record.name, record.version)
 
 
-def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) -> None:
-    """Outputs are valid: pin them with a GC root, write the module, record the end state."""
+def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str,
+            after_failure: bool = False) -> None:
+    """Outputs are valid: pin them with a GC root, write the module, record the end state.
+
+    ``after_failure``: the record said ``failed`` but its outputs are valid
+    now (a job step killed while the daemon went on building): the truth is
+    ``built``, with its module.
+    """
     error = None
     try:
         nix.run(nix.realise_command(record.drv, gcroot_path(store, record)))
@@ -328,7 +334,10 @@ def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) 
         module = _write_module(config, record)
     except Exception as exc:  # a module problem must not turn a good build into a lost one
         error = f"built, but the module was not written: {exc}"
-    store.update_if_in_flight(record, state=state, module=module, error=error)
+    if after_failure:
+        store.update(record, state=state, module=module, error=error)
+    else:
+        store.update_if_in_flight(record, state=state, module=module, error=error)
 
 
 def _write_module(config: Config, record: BuildRecord) -> str:
@@ -430,7 +439,11 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
     try:
         records = _named(store, ids) if ids else store.select()
         live = [r for r in records if r.state in IN_FLIGHT_STATES]
-        valid = _all_valid(live)
+        failed = [r for r in records if r.state == "failed"]
+        valid = _all_valid(live + failed)
+        for record in failed:
+            if record.id in valid:   # e.g. its job step was killed, the daemon finished the build
+                _finish(config, store, record, "built", after_failure=True)
         for record in live:
             if record.id in valid:
                 redundant = record.job if not record.joined and record.state == "queued" else None
@@ -726,18 +739,20 @@ def _realise_logged(store: BuildStore, record: BuildRecord, backend) -> tuple[st
 
 
 def _die_with_parent() -> None:
-    """In the nix-store child: get SIGTERM when the job step dies, however it dies.
+    """In the nix-store child: get SIGKILL when the job step dies, however it dies.
 
     A ``kill -9`` of the job step would otherwise leave nix-store building
     outside SLURM's view (proctrack/linuxproc loses reparented processes),
-    while the record says the build ended. SIGTERM makes the client
-    disconnect, and the daemon stops the build.
+    while the record says the build ended. SIGKILL, not SIGTERM: a client
+    blocked reading from the daemon notices SIGTERM only when the build next
+    prints a line; a killed client closes its socket at once, and the
+    daemon stops the build when its client hangs up.
     """
     import ctypes
 
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 def _log_tail(log: Path) -> str:
