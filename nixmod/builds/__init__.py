@@ -460,22 +460,21 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
                 states = backend.poll(store, mine)
                 problems = backend.follow_problems(config, mine) \
                     if hasattr(backend, "follow_problems") else {}
+                for record in mine:
+                    now = states.get(record.id)
+                    if now is not None and record.id in problems:
+                        itself.append((record, problems[record.id]))
+                    elif now is not None:
+                        if now != record.state:
+                            store.update_if_in_flight(record, state=now)
+                    else:
+                        why = _conclude(config, store, record, backend)
+                        if why:
+                            itself.append((record, why))
             except slurm.SchedulerUnavailable as exc:
                 if warnings is not None:
                     warnings.append(f"{name} did not answer ({exc}); the states shown are the "
                                     "last known ones")
-                continue
-            for record in mine:
-                now = states.get(record.id)
-                if now is not None and record.id in problems:
-                    itself.append((record, problems[record.id]))
-                elif now is not None:
-                    if now != record.state:
-                        store.update_if_in_flight(record, state=now)
-                else:
-                    why = _conclude(config, store, record, backend)
-                    if why:
-                        itself.append((record, why))
         if itself:
             _build_itself(config, store, itself, progress)
         return records

@@ -158,9 +158,13 @@ def _tasks() -> list[Task]:
     if proc.returncode != 0:
         raise SchedulerUnavailable(f"squeue failed: {nix.last_lines(proc.stderr, 2)}")
     try:
-        jobs = json.loads(proc.stdout).get("jobs", [])
+        answer = json.loads(proc.stdout)
+        jobs, errors = answer.get("jobs", []), answer.get("errors") or []
     except (ValueError, AttributeError):
         raise SchedulerUnavailable("squeue --json printed no job list") from None
+    if errors:   # squeue --json exits 0 with an empty list when slurmctld is unreachable
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        raise SchedulerUnavailable(f"squeue failed: {first.get('description') or first}")
     tasks = []
     for job in jobs:
         name = _text(job.get("name"))
@@ -371,8 +375,16 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
 
 
 def _scontrol_state(job: str) -> str | None:
-    """JobState from ``scontrol show job`` while SLURM still remembers the job (MinJobAge)."""
-    return _scontrol_field(job, "JobState")
+    """JobState from ``scontrol show job`` while SLURM still remembers the job (MinJobAge).
+
+    None when SLURM has forgotten the job; SchedulerUnavailable when it
+    could not be asked (the job's end is then unknown, not "vanished").
+    """
+    proc = _run(["scontrol", "-o", "show", "job", job])
+    if proc.returncode != 0 and "invalid job id" not in proc.stderr.lower():
+        raise SchedulerUnavailable(f"scontrol failed: {nix.last_lines(proc.stderr, 1)}")
+    match = re.search(r"(?:^| )JobState=(\S+)", proc.stdout) if proc.returncode == 0 else None
+    return match.group(1) if match else None
 
 
 def ended(record: BuildRecord) -> tuple[str, str]:
