@@ -31,17 +31,22 @@ class Daemon:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    #: an open handle on its mount namespace when that is not ours (kept alive for the restart)
+    mount_ns: int | None = None
 
     @classmethod
-    def of(cls, pid: int) -> "Daemon":
+    def of(cls, pid: int, makes_own_namespace: bool = False) -> "Daemon":
+        """``makes_own_namespace``: the daemon unshares its mount namespace itself when it
+        starts (nix-daemon does), so it is started again from ours, as the rig starts it."""
         proc = Path(f"/proc/{pid}")
         argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
         env = dict(item.decode().split("=", 1) for item in (proc / "environ").read_bytes()
                    .split(b"\0") if b"=" in item)
-        if os.readlink(proc / "ns/mnt") != os.readlink("/proc/self/ns/mnt"):
-            raise RuntimeError(f"pid {pid} ({argv}) runs in another mount namespace; "
-                               "the fault helpers only restart daemons of the root namespace")
-        return cls(pid=pid, argv=argv, env=env, cwd=os.readlink(proc / "cwd"))
+        mount_ns = None
+        if not makes_own_namespace and \
+                os.readlink(proc / "ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+            mount_ns = os.open(proc / "ns/mnt", os.O_RDONLY)
+        return cls(pid=pid, argv=argv, env=env, cwd=os.readlink(proc / "cwd"), mount_ns=mount_ns)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         os.kill(self.pid, sig)
@@ -52,14 +57,22 @@ class Daemon:
             time.sleep(0.1)
 
     def start(self, *, detach: bool = False) -> None:
-        """Start it again; ``detach`` for a daemon that does not fork itself (nix-daemon)."""
+        """Start it again; ``detach`` for a daemon that does not fork itself (nix-daemon).
+
+        In the mount namespace it ran in, when that was not ours (nsenter on
+        the handle taken before it stopped).
+        """
+        argv, fds = self.argv, ()
+        if self.mount_ns is not None:
+            argv = ["nsenter", f"--mount=/proc/self/fd/{self.mount_ns}", "--", *argv]
+            fds = (self.mount_ns,)
         if detach:
-            log = open("/var/log/nix-daemon.log", "ab")
-            subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                             stdout=log, stderr=log, start_new_session=True)
+            with open("/var/log/nix-daemon.log", "ab") as log:
+                subprocess.Popen(argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log, start_new_session=True, pass_fds=fds)
         else:
-            subprocess.run(self.argv, env=self.env, cwd=self.cwd, check=True, timeout=60,
-                           stdin=subprocess.DEVNULL)
+            subprocess.run(argv, env=self.env, cwd=self.cwd, check=True, timeout=60,
+                           stdin=subprocess.DEVNULL, pass_fds=fds)
 
 
 def _state(pid: int) -> str:
@@ -128,6 +141,9 @@ def wait_node_usable(node: str, timeout: float = 180) -> None:
         time.sleep(1)
 
 
+NIX_PID_FILE = Path("/run/nix-daemon.pid")   # the rig writes it (nix-daemon writes none)
+
+
 def nix_daemon() -> Daemon:
     """The listening nix-daemon: the owner of the socket whose parent is not a nix-daemon."""
     out = subprocess.run(["ss", "-xlpn"], capture_output=True, text=True, check=True).stdout
@@ -137,11 +153,14 @@ def nix_daemon() -> Daemon:
                if int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) not in pids]
     if len(masters) != 1:
         raise RuntimeError(f"cannot tell the nix-daemon listening on {NIX_SOCKET}: {pids}")
-    return Daemon.of(masters[0])
+    return Daemon.of(masters[0], makes_own_namespace=True)
 
 
 def restart_nix_daemon(pause: float = 0) -> None:
-    """Stop the listening daemon (its build workers are left alone), start it the same way."""
+    """Stop the listening daemon (its build workers are left alone), start it the same way.
+
+    The rig's pid file, if there is one, is kept pointing at the new daemon.
+    """
     daemon = nix_daemon()
     mode = NIX_SOCKET.stat()
     daemon.stop()
@@ -155,3 +174,10 @@ def restart_nix_daemon(pause: float = 0) -> None:
         time.sleep(0.1)
     os.chown(NIX_SOCKET, mode.st_uid, mode.st_gid)
     NIX_SOCKET.chmod(stat.S_IMODE(mode.st_mode))
+    if NIX_PID_FILE.exists():
+        for _ in range(50):
+            try:
+                NIX_PID_FILE.write_text(f"{nix_daemon().pid}\n")
+                break
+            except RuntimeError:   # the socket's owner not settled yet
+                time.sleep(0.1)
