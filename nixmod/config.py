@@ -296,14 +296,17 @@ def _reserved_sbatch_option(args: list[str]) -> str | None:
             option = arg.split("=", 1)[0]
             if len(option) > 2:
                 taken = [long for long in _RESERVED_SBATCH if long.startswith(option)]
+                if option in taken:
+                    return option
+                if len(taken) == 1:
+                    return f"{taken[0]} (as {option})"
                 if taken:
-                    return taken[0] if option in taken or len(taken) == 1 else \
-                        f"{option} (a prefix of {', '.join(taken)})"
+                    return f"{option} (a prefix of {', '.join(taken)})"
         elif arg.startswith("-") and len(arg) > 1:
             for letter in arg[1:]:
                 taken = [long for long, short in _RESERVED_SBATCH.items() if short == letter]
                 if taken:
-                    return f"-{letter} ({taken[0]})"
+                    return f"{taken[0]} (as -{letter})"
                 if letter in _SBATCH_SHORT_WITH_VALUE or not letter.isalpha():
                     break
     return None
