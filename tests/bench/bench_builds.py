@@ -22,7 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
-SCRATCH = Path("/tmp/nixmod-tests")
+SCRATCH = Path(os.environ.get("NIXMOD_TEST_SCRATCH", "/tmp/nixmod-tests"))
+#: the two users (NIXMOD_TEST_USERS="a,b", as the test suite takes them)
+USERS = tuple(os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(","))[:2]
 COUNT, LIMIT = 20, 2
 
 SNIPPET = r'''
@@ -67,7 +69,7 @@ def main() -> None:
     env = {"NIXMOD_TEST_NONCE": nonce, "NIXMOD_TEST_COUNTER": str(counter),
            "NIXMOD_TEST_SLEEP": "1"}
     homes = {}
-    for user in ("nmalice", "nmbob"):
+    for user in USERS:
         home = SCRATCH / f"bench-{user}-{nonce}"
         (home / ".config/nixmod").mkdir(parents=True)
         (home / ".config/nixmod/config.toml").write_text(f"""
@@ -87,7 +89,7 @@ mem = "100M"
         homes[user] = home
 
     results = {}
-    for user in ("nmalice", "nmbob"):
+    for user in USERS:
         out = run_as(user, homes[user], env, str(VENV / "bin/python"), "-c", SNIPPET, str(COUNT))
         results[user] = json.loads(out)
     records = [r for res in results.values() for r in res["records"]]
@@ -107,14 +109,14 @@ mem = "100M"
         time.sleep(0.2)
     wall = time.monotonic() - started
     states = {}
-    for user in ("nmalice", "nmbob"):
+    for user in USERS:
         status = json.loads(run_as(user, homes[user], env, str(VENV / "bin/nixmod"), "status",
                                    "--json"))
         for record in status:
             states[record["state"]] = states.get(record["state"], 0) + 1
     runs = len([l for l in counter.read_text().splitlines() if l.strip()])
 
-    print(f"requests: {COUNT} distinct (nmalice) + {COUNT} duplicates (nmbob)")
+    print(f"requests: {COUNT} distinct ({USERS[0]}) + {COUNT} duplicates ({USERS[1]})")
     print(f"sbatch calls: {len(arrays)}")
     print(f"jobs created (array tasks): {len(own)}")
     print(f"joined instead of submitted: {sum(r['joined'] for r in records)}")
