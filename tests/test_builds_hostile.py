@@ -54,7 +54,8 @@ def test_fake_jobs_claiming_the_drv_are_not_joined(alice, bob, test_channels):
         setup_builds(user, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1)
     target = _drv_hash(bob, test_channels, "pkg16")
     comment = f"nixmod:{target}"
-    script, python = _job_script(), str(VENV / "bin/python")
+    # the interpreter a genuine job names: the one the installed `nixmod` runs with
+    script, python = _job_script(), (VENV / "bin/nixmod").read_text().splitlines()[0][2:].strip()
     fakes = [
         # the attack: held, name and comment right
         _sbatch(bob, "--hold", "-J", "nixmod-build", "--comment", comment, "-p", PARTITION,
@@ -72,6 +73,10 @@ def test_fake_jobs_claiming_the_drv_are_not_joined(alice, bob, test_channels):
         _sbatch(bob, "--hold", "-J", "nixmod-build-0", "--comment", comment, "-p", "compute",
                 "--array=0", "-t", "5", script, python, "/dev/null", target),
     ]
+    # everything right, but no time limit: it could keep a joiner waiting forever
+    fakes.append(_sbatch(bob, f"--dependency=afterok:{fakes[0]}", "-J", "nixmod-build-1",
+                         "--comment", comment, "-p", PARTITION, "--array=0", script, python,
+                         "/dev/null", target))
     try:
         planned = alice.nixmod("build", "pkg16", "--wait", "--json", timeout=240)
         assert planned.returncode == 0, planned.stderr
