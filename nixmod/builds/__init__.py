@@ -385,8 +385,9 @@ def modules_rewritten(config: Config, written: Sequence) -> None:
         by_key = {(info.name, info.version): info for info in written}
         for record in store.select(states=("built", "reused")):
             info = by_key.get((record.name, record.version))
-            if record.module_root or info is None:
-                continue
+            if record.module_root or info is None or (info.outputs and
+                                                      info.outputs != record.outputs):
+                continue     # a stack's build, or the module is another build's of that version
             stale = record.error if record.error and "module was not written" in record.error \
                 else None
             if record.module != info.module or stale:
