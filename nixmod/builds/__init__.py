@@ -256,6 +256,8 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     if to_build:
         for record in to_build:
             store.update(record, backend=backend)
+            # an earlier attempt's exit record must not speak for this one
+            store.exit_marker(record.id).unlink(missing_ok=True)
         manifest = _write_manifest(config, store, to_build, backend)
         try:
             BACKENDS[backend].submit(config, store, to_build, manifest)
