@@ -702,11 +702,23 @@ def run_job(manifest_path: Path, index: int, hashes: str | None = None) -> int:
     backend = BACKENDS[manifest["backend"]]
     lane = backend.lane(store, manifest["max_concurrent"]) if manifest["backend"] == "local" \
         else nullcontext()
+    scheduled = backend.current_job_id()      # None for a local worker
+    my_job = scheduled or record.job
+
+    def still_mine() -> bool:
+        """Is the record still this job's? A retry gives it a new job; a step of the old one
+        (say, on a node that comes back after a failure) must not speak for the new one.
+        (A local worker may start before its pid is recorded: it is always its record's.)"""
+        fresh = store.get(record.id)
+        return fresh is not None and (scheduled is None or fresh.job == scheduled)
+
     with lane:
-        if not store.update_if_in_flight(record, state="running", node=socket.gethostname(),
-                                         job=backend.current_job_id() or record.job):
-            return 0  # cancelled while it waited
+        if not still_mine() or not store.update_if_in_flight(
+                record, state="running", node=socket.gethostname(), job=my_job):
+            return 0  # cancelled while it waited, or resubmitted since
         state, error = _realise_logged(store, record, backend)
+    if not still_mine():
+        return 0 if state == "built" else 1
     if state == "built":
         _finish(config, store, record, "built")
         state, error = record.state, record.error
