@@ -204,11 +204,17 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         if args.json:   # a script still learns the ids it can --retry
             _print_builds(exc.records, True)
         raise
+    warnings: list[str] = []
     if args.wait and records:
-        records = builds.wait(config, [r.id for r in records], progress=progress)
+        records = builds.wait(config, [r.id for r in records], progress=progress,
+                              warnings=warnings)
     _print_builds(records, args.json)
+    for warning in warnings:
+        progress(f"warning: {warning}")
     if args.wait:
-        return 0 if all(r.state in ("built", "reused") for r in records) else 1
+        # a build whose module could not be written is not a success: the user has nothing to load
+        return 0 if all(r.state in ("built", "reused") and r.module and not r.error
+                        for r in records) else 1
     return 0
 
 
@@ -216,16 +222,19 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from nixmod import builds
 
     ids = builds.parse_ids(args.ids) or None
+    warnings: list[str] = []
     if args.watch:
         records = builds.wait(config, ids or [r.id for r in builds.refresh(config)],
-                              progress=progress)
+                              progress=progress, warnings=warnings)
     else:
-        records = builds.refresh(config, ids)
-    if not records and not args.json:   # a bare header would look like a failure to list
+        records = builds.refresh(config, ids, warnings=warnings)
+    if not records and not warnings and not args.json:   # a bare header would look like a failure
         print(f"no builds yet under {config.build.state_dir}; 'nixmod build NAME' starts one")
         return 0
-    _print_builds(records, args.json)
-    return 0
+    _print_builds(records, args.json)   # the last-known states, even when the scheduler is away
+    for warning in warnings:
+        progress(f"warning: {warning}")
+    return 1 if warnings else 0
 
 
 def cmd_logs(args: argparse.Namespace, config: Config) -> int:
@@ -275,7 +284,7 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
 
     from nixmod import builds
 
-    return builds.run_job(Path(args.manifest), args.index)
+    return builds.run_job(Path(args.manifest), args.index, args.hashes)
 
 
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:
@@ -296,9 +305,10 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             emit_json(lmod.info_as_json(info))
         return 0
-    from nixmod.builds import module_requests
+    from nixmod.builds import module_requests, modules_rewritten
 
     result = lmod.refresh_modules(config, module_requests(config))
+    modules_rewritten(config, result.written)
     progress(f"rewrote {len(result.written)} module(s), pruned {len(result.pruned)}")
     if args.json:
         emit_json({"written": [lmod.info_as_json(i) for i in result.written],
@@ -543,6 +553,7 @@ def _job_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=cmd_job)
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--hashes")   # a SLURM job's comment hash list (see builds/slurm_job.sh)
     return parser
 
 

@@ -55,37 +55,61 @@ def test_second_user_joins_the_job_in_flight(alice, bob, test_channels, nodes):
     assert len(counter_lines(counter)) == 1
 
 
-def _running_count(user: str, array: str) -> tuple[int, int]:
-    """(running, in the queue at all) tasks of one job array, from one squeue call.
+def _running_count(user: str, arrays: set[str] | str) -> tuple[int, int]:
+    """(running, in the queue at all) tasks of some job arrays, from one squeue call.
 
     Other tests may run nixmod jobs as the same user at the same time, so
-    only our own array counts.
+    only our own arrays count. Lane L's jobs are named ``nixmod-build-L``.
     """
-    out = subprocess.run(["squeue", "-h", "-r", "-u", user, "-n", "nixmod-build", "-o", "%F %T"],
+    arrays = {arrays} if isinstance(arrays, str) else arrays
+    out = subprocess.run(["squeue", "-h", "-r", "-u", user, "-o", "%F %T %j"],
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    states = [line.split()[1] for line in out if line.split()[0] == array]
+    states = [line.split()[1] for line in out
+              if line.split()[0] in arrays and line.split()[2].startswith("nixmod-build")]
     return states.count("RUNNING"), len(states)
 
 
-def test_six_builds_limit_two_one_sbatch_never_more_than_two_running(alice, test_channels):
+def _most_running(user: str, arrays: set[str], timeout: float = 180) -> int:
+    most, seen_any = 0, True
+    deadline = time.monotonic() + timeout
+    while seen_any and time.monotonic() < deadline:
+        running, seen = _running_count(user, arrays)
+        most, seen_any = max(most, running), seen > 0
+        time.sleep(0.2)
+    return most
+
+
+def test_six_builds_limit_two_one_sbatch_per_lane_never_more_than_two_running(alice, test_channels):
     nonce, counter = new_counter()
     setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=3,
                  max_concurrent=2)
     names = [f"pkg{i}" for i in range(1, 7)]
     submitted = records(alice.nixmod("build", *names, "--json", check=True))
     arrays = {r["job"].split("_")[0] for r in submitted}
-    assert len(arrays) == 1, "six packages must be one sbatch call (one job array)"
-    array = arrays.pop()
-    most, seen_any = 0, True
-    deadline = time.monotonic() + 180
-    while seen_any and time.monotonic() < deadline:
-        running, seen = _running_count(alice.user, array)
-        most, seen_any = max(most, running), seen > 0
-        time.sleep(0.2)
-    assert most == 2
+    assert len(arrays) == 2, "six packages over two lanes must be two sbatch calls (one per lane)"
+    assert _most_running(alice.user, arrays) == 2
     final = status(alice, *[r["id"] for r in submitted])
     assert [r["state"] for r in final] == ["built"] * 6
     assert len(counter_lines(counter)) == 6
+
+
+def test_separate_submissions_run_side_by_side_within_the_limit(alice, test_channels):
+    """A second `nixmod build` takes a free lane instead of waiting for the whole first
+    submission (the old afterany chain); a third still waits: the limit holds across them."""
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=8,
+                 max_concurrent=2)
+    jobs = []
+    for name in ("pkg13", "pkg14", "pkg15"):
+        jobs.append(records(alice.nixmod("build", name, "--json", check=True))[0])
+    arrays = {r["job"].split("_")[0] for r in jobs}
+    assert len(arrays) == 3, "one package, one sbatch"
+    # the first two run at once (a lane each), never all three
+    assert wait_for_state(alice, jobs[1]["id"], {"running", "built"})["state"] == "running"
+    assert status(alice, jobs[0]["id"])[0]["state"] == "running"
+    assert _most_running(alice.user, arrays) == 2
+    final = status(alice, *[r["id"] for r in jobs])
+    assert [r["state"] for r in final] == ["built"] * 3
 
 
 def test_sbatch_failure_keeps_the_request_pending_and_retry_submits_it(alice, test_channels):
@@ -148,7 +172,8 @@ def test_nixmod_cancel_stops_a_queued_build(alice, test_channels):
                                      check=True))
     assert [r["state"] for r in cancelled] == ["cancelled", "cancelled"]
     time.sleep(1)
-    assert _running_count(alice.user, first["job"].split("_")[0]) == (0, 0)
+    assert _running_count(alice.user, {first["job"].split("_")[0],
+                                       second["job"].split("_")[0]}) == (0, 0)
     assert [r["state"] for r in status(alice)] == ["cancelled", "cancelled"]
 
 
@@ -174,7 +199,8 @@ def test_two_retries_at_the_same_moment_submit_once(alice, test_channels):
         runs = list(pool.map(lambda _: alice.nixmod("build", "--retry", "--json"), range(4)))
     assert all(proc.returncode == 0 for proc in runs), [proc.stderr for proc in runs]
     jobs = {r["job"] for proc in runs for r in records(proc)}
-    assert len({job.split("_")[0] for job in jobs}) == 1, f"more than one sbatch: {jobs}"
+    # each record submitted once (one job each, one lane each), never once per retry
+    assert len(jobs) == 2, f"submitted more than once: {jobs}"
     final = status(alice)
     assert [(r["name"], r["job"] in jobs) for r in final] == [("pkg10", True), ("pkg11", True)]
     done = [wait_for_state(alice, r["id"], {"built", "failed", "cancelled"})["state"] for r in final]

@@ -119,8 +119,9 @@ def test_stack_builds_in_one_sbatch_and_reports_the_failure(built):
     assert packages[("broken", "1.1")]["state"] == "failed"
     assert "frobnicator" in packages[("broken", "1.1")]["error"]
     assert result["ok"] is False and result["removed"] == []
-    # one sbatch for the whole stack: nixmod says so, and SLURM agrees
-    assert len(result["arrays"]) == 1
+    # one sbatch per lane used (the default max_concurrent = 2 lanes): nixmod says so, and
+    # SLURM agrees
+    assert len(result["arrays"]) == 2
     assert _arrays_in_slurm(built.alice) == set(result["arrays"])
     assert {p["job"].split("_")[0] for p in result["packages"]} == set(result["arrays"])
     assert "submitted 5 build(s) to slurm" in built.first.stderr
@@ -334,7 +335,9 @@ def test_builds_of_one_stack_at_the_same_moment_submit_once(alice, test_channels
         assert proc.returncode == 0, proc.stderr
     results = [_json(proc) for proc in runs]
     arrays = [array for result in results for array in result["arrays"]]
-    assert len(arrays) == 1, f"{len(arrays)} sbatch calls for one stack: {arrays}"
+    # one run submits (one sbatch per lane used, two packages over the default two lanes)
+    assert len([result for result in results if result["arrays"]]) == 1, arrays
+    assert len(arrays) == 2, f"{len(arrays)} sbatch calls for one stack: {arrays}"
     assert _arrays_in_slurm(alice) == set(arrays)
     for result in results:
         if not result["arrays"]:

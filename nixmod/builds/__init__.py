@@ -174,9 +174,9 @@ def plan(config: Config, versions: Sequence[PackageVersion],
         instantiated.append((version, inst))
     store = open_store(config)
     try:
-        decide = _decider(store, [inst.drv for _v, inst in instantiated],
+        decide = _decider(config, store, [inst.drv for _v, inst in instantiated],
                           [p for _v, inst in instantiated for p in inst.outputs.values()],
-                          config=config, backend=backend or config.build.backend)
+                          backend=backend or config.build.backend)
         plans = []
         for version, inst in instantiated:
             action, flight = decide(inst.drv, inst.outputs)
@@ -188,8 +188,8 @@ def plan(config: Config, versions: Sequence[PackageVersion],
         store.close()
 
 
-def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
-             exclude_ids: Iterable[int] = (), config: Config | None = None, *, backend: str
+def _decider(config: Config, store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
+             exclude_ids: Iterable[int] = (), join: bool = True, *, backend: str
              ) -> Callable[[str, dict[str, str]], tuple[str, InFlight | None]]:
     """A function drv -> (action, in-flight job), from one look at the store and the queues.
 
@@ -198,7 +198,7 @@ def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
     other order would miss it in both (valid too late, gone from the queue)
     and build it again.
     """
-    flights = _in_flight(store, set(drvs), set(exclude_ids), config, backend=backend)
+    flights = _in_flight(config, store, set(drvs), set(exclude_ids), backend=backend) if join else {}
     valid = nix.valid_paths(list(paths))
 
     def decide(drv: str, outputs: dict[str, str]) -> tuple[str, InFlight | None]:
@@ -210,8 +210,8 @@ def _decider(store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
     return decide
 
 
-def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int],
-               config: Config | None = None, *, backend: str) -> dict[str, InFlight]:
+def _in_flight(config: Config, store: BuildStore, drvs: set[str], exclude_ids: set[int], *,
+               backend: str) -> dict[str, InFlight]:
     """drv -> a job building it now: this user's own records, then every user's jobs
     in the queue the builds would go to.
 
@@ -220,18 +220,24 @@ def _in_flight(store: BuildStore, drvs: set[str], exclude_ids: set[int],
     SLURM): the user's own queued builds are in the state db, and if another
     user's job is building the same drv, the nix-daemon's output lock makes
     the local build wait for it and then reuse its result, so the builder
-    still runs once.
+    still runs once. Another user's job counts only when the backend says
+    the scheduler's own record of it shows a real nixmod build
+    (``slurm.joinable``, ``pbs``'s checks). One of our own records that
+    itself joined somebody's job names that job's owner.
     """
     found: dict[str, InFlight] = {}
     for record in store.select(states=IN_FLIGHT_STATES):
         if record.drv in drvs and record.id not in exclude_ids and record.job:
-            found.setdefault(record.drv, InFlight(record.job, current_user(), record.backend))
+            owner = current_user()
+            if record.joined and record.backend == "slurm":
+                owner = slurm.owner_of(record.job) or "another user"
+            found.setdefault(record.drv, InFlight(record.job, owner, record.backend))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if not by_hash:
         return found
     if backend == "slurm":
-        queued = slurm.queued_drv_hashes()
-    elif backend == "pbs" and config is not None:
+        queued = slurm.queued_drv_hashes(config, set(by_hash))
+    elif backend == "pbs":
         queued = pbs.queued_drv_hashes(config)
     else:
         return found
@@ -302,11 +308,15 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
 
 
 def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], backend: str,
-              progress: Progress | None) -> None:
-    """Reuse what is valid, join what is in flight, submit the rest to ``backend`` at once."""
-    decide = _decider(store, [r.drv for r in records],
+              progress: Progress | None, join: bool = True) -> None:
+    """Reuse what is valid, join what is in flight, submit the rest to ``backend`` at once.
+
+    ``join=False`` builds every drv that is not valid (a record that stopped
+    following somebody's job builds it itself, once, and joins nobody again).
+    """
+    decide = _decider(config, store, [r.drv for r in records],
                       [p for r in records for p in r.outputs.values()],
-                      exclude_ids=[r.id for r in records], config=config, backend=backend)
+                      exclude_ids=[r.id for r in records], join=join, backend=backend)
     to_build: list[BuildRecord] = []
     first_of_drv: dict[str, BuildRecord] = {}
     duplicates: list[BuildRecord] = []
@@ -330,6 +340,8 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     if to_build:
         for record in to_build:
             store.update(record, backend=backend)
+            # an earlier attempt's exit record must not speak for this one
+            store.exit_marker(record.id).unlink(missing_ok=True)
         manifest = _write_manifest(config, store, to_build, backend)
         try:
             BACKENDS[backend].submit(config, store, to_build, manifest)
@@ -410,8 +422,14 @@ def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
     return root
 
 
-def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) -> None:
-    """Outputs are valid: pin them with a GC root, write the module, record the end state."""
+def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str,
+            after_failure: bool = False) -> None:
+    """Outputs are valid: pin them with a GC root, write the module, record the end state.
+
+    ``after_failure``: the record said ``failed`` but its outputs are valid
+    now (a job step killed while the daemon went on building): the truth is
+    ``built``, with its module.
+    """
     error = None
     try:
         nix.run(nix.realise_command(record.drv, gcroot_path(store, record)))
@@ -422,7 +440,10 @@ def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str) 
         module = _write_module(config, record)
     except Exception as exc:  # a module problem must not turn a good build into a lost one
         error = f"built, but the module was not written: {exc}"
-    store.update_if_in_flight(record, state=state, module=module, error=error)
+    if after_failure:
+        store.update(record, state=state, module=module, error=error)
+    else:
+        store.update_if_in_flight(record, state=state, module=module, error=error)
 
 
 def _write_module(config: Config, record: BuildRecord) -> str:
@@ -458,6 +479,29 @@ def module_requests(config: Config) -> list:
         store.close()
 
 
+def modules_rewritten(config: Config, written: Sequence) -> None:
+    """After ``modules refresh``: records whose module it (re)wrote get it, and lose a stale error.
+
+    A build whose module could not be written (disk full, permissions)
+    keeps ``built`` with an error; once ``modules refresh`` writes that
+    module, the record says so instead of keeping the old failure.
+    """
+    store = open_store(config)
+    try:
+        by_key = {(info.name, info.version): info for info in written}
+        for record in store.select(states=("built", "reused")):
+            info = by_key.get((record.name, record.version))
+            if record.module_root or info is None or (info.outputs and
+                                                      info.outputs != record.outputs):
+                continue     # a stack's build, or the module is another build's of that version
+            stale = record.error if record.error and "module was not written" in record.error \
+                else None
+            if record.module != info.module or stale:
+                store.update(record, module=info.module, error=None if stale else record.error)
+    finally:
+        store.close()
+
+
 # -- following -------------------------------------------------------------------------------
 
 def _named(store: BuildStore, ids: Sequence[int]) -> list[BuildRecord]:
@@ -479,57 +523,185 @@ def parse_ids(words: Sequence[str]) -> list[int]:
     return ids
 
 
-def refresh(config: Config, ids: Sequence[int] | None = None) -> list[BuildRecord]:
-    """Bring the records up to date with the schedulers; one queue listing per backend."""
+#: how long ``wait`` (build --wait, status --watch) goes on while the scheduler does not answer
+SCHEDULER_OUTAGE_LIMIT = 300.0
+
+
+def refresh(config: Config, ids: Sequence[int] | None = None, *,
+            warnings: list[str] | None = None,
+            progress: Progress | None = None) -> list[BuildRecord]:
+    """Bring the records up to date with the schedulers and the store.
+
+    * A record whose outputs are all valid is finished (GC root, module,
+      ``built``), whatever its job says: a joined record follows the
+      output, not just the job, and a job step killed after its build
+      finished still gets its module.
+    * A joined record whose job SLURM no longer shows as a real build (held
+      since, stuck, ...) or whose job ended without a valid output builds
+      the drv itself, once (``_build_itself``).
+    * When a scheduler does not answer, its records keep their last-known
+      states and a line goes to ``warnings`` (the caller shows it).
+    """
     store = open_store(config)
     try:
         records = _named(store, ids) if ids else store.select()
         live = [r for r in records if r.state in IN_FLIGHT_STATES]
+        failed = [r for r in records if r.state == "failed"]
+        valid = _all_valid(live + failed)
+        for record in failed:
+            if record.id in valid:   # e.g. its job step was killed, the daemon finished the build
+                _finish(config, store, record, "built", after_failure=True)
+        for record in live:
+            if record.id in valid:
+                redundant = record.job if not record.joined and record.state == "queued" else None
+                _finish(config, store, record, "built")
+                if redundant and record.backend in BACKENDS:
+                    _drop_redundant_job(BACKENDS[record.backend], record)
+        live = [r for r in live if r.id not in valid]
+        itself: list[tuple[BuildRecord, str]] = []
         for name, backend in BACKENDS.items():
             mine = [r for r in live if r.backend == name]
             if not mine:
                 continue
-            states = backend.poll(store, mine)
-            for record in mine:
-                now = states.get(record.id)
-                if now is not None:
-                    if now != record.state:
-                        store.update_if_in_flight(record, state=now)
-                else:
-                    _conclude(config, store, record, backend)
+            try:
+                states = backend.poll(store, mine)
+                problems = backend.follow_problems(config, mine) \
+                    if hasattr(backend, "follow_problems") else {}
+                for record in mine:
+                    now = states.get(record.id)
+                    if now is not None and record.id in problems:
+                        itself.append((record, problems[record.id]))
+                    elif now is not None:
+                        if now != record.state:
+                            store.update_if_in_flight(record, state=now)
+                    else:
+                        why = _conclude(config, store, record, backend)
+                        if why:
+                            itself.append((record, why))
+            except slurm.SchedulerUnavailable as exc:
+                if warnings is not None:
+                    warnings.append(f"{name} did not answer ({exc}); the states shown are the "
+                                    "last known ones")
+        if itself:
+            _build_itself(config, store, itself, progress)
         return records
     finally:
         store.close()
 
 
-def _conclude(config: Config, store: BuildStore, record: BuildRecord, backend) -> None:
-    """The job has left the queue: find out how it ended, from the best witness there is."""
+def _drop_redundant_job(backend, record: BuildRecord) -> None:
+    """Cancel our own job that has not started, now that its output is valid without it.
+
+    It would only find the path valid; while it waits it holds a place in
+    the user's lane (the singleton dependency) for nothing.
+    """
+    try:
+        backend.cancel(record)
+    except OperationFailed:
+        pass   # it will run, find the output valid and end; nothing is lost
+
+
+def _all_valid(records: Sequence[BuildRecord]) -> set[int]:
+    """Ids of the records whose every output is valid in the store (one nix-store call)."""
+    paths = [p for r in records for p in r.outputs.values()]
+    if not paths:
+        return set()
+    try:
+        valid = nix.valid_paths(paths)
+    except OperationFailed:
+        return set()
+    return {r.id for r in records if r.outputs and set(r.outputs.values()) <= valid}
+
+
+def _build_itself(config: Config, store: BuildStore, items: list[tuple[BuildRecord, str]],
+                  progress: Progress | None) -> None:
+    """Stop following somebody's job and submit our own build of the drv (joining nobody).
+
+    "Once": the record is no longer joined, so if our own build fails the
+    record ends ``failed`` like any build of ours.
+    """
+    with store.submitting():
+        records = []
+        for record, why in items:
+            fresh = store.get(record.id)
+            if fresh is None or fresh.state not in IN_FLIGHT_STATES or not fresh.joined \
+                    or fresh.job != record.job:
+                continue     # another process already moved it on
+            if progress:
+                progress(f"[{record.id}] {record.name} {record.version}: not following job "
+                         f"{record.job} any more ({why}); building it itself")
+            store.update(record, state="pending", joined=False, job=None,
+                         error=f"stopped following job {record.job}: {why}")
+            records.append(record)
+        if not records:
+            return
+        try:
+            _dispatch(config, store, records, config.build.backend, progress, join=False)
+        except SubmitFailed as exc:
+            for record in records:
+                store.update_if_in_flight(record, error=str(exc))
+
+
+def _conclude(config: Config, store: BuildStore, record: BuildRecord, backend) -> str | None:
+    """The job has left the queue: find out how it ended, from the best witness there is.
+
+    Returns why a joined record must build the drv itself (its job ended
+    without a valid output), or None when the record is settled.
+    """
     fresh = store.get(record.id)
     if fresh is not None and fresh.finished:
         for key, value in vars(fresh).items():
             setattr(record, key, value)
-        return
+        return None
     marker = store.read_exit_marker(record.id) if not record.joined else None
     if marker and marker.get("state") in FINAL_STATES:
         store.update_if_in_flight(record, state=marker["state"], error=marker.get("error"))
-        return
+        return None
     if record.outputs and nix.valid_paths(list(record.outputs.values())) == set(record.outputs.values()):
         _finish(config, store, record, "built")
-        return
+        return None
     state, error = backend.ended(record)
     if record.joined:
-        error = (f"the job it joined ({record.job}) ended without producing {record.out}"
-                 f" ({error}); run 'nixmod build --retry {record.id}'")
-        state = "failed"
+        # a duplicate of one of our own requests ends as that request did (no second attempt)
+        own = [r for r in store.select(states=FINAL_STATES)
+               if r.job == record.job and not r.joined and r.drv == record.drv]
+        if own:
+            store.update_if_in_flight(record, state=own[0].state, error=own[0].error)
+            return None
+        return f"the job ended without producing {record.out} ({error})"
     store.update_if_in_flight(record, state=state, error=error)
+    return None
 
 
 def wait(config: Config, ids: Sequence[int], progress: Progress | None = None,
-         interval: float = 1.0) -> list[BuildRecord]:
-    """Refresh until every named build has ended, reporting each change of state."""
+         interval: float = 1.0, warnings: list[str] | None = None,
+         outage_limit: float = SCHEDULER_OUTAGE_LIMIT) -> list[BuildRecord]:
+    """Refresh until every named build has ended, reporting each change of state.
+
+    A scheduler that does not answer (slurmctld restarting) does not end the
+    wait: it goes on with the last-known states for up to ``outage_limit``
+    seconds, then returns what it knows and puts the reason in ``warnings``.
+    """
     seen: dict[int, str] = {}
+    outage_since: float | None = None
     while True:
-        records = refresh(config, ids)
+        now_warnings: list[str] = []
+        records = refresh(config, ids, warnings=now_warnings, progress=progress)
+        if now_warnings:
+            if outage_since is None:
+                outage_since = time.monotonic()
+                if progress:
+                    progress(f"{now_warnings[0]}; waiting up to {int(outage_limit)} s for it")
+            elif time.monotonic() - outage_since > outage_limit:
+                if warnings is not None:
+                    warnings.append(f"{now_warnings[0]}; gave up waiting after "
+                                    f"{int(outage_limit)} s (the builds go on: 'nixmod status' "
+                                    "later)")
+                return records
+        elif outage_since is not None:
+            outage_since = None
+            if progress:
+                progress("the scheduler answers again")
         stuck = _orphaned(config, records)
         for record in records:
             if progress and seen.get(record.id) != record.state:
@@ -615,27 +787,53 @@ def this_node() -> str:
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
-def run_job(manifest_path: Path, index: int) -> int:
+def run_job(manifest_path: Path, index: int, hashes: str | None = None) -> int:
     """Realise one record's drv with its GC root, write its module, record how it ended.
 
     SIGTERM (scancel, a time limit, ``nixmod cancel`` of a local worker)
     stops the nix-store client, which makes the daemon stop that build, and
     is recorded as cancelled (or as a timeout when SLURM says so).
+
+    A SLURM job passes ``hashes`` (its comment's hash list, from its own
+    Command line): the record built is the manifest's record whose drv has
+    the hash at ``index``, and none other, so a job's comment (what other
+    users join on) always says what it really builds.
     """
     manifest = json.loads(Path(manifest_path).read_text())
     store = BuildStore(Path(manifest["state_dir"]))
-    record = store.get(int(manifest["records"][index]))
+    if hashes is not None:
+        wanted = hashes.split(",")[index] if index < len(hashes.split(",")) else ""
+        ids = [i for i in manifest["records"]
+               if (r := store.get(int(i))) is not None and nix.store_hash(r.drv) == wanted]
+        if not wanted or not ids:
+            raise OperationFailed(f"manifest {manifest_path} has no build of the derivation this "
+                                  f"job's comment names at index {index}")
+        record = store.get(int(ids[0]))
+    else:
+        record = store.get(int(manifest["records"][index]))
     if record is None:
         raise OperationFailed(f"manifest {manifest_path}: record {manifest['records'][index]} is gone")
     config = load_config(manifest["config"], demo=manifest["demo"])
     backend = BACKENDS[manifest["backend"]]
     lane = backend.lane(store, manifest["max_concurrent"]) if manifest["backend"] == "local" \
         else nullcontext()
+    scheduled = backend.current_job_id()      # None for a local worker
+    my_job = scheduled or record.job
+
+    def still_mine() -> bool:
+        """Is the record still this job's? A retry gives it a new job; a step of the old one
+        (say, on a node that comes back after a failure) must not speak for the new one.
+        (A local worker may start before its pid is recorded: it is always its record's.)"""
+        fresh = store.get(record.id)
+        return fresh is not None and (scheduled is None or fresh.job == scheduled)
+
     with lane:
-        if not store.update_if_in_flight(record, state="running", node=this_node(),
-                                         job=backend.current_job_id() or record.job):
-            return 0  # cancelled while it waited
+        if not still_mine() or not store.update_if_in_flight(
+                record, state="running", node=this_node(), job=my_job):
+            return 0  # cancelled while it waited, or resubmitted since
         state, error = _realise_logged(store, record, backend)
+    if not still_mine():
+        return 0 if state == "built" else 1
     if state == "built":
         _finish(config, store, record, "built")
         state, error = record.state, record.error
@@ -653,7 +851,7 @@ def _realise_logged(store: BuildStore, record: BuildRecord, backend) -> tuple[st
         log.flush()
         proc = subprocess.Popen(nix.realise_command(record.drv, gcroot_path(store, record)),
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=nix.nix_env_vars())
+                                env=nix.nix_env_vars(), preexec_fn=_die_with_parent)
 
         def on_signal(signum: int, _frame) -> None:
             stopped.append(signum)
@@ -667,6 +865,23 @@ def _realise_logged(store: BuildStore, record: BuildRecord, backend) -> tuple[st
     if code != 0:
         return "failed", _log_tail(Path(record.log))
     return "built", None
+
+
+def _die_with_parent() -> None:
+    """In the nix-store child: get SIGKILL when the job step dies, however it dies.
+
+    A ``kill -9`` of the job step would otherwise leave nix-store building
+    outside SLURM's view (proctrack/linuxproc loses reparented processes),
+    while the record says the build ended. SIGKILL, not SIGTERM: a client
+    blocked reading from the daemon notices SIGTERM only when the build next
+    prints a line; a killed client closes its socket at once, and the
+    daemon stops the build when its client hangs up.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 #: lines of a build log that are Nix's or nixmod's own narration, never the cause of a failure

@@ -1,25 +1,43 @@
-"""The SLURM backend: one job array per submission, throttled, findable by anyone.
+"""The SLURM backend: one job array per lane, throttled per user, joinable only when genuine.
 
-* One ``sbatch`` for N packages: ``--array=0-(N-1)%max_concurrent`` runs at
-  most ``max_concurrent`` tasks of the array at once.
-* The throttle holds across separate submissions too: a new array depends
-  (``afterany``) on the user's nixmod arrays still in the queue, so two
-  arrays never run side by side. No daemon of ours has to stay alive.
-* The job name is ``nixmod-build`` and the comment lists the drv hashes in
-  task order (``nixmod:<hash>,<hash>,...``). Comments are visible to every
-  user, so any user's nixmod finds an in-flight build of a drv and joins it.
-* The batch script holds no catalog text: it execs the interpreter that is
-  running now with a manifest path and ``$SLURM_ARRAY_TASK_ID``, all quoted.
+* The per-user throttle is ``max_concurrent`` *lanes*: lane L's jobs are
+  named ``nixmod-build-L`` and submitted with ``--dependency=singleton``, so
+  SLURM runs at most one job of each lane (and so ``max_concurrent`` builds)
+  per user at a time, across separate submissions, with no daemon of ours
+  alive. A submission of N packages spreads them over the least-loaded lanes:
+  one ``sbatch`` (a ``%1`` array) per lane used, so one package is one sbatch
+  and a second submission runs beside the first when a lane is free, instead
+  of waiting for the whole earlier array (the old ``afterany`` chain).
+* The comment lists the drv hashes in task order (``nixmod:<hash>,...``);
+  comments are visible to every user, so any user's nixmod can find an
+  in-flight build of a drv. Because anyone can set a comment, another user's
+  job is joined only when SLURM's own record of it shows that it can really
+  build (``joinable``): on the joiner's build partition, not held, not
+  waiting for a start time, with a time limit no longer than the joiner's
+  own, and running nixmod's own batch script (``slurm_job.sh``, a file of
+  the installed package, whose path SLURM reports as the job's Command) with
+  the same hash list as the comment. The job step itself refuses to build a
+  drv other than the one at its index in that list.
+* The batch script holds no catalog text: it gets the interpreter, a
+  manifest path and the hash list as arguments.
+* Build jobs are ``--no-requeue``: after a node failure SLURM would rerun a
+  build whose first run may still be going on the lost node (slurmstepd
+  outlives slurmd), and a requeued job would keep every joiner and the next
+  submission of the lane waiting. The record ends ``failed`` with the reason
+  instead, and ``nixmod build --retry`` (or the next joiner) starts it again;
+  the daemon's locks make a duplicate harmless anyway.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nixmod import nix
@@ -28,18 +46,28 @@ from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
 
 NAME = "slurm"
+#: every nixmod build job's name starts so; lane L's jobs are ``nixmod-build-L``
 JOB_NAME = "nixmod-build"
+_JOB_NAME_RE = re.compile(r"nixmod-build(-\d{1,4})?")
 COMMENT_PREFIX = "nixmod:"
+_HASHES_RE = re.compile(r"[0-9a-z]{32}(,[0-9a-z]{32})*")
+#: nixmod's batch script: its path is what `Command` must show for a job to be joined
+JOB_SCRIPT = Path(__file__).resolve().with_name("slurm_job.sh")
 #: squeue states in which the job is still on its way to running
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED",
           "CONFIGURING"}
 #: states in which it runs (COMPLETING: the step ended, SLURM is cleaning up)
 RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED", "RESIZING"}
+#: pending reasons that mean the job will not start by itself
+_STUCK_REASONS = {"BeginTime", "DependencyNeverSatisfied", "JobHeldUser", "JobHeldAdmin",
+                  "PartitionDown", "PartitionInactive", "InvalidAccount", "InvalidQOS",
+                  "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit"}
 #: how a job that left the queue ended, when its own exit record is missing
 ENDED = {
     "CANCELLED": ("cancelled", "the job was cancelled (scancel)"),
     "TIMEOUT": ("failed", "the job reached its time limit ([build.slurm].time)"),
-    "NODE_FAIL": ("failed", "the build node failed"),
+    "NODE_FAIL": ("failed", "the build node failed (node failure); 'nixmod build --retry' "
+                  "starts it again"),
     "BOOT_FAIL": ("failed", "the build node failed to boot"),
     "OUT_OF_MEMORY": ("failed", "the job ran out of memory ([build.slurm].mem)"),
     "PREEMPTED": ("failed", "the job was preempted"),
@@ -55,6 +83,35 @@ QUERY_TIMEOUT = 5.0
 ACTION_TIMEOUT = 20.0
 
 
+class SchedulerUnavailable(OperationFailed):
+    """slurmctld did not answer (restarting, down): states are the last known ones."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a nixmod build job, as SLURM's own record (``squeue --json``) shows it."""
+
+    job: str             # ARRAY_TASK
+    state: str
+    owner: str
+    name: str
+    partition: str
+    comment: str
+    command: str
+    reason: str
+    priority: int
+    submit_time: int
+
+    @property
+    def index(self) -> int:
+        return int(self.job.partition("_")[2] or 0)
+
+    def hashes(self) -> list[str]:
+        """The comment's hash list ([] when the comment is not nixmod's format)."""
+        body = self.comment[len(COMMENT_PREFIX):] if self.comment.startswith(COMMENT_PREFIX) else ""
+        return body.split(",") if _HASHES_RE.fullmatch(body) else []
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -64,116 +121,277 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a SLURM client tool, bounded; one that does not answer in time is an OperationFailed."""
+    """Run a SLURM client tool, bounded: one that does not answer in time means slurmctld is away."""
     timeout = ACTION_TIMEOUT if args[0] in ("sbatch", "scancel") else QUERY_TIMEOUT
     try:
         return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
                               input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise OperationFailed(f"{args[0]} did not answer within {timeout:.0f} s; is slurmctld "
-                              "up? ('scontrol ping' says; [build] backend = \"local\" needs "
-                              "no SLURM)") from None
+        raise SchedulerUnavailable(f"{args[0]} did not answer within {timeout:.0f} s; is slurmctld "
+                                   "up? ('scontrol ping' says; [build] backend = \"local\" needs "
+                                   "no SLURM)") from None
 
 
-def _queue(user: str | None = None) -> list[tuple[str, str, str, str]]:
-    """(job, state, user, comment) of every nixmod build task in the queue (one squeue call)."""
-    args = ["squeue", "-h", "-r", "-n", JOB_NAME, "-o", "%i|%T|%u|%k"]
-    if user:
-        args += ["-u", user]
-    proc = _run(args)
+def _number(value: object) -> int | None:
+    """An integer field of squeue's JSON in any of its versions' shapes (plain or {set, number})."""
+    if isinstance(value, dict):
+        if not value.get("set", True) or value.get("infinite"):
+            return None
+        value = value.get("number")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list):   # newer SLURM: job_state is a list of flags
+        value = value[0] if value else ""
+    return value if isinstance(value, str) else ""
+
+
+def _indexes(spec: str) -> list[int]:
+    """Task ids of an array's pending part, e.g. ``0-2%1`` or ``1,3-5``."""
+    out: list[int] = []
+    for part in spec.split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (high.isdigit() or not high):
+            out += range(int(low), int(high or low) + 1)
+    return out
+
+
+def _tasks() -> list[Task]:
+    """Every nixmod build task in SLURM's queue, of every user (one ``squeue --json``).
+
+    JSON, not a ``-o`` format: comments and commands are user text and may
+    hold any separator.
+    """
+    proc = _run(["squeue", "--json"])
     if proc.returncode != 0:
-        raise OperationFailed(f"squeue failed: {nix.last_lines(proc.stderr, 2)}")
-    rows = []
-    for line in proc.stdout.splitlines():
-        parts = line.split("|", 3)
-        if len(parts) == 4:
-            rows.append((parts[0], parts[1], parts[2], parts[3]))
-    return rows
+        raise SchedulerUnavailable(f"squeue failed: {nix.last_lines(proc.stderr, 2)}")
+    try:
+        answer = json.loads(proc.stdout)
+        jobs, errors = answer.get("jobs", []), answer.get("errors") or []
+    except (ValueError, AttributeError):
+        raise SchedulerUnavailable("squeue --json printed no job list") from None
+    if errors:   # squeue --json exits 0 with an empty list when slurmctld is unreachable
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        raise SchedulerUnavailable(f"squeue failed: {first.get('description') or first}")
+    tasks = []
+    for job in jobs:
+        name = _text(job.get("name"))
+        state = _text(job.get("job_state"))
+        if not _JOB_NAME_RE.fullmatch(name) or state not in QUEUED | RUNNING:
+            continue
+        array = _number(job.get("array_job_id")) or 0
+        task_id = _number(job.get("array_task_id"))
+        pending = _text(job.get("array_task_string"))
+        if not array:
+            continue     # nixmod's jobs are arrays
+        ids = _indexes(pending) if pending else ([task_id] if task_id is not None else [])
+        for index in ids:
+            tasks.append(Task(job=f"{array}_{index}", state=state,
+                              owner=_text(job.get("user_name")), name=name,
+                              partition=_text(job.get("partition")),
+                              comment=_text(job.get("comment")),
+                              command=_text(job.get("command")),
+                              reason=_text(job.get("state_reason")),
+                              priority=_number(job.get("priority")) or 0,
+                              submit_time=_number(job.get("submit_time")) or 0))
+    return tasks
 
 
-def queued_drv_hashes() -> dict[str, tuple[str, str]]:
-    """drv hash -> (job id ``ARRAY_TASK``, owner) for every user's nixmod build in the queue.
+def _minutes(limit: str) -> int | None:
+    """A SLURM time ("MM", "MM:SS", "HH:MM:SS", "D-HH[:MM[:SS]]") in whole minutes; None = unlimited."""
+    text = limit.strip()
+    if text.upper() in ("UNLIMITED", "INFINITE", "-1", ""):
+        return None
+    days, _, clock = text.rpartition("-")
+    parts = [int(p) for p in clock.split(":") if p.isdigit()]
+    if days:
+        hours, minutes, seconds = (parts + [0, 0, 0])[:3]
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    elif len(parts) == 2:
+        hours, (minutes, seconds) = 0, parts
+    else:
+        hours, minutes, seconds = 0, (parts or [0])[0], 0
+    total = (int(days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
+    return total
 
-    Without SLURM (a laptop with the local backend) there is nothing to join.
+
+def _scontrol_field(job: str, key: str) -> str | None:
+    """One field of ``scontrol -o show job``, taken from its first occurrence.
+
+    Only fields that come before any user text (JobName is checked
+    separately; Command, Comment and WorkDir come last) are safe to read so.
+    """
+    proc = _run(["scontrol", "-o", "show", "job", job])
+    match = re.search(rf"(?:^| ){key}=(\S+)", proc.stdout) if proc.returncode == 0 else None
+    return match.group(1) if match else None
+
+
+def _expected_command(hashes: str) -> tuple[str, str]:
+    """The prefix and suffix of the Command of a job running nixmod's own job step."""
+    return f"{JOB_SCRIPT} {sys.executable} ", f" {hashes}"
+
+
+def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None,
+             limits: dict[str, str | None] | None = None) -> str | None:
+    """Why ``task`` must not be joined for ``drv_hash`` (None: it can really build it).
+
+    Everything here is SLURM's own record of the job, which its owner
+    cannot fake: the partition, the hold, the pending reason, the time
+    limit, and the Command (the path of the batch script file, a file of the
+    installed package, with its arguments). A job that passes still gets no
+    trust beyond "wait for it": when it ends without a valid output, the
+    joiner builds the drv itself.
+    """
+    hashes = task.hashes()
+    if task.state not in QUEUED | RUNNING:
+        return f"job {task.job} has ended"
+    if not hashes or task.index >= len(hashes) or hashes[task.index] != drv_hash:
+        return f"job {task.job}'s comment does not name this derivation"
+    if task.partition != config.build.slurm.partition:
+        return (f"job {task.job} is on partition {task.partition!r}, not the build partition "
+                f"{config.build.slurm.partition!r}")
+    prefix, suffix = _expected_command(",".join(hashes))
+    if not (task.command.startswith(prefix) and task.command.endswith(suffix)):
+        return f"job {task.job} does not run nixmod's job step"
+    if task.state in QUEUED:
+        if task.priority == 0 or "Held" in task.reason or task.reason in _STUCK_REASONS:
+            return f"job {task.job} is held or cannot start ({task.reason})"
+        mine = _minutes(config.build.slurm.time)
+        waited = (now or time.time()) - task.submit_time
+        if mine is not None and task.submit_time and waited > 2 * mine * 60:
+            return (f"job {task.job} has been pending for {int(waited // 60)} min, more than "
+                    f"twice the build time limit")
+    array = task.job.partition("_")[0]
+    limits = {} if limits is None else limits     # one scontrol per array, not per task
+    if array not in limits:
+        limits[array] = _scontrol_field(task.job, "TimeLimit")
+    limit = limits[array]
+    theirs, mine = _minutes(limit or "UNLIMITED"), _minutes(config.build.slurm.time)
+    if mine is not None and (theirs is None or theirs > mine):
+        return (f"job {task.job}'s time limit ({limit}) is longer than [build.slurm].time "
+                f"({config.build.slurm.time})")
+    return None
+
+
+def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
+    """drv hash -> (job ``ARRAY_TASK``, owner) of a joinable nixmod build, for ``wanted`` hashes.
+
+    Without SLURM (a laptop with the local backend), or while the controller
+    does not answer, there is nothing to join: building is always safe (the
+    daemon's locks keep it from running twice).
     """
     if shutil.which("squeue") is None:
         return {}
-    try:
-        rows = _queue()
-    except OperationFailed:
-        return {}
     found: dict[str, tuple[str, str]] = {}
-    for job, state, owner, comment in rows:
-        if not comment.startswith(COMMENT_PREFIX) or state not in QUEUED | RUNNING:
-            continue
-        hashes = comment[len(COMMENT_PREFIX):].split(",")
-        array, _, task = job.partition("_")
-        if task.isdigit() and int(task) < len(hashes):
-            found.setdefault(hashes[int(task)], (job, owner))
+    now, limits = time.time(), {}
+    try:
+        for task in _tasks():
+            hashes = task.hashes()
+            if task.index < len(hashes) and hashes[task.index] in wanted - found.keys() \
+                    and joinable(config, task, hashes[task.index], now, limits) is None:
+                found[hashes[task.index]] = (task.job, task.owner)
+    except OperationFailed:
+        return {}   # the controller went away mid-look: join nothing rather than half
     return found
 
 
-def _sbatch_args(config: Config, store: BuildStore, records: list[BuildRecord],
-                 depend_on: list[str]) -> list[str]:
+def owner_of(job: str) -> str | None:
+    """Who submitted ``job`` (None when SLURM does not know it now)."""
+    value = _scontrol_field(job, "UserId")
+    return value.split("(")[0] if value else None
+
+
+def _lanes(config: Config, records: list[BuildRecord]) -> dict[int, list[BuildRecord]]:
+    """Spread ``records`` over the least-loaded of this user's ``max_concurrent`` lanes."""
+    count = config.build.max_concurrent
+    load = [0] * count
+    for task in _tasks():
+        if task.owner == current_user():
+            lane = task.name.rpartition("-")[2]
+            if lane.isdigit() and int(lane) < count:
+                load[int(lane)] += 1
+    lanes: dict[int, list[BuildRecord]] = {}
+    for record in records:
+        lane = min(range(count), key=lambda n: (load[n], n))
+        load[lane] += 1
+        lanes.setdefault(lane, []).append(record)
+    return lanes
+
+
+def _sbatch_args(config: Config, store: BuildStore, records: list[BuildRecord], lane: int,
+                 manifest: Path) -> list[str]:
     slurm = config.build.slurm
-    args = ["sbatch", "--parsable", "--job-name", JOB_NAME, "--partition", slurm.partition,
+    hashes = ",".join(nix.store_hash(r.drv) for r in records)
+    args = ["sbatch", "--parsable", "--job-name", f"{JOB_NAME}-{lane}", "--no-requeue",
+            "--dependency", "singleton", "--partition", slurm.partition,
             "--time", slurm.time, "--cpus-per-task", str(slurm.cpus_per_task), "--mem", slurm.mem,
-            "--array", f"0-{len(records) - 1}%{config.build.max_concurrent}",
-            "--comment", COMMENT_PREFIX + ",".join(nix.store_hash(r.drv) for r in records),
+            "--array", f"0-{len(records) - 1}%1", "--comment", COMMENT_PREFIX + hashes,
             "--output", str(store.logs_dir / "slurm-%A_%a.out"), "--chdir", str(store.state_dir)]
     if slurm.account:
         args += ["--account", slurm.account]
     if slurm.qos:
         args += ["--qos", slurm.qos]
-    if depend_on:
-        args += ["--dependency", "afterany:" + ":".join(depend_on)]
-    return args + list(slurm.extra_args)
-
-
-def batch_script(manifest: Path) -> str:
-    """The whole batch script: exec the job step; every word quoted, nothing else."""
-    from nixmod.builds import job_argv
-
-    command = " ".join(shlex.quote(word) for word in job_argv(manifest))
-    return f'#!/bin/sh\nexec {command} --index "$SLURM_ARRAY_TASK_ID"\n'
+    return args + list(slurm.extra_args) + [str(JOB_SCRIPT), sys.executable, str(manifest), hashes]
 
 
 def submit(config: Config, store: BuildStore, records: list[BuildRecord], manifest: Path) -> None:
-    """One sbatch for all ``records``, after this user's nixmod arrays still in the queue."""
-    script = batch_script(manifest)
-    for attempt in range(2):
-        depend_on = sorted({job.split("_")[0] for job, _s, _u, _c in _queue(current_user())})
-        proc = _run(_sbatch_args(config, store, records, depend_on), input=script)
-        # an array we depend on may end between squeue and sbatch: look again once
-        if proc.returncode == 0 or "dependency" not in proc.stderr.lower() or attempt:
-            break
-    if proc.returncode != 0:
-        raise OperationFailed(f"sbatch failed: {nix.last_lines(proc.stderr, 1)}")
-    array = proc.stdout.strip().split(";")[0]
-    if not array.isdigit():
-        raise OperationFailed(f"sbatch printed no job id: {proc.stdout.strip()!r}")
-    for index, record in enumerate(records):
-        store.update(record, state="queued", job=f"{array}_{index}")
+    """One sbatch per lane used; a record becomes ``queued`` as soon as its lane's job exists.
+
+    The manifest lists every record of the submission; a lane's array gets
+    the records' positions through its hash list (the job step looks its
+    record up by the hash at its index).
+    """
+    for lane, mine in sorted(_lanes(config, records).items()):
+        proc = _run(_sbatch_args(config, store, mine, lane, manifest))
+        if proc.returncode != 0:
+            raise OperationFailed(f"sbatch failed: {nix.last_lines(proc.stderr, 1)}")
+        array = proc.stdout.strip().split(";")[0]
+        if not array.isdigit():
+            raise OperationFailed(f"sbatch printed no job id: {proc.stdout.strip()!r}")
+        for index, record in enumerate(mine):
+            store.update(record, state="queued", job=f"{array}_{index}")
 
 
 def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
-    """queued/running for jobs still in the queue (any owner), None for those gone."""
+    """queued/running for jobs still in the queue (any owner), None for those gone.
+
+    Raises SchedulerUnavailable when slurmctld does not answer.
+    """
     live = {}
-    for job, state, _owner, _comment in _queue():
-        if state in QUEUED:
-            live[job] = "queued"
-        elif state in RUNNING:
-            live[job] = "running"
+    for task in _tasks():
+        live[task.job] = "queued" if task.state in QUEUED else "running"
     return {r.id: live.get(r.job or "") for r in records}
 
 
+def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
+    """Joined records whose job can no longer be trusted to build (held since, stuck, ...)."""
+    joined = [r for r in records if r.joined and r.job]
+    if not joined:
+        return {}
+    tasks = {task.job: task for task in _tasks()}
+    now, limits = time.time(), {}
+    problems = {}
+    for record in joined:
+        task = tasks.get(record.job or "")
+        if task is not None and task.owner != current_user():   # our own jobs need no proof
+            why = joinable(config, task, nix.store_hash(record.drv), now, limits)
+            if why:
+                problems[record.id] = why
+    return problems
+
+
 def _scontrol_state(job: str) -> str | None:
-    """JobState from ``scontrol show job`` while SLURM still remembers the job (MinJobAge)."""
-    try:
-        proc = _run(["scontrol", "-o", "show", "job", job])
-    except OperationFailed:
-        return None   # no answer is no witness: the caller falls back to "vanished"
-    match = re.search(r"\bJobState=(\S+)", proc.stdout) if proc.returncode == 0 else None
+    """JobState from ``scontrol show job`` while SLURM still remembers the job (MinJobAge).
+
+    None when SLURM has forgotten the job; SchedulerUnavailable when it
+    could not be asked (the job's end is then unknown, not "vanished").
+    """
+    proc = _run(["scontrol", "-o", "show", "job", job])
+    if proc.returncode != 0 and "invalid job id" not in proc.stderr.lower():
+        raise SchedulerUnavailable(f"scontrol failed: {nix.last_lines(proc.stderr, 1)}")
+    match = re.search(r"(?:^| )JobState=(\S+)", proc.stdout) if proc.returncode == 0 else None
     return match.group(1) if match else None
 
 

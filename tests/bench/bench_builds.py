@@ -25,7 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
-SCRATCH = Path("/tmp/nixmod-tests")
+SCRATCH = Path(os.environ.get("NIXMOD_TEST_SCRATCH", "/tmp/nixmod-tests"))
+#: the two users (NIXMOD_TEST_USERS="a,b", as the test suite takes them)
 USERS = tuple(os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(","))[:2]
 QSTAT = "/opt/pbs/bin/qstat"
 COUNT, LIMIT = 20, 2
@@ -62,9 +63,11 @@ def run_as(user: str, home: Path, env: dict[str, str], *argv: str) -> str:
 def running_now(backend: str, submissions: set[str]) -> tuple[int, int]:
     """(running, still in the queue) jobs of ``submissions``, from one scheduler call."""
     if backend == "slurm":
-        lines = subprocess.run(["squeue", "-h", "-r", "-n", "nixmod-build", "-o", "%F %T"],
+        # lane L's jobs are named nixmod-build-L
+        lines = subprocess.run(["squeue", "-h", "-r", "-o", "%F %T %j"],
                                capture_output=True, text=True).stdout.splitlines()
-        ours = [line.split()[1] for line in lines if line.split()[0] in submissions]
+        ours = [line.split()[1] for line in lines
+                if line.split()[0] in submissions and line.split()[2].startswith("nixmod-build")]
         return ours.count("RUNNING"), len(ours)
     out = subprocess.run([QSTAT, "-f", "-F", "json", "-t", *sorted(submissions)],
                          capture_output=True, text=True).stdout

@@ -1,0 +1,29 @@
+"""Records tell the truth about modules (issue 15 item 9, SLURM backend, real users)."""
+
+from __future__ import annotations
+
+from builds_helpers import new_counter, records, setup_builds, status
+
+
+def test_wait_fails_when_the_module_was_not_written_and_refresh_fixes_the_record(
+        alice, test_channels):
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1)
+    locked = alice.home / "locked"
+    alice.run("mkdir", "-p", str(locked), check=True)
+    alice.run("chmod", "555", str(locked), check=True)          # the user's own, read-only
+    alice.write_config(alice.config_path.read_text()
+                       + f'\n[modules]\nroot = "{locked}/modules"\n')
+    waited = alice.nixmod("build", "pkg6", "--wait", "--json", timeout=300)
+    record = records(waited)[0]
+    assert record["state"] == "built" and record["module"] is None, record
+    assert "module was not written" in record["error"]
+    assert waited.returncode == 1, "a build with no module to load is not a success"
+
+    alice.run("chmod", "755", str(locked), check=True)
+    alice.nixmod("modules", "refresh", check=True)
+    fixed = status(alice, record["id"])[0]
+    assert fixed["module"] == "nix/pkg6/1.0" and fixed["error"] is None, fixed
+    assert fixed["state"] == "built"
+    shown = alice.bash(f"module use {locked}/modules && module load nix/pkg6 && pkg6", check=True)
+    assert "pkg6 1.0" in shown.stdout
