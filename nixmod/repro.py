@@ -261,8 +261,10 @@ def parse_lock(data: Any, source: str) -> Lock:
         where = f"package #{index + 1}"
         if not isinstance(raw, dict):
             raise bad(f"{where} is not an object")
-        texts = {key: raw.get(key) for key in ("name", "version", "channel", "attr", "drv")}
-        if not all(isinstance(v, str) and v for v in texts.values()):
+        keys = ("name", "version", "channel", "attr", "drv")
+        texts: dict[str, str] = {key: value for key in keys
+                                 if isinstance(value := raw.get(key), str) and value}
+        if len(texts) != len(keys):
             raise bad(f"{where} needs name, version, channel, attr and drv as strings")
         outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
         if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
@@ -278,7 +280,8 @@ def parse_lock(data: Any, source: str) -> Lock:
         if texts["channel"] not in channels:
             raise bad(f"{where} ({texts['name']}) names channel {texts['channel']!r}, "
                       "which 'channels' does not describe")
-        meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
+        meta_value = raw.get("meta")
+        meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
         packages.append(LockedPackage(
             name=texts["name"], version=texts["version"], channel=texts["channel"],
             attr=texts["attr"], drv=texts["drv"], outputs=dict(outputs), nar_hash=dict(hashes),
@@ -808,8 +811,8 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
     for request in requests:
         module = lmod.module_name(config, request.name, request.version)
         if progress:
-            where = "on the build partition" if backend == "slurm" else "here"
-            progress(f"{module}: rebuilding {request.drv} {where} to compare (--check)")
+            place = "on the build partition" if backend == "slurm" else "here"
+            progress(f"{module}: rebuilding {request.drv} {place} to compare (--check)")
         argv = check_command(config, request.drv, backend)
         if argv[0] == "srun":
             if shutil.which("srun") is None:
