@@ -101,6 +101,8 @@ _HEADER = "-- nixmod-request: "
 #: escapes that keep help text readable in the file; other controls become \\ddd
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _RC = ".modulerc.lua"
+#: seconds Lmod's spider may take to index a stack's tree (thousands of modules take a few)
+SPIDER_TIMEOUT = 600
 #: NAME and version become path components and shell words in `module load`:
 #: letters, digits and a few punctuation marks nixpkgs uses; never '/', never a leading '.'
 #: (the same set the builds code keeps in GC root names, so the two always agree)
@@ -599,7 +601,11 @@ def update_spider_cache(root: Path) -> Path:
     timestamp = cache / "timestamp"
     atomic_write(timestamp, "")
     spider = lmod_libexec() / "spider"
-    proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True, text=True)
+    try:
+        proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True,
+                              text=True, timeout=SPIDER_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"Lmod spider did not finish within {SPIDER_TIMEOUT} s on {root}") from None
     if proc.returncode != 0:
         raise OperationFailed(f"Lmod spider failed on {root}: {nix.last_lines(proc.stderr)}")
     atomic_write(cache / "spiderT.lua", proc.stdout)

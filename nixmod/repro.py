@@ -121,16 +121,24 @@ def nar_hash(path: Path, *, skip_git: bool = False) -> str:
     return "sha256:" + nix_base32(sink.digest())
 
 
+#: seconds a git query on a channel checkout may take (a hung NFS mount must not hang a lock)
+GIT_TIMEOUT = 30
+
+
 def _git_rev(path: Path) -> tuple[str, bool] | None:
     """(HEAD revision, has local changes) when ``path`` is the top of a git checkout."""
     if not path.is_dir() or not (path / ".git").exists() or shutil.which("git") is None:
         return None
-    head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                          text=True)
-    if head.returncode != 0:
+    try:
+        head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=GIT_TIMEOUT,
+                               stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:   # a hung network filesystem: no git pin, the content hash still pins
         return None
-    dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True)
     return head.stdout.strip(), bool(dirty.stdout.strip())
 
 
