@@ -372,11 +372,10 @@ class _ChannelLister:
 
     def _url_expression(self, channel: Channel) -> Path:
         """A small .nix file importing the pinned tarball, for nix-env -f."""
-        from nixmod.nix import nix_string
+        from nixmod import nix
 
         path = self.cache_dir / "sources" / f"{_digest((channel.url, channel.sha256))}.nix"
-        text = (f"import (builtins.fetchTarball {{ url = {nix_string(channel.url)}; "
-                f"sha256 = {nix_string(channel.sha256)}; }})\n")
+        text = nix.tarball_expression(channel.url, channel.sha256) + "\n"
         if not path.is_file() or path.read_text() != text:
             atomic_write(path, text, mode=0o600)
         return path

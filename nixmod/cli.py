@@ -55,10 +55,6 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def not_yet(verb: str, issue: str) -> int:
-    raise UserError(f"'nixmod {verb}' is not available yet ({issue}); nothing was done")
-
-
 # -- verbs ------------------------------------------------------------------------
 
 def cmd_tui(args: argparse.Namespace, config: Config) -> int:

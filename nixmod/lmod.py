@@ -71,8 +71,8 @@ class ModuleRequest:
 
     @property
     def store_path(self) -> str:
-        """The path a user thinks of as "the package": ``out``, else the first output."""
-        return self.outputs.get("out") or next(iter(self.outputs.values()), "")
+        """The path a user thinks of as "the package" (``nix.main_output``)."""
+        return nix.main_output(self.outputs)
 
 
 @dataclass(frozen=True)
@@ -551,6 +551,20 @@ def list_modules(config: Config, *, root: Path | None = None) -> list[ModuleInfo
 
 def _with_validity(info: ModuleInfo, valid: bool) -> ModuleInfo:
     return ModuleInfo(**{**info.__dict__, "valid": valid and bool(info.outputs)})
+
+
+def path_entries(config: Config, info: ModuleInfo, *, root: Path | None = None) -> tuple[str, ...]:
+    """The directories ``info``'s modulefile puts on PATH, without parsing its Lua.
+
+    ``render_modulefile`` puts exactly one there: the build's shim ``bin/``,
+    and only when it holds programs (``write_shims`` keeps it in step).
+    """
+    bin_dir = shims.shim_dir(modules_root(config, root), config.modules.prefix,
+                             info.name, info.version) / "bin"
+    try:
+        return (str(bin_dir),) if any(bin_dir.iterdir()) else ()
+    except OSError:
+        return ()
 
 
 def refresh_modules(config: Config, requests: Iterable[ModuleRequest], *,

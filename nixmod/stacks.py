@@ -27,10 +27,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from nixmod import dirs
+from nixmod import dirs, nix
 from nixmod.config import Config, current_user, expand_path, key_line
 from nixmod.dirs import ensure_dir
-from nixmod.doctor import writable_dir
 from nixmod.errors import UserError
 
 if TYPE_CHECKING:  # imported where used: `stack check` must not pay for builds/repro
@@ -291,7 +290,7 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
         return report
     file = str(path)
     for directory, what in ((stack.modules_root, "modules_root"), (stack.gcroot_dir, "GC root directory")):
-        ok, detail = writable_dir(directory)
+        ok, detail = dirs.writable_dir(directory)
         if not ok:
             line = key_line(path.read_text(encoding="utf-8"), "modules_root", "stack")
             report.problems.append(Problem(file, line, f"{what} {directory} is not writable: {detail}",
@@ -576,7 +575,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             plan.default = entry.default
             module = published.get((version.name, version.version))
             earlier = history.get(plan.drv)
-            out = plan.outputs.get("out") or next(iter(plan.outputs.values()), "")
+            out = nix.main_output(plan.outputs)
             if (plan.action == "reuse" and module is not None and module.valid
                     and module.outputs == plan.outputs):
                 if entry.default and not module.default:

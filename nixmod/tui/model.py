@@ -9,7 +9,6 @@ thread workers only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -376,19 +375,6 @@ def elapsed(record: BuildRecord, now: float) -> str:
 
 # -- modules --------------------------------------------------------------------
 
-_PATH_LINE = re.compile(
-    r'prepend_path\s*\(\s*"PATH"\s*,\s*(?:"((?:[^"\\]|\\.)*)"|\[(=*)\[(.*?)\]\2\])', re.S)
-
-
-def path_entries(modulefile: Path) -> tuple[str, ...]:
-    """The directories a modulefile puts on PATH, read from the file itself."""
-    try:
-        text = modulefile.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ()
-    return tuple(m.group(1) if m.group(1) is not None else m.group(3) for m in _PATH_LINE.finditer(text))
-
-
 def module_rows(config: Config) -> list[ModuleRow]:
     from nixmod import lmod
 
@@ -399,7 +385,7 @@ def module_rows(config: Config) -> list[ModuleRow]:
             store_path=info.store_path,
             use_line=f"module use {config.modules.root}",
             load_line=f"module load {info.module}",
-            path_entries=path_entries(Path(info.path)),
+            path_entries=lmod.path_entries(config, info),
         ))
     return rows
 
