@@ -25,6 +25,7 @@ from nixmod.builds import BuildRecord, Plan
 from nixmod.catalog import Catalog
 from nixmod.config import Config
 from nixmod.tui import model
+from nixmod.tui.base import NixmodScreen
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
 from nixmod.tui.help import HelpScreen
@@ -252,10 +253,14 @@ class NixmodApp(App[int]):
     # -- actions --------------------------------------------------------------------
 
     def redraw(self) -> None:
-        """Ask the visible screen to lay out the app's state again."""
-        refresh_view = getattr(self.screen, "refresh_view", None)
-        if refresh_view is not None:
-            refresh_view()
+        """Ask the visible screen to lay out the app's state again.
+
+        A screen still being composed (just switched to) is skipped: its
+        widgets are not there yet, and its ``on_screen_resume`` lays it out.
+        """
+        screen = self.screen
+        if isinstance(screen, NixmodScreen) and screen.is_mounted:
+            screen.refresh_view()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -283,7 +288,12 @@ class NixmodApp(App[int]):
     def show_package(self, name: str) -> None:
         """Open ``name`` in Browse (from the command palette)."""
         self.switch_mode("browse")
-        self.call_after_refresh(lambda: getattr(self.screen, "search_for", lambda _name: None)(name))
+
+        def search() -> None:
+            if isinstance(self.screen, BrowseScreen):
+                self.screen.search_for(name)
+
+        self.call_after_refresh(search)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Browse", "Search the catalog and pick versions", lambda: self.switch_mode("browse"))
