@@ -345,7 +345,7 @@ def test_doctor_checks_the_pbs_server_and_queue(alice, test_channels):
     assert "pbs joining" not in checks and "pbs history" not in checks
     setup_pbs(alice, test_channels, nonce=nonce, counter=counter, queue="no-such-queue")
     proc = alice.nixmod("doctor")
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stdout   # a required check failed
     line = next(line for line in proc.stdout.splitlines() if " pbs:" in line)
     assert line.startswith("[FAIL]") and "no-such-queue" in line and "[build.pbs] queue" in line
 
