@@ -1,13 +1,10 @@
 """The catalog: pinned channels merged into one searchable index.
 
-Each channel is listed once (``nix-env -qaP --json --meta``, or a saved
-dump read directly) and its records cached by the channel's identity, so a
-user who adds a sixth channel does not wait for the other five again. The
-merged index is one flat file of checksummed sections: loading it is a read,
-a CRC and a few ``marshal.loads`` (no JSON, no per-record objects); a
-package's full metadata is unpacked only when it is shown. Every write is a
-temporary file renamed into place, so two processes refreshing at once each
-leave a whole file and a reader never sees half of one.
+Each channel is listed once and cached by its identity (``nixmod.channels``).
+The merged index is one cache file of checksummed sections
+(``nixmod.catalogcache``): loading it is a read, a CRC and a few
+``marshal.loads`` (no JSON, no per-record objects); a package's full
+metadata is unpacked only when it is shown.
 
 Ranking (issue 3, issue 10): exact name, exact ``meta.mainProgram``, exact last
 component of the attribute path (``numpy`` finds ``python313Packages.numpy``),
@@ -26,35 +23,27 @@ current pin, whatever its version string looks like.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import heapq
 import itertools
 import marshal
-import os
 import re
-import struct
-import tempfile
 import time
-import zlib
 from array import array
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
-from nixmod import __version__
-from nixmod.config import DEMO_DIR, Channel, Config
-from nixmod.errors import NixmodError, UserError
-from nixmod.files import atomic_open, atomic_write
+from nixmod.config import Channel, Config
+from nixmod.errors import UserError
+from nixmod.catalogcache import FORMAT, cache_sections, digest, parse_sections, read_sections
+from nixmod.channels import ChannelLister, Listing, channel_identity, channel_kind, require_writable
 from nixmod.versions import sort_key
 
 if TYPE_CHECKING:
     from nixmod.siteindex import SiteIndex
 
-#: bump when anything written to the cache changes shape
-FORMAT = 4
-_MAGIC = b"NIXMOD-CATALOG\n"
 Progress = Callable[[str], None]
 T = TypeVar("T")
 
@@ -157,231 +146,6 @@ class CatalogInfo:
         return max(0.0, time.time() - self.built_at)
 
 
-# -- the cache file: named, checksummed sections --------------------------------------
-
-def _section_image(header: dict[str, Any], sections: Mapping[str, bytes | bytearray]
-                   ) -> list[bytes | bytearray]:
-    """A cache file's bytes, in pieces: magic, header (with layout and CRC), sections.
-
-    The site index (nixmod/siteindex.py) embeds the same image, so a user
-    with the site's channel list loads it exactly as their own cache.
-    """
-    layout: dict[str, tuple[int, int]] = {}
-    offset = crc = 0
-    for name, data in sections.items():
-        layout[name] = (offset, len(data))
-        offset += len(data)
-        crc = zlib.crc32(data, crc)
-    head = marshal.dumps({**header, "sections": layout, "crc": crc, "size": offset})
-    return [_MAGIC + struct.pack("<Q", len(head)) + head, *sections.values()]
-
-
-def _write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
-                    ) -> None:
-    """Write header + sections atomically: temp file in the same dir, then rename."""
-    with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
-        for data in _section_image(header, sections):
-            out.write(data)
-
-
-def _cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray],
-                    say: Progress) -> None:
-    """Write a cache file, or say why not: the catalog in memory is good without it.
-
-    Something in the way of the rename (a directory where the file goes, a
-    full disk) must not cost the user the search they asked for.
-    """
-    try:
-        _write_sections(path, header, sections)
-    except OSError as exc:
-        say(f"catalog: cannot write the cache {path} ({exc.strerror or exc}); "
-            "continuing without it (remove what is in the way to cache again)")
-
-
-def _read_sections(path: Path) -> tuple[dict[str, Any], dict[str, memoryview]] | None:
-    """Header and sections of a cache file, or None if missing, foreign or damaged."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return _parse_sections(data)
-
-
-def _parse_sections(data: bytes) -> tuple[dict[str, Any], dict[str, memoryview]] | None:
-    """Header and sections of a cache image, or None if foreign or damaged."""
-    try:
-        if not data.startswith(_MAGIC):
-            return None
-        start = len(_MAGIC) + 8
-        (head_size,) = struct.unpack_from("<Q", data, len(_MAGIC))
-        header = marshal.loads(data[start:start + head_size])
-        payload = memoryview(data)[start + head_size:]
-        if (not isinstance(header, dict) or header.get("format") != FORMAT
-                or header.get("size") != len(payload) or header.get("crc") != zlib.crc32(payload)):
-            return None
-        sections = {name: payload[offset:offset + size]
-                    for name, (offset, size) in header["sections"].items()}
-    except (ValueError, EOFError, TypeError, KeyError, struct.error):
-        return None
-    return header, sections
-
-
-# -- channels: identity and listing -------------------------------------------------
-
-def _require_writable(directory: Path) -> None:
-    """The cache directory, created if need be; a UserError naming the fix otherwise.
-
-    Listing a nix channel writes nix-env's output there first, so without it
-    every channel would fail with a bare "Permission denied".
-    """
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        usable = os.access(directory, os.W_OK | os.X_OK)
-        reason = "not writable"
-    except OSError as exc:
-        usable, reason = False, exc.strerror or str(exc)
-    if not usable:
-        raise UserError(f"cannot use the catalog cache {directory} ({reason}); set XDG_CACHE_HOME "
-                        "to a directory you can write (default ~/.cache)")
-
-
-def _stat_identity(path: Path) -> tuple:
-    try:
-        st = path.stat()
-    except OSError:
-        return (str(path), "missing")
-    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def _channel_kind(channel: Channel) -> str:
-    return "url" if channel.path is None else ("dump" if channel.is_dump else "nix")
-
-
-def channel_identity(channel: Channel) -> tuple:
-    """What must be unchanged for a cached listing of ``channel`` to stay true.
-
-    A path channel is its file (or, for a directory, the directory, its
-    default.nix and the revision markers a nixpkgs checkout carries); the
-    bundled demo channels also change with nixmod itself. A url channel is
-    pinned by its sha256, so url + sha256 is the whole identity. A channel
-    with a ``listing`` is that file plus its path/url. The site index keys
-    its listings by this identity too, so a published listing stands in for
-    exactly the channel it was made from.
-    """
-    if channel.listing is not None:
-        # what the catalog reads is the listing; what builds evaluate pairs with it
-        return ("listing", _stat_identity(channel.listing),
-                channel_identity(Channel(channel.name, channel.path, channel.url, channel.sha256)))
-    if channel.path is None:
-        return (_channel_kind(channel), channel.url, channel.sha256)
-    path = channel.path
-    parts: list[tuple] = [_stat_identity(path)]
-    if path.is_dir():
-        for marker in ("default.nix", ".git-revision", ".version-suffix", ".git/HEAD"):
-            parts.append(_stat_identity(path / marker))
-    if DEMO_DIR in path.parents or path == DEMO_DIR:
-        parts.append(("nixmod", __version__))
-        parts.extend(_stat_identity(p) for p in sorted(DEMO_DIR.rglob("*.nix")))
-    return (_channel_kind(channel), tuple(parts))
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
-
-
-
-
-@dataclass
-class _Listing:
-    """One channel's records (as marshal-friendly tuples) and what was skipped."""
-
-    records: list[tuple]      # pkglist.Record fields in order
-    skipped: list[tuple[str, str]]
-    listed_at: float
-    error: str = ""
-
-
-class _ChannelLister:
-    """Lists channels, through the per-channel cache when it is still true."""
-
-    def __init__(self, cache_dir: Path, progress: Progress, site: SiteIndex | None = None):
-        self.cache_dir = cache_dir
-        self.progress = progress
-        self.site = site
-        self.site_misses: list[str] = []
-
-    def listing(self, channel: Channel, identity: tuple, refresh: bool) -> _Listing:
-        digest = _digest((FORMAT, identity))
-        if self.site is not None:
-            from nixmod.siteindex import SiteIndexError
-
-            try:
-                got = self.site.listing(channel.name, digest)
-                return _Listing(got.records, got.skipped, got.listed_at)
-            except SiteIndexError as exc:
-                self.site_misses.append(str(exc))
-            except Exception as exc:  # a hostile index costs a listing, never the search
-                self.site_misses.append(f"channel {channel.name}: {type(exc).__name__}: {exc}")
-        cache = self.cache_dir / "channels" / f"{digest}.bin"
-        if not refresh:
-            cached = _read_sections(cache)
-            if cached is not None and cached[0].get("identity") == identity:
-                header, sections = cached
-                return _Listing(marshal.loads(sections["records"]), marshal.loads(sections["skipped"]),
-                                header["listed_at"])
-        try:
-            records, skipped = self._list(channel)
-        except (NixmodError, OSError) as exc:
-            message = str(exc)
-            self.progress(f"{channel.name}: FAILED: {message}")
-            return _Listing([], [], time.time(), error=message)
-        except Exception as exc:  # pkglist.MalformedList and anything a hostile file provokes
-            message = f"{type(exc).__name__}: {exc}"
-            self.progress(f"{channel.name}: FAILED: {message}")
-            return _Listing([], [], time.time(), error=message)
-        listing = _Listing([tuple(asdict(r).values()) for r in records],
-                           [(s.attr, s.reason) for s in skipped], time.time())
-        _cache_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
-                        {"records": marshal.dumps(listing.records),
-                         "skipped": marshal.dumps(listing.skipped)}, self.progress)
-        return listing
-
-    def _list(self, channel: Channel) -> tuple[list, list]:
-        from nixmod import nix, pkglist
-
-        saved = channel.listing or (channel.path if channel.is_dump else None)
-        if saved is not None:
-            if not saved.is_file():
-                what = "listing" if channel.listing else "dump"
-                raise UserError(f"{what} {saved} does not exist")
-            self.progress(f"{channel.name}: reading {saved}")
-            return pkglist.read_list(saved)
-        source = channel.path if channel.path is not None else self._url_expression(channel)
-        if not source.exists():
-            raise UserError(f"path {source} does not exist")
-        self.progress(f"{channel.name}: evaluating {source} with nix-env "
-                      "(a real nixpkgs takes minutes)")
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".listing-", suffix=".json", dir=self.cache_dir)
-        os.close(fd)
-        try:
-            nix.list_packages_to_file(source, Path(temp), self.progress, channel.name)
-            return pkglist.read_list(Path(temp))
-        finally:
-            Path(temp).unlink(missing_ok=True)
-
-    def _url_expression(self, channel: Channel) -> Path:
-        """A small .nix file importing the pinned tarball, for nix-env -f."""
-        from nixmod.nix import nix_string
-
-        path = self.cache_dir / "sources" / f"{_digest((channel.url, channel.sha256))}.nix"
-        text = (f"import (builtins.fetchTarball {{ url = {nix_string(channel.url)}; "
-                f"sha256 = {nix_string(channel.sha256)}; }})\n")
-        if not path.is_file() or path.read_text() != text:
-            atomic_write(path, text, mode=0o600)
-        return path
-
-
 # -- building the merged index ----------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -408,7 +172,7 @@ def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
     return keys, spans.tobytes(), ids.tobytes()
 
 
-def _build_index(channels: list[Channel], listings: list[_Listing], progress: Progress
+def _build_index(channels: list[Channel], listings: list[Listing], progress: Progress
                  ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
     by_name: dict[str, list[tuple[int, tuple]]] = {}
     for index in range(len(listings)):
@@ -462,7 +226,7 @@ def _build_index(channels: list[Channel], listings: list[_Listing], progress: Pr
     gram_keys, gram_spans, gram_ids = _postings(trigrams)
     word_keys, word_spans, word_ids = _postings(words)
     tail_keys, tail_spans, tail_ids = _postings(tails)
-    infos = [ChannelInfo(name=c.name, kind=_channel_kind(c),
+    infos = [ChannelInfo(name=c.name, kind=channel_kind(c),
                          source=str(c.path or c.url) + (f" (listed from {c.listing})"
                                                         if c.listing else ""),
                          packages=len(l.records), skipped=len(l.skipped), error=l.error,
@@ -583,9 +347,9 @@ class Catalog:
         """
         say = progress or (lambda message: None)
         identities = [channel_identity(c) for c in config.channels]
-        key = _digest((FORMAT, [(c.name, i) for c, i in zip(config.channels, identities)]))
+        key = digest((FORMAT, [(c.name, i) for c, i in zip(config.channels, identities)]))
         path = config.cache_dir / "catalog" / "index.bin"
-        _require_writable(path.parent)
+        require_writable(path.parent)
         site_dir = config.catalog.site_dir
         site: SiteIndex | None = None
         site_stamp = site_warning = ""
@@ -602,7 +366,7 @@ class Catalog:
         outdated = False      # a cache of ours that the site index may now replace
         try:
             if not refresh:
-                cached = _read_sections(path)
+                cached = read_sections(path)
                 # A channel that failed (nix-env not on PATH, the daemon down, a
                 # dump on an unmounted filesystem) is tried again: caching the
                 # failure would keep reporting it after the cause is gone. A
@@ -615,7 +379,7 @@ class Catalog:
                 if cached is None and path.exists():
                     say(f"catalog cache {path} is damaged or from another version; rebuilding it")
                 outdated = cached is not None
-            lister = _ChannelLister(path.parent, say, site)
+            lister = ChannelLister(path.parent, say, site)
             if site is not None:
                 merged = cls._from_site(site, key, lister.site_misses)
                 if merged is not None:
@@ -634,7 +398,7 @@ class Catalog:
                             f"{site_dir}')")
         if site_warning:
             header["warnings"], header["site"] = [site_warning], site_stamp
-        _cache_sections(path, header, sections, say)
+        cache_sections(path, header, sections, say)
         say(f"catalog: {header['packages']} packages from {len(config.channels)} channels, "
             f"cached in {path}")
         return cls(path, header, {name: memoryview(data) for name, data in sections.items()})
@@ -655,7 +419,7 @@ class Catalog:
             return None
         if image is None:
             return None
-        parsed = _parse_sections(image)
+        parsed = parse_sections(image)
         if parsed is None or parsed[0].get("key") != key:
             problems.append(f"{site.path}: the merged index is damaged")
             return None

@@ -14,11 +14,14 @@ import json
 import os
 import re
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nixmod import __version__
 from nixmod.config import Config, load_config
 from nixmod.errors import NixmodError, UserError
+
+if TYPE_CHECKING:  # verbs import what they use, so `nixmod --help` stays quick
+    from nixmod.catalog import Catalog
 
 
 # -- output helpers -------------------------------------------------------------
@@ -52,10 +55,6 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def not_yet(verb: str, issue: str) -> int:
-    raise UserError(f"'nixmod {verb}' is not available yet ({issue}); nothing was done")
-
-
 # -- verbs ------------------------------------------------------------------------
 
 def cmd_tui(args: argparse.Namespace, config: Config) -> int:
@@ -66,7 +65,7 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     return run_app(config)
 
 
-def load_catalog(config: Config, refresh: bool = False):
+def load_catalog(config: Config, refresh: bool = False) -> Catalog:
     """The catalog, with one stderr line per channel that failed to list."""
     from nixmod.catalog import Catalog
 
@@ -331,7 +330,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
         else:
             for problem in report.problems:
                 print(problem)
-            if report.ok:
+            if report.ok and report.stack is not None:
                 print(f"{path}: ok: stack {report.stack.name}, {len(report.resolved)} packages, "
                       f"modules under {report.stack.modules_root}")
         return 0 if report.ok else 2
@@ -441,9 +440,9 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
 
 # -- the parser -------------------------------------------------------------------
 
-def _common() -> argparse.ArgumentParser:
-    """Options every verb accepts, before or after the verb."""
-    common = argparse.ArgumentParser(add_help=False)
+def _common() -> _Parser:
+    """Options every verb accepts, before or after the verb (a parent of every verb's parser)."""
+    common = _Parser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                         help="a config file read after the site and user files")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -478,16 +478,3 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
     if config.shims.store_dir is None:
         config.shims.store_dir = Path("/nix/store")
     return config
-
-
-def as_dict(config: Config) -> dict[str, Any]:
-    """A JSON-ready view (for `doctor --json` and debugging)."""
-    def plain(obj: Any) -> Any:
-        if isinstance(obj, Path):
-            return str(obj)
-        if isinstance(obj, list):
-            return [plain(v) for v in obj]
-        if hasattr(obj, "__dataclass_fields__"):
-            return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
-        return obj
-    return plain(config)

@@ -33,6 +33,7 @@ import pwd
 import stat
 from pathlib import Path
 
+from nixmod.config import current_user
 from nixmod.errors import UserError
 
 #: how many symlinks a path may pass through (the kernel's own limit is 40)
@@ -183,3 +184,26 @@ def ensure_dir(path: Path, what: str, key: str, *, mode: int = 0o755) -> Path:
     if error:
         raise error
     return path
+
+
+def writable_dir(path: Path) -> tuple[bool, str]:
+    """Is ``path`` writable, or creatable by us? (Without creating it.)
+
+    For reports that list every problem at once (``doctor``, ``stack
+    check``); writing goes through ``ensure_dir``, which also checks who
+    else could change the directory.
+    """
+    probe = path
+    while True:
+        try:
+            probe.stat()
+            break
+        except PermissionError:
+            return False, f"{probe} cannot be reached by {current_user()} (permission denied)"
+        except OSError:
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+    if os.access(probe, os.W_OK | os.X_OK):
+        return True, "writable" if probe == path else f"will be created (under {probe})"
+    return False, f"{probe} is not writable by {current_user()}"

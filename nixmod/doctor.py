@@ -225,28 +225,10 @@ def check_shims(config: Config) -> list[Check]:
     return checks
 
 
-def writable_dir(path: Path) -> tuple[bool, str]:
-    """Is ``path`` writable, or creatable by us? (Without creating it.)"""
-    probe = path
-    while True:
-        try:
-            probe.stat()
-            break
-        except PermissionError:
-            return False, f"{probe} cannot be reached by {current_user()} (permission denied)"
-        except OSError:
-            if probe.parent == probe:
-                break
-            probe = probe.parent
-    if os.access(probe, os.W_OK | os.X_OK):
-        return True, "writable" if probe == path else f"will be created (under {probe})"
-    return False, f"{probe} is not writable by {current_user()}"
-
-
 def check_paths(config: Config) -> list[Check]:
     checks = []
     root = config.modules.root
-    ok, detail = writable_dir(root)
+    ok, detail = dirs.writable_dir(root)
     if not ok:
         checks.append(Check("modules root", FAIL, f"{root}: not writable: {detail}",
                             "set [modules] root to a directory you can write", True))
@@ -258,7 +240,7 @@ def check_paths(config: Config) -> list[Check]:
             checks.append(Check("modules root", WARN, f"{root} ({detail}), not on MODULEPATH",
                                 f"run: module use {root}  (add it to ~/.bashrc to keep it)", True))
     state = config.build.state_dir
-    ok, detail = writable_dir(state)
+    ok, detail = dirs.writable_dir(state)
     checks.append(Check("state dir", OK if ok else FAIL, f"{state} ({detail})",
                         "" if ok else "set [build] state_dir to a directory you can write", True))
     return [_unsafe(check, config) for check in checks] + check_ownership(config)

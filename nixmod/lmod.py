@@ -71,8 +71,8 @@ class ModuleRequest:
 
     @property
     def store_path(self) -> str:
-        """The path a user thinks of as "the package": ``out``, else the first output."""
-        return self.outputs.get("out") or next(iter(self.outputs.values()), "")
+        """The path a user thinks of as "the package" (``nix.main_output``)."""
+        return nix.main_output(self.outputs)
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ _HEADER = "-- nixmod-request: "
 #: escapes that keep help text readable in the file; other controls become \\ddd
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _RC = ".modulerc.lua"
+#: seconds Lmod's spider may take to index a stack's tree (thousands of modules take a few)
+SPIDER_TIMEOUT = 600
 #: NAME and version become path components and shell words in `module load`:
 #: letters, digits and a few punctuation marks nixpkgs uses; never '/', never a leading '.'
 #: (the same set the builds code keeps in GC root names, so the two always agree)
@@ -551,6 +553,20 @@ def _with_validity(info: ModuleInfo, valid: bool) -> ModuleInfo:
     return ModuleInfo(**{**info.__dict__, "valid": valid and bool(info.outputs)})
 
 
+def path_entries(config: Config, info: ModuleInfo, *, root: Path | None = None) -> tuple[str, ...]:
+    """The directories ``info``'s modulefile puts on PATH, without parsing its Lua.
+
+    ``render_modulefile`` puts exactly one there: the build's shim ``bin/``,
+    and only when it holds programs (``write_shims`` keeps it in step).
+    """
+    bin_dir = shims.shim_dir(modules_root(config, root), config.modules.prefix,
+                             info.name, info.version) / "bin"
+    try:
+        return (str(bin_dir),) if any(bin_dir.iterdir()) else ()
+    except OSError:
+        return ()
+
+
 def refresh_modules(config: Config, requests: Iterable[ModuleRequest], *,
                     root: Path | None = None) -> RefreshResult:
     """Rewrite every module from ``requests``, then prune modules whose store path is gone.
@@ -599,7 +615,11 @@ def update_spider_cache(root: Path) -> Path:
     timestamp = cache / "timestamp"
     atomic_write(timestamp, "")
     spider = lmod_libexec() / "spider"
-    proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True, text=True)
+    try:
+        proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True,
+                              text=True, timeout=SPIDER_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"Lmod spider did not finish within {SPIDER_TIMEOUT} s on {root}") from None
     if proc.returncode != 0:
         raise OperationFailed(f"Lmod spider failed on {root}: {nix.last_lines(proc.stderr)}")
     atomic_write(cache / "spiderT.lua", proc.stdout)

@@ -8,7 +8,6 @@ users: nixmod never needs privileges. No substituter is assumed reachable
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from nixmod.errors import OperationFailed, UserError
 
@@ -77,9 +76,18 @@ def channel_expression(path: Path | None, url: str = "", sha256: str = "") -> li
     """
     if path is not None:
         return [str(path)]
-    expr = (f"import (builtins.fetchTarball {{ url = {nix_string(url)}; "
-            f"sha256 = {nix_string(sha256)}; }}) {{}}")
-    return ["-E", expr]
+    return ["-E", tarball_expression(url, sha256) + " {}"]
+
+
+def tarball_expression(url: str, sha256: str) -> str:
+    """The Nix function a url channel names: its tarball, pinned by ``sha256``.
+
+    The one place this text is written: ``channel_expression`` applies it to
+    ``{}`` for nix-instantiate; the catalog saves it in a file for ``nix-env -f``
+    (which applies it itself).
+    """
+    return (f"import (builtins.fetchTarball {{ url = {nix_string(url)}; "
+            f"sha256 = {nix_string(sha256)}; }})")
 
 
 def nix_string(value: str) -> str:
@@ -93,16 +101,6 @@ def attr_path_arg(attr: str) -> str:
     parts = attr.split(".")
     return ".".join(p if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_'-]*", p) else nix_string(p)
                     for p in parts)
-
-
-def query_packages(path: Path | None, url: str = "", sha256: str = "",
-                   timeout: float | None = None) -> dict:
-    """``nix-env -qaP --json --meta`` of a channel, parsed."""
-    if path is None:
-        raise UserError("url channels must be fetched to a file first (catalog does this)")
-    proc = run(["nix-env", "-f", str(path), "-qaP", "--json", "--meta",
-                *OFFLINE_OPTIONS], timeout=timeout)
-    return json.loads(proc.stdout or "{}")
 
 
 def list_packages_to_file(source: Path, out: Path, progress: Callable[[str], None] | None = None,
@@ -183,6 +181,11 @@ def valid_paths(paths: Sequence[str]) -> set[str]:
 def store_hash(path: str) -> str:
     """The 32-character hash that starts a store path's name (names a drv compactly)."""
     return Path(path).name.split("-", 1)[0]
+
+
+def main_output(outputs: Mapping[str, str]) -> str:
+    """The store path a user thinks of as "the package": ``out``, else the first output."""
+    return outputs.get("out") or next(iter(outputs.values()), "")
 
 
 def realise_command(drv: str, gc_root: Path | None = None) -> list[str]:

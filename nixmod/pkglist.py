@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, cast
 
 _CHUNK = 1 << 20
 _WHITESPACE = " \t\n\r"
@@ -141,7 +141,9 @@ def _open(path: Path) -> IO[bytes]:
     raw = path.open("rb")
     magic = raw.read(2)
     raw.seek(0)
-    return gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+    if magic == b"\x1f\x8b":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))  # typeshed: GzipFile is not an IO[bytes]
+    return raw
 
 
 def iter_entries(path: Path) -> Iterator[tuple[str, Any]]:
@@ -213,7 +215,8 @@ def to_record(attr: str, entry: Any) -> Record | Skipped:
     parsed_pname, parsed_version = parse_drv_name(name)
     if not isinstance(version, str):
         version = parsed_version
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    meta_value = entry.get("meta")
+    meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
     outputs = entry.get("outputs")
     if isinstance(outputs, dict) and outputs:
         output_names = tuple(str(key) for key in outputs)

@@ -121,16 +121,24 @@ def nar_hash(path: Path, *, skip_git: bool = False) -> str:
     return "sha256:" + nix_base32(sink.digest())
 
 
+#: seconds a git query on a channel checkout may take (a hung NFS mount must not hang a lock)
+GIT_TIMEOUT = 30
+
+
 def _git_rev(path: Path) -> tuple[str, bool] | None:
     """(HEAD revision, has local changes) when ``path`` is the top of a git checkout."""
     if not path.is_dir() or not (path / ".git").exists() or shutil.which("git") is None:
         return None
-    head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                          text=True)
-    if head.returncode != 0:
+    try:
+        head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=GIT_TIMEOUT,
+                               stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:   # a hung network filesystem: no git pin, the content hash still pins
         return None
-    dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True)
     return head.stdout.strip(), bool(dirty.stdout.strip())
 
 
@@ -261,8 +269,10 @@ def parse_lock(data: Any, source: str) -> Lock:
         where = f"package #{index + 1}"
         if not isinstance(raw, dict):
             raise bad(f"{where} is not an object")
-        texts = {key: raw.get(key) for key in ("name", "version", "channel", "attr", "drv")}
-        if not all(isinstance(v, str) and v for v in texts.values()):
+        keys = ("name", "version", "channel", "attr", "drv")
+        texts: dict[str, str] = {key: value for key in keys
+                                 if isinstance(value := raw.get(key), str) and value}
+        if len(texts) != len(keys):
             raise bad(f"{where} needs name, version, channel, attr and drv as strings")
         outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
         if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
@@ -278,7 +288,8 @@ def parse_lock(data: Any, source: str) -> Lock:
         if texts["channel"] not in channels:
             raise bad(f"{where} ({texts['name']}) names channel {texts['channel']!r}, "
                       "which 'channels' does not describe")
-        meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
+        meta_value = raw.get("meta")
+        meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
         packages.append(LockedPackage(
             name=texts["name"], version=texts["version"], channel=texts["channel"],
             attr=texts["attr"], drv=texts["drv"], outputs=dict(outputs), nar_hash=dict(hashes),
@@ -808,8 +819,8 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
     for request in requests:
         module = lmod.module_name(config, request.name, request.version)
         if progress:
-            where = "on the build partition" if backend == "slurm" else "here"
-            progress(f"{module}: rebuilding {request.drv} {where} to compare (--check)")
+            place = "on the build partition" if backend == "slurm" else "here"
+            progress(f"{module}: rebuilding {request.drv} {place} to compare (--check)")
         argv = check_command(config, request.drv, backend)
         if argv[0] == "srun":
             if shutil.which("srun") is None:

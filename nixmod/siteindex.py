@@ -197,12 +197,13 @@ class SiteIndex:
 
     def uncovered(self, channels: list[Channel]) -> list[str]:
         """Why each of these config channels would be listed per user (empty: all covered)."""
-        from nixmod.catalog import FORMAT as CATALOG_FORMAT, _digest, channel_identity
+        from nixmod.catalogcache import FORMAT as CATALOG_FORMAT, digest
+        from nixmod.channels import channel_identity
 
         reasons = []
         for channel in channels:
             try:
-                self._entry(channel.name, _digest((CATALOG_FORMAT, channel_identity(channel))))
+                self._entry(channel.name, digest((CATALOG_FORMAT, channel_identity(channel))))
             except SiteIndexError as exc:
                 reasons.append(str(exc))
         return reasons
@@ -376,36 +377,36 @@ def publish(config: "Config", directory: Path, progress: Progress | None = None
     themselves); the others are still published. The merged index is added
     only when every channel listed.
     """
-    from nixmod import catalog
+    from nixmod import catalog, catalogcache, channels
 
     say = progress or (lambda message: None)
     directory = directory.absolute()
     check_publish_dir(directory)
     cache = config.cache_dir / "catalog"
-    catalog._require_writable(cache)
-    lister = catalog._ChannelLister(cache, say)
-    identities = [catalog.channel_identity(c) for c in config.channels]
+    channels.require_writable(cache)
+    lister = channels.ChannelLister(cache, say)
+    identities = [channels.channel_identity(c) for c in config.channels]
     listings = [lister.listing(c, i, False) for c, i in zip(config.channels, identities)]
     published: list[tuple[str, str, SiteListing]] = []
     failed: dict[str, str] = {}
     report: list[PublishedChannel] = []
     for channel, identity, listing in zip(config.channels, identities, listings):
-        kind = catalog._channel_kind(channel)
+        kind = channels.channel_kind(channel)
         source = str(channel.listing or channel.path or channel.url)
         if listing.error:
             failed[channel.name] = listing.error
         else:
-            published.append((channel.name, catalog._digest((catalog.FORMAT, identity)),
+            published.append((channel.name, catalogcache.digest((catalogcache.FORMAT, identity)),
                               SiteListing(listing.records, listing.skipped, listing.listed_at)))
         report.append(PublishedChannel(channel.name, kind, source, len(listing.records),
                                        listing.error))
     merged = None
     if not failed:
-        key = catalog._digest((catalog.FORMAT, [(c.name, i)
+        key = catalogcache.digest((catalogcache.FORMAT, [(c.name, i)
                                                 for c, i in zip(config.channels, identities)]))
         header, sections = catalog._build_index(config.channels, listings, say)
         header["key"] = key
-        merged = (key, b"".join(catalog._section_image(header, sections)))
-    path = write_index(directory, published, failed, merged, catalog.FORMAT)
+        merged = (key, b"".join(catalogcache.section_image(header, sections)))
+    path = write_index(directory, published, failed, merged, catalogcache.FORMAT)
     say(f"catalog publish: {len(published)} of {len(config.channels)} channels in {path}")
     return report

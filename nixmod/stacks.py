@@ -20,18 +20,23 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-from nixmod import dirs
+from nixmod import dirs, nix
 from nixmod.config import Config, current_user, expand_path, key_line
 from nixmod.dirs import ensure_dir
-from nixmod.doctor import writable_dir
 from nixmod.errors import UserError
+
+if TYPE_CHECKING:  # imported where used: `stack check` must not pay for builds/repro
+    from nixmod.builds import BuildRecord, Plan
+    from nixmod.builds.state import BuildStore
+    from nixmod.catalog import Catalog, PackageVersion
+    from nixmod.repro import Lock
 
 Progress = Callable[[str], None]
 
@@ -94,7 +99,7 @@ class Resolved:
     """A stack entry and the catalog version it names."""
 
     entry: StackEntry
-    version: Any  # catalog.PackageVersion (typed loosely: catalog is imported lazily)
+    version: PackageVersion
 
 
 @dataclass
@@ -138,7 +143,7 @@ class StackInvalid(UserError):
 
 # -- parsing --------------------------------------------------------------------------
 
-def _closest(word: str, choices: Any) -> str:
+def _closest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' when a choice is close to ``word``, else ''."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else ""
@@ -201,7 +206,8 @@ def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]
         reader.problem("no [stack] table", 'add [stack] with name = "..." and modules_root = "..."')
         head = {}
     reader.check_keys(head, _STACK_KEYS, "stack")
-    name = head.get("name") if isinstance(head.get("name"), str) else ""
+    name_value = head.get("name")
+    name = name_value if isinstance(name_value, str) else ""
     if not name:
         reader.problem("[stack] has no name", 'add name = "site-2026a" under [stack]',
                        key="stack", table="stack")
@@ -244,7 +250,8 @@ def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]
 
 # -- checking against the catalog and the filesystem ------------------------------------
 
-def _resolve_entry(catalog: Any, entry: StackEntry, file: str) -> tuple[Any | None, Problem | None]:
+def _resolve_entry(catalog: Catalog, entry: StackEntry, file: str
+                   ) -> tuple[PackageVersion | None, Problem | None]:
     """The catalog version an entry names (the catalog's own SPEC rules), or the problem."""
     spec = (f"{entry.channel}:" if entry.channel else "") + entry.name + \
         (f"@{entry.version}" if entry.version else "")
@@ -256,7 +263,7 @@ def _resolve_entry(catalog: Any, entry: StackEntry, file: str) -> tuple[Any | No
         return None, Problem(file, entry.line_of(key), said, fix)
 
 
-def _fix_for(catalog: Any, entry: StackEntry) -> tuple[str, str]:
+def _fix_for(catalog: Catalog, entry: StackEntry) -> tuple[str, str]:
     """The key at fault and the nearest thing the catalog does have (a channel, a version)."""
     known = [c.name for c in catalog.channels]
     if entry.channel and entry.channel not in known:
@@ -274,7 +281,7 @@ def _fix_for(catalog: Any, entry: StackEntry) -> tuple[str, str]:
     return "version", f"use version = {near[0]!r}" if near else f"use one of: {', '.join(choices)}"
 
 
-def check_stack(config: Config, path: Path, catalog: Any = None,
+def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                 progress: Progress | None = None) -> CheckReport:
     """Parse and validate a stack file; every problem at once, none raised."""
     stack, problems = parse_stack(path, config)
@@ -283,7 +290,7 @@ def check_stack(config: Config, path: Path, catalog: Any = None,
         return report
     file = str(path)
     for directory, what in ((stack.modules_root, "modules_root"), (stack.gcroot_dir, "GC root directory")):
-        ok, detail = writable_dir(directory)
+        ok, detail = dirs.writable_dir(directory)
         if not ok:
             line = key_line(path.read_text(encoding="utf-8"), "modules_root", "stack")
             report.problems.append(Problem(file, line, f"{what} {directory} is not writable: {detail}",
@@ -310,7 +317,8 @@ def check_stack(config: Config, path: Path, catalog: Any = None,
     default_of: dict[str, StackEntry] = {}
     for entry in stack.entries:
         version, problem = _resolve_entry(catalog, entry, file)
-        if problem is not None:
+        if version is None:
+            assert problem is not None
             report.problems.append(problem)
             continue
         key = (version.name, version.version)
@@ -341,7 +349,7 @@ def load_stack(config: Config, path: Path, progress: Progress | None = None) -> 
     return report
 
 
-def locked_stack_report(config: Config, path: Path, lock: Any) -> CheckReport:
+def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
     """The stack file's name, tree and defaults, with the lock's packages instead of the catalog's.
 
     A year later the catalog may no longer resolve the file's names to the
@@ -438,16 +446,16 @@ class StackBuildResult:
                 "ok": not self.failed}
 
 
-def _stack_records(store: Any, stack: Stack) -> dict[str, Any]:
+def _stack_records(store: BuildStore, stack: Stack) -> dict[str, BuildRecord]:
     """drv -> the newest build record this stack made for it (the stack's own history)."""
-    latest: dict[str, Any] = {}
+    latest: dict[str, BuildRecord] = {}
     for record in store.select():
         if record.module_root == str(stack.modules_root):
             latest[record.drv] = record
     return latest
 
 
-def _item(entry: StackEntry, version: Any, action: str, record: Any = None, *,
+def _item(entry: StackEntry, version: PackageVersion, action: str, record: BuildRecord | None = None, *,
           state: str = "", out: str = "", module: str | None = None) -> StackItem:
     item = StackItem(name=version.name, version=version.version, channel=version.channel,
                      default=entry.default, action=action, state=state, out=out, module=module)
@@ -456,7 +464,7 @@ def _item(entry: StackEntry, version: Any, action: str, record: Any = None, *,
     return item
 
 
-def _take(item: StackItem, record: Any) -> None:
+def _take(item: StackItem, record: BuildRecord) -> None:
     """Copy what a build record knows into the item."""
     item.build_id, item.state, item.job = record.id, record.state, record.job
     item.module = record.module or item.module
@@ -517,7 +525,7 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
 
 
 def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool = False,
-                progress: Progress | None = None, lock: Any = None) -> StackBuildResult:
+                progress: Progress | None = None, lock: Lock | None = None) -> StackBuildResult:
     """Check, plan, publish what is valid, submit the rest at once, remove what left the file.
 
     Idempotent: a package whose module is published and valid is left alone,
@@ -537,7 +545,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     started = time.monotonic()
     # SLURM jobs inherit the submitter's umask: what they publish is readable by all
     os.umask(0o022)
-    plans: list[Any] | None = None
+    plans: list[Plan] | None = None
     if lock is None:
         report = load_stack(config, path, progress=progress)
     else:
@@ -560,14 +568,14 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
         builds.migrate_gc_roots(store, stack.gcroot_dir)
         history = _stack_records(store, stack)
         items: list[StackItem] = []
-        to_submit: list[tuple[StackItem, Any]] = []
+        to_submit: list[tuple[StackItem, Plan]] = []
         followed: list[StackItem] = []
         for resolved, plan in zip(report.resolved, plans):
             entry, version = resolved.entry, resolved.version
             plan.default = entry.default
             module = published.get((version.name, version.version))
             earlier = history.get(plan.drv)
-            out = plan.outputs.get("out") or next(iter(plan.outputs.values()), "")
+            out = nix.main_output(plan.outputs)
             if (plan.action == "reuse" and module is not None and module.valid
                     and module.outputs == plan.outputs):
                 if entry.default and not module.default:
@@ -650,11 +658,11 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
     published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
     store = builds.open_store(config)
     try:
-        latest: dict[tuple[str, str, str], Any] = {}
-        for record in _stack_records(store, stack).values():
-            key = (record.name, record.version, record.channel)
-            if key not in latest or record.id > latest[key].id:
-                latest[key] = record
+        latest: dict[tuple[str, str, str], BuildRecord] = {}
+        for candidate in _stack_records(store, stack).values():
+            key = (candidate.name, candidate.version, candidate.channel)
+            if key not in latest or candidate.id > latest[key].id:
+                latest[key] = candidate
     finally:
         store.close()
     items = []

@@ -6,6 +6,14 @@ site installs: the venv under /opt/nixmod made with Debian's python3.
 
 If a real part cannot start, the session fails with the reason: there is no
 skip that hides a missing daemon.
+
+Tests that need the rig carry ``pytest.mark.rig``: a test that asks for a
+real user, a node, the test channels, the real dumps or the installed demo
+gets it here (``pytest_collection_modifyitems``), and modules that talk to
+the daemons some other way set ``pytestmark = pytest.mark.rig``. Only rig
+tests start the rig; the rest (pure Python: config parsing, versions,
+search ranking, Lua escaping, the TUI's model) run anywhere, as any user:
+``pytest -m "not rig"``.
 """
 
 from __future__ import annotations
@@ -138,7 +146,24 @@ def nodes(cluster: None) -> RigNodes:
     return rig_nodes()
 
 
-@pytest.fixture(scope="session", autouse=True)
+#: fixtures that only work on the rig: a test using one (directly or not) is a rig test
+RIG_FIXTURES = frozenset({"cluster", "nodes", "alice", "bob", "test_channels", "real_dumps", "demo_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RIG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.rig)
+
+
+@pytest.fixture(autouse=True)
+def _rig_for_rig_tests(request: pytest.FixtureRequest) -> None:
+    """Bring the rig up (once a session) before a rig test; pure tests never wait for it."""
+    if request.node.get_closest_marker("rig") is not None:
+        request.getfixturevalue("cluster")
+
+
+@pytest.fixture(scope="session")
 def cluster() -> None:
     """The real rig: started by tests/cluster/up.sh if anything is down."""
     if os.geteuid() != 0:
@@ -232,17 +257,17 @@ def _new_session(user: str, label: str) -> UserSession:
 
 
 @pytest.fixture
-def alice(request) -> UserSession:
+def alice(request, cluster: None) -> UserSession:
     return _new_session(ALICE, request.node.name)
 
 
 @pytest.fixture
-def bob(request) -> UserSession:
+def bob(request, cluster: None) -> UserSession:
     return _new_session(BOB, request.node.name)
 
 
 @pytest.fixture(scope="session")
-def test_channels() -> Path:
+def test_channels(cluster: None) -> Path:
     """tests/channels copied where every user can read it (the checkout may be under /root)."""
     target = SCRATCH / f"channels-{uuid.uuid4().hex[:8]}"
     shutil.copytree(REPO / "tests" / "channels", target)
@@ -252,7 +277,7 @@ def test_channels() -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_dumps() -> Path:
+def real_dumps(cluster: None) -> Path:
     """The five real dumps, copied where test users can read them (shared/ may sit under /root)."""
     source = shared_data_dir()
     dumps = sorted(source.glob("*.json.gz"))
@@ -270,7 +295,7 @@ def real_dumps() -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_dir() -> Path:
+def demo_dir(cluster: None) -> Path:
     """The demo channels as the installed nixmod ships them."""
     # -I and cwd=/ so that the installed nixmod answers, not the checkout in the cwd
     # (which test users may not be able to read)

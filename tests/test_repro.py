@@ -16,6 +16,7 @@ from pathlib import Path
 
 from builds_helpers import counter_lines, new_counter, records
 from conftest import VENV, UserSession
+from tui_view import WatchedApp, screen_text
 
 RIG_KEY = Path("/etc/nix/nixmod-rig-cache.sec")
 MODULES = "~/.local/share/nixmod/modules"
@@ -272,7 +273,6 @@ def test_tui_shows_signatures_locks_modules_and_verifies_a_build(tmp_path, test_
     """Modules screen: per-module signature state and L (lock these); Builds screen: v (verify)."""
     from nixmod import cli
     from nixmod.config import load_config
-    from nixmod.tui.app import NixmodApp
 
     nonce, counter = new_counter()
     for name, value in (("HOME", tmp_path / "home"), ("XDG_CACHE_HOME", tmp_path / "cache"),
@@ -287,7 +287,7 @@ def test_tui_shows_signatures_locks_modules_and_verifies_a_build(tmp_path, test_
                            f'[build]\nbackend = "local"\nstate_dir = "{tmp_path}/state"\n'
                            f'[modules]\nroot = "{tmp_path}/modules"\n')
     assert cli.main(["--config", str(config_file), "build", "steady", "noisy", "--wait"]) == 0
-    asyncio.run(_tui_repro(NixmodApp(load_config(config_file), watch_builds=False), tmp_path))
+    asyncio.run(_tui_repro(WatchedApp(load_config(config_file), watch_builds=False), tmp_path))
 
 
 async def _tui_repro(app, tmp_path: Path) -> None:
@@ -295,19 +295,16 @@ async def _tui_repro(app, tmp_path: Path) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not condition():
-            assert loop.time() < deadline, ([n.message for n in app._notifications], screen_text())
+            assert loop.time() < deadline, (app.told, screen_text(app))
             await pilot.pause(0.2)
 
     def said(text: str) -> bool:
-        return any(text in n.message for n in app._notifications)
-
-    def screen_text() -> str:
-        return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        return any(text in message for message in app.told)
 
     async with app.run_test(size=(120, 40)) as pilot:
         await until(lambda: app.catalog is not None or app.catalog_error)
         await pilot.press("down", "4")          # out of the search box, to Modules
-        await until(lambda: len(app.module_rows) == 2 and "outputs: built here" in screen_text())
+        await until(lambda: len(app.module_rows) == 2 and "outputs: built here" in screen_text(app))
         await pilot.press("L")
         await until(lambda: said("Locked 2 module(s) in"))
         [lock_file] = (tmp_path / "home").glob("nixmod-*.lock")
@@ -315,7 +312,7 @@ async def _tui_repro(app, tmp_path: Path) -> None:
         assert sorted(p["name"] for p in lock["packages"]) == ["noisy", "steady"]
 
         await pilot.press("3")
-        await until(lambda: len(app.records) == 2 and "v verify" in screen_text())
+        await until(lambda: len(app.records) == 2 and "v verify" in screen_text(app))
         await pilot.press("v")                       # the newest build first: noisy
         await until(lambda: said("noisy 0.1: out differs"))
         await pilot.press("down", "v")

@@ -19,6 +19,9 @@ import pytest
 
 from conftest import REPO, SCRATCH, STORE_COPY, rig_nodes
 
+#: every test here needs the rig (up.sh itself, run as root)
+pytestmark = pytest.mark.rig
+
 
 def test_unprivileged_user_builds_a_demo_package_through_the_daemon(alice, demo_dir):
     proc = alice.run("nix-build", str(demo_dir / "demo-2025"), "-A", "hello", "--no-out-link",

@@ -186,26 +186,44 @@ def test_status_shows_every_package(built):
     assert all(r["job"] for r in rows_json)
 
 
-def test_removing_a_package_from_the_file_removes_its_module(built, bob):
-    # runs last in this module: it changes the stack
-    text = STACK.format(root=built.root).replace(
-        '[[package]]\nname = "samtools"\nchannel = "stacks-old"\n\n', "")
-    built.alice.write("stack.toml", text)
-    proc = built.alice.nixmod("stack", "build", str(built.stack_file))
+def test_removing_a_package_from_the_file_removes_its_module(built, bob, test_channels):
+    """On its own copy of the stack (own HOME and tree), so the shared ``built`` stays as built.
+
+    The copy uses the same nonce, so its drvs are the ones ``built`` made: every package is
+    reused, nothing is submitted. ``broken`` is left out, so every build here succeeds.
+    """
+    alice = _new_session(ALICE, "stacks-removal")
+    _configure(alice, test_channels)
+    alice.extra_env["NIXMOD_TEST_NONCE"] = built.alice.extra_env["NIXMOD_TEST_NONCE"]
+    root = alice.home / "site" / "modules"
+    full = STACK.format(root=root).replace('[[package]]\nname = "broken"\n', "")
+    stack_file = alice.write("stack.toml", full)
+    proc = alice.nixmod("stack", "build", str(stack_file), "--wait", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert {p["action"] for p in _json(proc)["packages"]} == {"reuse"}, proc.stdout
+    assert (root / "nix/samtools/1.17.lua").exists()
+
+    text = full.replace('[[package]]\nname = "samtools"\nchannel = "stacks-old"\n\n', "")
+    alice.write("stack.toml", text)
+    proc = alice.nixmod("stack", "build", str(stack_file))
+    assert proc.returncode == 0, proc.stderr
     assert "nix/samtools/1.17: removed (no longer in stack.toml)" in proc.stderr
     assert "1 module(s) removed" in proc.stdout
-    assert not (built.root / "nix/samtools/1.17.lua").exists()
-    assert not (built.root.parent / "gcroots/site-test/samtools").exists()
-    avail = bob.bash(f"module use {built.root}; module -t avail 2>&1").stdout
+    assert not (root / "nix/samtools/1.17.lua").exists()
+    assert not (root.parent / "gcroots/site-test/samtools").exists()
+    avail = bob.bash(f"module use {root}; module -t avail 2>&1").stdout
     assert "nix/samtools" not in avail and "nix/hello/2.10" in avail
 
     # no package marked default any more: the newest version is what loads again
-    built.alice.write("stack.toml", text.replace("default = true\n", ""))
-    proc = built.alice.nixmod("stack", "build", str(built.stack_file))
-    assert proc.returncode in (0, 1), proc.stderr
+    alice.write("stack.toml", text.replace("default = true\n", ""))
+    proc = alice.nixmod("stack", "build", str(stack_file))
+    assert proc.returncode == 0, proc.stderr
     assert "hello: no default any more" in proc.stderr
-    loaded = bob.bash(f"module use {built.root}; module load nix/hello; hello").stdout
+    loaded = bob.bash(f"module use {root}; module load nix/hello; hello").stdout
     assert loaded.strip().startswith("hello 2.12.1"), loaded
+
+    # the shared stack was not touched
+    assert (built.root / "nix/samtools/1.17.lua").exists()
 
 
 # -- stack check: every problem at once, nothing written -----------------------------------

@@ -26,6 +26,7 @@ from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import LogScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.selection import PlanScreen
+from tui_view import WatchedApp, screen_text
 
 SIZES = [(80, 24), (120, 40)]
 SIZE_IDS = ["80x24", "120x40"]
@@ -33,6 +34,9 @@ SIZE_IDS = ["80x24", "120x40"]
 SNAPSHOT_DIR = Path("/tmp/nixmod-tui-snapshot")
 #: a store path that looks real but is never valid: deterministic, and shows "gone"
 FAKE_STORE_PATH = "/nix/store/00000000000000000000000000000000-hello-2.10"
+
+#: every test here needs the rig (the demo catalog is evaluated by the real nix-daemon)
+pytestmark = pytest.mark.rig
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +126,7 @@ def after(*keys: str):
 
 def quiet_app(config) -> NixmodApp:
     """No refresh timer: a snapshot must not depend on when a timer fired."""
-    return NixmodApp(config, watch_builds=False)
+    return WatchedApp(config, watch_builds=False)
 
 
 # -- snapshots --------------------------------------------------------------------------
@@ -211,13 +215,10 @@ def record_of(app: NixmodApp, name: str):
     return matching[-1] if matching else None
 
 
-def screen_text(app: NixmodApp) -> str:
-    """The characters on the terminal right now (what the user reads)."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
 def notifications(app: NixmodApp) -> list[str]:
-    return [n.message for n in app._notifications]
+    """What the app has told the user so far (every app here is a WatchedApp)."""
+    assert isinstance(app, WatchedApp)
+    return app.told
 
 
 async def keys(pilot, *names: str) -> None:
@@ -238,7 +239,7 @@ def test_search_pick_submit_build_module(build_config):
 
 async def _search_pick_submit_build_module(build_config):
     """search -> pick version -> plan -> submit -> build appears -> built -> module shown."""
-    app = NixmodApp(build_config, refresh_seconds=0.5)
+    app = WatchedApp(build_config, refresh_seconds=0.5)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert app.catalog_error == ""
@@ -295,7 +296,7 @@ def test_cancel_a_running_build(build_config, monkeypatch):
 async def _cancel_a_running_build(build_config, monkeypatch):
     """c asks first: n (or esc) leaves the build running, y cancels it."""
     monkeypatch.setenv("NIXMOD_TEST_SLEEP", "60")
-    app = NixmodApp(build_config, refresh_seconds=0.5)
+    app = WatchedApp(build_config, refresh_seconds=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await type_query(pilot, "pkg7")
@@ -327,7 +328,7 @@ def test_retry_a_failed_build_and_see_why_it_failed(build_config):
 async def _retry_a_failed_build(build_config):
     """A failed build's toast and status line give the cause, not the log's first line;
     r resubmits it from the Builds screen (this crashed with an AttributeError once)."""
-    app = NixmodApp(build_config, refresh_seconds=0.5)
+    app = WatchedApp(build_config, refresh_seconds=0.5)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await type_query(pilot, "failing")
@@ -369,7 +370,7 @@ def test_a_crash_exits_non_zero(own_demo_config):
 
     app = Crashing(own_demo_config, watch_builds=False)
     assert exit_status(app, headless=True, size=(80, 24), auto_pilot=press_x) == 1
-    normal = NixmodApp(own_demo_config, watch_builds=False)
+    normal = WatchedApp(own_demo_config, watch_builds=False)
 
     async def quit_now(pilot) -> None:
         await pilot.pause(0.5)
@@ -388,7 +389,7 @@ async def _bad_channel_keeps_the_app_usable(tui_home, tmp_path):
     config_file.write_text(f'[[channels]]\nname = "site"\npath = "{tmp_path}/missing"\n'
                            f'[build]\nstate_dir = "{tmp_path}/state"\n'
                            f'[modules]\nroot = "{tmp_path}/modules"\n')
-    app = NixmodApp(load_config(config_file), watch_builds=False)
+    app = WatchedApp(load_config(config_file), watch_builds=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         text = screen_text(app)
@@ -472,7 +473,7 @@ async def _version_that_cannot_name_a_module(tui_home, tmp_path, test_channels, 
                            f'[build]\nstate_dir = "{tmp_path}/state"\n'
                            f'[modules]\nroot = "{tmp_path}/modules"\n')
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    app = NixmodApp(load_config(config_file), watch_builds=False)
+    app = WatchedApp(load_config(config_file), watch_builds=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await type_query(pilot, "noversion")
@@ -492,7 +493,7 @@ async def _nix_missing_names_the_machine_not_the_config(tmp_path, monkeypatch):
     """A first start with nix-env not on PATH (the nix module not loaded yet)."""
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # nothing cached: must evaluate
-    app = NixmodApp(load_config(demo=True), watch_builds=False)
+    app = WatchedApp(load_config(demo=True), watch_builds=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         text = screen_text(app)
@@ -586,7 +587,7 @@ async def _space_while_loading(tmp_path, monkeypatch):
     config_file.write_text(f'[[channels]]\nname = "slow"\npath = "{tmp_path}/slow"\n'
                            f'[build]\nstate_dir = "{tmp_path}/state"\n'
                            f'[modules]\nroot = "{tmp_path}/modules"\n')
-    app = NixmodApp(load_config(config_file), watch_builds=False)
+    app = WatchedApp(load_config(config_file), watch_builds=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await keys(pilot, "escape", "space")
         assert app.catalog is None, "the catalog was in before the keys: test needs a slower start"
@@ -641,7 +642,7 @@ def test_a_saved_package_list_is_browse_only(dump_config):
 async def _browse_only(dump_config):
     """Versions say `browse only`, the footer offers no pick or submit, space explains,
     and the plan dialog explains instead of offering a Submit that does nothing."""
-    app = NixmodApp(dump_config, watch_builds=False)
+    app = WatchedApp(dump_config, watch_builds=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await type_query(pilot, "oldtool")
@@ -680,7 +681,7 @@ async def _builds_highlight_and_log(own_demo_config):
     broken = next(r for r in first if r.name == "broken")
     log = Path(broken.log)
     log.write_text(log.read_text() + "".join(f"line {i} of a long log\n" for i in range(300)))
-    app = NixmodApp(own_demo_config, refresh_seconds=0.3)
+    app = WatchedApp(own_demo_config, refresh_seconds=0.3)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await keys(pilot, "escape", "3")
@@ -751,7 +752,7 @@ async def _modules_remove(own_demo_config):
                                             outputs={"out": FAKE_STORE_PATH}))
     modulefile = own_demo_config.modules.root / "nix" / "hello" / "2.10.lua"
     assert modulefile.exists()
-    app = NixmodApp(own_demo_config, refresh_seconds=0.3)
+    app = WatchedApp(own_demo_config, refresh_seconds=0.3)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await keys(pilot, "escape", "4")
@@ -786,7 +787,7 @@ async def _layout(own_demo_config, tmp_path, size):
     catalog = Catalog.load(own_demo_config)
     done = builds.submit(own_demo_config, builds.plan(own_demo_config, [catalog.resolve("broken")]))
     builds.wait(own_demo_config, [r.id for r in done])
-    app = NixmodApp(own_demo_config, watch_builds=False)
+    app = WatchedApp(own_demo_config, watch_builds=False)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         text = screen_text(app)
@@ -805,7 +806,7 @@ async def _layout(own_demo_config, tmp_path, size):
     five = [replace(own_demo_config.channels[i % 2], name=f"nixpkgs-{year}")
             for i, year in enumerate((2021, 2022, 2023, 2024, 2025))]
     wide = replace(own_demo_config, channels=five)
-    app = NixmodApp(wide, watch_builds=False)
+    app = WatchedApp(wide, watch_builds=False)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)
         assert "selection 0" in screen_text(app).splitlines()[0]

@@ -325,6 +325,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
         if action == "reuse":
             _finish(config, store, record, "reused")
         elif action == "join":
+            assert flight is not None  # decide() returns the flight it joins
             store.update(record, state="queued", job=flight.job, joined=True,
                          backend=flight.backend)
             if progress:

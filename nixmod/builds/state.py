@@ -344,7 +344,8 @@ class BuildStore:
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         cursor = self._execute(f"INSERT INTO builds ({names}) VALUES ({marks})", row)
-        record.id = int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # an INSERT always sets it
+        record.id = cursor.lastrowid
         record.log = str(self.logs_dir / f"{record.id}.log")
         self.update(record, log=record.log)
         return record
@@ -380,7 +381,8 @@ class BuildStore:
     def select(self, ids: Iterable[int] | None = None,
                states: Iterable[str] | None = None) -> list[BuildRecord]:
         """Records by id and/or state, oldest first."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[int | str] = []
         if ids is not None:
             ids = list(ids)
             where.append(f"id IN ({', '.join('?' * len(ids))})")

@@ -21,8 +21,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from nixmod.builds import BuildRecord, Plan
+from nixmod.catalog import Catalog
 from nixmod.config import Config
 from nixmod.tui import model
+from nixmod.tui.base import NixmodScreen
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
 from nixmod.tui.help import HelpScreen
@@ -74,11 +77,11 @@ class NixmodApp(App[int]):
         self.config = config
         self.refresh_seconds = refresh_seconds
         self.watch_builds = watch_builds
-        self.catalog: Any = None
+        self.catalog: Catalog | None = None
         self.catalog_status = "Loading the catalog…"
         self.catalog_error = ""
         self.selection = model.Selection()
-        self.records: list[Any] = []
+        self.records: list[BuildRecord] = []
         self.module_rows: list[model.ModuleRow] = []
         self.state_error = ""
         self.followed_build: int | None = None   # the build whose log the Builds screen follows
@@ -126,9 +129,11 @@ class NixmodApp(App[int]):
     @work(thread=True, exclusive=True, group="catalog")
     def load_catalog(self) -> None:
         """Evaluate (first run) or read (cached) the catalog, reporting progress."""
+        def progress(text: str) -> None:
+            self.post_message(CatalogProgress(text))
+
         try:
-            catalog = model.load_catalog(
-                self.config, progress=lambda text: self.post_message(CatalogProgress(text)))
+            catalog = model.load_catalog(self.config, progress=progress)
         except Exception as error:  # noqa: BLE001 - any failure becomes a message, not a traceback
             self.post_message(CatalogFailed(model.explain(error)))
             return
@@ -157,7 +162,7 @@ class NixmodApp(App[int]):
             self.post_message(StateRefreshed(records, modules, "; ".join(errors), followed, log_text))
 
     @work(thread=True, exclusive=True, group="submit")
-    def submit(self, plans: list[Any]) -> None:
+    def submit(self, plans: list[Plan]) -> None:
         try:
             records = model.submit_plans(self.config, plans)
         except Exception as error:  # noqa: BLE001
@@ -185,7 +190,7 @@ class NixmodApp(App[int]):
                                      "collector; a build brings the module back)"))
 
     @work(thread=True, group="actions")
-    def retry_build(self, record: Any) -> None:
+    def retry_build(self, record: BuildRecord) -> None:
         try:
             model.retry_build(self.config, record.id)
         except Exception as error:  # noqa: BLE001
@@ -248,10 +253,14 @@ class NixmodApp(App[int]):
     # -- actions --------------------------------------------------------------------
 
     def redraw(self) -> None:
-        """Ask the visible screen to lay out the app's state again."""
-        refresh_view = getattr(self.screen, "refresh_view", None)
-        if refresh_view is not None:
-            refresh_view()
+        """Ask the visible screen to lay out the app's state again.
+
+        A screen still being composed (just switched to) is skipped: its
+        widgets are not there yet, and its ``on_screen_resume`` lays it out.
+        """
+        screen = self.screen
+        if isinstance(screen, NixmodScreen) and screen.is_mounted:
+            screen.refresh_view()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -279,7 +288,12 @@ class NixmodApp(App[int]):
     def show_package(self, name: str) -> None:
         """Open ``name`` in Browse (from the command palette)."""
         self.switch_mode("browse")
-        self.call_after_refresh(lambda: getattr(self.screen, "search_for", lambda _name: None)(name))
+
+        def search() -> None:
+            if isinstance(self.screen, BrowseScreen):
+                self.screen.search_for(name)
+
+        self.call_after_refresh(search)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Browse", "Search the catalog and pick versions", lambda: self.switch_mode("browse"))

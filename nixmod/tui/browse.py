@@ -13,7 +13,6 @@ what in the state the user is in.
 
 from __future__ import annotations
 
-from typing import Any
 
 from rich.text import Text
 from textual import events, on, work
@@ -23,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from nixmod.catalog import Package, PackageVersion
+from nixmod.catalog import Catalog, Package, PackageVersion
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone
@@ -49,7 +48,7 @@ class BrowseScreen(NixmodScreen):
         self.package: Package | None = None
         self.result_names: list[str] = []
         self.result_rows: list[model.ResultRow] = []
-        self.searched_catalog: Any = None   # the catalog the results came from
+        self.searched_catalog: Catalog | None = None   # the catalog the results came from
         self.shown_query: str | None = None  # the query the results list shows now
         self.result_width = 0
         #: ↵ or space pressed on the results before the search for the typed query came back:
@@ -79,8 +78,8 @@ class BrowseScreen(NixmodScreen):
     def refresh_view(self) -> None:
         """Show the catalog's state; search once when it has just become ready."""
         super().refresh_view()
-        if self.app.catalog is not None and self.searched_catalog is not self.app.catalog:
-            self.searched_catalog = self.app.catalog
+        if self.nixmod_app.catalog is not None and self.searched_catalog is not self.nixmod_app.catalog:
+            self.searched_catalog = self.nixmod_app.catalog
             self.run_search(self.query_one("#search", FilterInput).value)
         self.show_status()
         self.show_package(self.package)
@@ -90,12 +89,12 @@ class BrowseScreen(NixmodScreen):
         """The line under the results: the catalog's state, the matches, and the keys that work here."""
         status = self.query_one("#results-status", Static)
         status.remove_class("error")
-        if self.app.catalog_error:
-            status.update(Text(f"⚠ {self.app.catalog_error}"))
+        if self.nixmod_app.catalog_error:
+            status.update(Text(f"⚠ {self.nixmod_app.catalog_error}"))
             status.add_class("error")
             return
-        if self.app.catalog is None:
-            status.update(Text(f"⏳ {self.app.catalog_status}"))
+        if self.nixmod_app.catalog is None:
+            status.update(Text(f"⏳ {self.nixmod_app.catalog_status}"))
             return
         query = self.shown_query or ""
         in_box = self.focused is self.query_one("#search", FilterInput)
@@ -105,7 +104,7 @@ class BrowseScreen(NixmodScreen):
         if self.shown_query is None:
             text = "⏳ searching…"
         elif not query.strip():
-            text = model.catalog_summary(self.app.catalog) + (f" · {keys}" if not in_box else "")
+            text = model.catalog_summary(self.nixmod_app.catalog) + (f" · {keys}" if not in_box else "")
         elif self.result_rows:
             more = "+" if len(self.result_rows) >= model.RESULT_LIMIT else ""
             text = f"{len(self.result_rows)}{more} match(es) · {keys}"
@@ -115,13 +114,16 @@ class BrowseScreen(NixmodScreen):
 
     @on(FilterInput.Changed, "#search")
     def search_changed(self, event: FilterInput.Changed) -> None:
-        if self.app.catalog is not None:
+        if self.nixmod_app.catalog is not None:
             self.run_search(event.value)
 
     @work(thread=True, exclusive=True, group="search")
     def run_search(self, query: str) -> None:
         """Rank matches off the loop; a newer keystroke cancels this one."""
-        rows = model.search_rows(self.app.catalog, query)
+        catalog = self.nixmod_app.catalog
+        if catalog is None:
+            return
+        rows = model.search_rows(catalog, query)
         if not get_current_worker().is_cancelled:
             self.post_message(SearchDone(query, rows))
 
@@ -143,7 +145,7 @@ class BrowseScreen(NixmodScreen):
 
     def search_pending(self) -> bool:
         """Has the user typed something the results list does not show yet?"""
-        return self.app.catalog is not None and self.shown_query != self.query_one("#search", FilterInput).value
+        return self.nixmod_app.catalog is not None and self.shown_query != self.query_one("#search", FilterInput).value
 
     def fill_results(self) -> None:
         """The results table at the width it has now: name, version, # and description, by priority."""
@@ -184,8 +186,10 @@ class BrowseScreen(NixmodScreen):
         self.show_package(self.package)
 
     def _package_named(self, name: str) -> Package | None:
+        if self.nixmod_app.catalog is None:
+            return None
         try:
-            return self.app.catalog.package(name)
+            return self.nixmod_app.catalog.package(name)
         except Exception:  # noqa: BLE001 - a vanished name just shows nothing
             return None
 
@@ -196,8 +200,8 @@ class BrowseScreen(NixmodScreen):
 
     def placeholder(self) -> Text:
         """The detail pane with no package: the catalog's problems, else how to start."""
-        problems = (model.catalog_problems(self.app.config, self.app.catalog)
-                    if self.app.catalog is not None else [])
+        problems = (model.catalog_problems(self.nixmod_app.config, self.nixmod_app.catalog)
+                    if self.nixmod_app.catalog is not None else [])
         if problems:
             return Text("\n\n".join(f"⚠ {p}" for p in problems), style="bold")
         return Text("Type to search; ↵ or esc moves to the results.", style="dim")
@@ -217,8 +221,8 @@ class BrowseScreen(NixmodScreen):
             self.refresh_bindings()
             return
         detail.update(detail_text(package))
-        browse_only = model.browse_only_channels(self.app.config)
-        rows = model.version_rows(package, self.app.records, self.app.module_rows, self.app.selection,
+        browse_only = model.browse_only_channels(self.nixmod_app.config)
+        rows = model.version_rows(package, self.nixmod_app.records, self.nixmod_app.module_rows, self.nixmod_app.selection,
                                   browse_only)
         shown = fit_columns(versions, versions.size.width or 36, [
             Column("picked", " ", 1, 1, 0),
@@ -237,7 +241,7 @@ class BrowseScreen(NixmodScreen):
             hint.update(Text(f"{len(rows)} version(s) · browse only: these channels are saved package "
                              "lists; a nixpkgs path or url channel can build"))
         else:
-            submit = f" · s submit ({len(self.app.selection)})" if len(self.app.selection) else ""
+            submit = f" · s submit ({len(self.nixmod_app.selection)})" if len(self.nixmod_app.selection) else ""
             hint.update(Text(f"{len(rows)} version(s) · space pick{submit}"))
         self.refresh_bindings()
 
@@ -260,11 +264,11 @@ class BrowseScreen(NixmodScreen):
         self.action_pick()
 
     def _buildable_channels(self) -> list[str]:
-        browse_only = model.browse_only_channels(self.app.config)
-        return [c.name for c in self.app.config.channels if c.name not in browse_only]
+        browse_only = model.browse_only_channels(self.nixmod_app.config)
+        return [c.name for c in self.nixmod_app.config.channels if c.name not in browse_only]
 
     def _buildable(self, versions: list[PackageVersion]) -> list[PackageVersion]:
-        browse_only = model.browse_only_channels(self.app.config)
+        browse_only = model.browse_only_channels(self.nixmod_app.config)
         return [v for v in versions if v.channel not in browse_only]
 
     def on_descendant_focus(self, _event: events.DescendantFocus) -> None:
@@ -306,8 +310,8 @@ class BrowseScreen(NixmodScreen):
         return self.package.versions[0]
 
     def action_pick(self) -> None:
-        if self.app.catalog is None and not self.app.catalog_error:
-            self.notify(f"The catalog is still loading ({self.app.catalog_status}); space works once "
+        if self.nixmod_app.catalog is None and not self.nixmod_app.catalog_error:
+            self.notify(f"The catalog is still loading ({self.nixmod_app.catalog_status}); space works once "
                         "it is in", severity="warning", markup=False)
             return
         if self.focused is self.query_one("#results") and self.search_pending():
@@ -317,20 +321,20 @@ class BrowseScreen(NixmodScreen):
         if version is None:
             self.notify("Nothing to pick: search for a package first (/)", severity="warning")
             return
-        if not model.can_build(self.app.config, version):
+        if not model.can_build(self.nixmod_app.config, version):
             self.notify(f"{version.name} {version.version} is in channel {version.channel}, a saved "
                         "package list: browse only, it cannot be built. A nixpkgs path or url channel "
                         "can build it.", title="Browse only", severity="warning", markup=False)
             return
-        added = self.app.selection.toggle(version)
+        added = self.nixmod_app.selection.toggle(version)
         verb = "Picked" if added else "Unpicked"
         self.notify(f"{verb} {version.name} {version.version} ({version.channel})", markup=False, timeout=2)
-        self.app.selection_changed()
+        self.nixmod_app.selection_changed()
 
     def action_submit(self) -> None:
         from nixmod.tui.selection import PlanScreen
 
-        if not len(self.app.selection):
+        if not len(self.nixmod_app.selection):
             self.notify("The selection is empty: press space on a package or version first",
                         severity="warning")
             return

@@ -12,7 +12,6 @@ the bottom; ``l`` (or ↵) opens the whole log full-screen.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.text import Text
 from textual import events, on, work
@@ -22,9 +21,10 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
+from nixmod.builds import BuildRecord
 from nixmod.builds.state import RETRYABLE_STATES
 from nixmod.tui import model
-from nixmod.tui.base import NixmodScreen
+from nixmod.tui.base import NixmodScreen, UsesNixmodApp
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns, state_text
 
@@ -50,7 +50,7 @@ class BuildsScreen(NixmodScreen):
         self.shown_log = ""
         self.highlighted_id: int | None = None   # the build the cursor is on, whatever its row
         self.sort_key = model.BUILD_SORTS[0]
-        self.shown: list[Any] = []                # the records as listed (filtered, sorted)
+        self.shown: list[BuildRecord] = []                # the records as listed (filtered, sorted)
         self.table_width = 0
         self._log_of: int | None = None           # the build whose text the log pane holds
 
@@ -69,22 +69,22 @@ class BuildsScreen(NixmodScreen):
         self.query_one("#builds", DataTable).focus()
         self.refresh_view()
 
-    def selected_record(self) -> Any | None:
+    def selected_record(self) -> BuildRecord | None:
         for record in self.shown:
             if record.id == self.highlighted_id:
                 return record
         return None
 
-    def listed(self) -> list[Any]:
+    def listed(self) -> list[BuildRecord]:
         text = self.query_one("#builds-filter", FilterInput).value
-        return model.sort_records(model.filter_records(self.app.records, text), self.sort_key)
+        return model.sort_records(model.filter_records(self.nixmod_app.records, text), self.sort_key)
 
     def refresh_view(self) -> None:
         super().refresh_view()
-        if self.app.highlight_build is not None and any(r.id == self.app.highlight_build
-                                                        for r in self.app.records):
-            self.highlighted_id = self.app.highlight_build
-            self.app.highlight_build = None
+        if self.nixmod_app.highlight_build is not None and any(r.id == self.nixmod_app.highlight_build
+                                                        for r in self.nixmod_app.records):
+            self.highlighted_id = self.nixmod_app.highlight_build
+            self.nixmod_app.highlight_build = None
         self.fill_table()
         self.show_status()
         self.follow(self.selected_record())
@@ -121,10 +121,10 @@ class BuildsScreen(NixmodScreen):
 
     def show_status(self) -> None:
         status = self.query_one("#builds-status", Static)
-        records = self.app.records
+        records = self.nixmod_app.records
         status.remove_class("error")
-        if self.app.state_error:
-            status.update(Text(f"⚠ {self.app.state_error}"))
+        if self.nixmod_app.state_error:
+            status.update(Text(f"⚠ {self.nixmod_app.state_error}"))
             status.add_class("error")
             return
         if not records:
@@ -146,7 +146,7 @@ class BuildsScreen(NixmodScreen):
         if self.query_one("#builds", DataTable).size.width != self.table_width:
             self.fill_table()
 
-    def follow(self, record: Any | None) -> None:
+    def follow(self, record: BuildRecord | None) -> None:
         """Point the log pane at ``record`` and show what the app last read of it.
 
         New lines scroll the pane only while it is at the bottom: a user who
@@ -154,10 +154,10 @@ class BuildsScreen(NixmodScreen):
         """
         log = self.query_one("#log", Log)
         build_id = record.id if record is not None else None
-        self.app.follow_build(build_id)
+        self.nixmod_app.follow_build(build_id)
         log.border_title = (f"log · #{record.id} {record.name} {record.version} · l whole log"
                             if record is not None else "log")
-        text = self.app.log_text if record is not None and self.app.followed_build == build_id else ""
+        text = self.nixmod_app.log_text if record is not None and self.nixmod_app.followed_build == build_id else ""
         if text == self.shown_log:
             return
         at_bottom = log.is_vertical_scroll_end or log.max_scroll_y == 0
@@ -226,7 +226,7 @@ class BuildsScreen(NixmodScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.cancel_build(record.id)
+                self.nixmod_app.cancel_build(record.id)
 
         self.app.push_screen(ConfirmScreen("Cancel this build?", question), answered)
 
@@ -235,7 +235,7 @@ class BuildsScreen(NixmodScreen):
         if record is None or record.state not in RETRYABLE_STATES:
             self.notify("Only a failed or cancelled build can be retried", severity="warning")
             return
-        self.app.retry_build(record)
+        self.nixmod_app.retry_build(record)
 
     def action_verify_build(self) -> None:
         record = self.selected_record()
@@ -247,14 +247,14 @@ class BuildsScreen(NixmodScreen):
         self.verify_build(record)
 
     @work(thread=True, group="verify")
-    def verify_build(self, record: Any) -> None:
+    def verify_build(self, record: BuildRecord) -> None:
         """``nixmod verify`` of one built package: rebuild with --check, compare."""
         from pathlib import Path
 
         from nixmod import repro
 
         try:
-            results = repro.verify(self.app.config, [f"{record.name}/{record.version}"],
+            results = repro.verify(self.nixmod_app.config, [f"{record.name}/{record.version}"],
                                    modules_root=Path(record.module_root) if record.module_root else None)
         except Exception as error:  # noqa: BLE001
             self.app.call_from_thread(self.notify, f"Could not verify {record.name}: "
@@ -267,10 +267,10 @@ class BuildsScreen(NixmodScreen):
                                   severity="information" if same else "error", markup=False)
 
     def action_refresh(self) -> None:
-        self.app.refresh_state()
+        self.nixmod_app.refresh_state()
 
 
-class LogScreen(Screen[None]):
+class LogScreen(UsesNixmodApp, Screen[None]):
     """One build's whole log, full-screen: scroll it, search it with the terminal, esc back."""
 
     BINDINGS = [
@@ -282,7 +282,7 @@ class LogScreen(Screen[None]):
         Binding("f5", "reload", "Reload"),
     ]
 
-    def __init__(self, record: Any) -> None:
+    def __init__(self, record: BuildRecord) -> None:
         super().__init__()
         self.record = record
 

@@ -7,10 +7,10 @@ the handler on the loop only lays the result out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 from textual.message import Message
 
+from nixmod.builds import BuildRecord, Plan
+from nixmod.catalog import Catalog
 from nixmod.tui.model import ModuleRow, ResultRow
 
 
@@ -23,7 +23,7 @@ class CatalogProgress(Message):
 
 @dataclass
 class CatalogReady(Message):
-    catalog: Any
+    catalog: Catalog
 
 
 @dataclass
@@ -43,7 +43,7 @@ class SearchDone(Message):
 class StateRefreshed(Message):
     """Fresh build records and modules (and the followed build's log tail)."""
 
-    records: list[Any]
+    records: list[BuildRecord]
     modules: list[ModuleRow]
     error: str = ""
     log_id: int | None = None
@@ -52,13 +52,13 @@ class StateRefreshed(Message):
 
 @dataclass
 class PlanReady(Message):
-    plans: list[Any] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
     error: str = ""
 
 
 @dataclass
 class Submitted(Message):
-    records: list[Any] = field(default_factory=list)
+    records: list[BuildRecord] = field(default_factory=list)
     error: str = ""
 
 

@@ -9,15 +9,18 @@ thread workers only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from nixmod.builds.state import FINAL_STATES
-from nixmod.catalog import Package, PackageVersion
+from nixmod.catalog import Catalog, Package, PackageVersion
 from nixmod.config import Config
 from nixmod.errors import NixmodError, UserError
+
+if TYPE_CHECKING:  # nixmod.builds and nixmod.lmod are imported when first used (start-up time)
+    from nixmod.builds import BuildRecord, Plan
+    from nixmod.lmod import ModuleInfo
 
 #: the most search results the list shows: a few screenfuls; past that, typing more is quicker
 RESULT_LIMIT = 100
@@ -120,28 +123,26 @@ class Selection:
         return True
 
 
-def _same(a: PackageVersion, b: object) -> bool:
+def _same(a: PackageVersion | BuildRecord, b: object) -> bool:
     """One pick per (name, version, channel): the same version seen twice is one pick."""
     return isinstance(b, PackageVersion) and (a.name, a.version, a.channel) == (b.name, b.version, b.channel)
 
 
 # -- catalog --------------------------------------------------------------------
 
-def load_catalog(config: Config, progress: Callable[[str], None] | None = None) -> Any:
+def load_catalog(config: Config, progress: Callable[[str], None] | None = None) -> Catalog:
     """The catalog, evaluated on first use (progress tells the user what it is doing)."""
-    from nixmod.catalog import Catalog
-
     return Catalog.load(config, progress=progress)
 
 
-def search_rows(catalog: Any, query: str, limit: int = RESULT_LIMIT) -> list[ResultRow]:
+def search_rows(catalog: Catalog, query: str, limit: int = RESULT_LIMIT) -> list[ResultRow]:
     """The ranked results for ``query``; with nothing typed, the packages in name order."""
     if not query.strip():
         return [result_row(package) for package in catalog.listing(limit)]
     return [result_row(hit.package) for hit in catalog.search(query, limit=limit)]
 
 
-def catalog_summary(catalog: Any) -> str:
+def catalog_summary(catalog: Catalog) -> str:
     """What an empty search box shows: how much there is to search.
 
     Packages are distinct names, as ``nixmod catalog info`` counts them (the
@@ -154,7 +155,7 @@ def catalog_summary(catalog: Any) -> str:
     return text
 
 
-def catalog_problems(config: Config, catalog: Any) -> list[str]:
+def catalog_problems(config: Config, catalog: Catalog) -> list[str]:
     """Channels that failed, each with where to fix it (the others still work)."""
     files = ", ".join(str(path) for path in config.sources) or "~/.config/nixmod/config.toml"
 
@@ -164,7 +165,7 @@ def catalog_problems(config: Config, catalog: Any) -> list[str]:
         return f"Fix its [[channels]] entry in {files}, then run 'nixmod catalog refresh'."
 
     return [f"channel {error.channel} could not be read: {error.message}\n{fix(error.message)}"
-            for error in catalog.errors] + list(getattr(catalog, "warnings", ()))
+            for error in catalog.errors] + list(catalog.warnings)
 
 
 def result_row(package: Package) -> ResultRow:
@@ -191,7 +192,7 @@ def can_build(config: Config, version: PackageVersion) -> bool:
     return version.channel not in browse_only_channels(config)
 
 
-def version_rows(package: Package, records: Sequence[Any], modules: Sequence[Any],
+def version_rows(package: Package, records: Sequence[BuildRecord], modules: Sequence[ModuleRow],
                  selection: Selection, browse_only: frozenset[str] = frozenset()) -> list[VersionRow]:
     """Every version of ``package``, newest first, each with its state for this user.
 
@@ -207,7 +208,7 @@ def version_rows(package: Package, records: Sequence[Any], modules: Sequence[Any
     return rows
 
 
-def version_status(version: PackageVersion, records: Sequence[Any], modules: Sequence[Any]) -> str:
+def version_status(version: PackageVersion, records: Sequence[BuildRecord], modules: Sequence[ModuleRow]) -> str:
     """What a user would want to know about one version before building it.
 
     A module beats a build record (it is what the user ends up loading); of
@@ -227,7 +228,7 @@ def version_status(version: PackageVersion, records: Sequence[Any], modules: Seq
 
 # -- builds ---------------------------------------------------------------------
 
-def plan_selection(config: Config, selection: Selection) -> list[Any]:
+def plan_selection(config: Config, selection: Selection) -> list[Plan]:
     """What submitting would do: reuse, join or build, per version (nothing submitted)."""
     from nixmod import builds
 
@@ -236,12 +237,12 @@ def plan_selection(config: Config, selection: Selection) -> list[Any]:
     return builds.plan(config, list(selection.items))
 
 
-def plan_action(plan: Any) -> str:
+def plan_action(plan: Plan) -> str:
     """reuse / join / build."""
     return plan.action
 
 
-def plan_summary(plan: Any) -> str:
+def plan_summary(plan: Plan) -> str:
     """One phrase per plan line: what will happen and why."""
     action = plan_action(plan)
     job = plan.job
@@ -254,40 +255,40 @@ def plan_summary(plan: Any) -> str:
     return action
 
 
-def submit_plans(config: Config, plans: Sequence[Any]) -> list[Any]:
+def submit_plans(config: Config, plans: Sequence[Plan]) -> list[BuildRecord]:
     from nixmod import builds
 
     return builds.submit(config, list(plans))
 
 
-def refresh_records(config: Config) -> list[Any]:
+def refresh_records(config: Config) -> list[BuildRecord]:
     """The user's build records with fresh states (runs squeue on the slurm backend)."""
     from nixmod import builds
 
     return list(builds.refresh(config))
 
 
-def cancel_builds(config: Config, ids: Sequence[int]) -> list[Any]:
+def cancel_builds(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
     from nixmod import builds
 
     return list(builds.cancel(config, list(ids)))
 
 
-def retry_build(config: Config, build_id: int) -> list[Any]:
+def retry_build(config: Config, build_id: int) -> list[BuildRecord]:
     """Resubmit a failed or cancelled build as it was (same drv)."""
     from nixmod import builds
 
     return list(builds.retry(config, [build_id]))
 
 
-def failure_cause(record: Any) -> str:
+def failure_cause(record: BuildRecord) -> str:
     """Why a build failed, in one line (the core's rule, so the CLI says the same)."""
     from nixmod import builds
 
     return builds.failure_cause(record.error or "") if record.error else ""
 
 
-def filter_records(records: Sequence[Any], text: str) -> list[Any]:
+def filter_records(records: Sequence[BuildRecord], text: str) -> list[BuildRecord]:
     """Builds whose id, name, version, channel, state, job or node contain every word of ``text``."""
     words = text.lower().split()
     return [r for r in records
@@ -296,7 +297,7 @@ def filter_records(records: Sequence[Any], text: str) -> list[Any]:
                    for w in words)]
 
 
-def sort_records(records: Sequence[Any], key: str) -> list[Any]:
+def sort_records(records: Sequence[BuildRecord], key: str) -> list[BuildRecord]:
     """newest first (by id), by name, or by state (in-flight first, then failed, then done)."""
     newest = sorted(records, key=lambda r: r.id, reverse=True)
     if key == "name":
@@ -320,18 +321,18 @@ def sort_modules(rows: Sequence["ModuleRow"], key: str) -> list["ModuleRow"]:
     return by_name
 
 
-def build_transitions(before: Sequence[Any], after: Sequence[Any]) -> list[Any]:
+def build_transitions(before: Sequence[BuildRecord], after: Sequence[BuildRecord]) -> list[BuildRecord]:
     """Records that reached an end state since ``before``: what to notify about."""
     old = {r.id: r.state for r in before}
     return [r for r in after
             if r.state in FINAL_STATES and r.id in old and old[r.id] != r.state]
 
 
-def log_path(record: Any) -> Path | None:
+def log_path(record: BuildRecord) -> Path | None:
     return Path(record.log) if record.log else None
 
 
-def log_tail(record: Any, lines: int = LOG_TAIL_LINES) -> str:
+def log_tail(record: BuildRecord, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` of a build's log; empty when it has none yet."""
     path = log_path(record)
     if path is None or not path.is_file():
@@ -344,7 +345,7 @@ def log_tail(record: Any, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def whole_log(record: Any, limit: int = WHOLE_LOG_BYTES) -> str:
+def whole_log(record: BuildRecord, limit: int = WHOLE_LOG_BYTES) -> str:
     """A build's whole log (its last ``limit`` bytes when it is huge), for the full-screen view."""
     path = log_path(record)
     if path is None or not path.is_file():
@@ -359,7 +360,7 @@ def whole_log(record: Any, limit: int = WHOLE_LOG_BYTES) -> str:
     return data
 
 
-def elapsed(record: Any, now: float) -> str:
+def elapsed(record: BuildRecord, now: float) -> str:
     """How long a build took (or has taken so far), as 1h02m / 3m05s / 12s."""
     if not record.created:
         return ""
@@ -374,19 +375,6 @@ def elapsed(record: Any, now: float) -> str:
 
 # -- modules --------------------------------------------------------------------
 
-_PATH_LINE = re.compile(
-    r'prepend_path\s*\(\s*"PATH"\s*,\s*(?:"((?:[^"\\]|\\.)*)"|\[(=*)\[(.*?)\]\2\])', re.S)
-
-
-def path_entries(modulefile: Path) -> tuple[str, ...]:
-    """The directories a modulefile puts on PATH, read from the file itself."""
-    try:
-        text = modulefile.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ()
-    return tuple(m.group(1) if m.group(1) is not None else m.group(3) for m in _PATH_LINE.finditer(text))
-
-
 def module_rows(config: Config) -> list[ModuleRow]:
     from nixmod import lmod
 
@@ -397,12 +385,12 @@ def module_rows(config: Config) -> list[ModuleRow]:
             store_path=info.store_path,
             use_line=f"module use {config.modules.root}",
             load_line=f"module load {info.module}",
-            path_entries=path_entries(Path(info.path)),
+            path_entries=lmod.path_entries(config, info),
         ))
     return rows
 
 
-def remove_module(config: Config, row: ModuleRow) -> Any:
+def remove_module(config: Config, row: ModuleRow) -> ModuleInfo:
     """What `nixmod modules remove NAME/VERSION` does: modulefile, shims, default and GC roots."""
     from nixmod import lmod
 

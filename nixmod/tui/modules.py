@@ -64,7 +64,7 @@ class ModulesScreen(NixmodScreen):
         super().refresh_view()
         self.fill_table()
         self.show(self.selected())
-        unknown = [r.store_path for r in self.app.module_rows
+        unknown = [r.store_path for r in self.nixmod_app.module_rows
                    if r.valid and r.store_path and r.store_path not in self.signatures]
         if unknown:
             self.check_signatures(unknown)
@@ -85,7 +85,7 @@ class ModulesScreen(NixmodScreen):
         self.show(self.selected())
 
     def action_lock_modules(self) -> None:
-        if not any(row.valid for row in self.app.module_rows):
+        if not any(row.valid for row in self.nixmod_app.module_rows):
             self.notify("No built module to lock yet", severity="warning")
             return
         self.lock_modules()
@@ -98,10 +98,10 @@ class ModulesScreen(NixmodScreen):
 
         from nixmod import repro
 
-        targets = [f"{row.name}/{row.version}" for row in self.app.module_rows if row.valid]
+        targets = [f"{row.name}/{row.version}" for row in self.nixmod_app.module_rows if row.valid]
         path = Path.home() / f"nixmod-{time.strftime('%Y%m%d-%H%M%S')}.lock"
         try:
-            repro.write_lock(repro.make_lock(self.app.config, targets), str(path))
+            repro.write_lock(repro.make_lock(self.nixmod_app.config, targets), str(path))
         except Exception as error:  # noqa: BLE001
             self.app.call_from_thread(self.notify, f"Could not lock: {model.explain(error)}",
                                       severity="error", markup=False)
@@ -112,7 +112,7 @@ class ModulesScreen(NixmodScreen):
     def fill_table(self) -> None:
         table = self.query_one("#modules", DataTable)
         text = self.query_one("#modules-filter", FilterInput).value
-        rows = model.sort_modules(model.filter_modules(self.app.module_rows, text), self.sort_key)
+        rows = model.sort_modules(model.filter_modules(self.nixmod_app.module_rows, text), self.sort_key)
         self.shown = rows
         self.table_width = table.size.width
         shown = fit_columns(table, table.size.width or 78, [
@@ -132,10 +132,10 @@ class ModulesScreen(NixmodScreen):
         if self.highlighted is not None:
             table.move_cursor(row=names.index(self.highlighted), animate=False)
         status = self.query_one("#modules-status", Static)
-        gone = sum(1 for r in self.app.module_rows if not r.valid)
-        status.update(Text(f"{len(rows)} of {len(self.app.module_rows)} module(s)"
+        gone = sum(1 for r in self.nixmod_app.module_rows if not r.valid)
+        status.update(Text(f"{len(rows)} of {len(self.nixmod_app.module_rows)} module(s)"
                            + (f", {gone} with the store path gone" if gone else "")
-                           + f" · sorted by {self.sort_key}") if self.app.module_rows else "")
+                           + f" · sorted by {self.sort_key}") if self.nixmod_app.module_rows else "")
 
     def on_resize(self, _event: events.Resize) -> None:
         self.call_after_refresh(self._relayout)
@@ -164,9 +164,9 @@ class ModulesScreen(NixmodScreen):
         detail = self.query_one("#module-detail", Static)
         if row is None:
             empty = ("No module matches the filter (esc, then / to change it)."
-                     if self.app.module_rows else
+                     if self.nixmod_app.module_rows else
                      "No modules yet. A build that finishes becomes a module here.")
-            detail.update(Text(f"{empty}\nModules live in {self.app.config.modules.root}.", style="dim"))
+            detail.update(Text(f"{empty}\nModules live in {self.nixmod_app.config.modules.root}.", style="dim"))
             return
         lines = [
             Text("Type this in your shell or job script (y copies it):", style="dim"),
@@ -220,6 +220,6 @@ class ModulesScreen(NixmodScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.remove_module(row)
+                self.nixmod_app.remove_module(row)
 
         self.app.push_screen(ConfirmScreen("Remove this module?", question), answered)

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
-from nixmod.tui.base import NixmodScreen
+from nixmod.tui.base import NixmodScreen, UsesNixmodApp
 from nixmod.tui.messages import PlanReady
 from nixmod.tui.widgets import NavTable, state_text
 
@@ -52,40 +52,40 @@ class SelectionScreen(NixmodScreen):
         table = self.query_one("#selection", DataTable)
         cursor = table.cursor_row
         table.clear()
-        for index, version in enumerate(self.app.selection.items):
-            status = model.version_status(version, self.app.records, self.app.module_rows)
+        for index, version in enumerate(self.nixmod_app.selection.items):
+            status = model.version_status(version, self.nixmod_app.records, self.nixmod_app.module_rows)
             table.add_row(Text(version.name, style="bold"), Text(version.version),
                           Text(version.channel), state_text(status), key=str(index))
-        if self.app.selection.items:
-            table.move_cursor(row=min(cursor, len(self.app.selection) - 1))
-            text = f"{len(self.app.selection)} picked · s submit (shows the plan first) · d remove · D clear all"
+        if self.nixmod_app.selection.items:
+            table.move_cursor(row=min(cursor, len(self.nixmod_app.selection) - 1))
+            text = f"{len(self.nixmod_app.selection)} picked · s submit (shows the plan first) · d remove · D clear all"
         else:
             text = "Nothing picked yet. In Browse (1), press space on a package or a version."
-        if self.app.selection.history:
+        if self.nixmod_app.selection.history:
             text += " · u undo"
         self.query_one("#selection-status", Static).update(Text(text))
 
     def action_remove(self) -> None:
-        removed = self.app.selection.remove_at(self.query_one("#selection", DataTable).cursor_row)
+        removed = self.nixmod_app.selection.remove_at(self.query_one("#selection", DataTable).cursor_row)
         if removed is not None:
             self.notify(f"Removed {removed.name} {removed.version} · u undoes", markup=False, timeout=3)
-        self.app.selection_changed()
+        self.nixmod_app.selection_changed()
 
     def action_clear(self) -> None:
-        count = self.app.selection.clear()
+        count = self.nixmod_app.selection.clear()
         if count:
             self.notify(f"Cleared {count} pick(s) · u undoes", markup=False, timeout=5)
-        self.app.selection_changed()
+        self.nixmod_app.selection_changed()
 
     def action_undo(self) -> None:
-        if not self.app.selection.undo():
+        if not self.nixmod_app.selection.undo():
             self.notify("Nothing to undo", severity="warning")
             return
-        self.notify(f"Undone: {len(self.app.selection)} picked", markup=False, timeout=3)
-        self.app.selection_changed()
+        self.notify(f"Undone: {len(self.nixmod_app.selection)} picked", markup=False, timeout=3)
+        self.nixmod_app.selection_changed()
 
     def action_submit(self) -> None:
-        if not len(self.app.selection):
+        if not len(self.nixmod_app.selection):
             self.notify("The selection is empty: pick versions in Browse (1) first", severity="warning")
             return
         self.app.push_screen(PlanScreen())
@@ -95,7 +95,7 @@ class PlanTable(DataTable, can_focus=False):
     """The plan is read, not navigated: ↵ belongs to the dialog and means "submit"."""
 
 
-class PlanScreen(ModalScreen[None]):
+class PlanScreen(UsesNixmodApp, ModalScreen[None]):
     """What submitting will do, per version, before anything is submitted."""
 
     BINDINGS = [
@@ -124,8 +124,8 @@ class PlanScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="plan")
     def make_plan(self) -> None:
         """nix-instantiate and squeue: slow, so off the loop. Browse-only picks are not planned."""
-        config = self.app.config
-        buildable = model.Selection([v for v in self.app.selection.items if model.can_build(config, v)])
+        config = self.nixmod_app.config
+        buildable = model.Selection([v for v in self.nixmod_app.selection.items if model.can_build(config, v)])
         if not buildable.items:
             self.post_message(PlanReady())
             return
@@ -144,8 +144,8 @@ class PlanScreen(ModalScreen[None]):
     def show_plan(self, message: PlanReady) -> None:
         status = self.query_one("#plan-status", Static)
         table = self.query_one("#plan", DataTable)
-        config = self.app.config
-        browse_only = [v for v in self.app.selection.items if not model.can_build(config, v)]
+        config = self.nixmod_app.config
+        browse_only = [v for v in self.nixmod_app.selection.items if not model.can_build(config, v)]
         for version in browse_only:
             table.add_row(Text(version.name, style="bold"), Text(version.version), Text(version.channel),
                           Text("browse only: not built", style="dim"))
@@ -177,7 +177,7 @@ class PlanScreen(ModalScreen[None]):
     def action_confirm(self) -> None:
         if not self.plans:
             return
-        self.app.submit(self.plans)
+        self.nixmod_app.submit(self.plans)
         self.dismiss()
 
     def action_dismiss_plan(self) -> None:
