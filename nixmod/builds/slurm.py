@@ -285,7 +285,7 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     if shutil.which("squeue") is None:
         return {}
     found: dict[str, tuple[str, str]] = {}
-    now, limits = time.time(), {}
+    now, limits = time.time(), dict[str, str | None]()
     try:
         for task in _tasks():
             hashes = task.hashes()
@@ -309,9 +309,9 @@ def _lanes(config: Config, records: list[BuildRecord]) -> dict[int, list[BuildRe
     load = [0] * count
     for task in _tasks():
         if task.owner == current_user():
-            lane = task.name.rpartition("-")[2]
-            if lane.isdigit() and int(lane) < count:
-                load[int(lane)] += 1
+            suffix = task.name.rpartition("-")[2]
+            if suffix.isdigit() and int(suffix) < count:
+                load[int(suffix)] += 1
     lanes: dict[int, list[BuildRecord]] = {}
     for record in records:
         lane = min(range(count), key=lambda n: (load[n], n))
@@ -371,8 +371,8 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
     if not joined:
         return {}
     tasks = {task.job: task for task in _tasks()}
-    now, limits = time.time(), {}
-    problems = {}
+    now, limits = time.time(), dict[str, str | None]()
+    problems: dict[int, str] = {}
     for record in joined:
         task = tasks.get(record.job or "")
         if task is not None and task.owner != current_user():   # our own jobs need no proof
