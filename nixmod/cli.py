@@ -282,8 +282,9 @@ def cmd_job(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
     from nixmod import builds
+    from nixmod.builds.job import run_job
 
-    return builds.run_job(Path(args.manifest), args.index, args.hashes)
+    return run_job(Path(args.manifest), args.index, args.hashes, backends=builds.BACKENDS)
 
 
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:

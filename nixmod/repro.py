@@ -772,22 +772,11 @@ class VerifyResult:
 
 
 def check_command(config: Config, drv: str, backend: str) -> list[str]:
-    """``nix-store --realise DRV --check``, on the build partition when the backend is slurm."""
+    """``nix-store --realise DRV --check``, run where ``backend`` builds (slurm: on the build partition)."""
+    from nixmod.builds import BACKENDS
+
     command = ["nix-store", "--realise", drv, "--check", *nix.OFFLINE_OPTIONS]
-    if backend != "slurm":
-        return command
-    slurm = config.build.slurm
-    srun = ["srun", "--job-name", "nixmod-verify", "--partition", slurm.partition,
-            "--time", slurm.time, "--cpus-per-task", str(slurm.cpus_per_task), "--mem", slurm.mem,
-            "--ntasks", "1", "--quiet"]
-    if slurm.account:
-        srun += ["--account", slurm.account]
-    if slurm.qos:
-        srun += ["--qos", slurm.qos]
-    # the step names its node and job on stderr first: verify reports where it ran
-    announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
-    return [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
-            shutil.which("nix-store") or "nix-store", *command[1:]]
+    return BACKENDS[backend].verify_command(config, command)
 
 
 def verify(config: Config, targets: Sequence[str], *, backend: str | None = None,
@@ -818,10 +807,10 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
     results: list[VerifyResult] = []
     for request in requests:
         module = lmod.module_name(config, request.name, request.version)
-        if progress:
-            place = "on the build partition" if backend == "slurm" else "here"
-            progress(f"{module}: rebuilding {request.drv} {place} to compare (--check)")
         argv = check_command(config, request.drv, backend)
+        if progress:
+            place = "here" if argv[0] == "nix-store" else "on the build partition"
+            progress(f"{module}: rebuilding {request.drv} {place} to compare (--check)")
         if argv[0] == "srun":
             if shutil.which("srun") is None:
                 raise UserError("'srun' not found on PATH; verify with the slurm backend needs "

@@ -8,11 +8,14 @@ The flow for one request (SPEC.md ``build``):
 2. ``submit`` writes a ``pending`` row for every request *before* anything is
    submitted, then reuses, joins, or hands the rest to a backend in one go
    (``local.py``: detached workers; ``slurm.py``: one job array).
-3. A job step (``run_job``, the hidden ``nixmod _job`` verb) realises the drv
-   through the shared nix-daemon with a GC root, writes the module and
-   records the end state, even when the user has logged off.
+3. A job step (``job.run_job``, the hidden ``nixmod _job`` verb) realises the
+   drv through the shared nix-daemon with a GC root, writes the module
+   (``finish.py``) and records the end state, even when the user has logged off.
 4. ``refresh`` maps what the scheduler says (or, once the job has gone, its
    exit marker, ``scontrol`` or the store itself) onto SPEC's states.
+
+Every scheduler is reached through the ``Backend`` protocol
+(``backend.py``); ``BACKENDS`` below is the one place that names them.
 
 The nix-daemon's per-output locks are the last line of "never twice": if
 two users race past the queue check, the second realisation waits for the
@@ -22,38 +25,35 @@ first and then finds the path valid, so the builder runs once.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from nixmod import nix
 from nixmod.builds import local, pbs, slurm
+from nixmod.builds.backend import Backend, SchedulerUnavailable
+from nixmod.builds.finish import finish, module_request
 from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
                                  BuildRecord, BuildStore)
 from nixmod.catalog import PackageVersion
-from nixmod.config import Config, config_files, current_user, expand_path, load_config
+from nixmod.config import Config, config_files, current_user
 from nixmod.dirs import ensure_dir
 from nixmod.errors import NixmodError, OperationFailed, UserError
 from nixmod.files import atomic_write
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
-           "log_path", "follow_log", "module_requests", "run_job", "open_store", "migrate_gc_roots",
-           "check_state", "failure_cause"]
+           "log_path", "follow_log", "module_requests", "open_store", "migrate_gc_roots",
+           "check_state", "failure_cause", "BACKENDS", "Backend"]
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
 Progress = Callable[[str], None]
-BACKENDS = {"local": local, "slurm": slurm, "pbs": pbs}
-#: how many lines of a failed build's log go into the record's ``error``
-ERROR_TAIL_LINES = 8
+#: every scheduler nixmod can use, by its ``[build] backend`` name (mypy checks each against
+#: the protocol); nothing else in the core names a scheduler
+BACKENDS: dict[str, Backend] = {local.NAME: local.BACKEND, slurm.NAME: slurm.BACKEND,
+                                pbs.NAME: pbs.BACKEND}
 
 
 class SubmitFailed(OperationFailed):
@@ -132,7 +132,7 @@ def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
     if not lmod.has_legacy_gc_roots(directory):
         return
     default = directory == store.default_gcroot_dir
-    known = [_module_request(r) for r in store.select(states=("built", "reused"))
+    known = [module_request(r) for r in store.select(states=("built", "reused"))
              if (r.gcroot_dir is None and default) or r.gcroot_dir == str(directory)]
     try:
         lmod.migrate_gc_roots(directory, known)
@@ -213,34 +213,31 @@ def _decider(config: Config, store: BuildStore, drvs: Sequence[str], paths: Sequ
 def _in_flight(config: Config, store: BuildStore, drvs: set[str], exclude_ids: set[int], *,
                backend: str) -> dict[str, InFlight]:
     """drv -> a job building it now: this user's own records, then every user's jobs
-    in the queue the builds would go to.
+    in the queue the builds would go to (``backend``).
 
     Only that queue is asked. A local build never waits on squeue (seconds
     when slurmctld is down, on a machine where nothing of this user's is on
     SLURM): the user's own queued builds are in the state db, and if another
     user's job is building the same drv, the nix-daemon's output lock makes
     the local build wait for it and then reuse its result, so the builder
-    still runs once. Another user's job counts only when the backend says
-    the scheduler's own record of it shows a real nixmod build
-    (``slurm.joinable``, ``pbs``'s checks). One of our own records that
-    itself joined somebody's job names that job's owner.
+    still runs once (the local backend's ``queued_drv_hashes`` is ``{}``).
+    Another user's job counts only when the backend says the scheduler's
+    own record of it shows a real nixmod build (``slurm.joinable``,
+    ``pbs``'s checks). One of our own records that itself joined somebody's
+    job names that job's owner, as its scheduler knows it.
     """
     found: dict[str, InFlight] = {}
     for record in store.select(states=IN_FLIGHT_STATES):
         if record.drv in drvs and record.id not in exclude_ids and record.job:
             owner = current_user()
-            if record.joined and record.backend == "slurm":
-                owner = slurm.owner_of(record.job) or "another user"
+            followed = BACKENDS.get(record.backend)
+            if record.joined and followed is not None:
+                owner = followed.owner_of(record.job) or "another user"
             found.setdefault(record.drv, InFlight(record.job, owner, record.backend))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if not by_hash:
         return found
-    if backend == "slurm":
-        queued = slurm.queued_drv_hashes(config, set(by_hash))
-    elif backend == "pbs":
-        queued = pbs.queued_drv_hashes(config)
-    else:
-        return found
+    queued = BACKENDS[backend].queued_drv_hashes(config, set(by_hash))
     for drv_hash, (job, owner) in queued.items():
         if drv_hash in by_hash:
             found.setdefault(by_hash[drv_hash], InFlight(job, owner, backend))
@@ -323,7 +320,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     for record in records:
         action, flight = decide(record.drv, record.outputs)
         if action == "reuse":
-            _finish(config, store, record, "reused")
+            finish(config, store, record, "reused")
         elif action == "join":
             assert flight is not None  # decide() returns the flight it joins
             store.update(record, state="queued", job=flight.job, joined=True,
@@ -361,12 +358,12 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
 def submission_of(record: BuildRecord) -> str:
     """The scheduler submission a record's job is part of (a SLURM array, a PBS job).
 
-    ``ARRAY_TASK`` -> ``ARRAY`` for SLURM; a backend whose ids look otherwise
-    says so with its own ``submission_of``.
+    Each backend says how its job ids group (``ARRAY_TASK`` -> ``ARRAY`` for
+    SLURM).
     """
     job = record.job or ""
-    own = getattr(BACKENDS.get(record.backend), "submission_of", None)
-    return own(job) if own else job.split("_")[0]
+    backend = BACKENDS.get(record.backend)
+    return backend.submission_of(job) if backend is not None else job.split("_")[0]
 
 
 def _write_manifest(config: Config, store: BuildStore, records: list[BuildRecord],
@@ -400,70 +397,7 @@ def _is_forced_demo(config: Config) -> bool:
     return config.demo_forced
 
 
-def job_argv(manifest: Path) -> list[str]:
-    """The job step's command (without --index): the running interpreter, not a PATH lookup.
-
-    ``-I`` (isolated): the job runs in the state dir (``--chdir``), and
-    ``-m`` would otherwise put that directory first on ``sys.path``, so a
-    ``nixmod/`` package found there would run as the user. Isolated mode
-    also ignores PYTHONPATH and the user site directory: the job imports
-    the installed nixmod and nothing else.
-    """
-    return [sys.executable, "-I", "-m", "nixmod", "_job", "--manifest", str(manifest)]
-
-
 # -- finishing --------------------------------------------------------------------------
-
-def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
-    """Where this build's GC root goes (its directory made): a stack's directory or the state dir's."""
-    from nixmod.lmod import gc_root
-
-    root = gc_root(Path(record.gcroot_dir or store.default_gcroot_dir), record.name, record.version)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _finish(config: Config, store: BuildStore, record: BuildRecord, state: str,
-            after_failure: bool = False) -> None:
-    """Outputs are valid: pin them with a GC root, write the module, record the end state.
-
-    ``after_failure``: the record said ``failed`` but its outputs are valid
-    now (a job step killed while the daemon went on building): the truth is
-    ``built``, with its module.
-    """
-    error = None
-    try:
-        nix.run(nix.realise_command(record.drv, gcroot_path(store, record)))
-    except OperationFailed as exc:
-        error = f"output is valid but the GC root was not registered: {exc}"
-    module = None
-    try:
-        module = _write_module(config, record)
-    except Exception as exc:  # a module problem must not turn a good build into a lost one
-        error = f"built, but the module was not written: {exc}"
-    if after_failure:
-        store.update(record, state=state, module=module, error=error)
-    else:
-        store.update_if_in_flight(record, state=state, module=module, error=error)
-
-
-def _write_module(config: Config, record: BuildRecord) -> str:
-    from nixmod import lmod
-
-    info = lmod.write_module(config, _module_request(record),
-                        root=Path(record.module_root) if record.module_root else None,
-                        default=record.module_default)
-    return info.module
-
-
-def _module_request(record: BuildRecord):
-    from nixmod import lmod
-
-    return lmod.ModuleRequest(name=record.name, version=record.version,
-                              description=record.description, homepage=record.homepage,
-                              license=record.license, channel=record.channel, attr=record.attr,
-                              drv=record.drv, outputs=dict(record.outputs))
-
 
 def module_requests(config: Config) -> list:
     """A ModuleRequest for every built/reused record of the user's own tree.
@@ -474,7 +408,7 @@ def module_requests(config: Config) -> list:
     """
     store = open_store(config)
     try:
-        return [_module_request(r) for r in store.select(states=("built", "reused"))
+        return [module_request(r) for r in store.select(states=("built", "reused"))
                 if not r.module_root]
     finally:
         store.close()
@@ -551,11 +485,11 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
         valid = _all_valid(live + failed)
         for record in failed:
             if record.id in valid:   # e.g. its job step was killed, the daemon finished the build
-                _finish(config, store, record, "built", after_failure=True)
+                finish(config, store, record, "built", after_failure=True)
         for record in live:
             if record.id in valid:
                 redundant = record.job if not record.joined and record.state == "queued" else None
-                _finish(config, store, record, "built")
+                finish(config, store, record, "built")
                 if redundant and record.backend in BACKENDS:
                     _drop_redundant_job(BACKENDS[record.backend], record)
         live = [r for r in live if r.id not in valid]
@@ -566,8 +500,7 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
                 continue
             try:
                 states = backend.poll(store, mine)
-                problems = backend.follow_problems(config, mine) \
-                    if hasattr(backend, "follow_problems") else {}
+                problems = backend.follow_problems(config, mine)
                 for record in mine:
                     now = states.get(record.id)
                     if now is not None and record.id in problems:
@@ -579,7 +512,7 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
                         why = _conclude(config, store, record, backend)
                         if why:
                             itself.append((record, why))
-            except slurm.SchedulerUnavailable as exc:
+            except SchedulerUnavailable as exc:
                 if warnings is not None:
                     warnings.append(f"{name} did not answer ({exc}); the states shown are the "
                                     "last known ones")
@@ -590,7 +523,7 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
         store.close()
 
 
-def _drop_redundant_job(backend, record: BuildRecord) -> None:
+def _drop_redundant_job(backend: Backend, record: BuildRecord) -> None:
     """Cancel our own job that has not started, now that its output is valid without it.
 
     It would only find the path valid; while it waits it holds a place in
@@ -643,7 +576,8 @@ def _build_itself(config: Config, store: BuildStore, items: list[tuple[BuildReco
                 store.update_if_in_flight(record, error=str(exc))
 
 
-def _conclude(config: Config, store: BuildStore, record: BuildRecord, backend) -> str | None:
+def _conclude(config: Config, store: BuildStore, record: BuildRecord,
+              backend: Backend) -> str | None:
     """The job has left the queue: find out how it ended, from the best witness there is.
 
     Returns why a joined record must build the drv itself (its job ended
@@ -659,7 +593,7 @@ def _conclude(config: Config, store: BuildStore, record: BuildRecord, backend) -
         store.update_if_in_flight(record, state=marker["state"], error=marker.get("error"))
         return None
     if record.outputs and nix.valid_paths(list(record.outputs.values())) == set(record.outputs.values()):
-        _finish(config, store, record, "built")
+        finish(config, store, record, "built")
         return None
     state, error = backend.ended(record)
     if record.joined:
@@ -775,116 +709,6 @@ def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterato
         time.sleep(interval)
 
 
-# -- the job step (runs on a build node, or as a detached local worker) ------------------
-
-def this_node() -> str:
-    """The node a job step runs on, as the site's tools name it.
-
-    In a SLURM job that is ``$SLURMD_NODENAME``, the name ``squeue``,
-    ``sinfo`` and ``scontrol`` show: it may differ from the host name (several
-    slurmds on one host, NodeName aliases), and a user looking for the node
-    that built something searches for that name. A local worker: the host name.
-    """
-    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
-
-
-def run_job(manifest_path: Path, index: int, hashes: str | None = None) -> int:
-    """Realise one record's drv with its GC root, write its module, record how it ended.
-
-    SIGTERM (scancel, a time limit, ``nixmod cancel`` of a local worker)
-    stops the nix-store client, which makes the daemon stop that build, and
-    is recorded as cancelled (or as a timeout when SLURM says so).
-
-    A SLURM job passes ``hashes`` (its comment's hash list, from its own
-    Command line): the record built is the manifest's record whose drv has
-    the hash at ``index``, and none other, so a job's comment (what other
-    users join on) always says what it really builds.
-    """
-    manifest = json.loads(Path(manifest_path).read_text())
-    store = BuildStore(Path(manifest["state_dir"]))
-    if hashes is not None:
-        wanted = hashes.split(",")[index] if index < len(hashes.split(",")) else ""
-        ids = [i for i in manifest["records"]
-               if (r := store.get(int(i))) is not None and nix.store_hash(r.drv) == wanted]
-        if not wanted or not ids:
-            raise OperationFailed(f"manifest {manifest_path} has no build of the derivation this "
-                                  f"job's comment names at index {index}")
-        record = store.get(int(ids[0]))
-    else:
-        record = store.get(int(manifest["records"][index]))
-    if record is None:
-        raise OperationFailed(f"manifest {manifest_path}: record {manifest['records'][index]} is gone")
-    config = load_config(manifest["config"], demo=manifest["demo"])
-    backend = BACKENDS[manifest["backend"]]
-    lane = backend.lane(store, manifest["max_concurrent"]) if manifest["backend"] == "local" \
-        else nullcontext()
-    scheduled = backend.current_job_id()      # None for a local worker
-    my_job = scheduled or record.job
-
-    def still_mine() -> bool:
-        """Is the record still this job's? A retry gives it a new job; a step of the old one
-        (say, on a node that comes back after a failure) must not speak for the new one.
-        (A local worker may start before its pid is recorded: it is always its record's.)"""
-        fresh = store.get(record.id)
-        return fresh is not None and (scheduled is None or fresh.job == scheduled)
-
-    with lane:
-        if not still_mine() or not store.update_if_in_flight(
-                record, state="running", node=this_node(), job=my_job):
-            return 0  # cancelled while it waited, or resubmitted since
-        state, error = _realise_logged(store, record, backend)
-    if not still_mine():
-        return 0 if state == "built" else 1
-    if state == "built":
-        _finish(config, store, record, "built")
-        state, error = record.state, record.error
-    else:
-        store.update_if_in_flight(record, state=state, error=error)
-    store.write_exit_marker(record.id, state, error)
-    return 0 if state == "built" else 1
-
-
-def _realise_logged(store: BuildStore, record: BuildRecord, backend) -> tuple[str, str | None]:
-    """Run nix-store --realise into the record's log; (end state, error) when it stops."""
-    stopped: list[int] = []
-    with open(record.log, "a", encoding="utf-8") as log:
-        log.write(f"nixmod: building {record.name} {record.version} ({record.drv})\n")
-        log.flush()
-        proc = subprocess.Popen(nix.realise_command(record.drv, gcroot_path(store, record)),
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=nix.nix_env_vars(), preexec_fn=_die_with_parent)
-
-        def on_signal(signum: int, _frame) -> None:
-            stopped.append(signum)
-            proc.terminate()
-
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, on_signal)
-        code = proc.wait()
-    if stopped:
-        return backend.stop_reason(record)
-    if code != 0:
-        return "failed", _log_tail(Path(record.log))
-    return "built", None
-
-
-def _die_with_parent() -> None:
-    """In the nix-store child: get SIGKILL when the job step dies, however it dies.
-
-    A ``kill -9`` of the job step would otherwise leave nix-store building
-    outside SLURM's view (proctrack/linuxproc loses reparented processes),
-    while the record says the build ended. SIGKILL, not SIGTERM: a client
-    blocked reading from the daemon notices SIGTERM only when the build next
-    prints a line; a killed client closes its socket at once, and the
-    daemon stops the build when its client hangs up.
-    """
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
 #: lines of a build log that are Nix's or nixmod's own narration, never the cause of a failure
 _NARRATION = re.compile(
     r"\s*(>|For full logs|last \d+ log lines|nixmod: |this derivation|these \d+ derivations|"
@@ -918,8 +742,3 @@ def failure_cause(log_text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _log_tail(log: Path) -> str:
-    """The end of a failed build's log, without Nix's repeat of the builder's last lines."""
-    lines = [line for line in log.read_text(errors="replace").splitlines()
-             if not re.match(r"\s*(>|For full logs|last \d+ log lines)", line)]
-    return nix.last_lines("\n".join(lines), ERROR_TAIL_LINES)

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from nixmod.builds.job import job_argv
 from nixmod.builds.state import BuildRecord, BuildStore
-from nixmod.config import Config
+from nixmod.config import Config, current_user
 
 NAME = "local"
 #: how often a waiting worker looks for a free lane
@@ -28,8 +29,6 @@ LANE_POLL_SECONDS = 0.2
 
 def submit(config: Config, store: BuildStore, records: list[BuildRecord], manifest: Path) -> None:
     """Start one detached worker per record; they queue on the lanes themselves."""
-    from nixmod.builds import job_argv
-
     for index, record in enumerate(records):
         with open(store.logs_dir / f"worker-{record.id}.log", "ab") as worker_log:
             proc = subprocess.Popen([*job_argv(manifest), "--index", str(index)],
@@ -112,3 +111,50 @@ def current_job_id() -> str | None:
 
 def stop_reason(record: BuildRecord) -> tuple[str, str]:
     return "cancelled", "cancelled (the build worker was stopped)"
+
+
+def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
+    """Nothing to ask: this user's own queued builds are in the state db, and another
+    user's build of the same drv makes ours wait on the daemon's lock, then reuse it."""
+    return {}
+
+
+def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
+    """A local record joins only this user's own workers, which need no proof."""
+    return {}
+
+
+def owner_of(job: str) -> str | None:
+    """A local worker is always a process of the user who asks."""
+    return current_user()
+
+
+def submission_of(job: str) -> str:
+    """Each worker is its own submission."""
+    return job
+
+
+def verify_command(config: Config, command: list[str]) -> list[str]:
+    """A local rebuild runs here."""
+    return command
+
+
+class LocalBackend:
+    """The local backend as a ``builds.backend.Backend``: the functions above."""
+
+    name = NAME
+    submit = staticmethod(submit)
+    queued_drv_hashes = staticmethod(queued_drv_hashes)
+    owner_of = staticmethod(owner_of)
+    submission_of = staticmethod(submission_of)
+    poll = staticmethod(poll)
+    follow_problems = staticmethod(follow_problems)
+    ended = staticmethod(ended)
+    cancel = staticmethod(cancel)
+    current_job_id = staticmethod(current_job_id)
+    lane = staticmethod(lane)
+    stop_reason = staticmethod(stop_reason)
+    verify_command = staticmethod(verify_command)
+
+
+BACKEND = LocalBackend()

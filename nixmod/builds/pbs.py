@@ -28,9 +28,8 @@ The same contract as ``slurm.py``, in PBS's words:
   own exit record first, then from PBS's ``Exit_status`` (walltime,
   ``qdel``, memory).
 
-The module's public surface is what ``builds/__init__.py`` calls on every
-backend: ``submit``, ``poll``, ``ended``, ``cancel``, ``current_job_id``,
-``stop_reason``, plus ``queued_drv_hashes`` for joining.
+The module's public surface is ``builds.backend.Backend`` (``PbsBackend``
+at the end gathers it), plus ``job_main``, the job's entry point.
 """
 
 from __future__ import annotations
@@ -43,11 +42,13 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nixmod import nix
+from nixmod.builds.job import run_job
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
@@ -274,12 +275,13 @@ def _joinable(jobs: dict[str, Job]) -> dict[str, Job]:
     return joinable
 
 
-def queued_drv_hashes(config: Config) -> dict[str, tuple[str, str]]:
+def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
     """drv hash -> (job id, owner) for every user's joinable nixmod build in the build queue.
 
     The job id is the subjob (``123[4].server``) for an array, the job for a
     plain one. Only a user of the pbs backend looks (the build queue to trust
     is in their ``[build.pbs]``); without PBS there is nothing to join.
+    ``wanted`` is not needed to narrow the one queue listing: every hash found is returned.
     """
     if config.build.backend != NAME or tool_path("qstat") is None:
         return {}
@@ -517,8 +519,6 @@ def job_main() -> int:
     ``sys.argv`` is ``['-c', MANIFEST]``. PBS's own variables (PBS_JOBID,
     PBS_ARRAY_INDEX, TMPDIR) win over the saved ones.
     """
-    from nixmod.builds import run_job
-
     manifest = Path(sys.argv[-1])
     saved = json.loads(_env_file(manifest).read_text())
     mine = {key: value for key, value in os.environ.items()
@@ -530,4 +530,49 @@ def job_main() -> int:
     if home and os.path.isdir(home):
         os.chdir(home)
     index = int(os.environ.get("PBS_ARRAY_INDEX") or 0)
-    return run_job(manifest, index)
+    return run_job(manifest, index, backends={NAME: BACKEND})
+
+
+def owner_of(job: str) -> str | None:
+    """Who submitted ``job``, from ``qstat`` (None when PBS does not know it now)."""
+    try:
+        found = _qstat(job, history=False).get(job)
+    except (OperationFailed, UserError):
+        return None
+    return (found.owner or None) if found is not None else None
+
+
+def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
+    """No check after joining: a job is checked once, when it is joined (``_joinable``)."""
+    return {}
+
+
+def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[object]:
+    """No lane of ours: PBS throttles (the array's ``%max_concurrent`` and ``afterany``)."""
+    return nullcontext()
+
+
+def verify_command(config: Config, command: list[str]) -> list[str]:
+    """A PBS user's rebuild runs here (nixmod has no interactive PBS step for it)."""
+    return command
+
+
+class PbsBackend:
+    """The PBS backend as a ``builds.backend.Backend``: the functions above."""
+
+    name = NAME
+    submit = staticmethod(submit)
+    queued_drv_hashes = staticmethod(queued_drv_hashes)
+    owner_of = staticmethod(owner_of)
+    submission_of = staticmethod(submission_of)
+    poll = staticmethod(poll)
+    follow_problems = staticmethod(follow_problems)
+    ended = staticmethod(ended)
+    cancel = staticmethod(cancel)
+    current_job_id = staticmethod(current_job_id)
+    lane = staticmethod(lane)
+    stop_reason = staticmethod(stop_reason)
+    verify_command = staticmethod(verify_command)
+
+
+BACKEND = PbsBackend()

@@ -37,10 +37,12 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from nixmod import nix
+from nixmod.builds.backend import SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
@@ -81,10 +83,6 @@ VANISHED = ("failed", "job vanished without an exit record (node died or killed)
 QUERY_TIMEOUT = 5.0
 #: seconds an action (sbatch, scancel) may take before we give up and say so
 ACTION_TIMEOUT = 20.0
-
-
-class SchedulerUnavailable(OperationFailed):
-    """slurmctld did not answer (restarting, down): states are the last known ones."""
 
 
 @dataclass(frozen=True)
@@ -217,15 +215,32 @@ def _minutes(limit: str) -> int | None:
     return total
 
 
-def _scontrol_field(job: str, key: str) -> str | None:
-    """One field of ``scontrol -o show job``, taken from its first occurrence.
+def _show_job(job: str, *, strict: bool = False) -> str | None:
+    """``scontrol -o show job JOB``: the job's one line, None when SLURM does not show it.
+
+    The one place nixmod runs and reads ``scontrol show job``. ``strict``:
+    a failure other than "invalid job id" (SLURM has forgotten the job)
+    raises SchedulerUnavailable instead of reading as "not shown".
+    """
+    proc = _run(["scontrol", "-o", "show", "job", job])
+    if proc.returncode != 0 and strict and "invalid job id" not in proc.stderr.lower():
+        raise SchedulerUnavailable(f"scontrol failed: {nix.last_lines(proc.stderr, 1)}")
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _field(line: str | None, key: str) -> str | None:
+    """One field of a ``_show_job`` line, taken from its first occurrence.
 
     Only fields that come before any user text (JobName is checked
     separately; Command, Comment and WorkDir come last) are safe to read so.
     """
-    proc = _run(["scontrol", "-o", "show", "job", job])
-    match = re.search(rf"(?:^| ){key}=(\S+)", proc.stdout) if proc.returncode == 0 else None
+    match = re.search(rf"(?:^| ){key}=(\S+)", line) if line is not None else None
     return match.group(1) if match else None
+
+
+def _scontrol_field(job: str, key: str) -> str | None:
+    """One field of ``scontrol -o show job`` (None when SLURM does not show the job)."""
+    return _field(_show_job(job), key)
 
 
 def _expected_command(hashes: str) -> tuple[str, str]:
@@ -388,11 +403,7 @@ def _scontrol_state(job: str) -> str | None:
     None when SLURM has forgotten the job; SchedulerUnavailable when it
     could not be asked (the job's end is then unknown, not "vanished").
     """
-    proc = _run(["scontrol", "-o", "show", "job", job])
-    if proc.returncode != 0 and "invalid job id" not in proc.stderr.lower():
-        raise SchedulerUnavailable(f"scontrol failed: {nix.last_lines(proc.stderr, 1)}")
-    match = re.search(r"(?:^| )JobState=(\S+)", proc.stdout) if proc.returncode == 0 else None
-    return match.group(1) if match else None
+    return _field(_show_job(job, strict=True), "JobState")
 
 
 def ended(record: BuildRecord) -> tuple[str, str]:
@@ -429,18 +440,68 @@ def stop_reason(record: BuildRecord) -> tuple[str, str]:
 
 def _reached_time_limit(job: str) -> bool:
     try:
-        proc = _run(["scontrol", "-o", "show", "job", job])
+        line = _show_job(job)
     except OperationFailed:
         return False
-    if proc.returncode != 0:
+    if line is None:
         return False
-    if re.search(r"\bJobState=TIMEOUT\b", proc.stdout):
+    if _field(line, "JobState") == "TIMEOUT":
         return True
-    start = re.search(r"\bStartTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", proc.stdout)
-    limit = re.search(r"\bTimeLimit=(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)\b", proc.stdout)
+    start = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", _field(line, "StartTime") or "")
+    limit = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", _field(line, "TimeLimit") or "")
     if not start or not limit:
         return False   # UNLIMITED, or nothing to go by: a stop we did not expect is a cancel
     days, hours, minutes, seconds = (int(part or 0) for part in limit.groups())
-    deadline = time.mktime(time.strptime(start.group(1), "%Y-%m-%dT%H:%M:%S")) \
+    deadline = time.mktime(time.strptime(start.group(0), "%Y-%m-%dT%H:%M:%S")) \
         + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
     return time.time() >= deadline - 1
+
+
+def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[object]:
+    """No lane of ours: SLURM throttles (one running job per ``nixmod-build-L`` lane)."""
+    return nullcontext()
+
+
+def submission_of(job: str) -> str:
+    """``ARRAY_TASK`` -> ``ARRAY``."""
+    return job.split("_")[0]
+
+
+def verify_command(config: Config, command: list[str]) -> list[str]:
+    """``command`` as one ``srun`` step on the build partition, with the build's limits.
+
+    The step names its node and job on stderr first (``nixmod-verify: node N
+    job J``): verify reports where it ran.
+    """
+    slurm = config.build.slurm
+    srun = ["srun", "--job-name", "nixmod-verify", "--partition", slurm.partition,
+            "--time", slurm.time, "--cpus-per-task", str(slurm.cpus_per_task), "--mem", slurm.mem,
+            "--ntasks", "1", "--quiet"]
+    if slurm.account:
+        srun += ["--account", slurm.account]
+    if slurm.qos:
+        srun += ["--qos", slurm.qos]
+    announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
+    return [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
+            shutil.which(command[0]) or command[0], *command[1:]]
+
+
+class SlurmBackend:
+    """The SLURM backend as a ``builds.backend.Backend``: the functions above."""
+
+    name = NAME
+    submit = staticmethod(submit)
+    queued_drv_hashes = staticmethod(queued_drv_hashes)
+    owner_of = staticmethod(owner_of)
+    submission_of = staticmethod(submission_of)
+    poll = staticmethod(poll)
+    follow_problems = staticmethod(follow_problems)
+    ended = staticmethod(ended)
+    cancel = staticmethod(cancel)
+    current_job_id = staticmethod(current_job_id)
+    lane = staticmethod(lane)
+    stop_reason = staticmethod(stop_reason)
+    verify_command = staticmethod(verify_command)
+
+
+BACKEND = SlurmBackend()

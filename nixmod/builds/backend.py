@@ -1,0 +1,108 @@
+"""The contract between the build core and a scheduler: one class to write per scheduler.
+
+In the spirit of EasyBuild's ``JobBackend``: ``builds/__init__.py`` (plan,
+submit, refresh, cancel) and ``builds/job.py`` (the job step) talk to a
+scheduler only through ``Backend``; they hold no ``if backend == ...``.
+``local.py``, ``slurm.py`` and ``pbs.py`` each end with a class that
+satisfies it (checked by mypy where ``builds.BACKENDS`` is typed
+``dict[str, Backend]``); a Grid Engine backend would be one more such class
+and one more entry in ``BACKENDS`` (and in ``config``'s list of names).
+
+What every backend must keep, whatever its scheduler:
+
+* ``submit`` makes every record it is given ``queued`` with its job id (one
+  scheduler call per batch where the scheduler allows it), or raises
+  ``OperationFailed`` (the core keeps the records ``pending`` for a retry).
+* ``poll`` says ``queued`` / ``running`` for jobs still in the queue (of
+  any owner: a joined record follows another user's job) and ``None`` for
+  jobs that have left it; ``ended`` then says how one ended when its own
+  exit record is missing. A scheduler that does not answer raises
+  ``SchedulerUnavailable`` from ``poll``: the core keeps the last-known
+  states and says so.
+* ``queued_drv_hashes`` lists only jobs the scheduler's own record shows
+  to be genuine nixmod builds (anyone can fake a comment); a backend with
+  no shared queue returns ``{}``.
+* The job step's throttle is either the scheduler's (``lane`` is a
+  ``nullcontext``) or the backend's own (local: lock files).
+
+This module imports no backend (the backends import it for
+``SchedulerUnavailable``), so nothing under ``builds/`` reaches back up.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.config import Config
+from nixmod.errors import OperationFailed
+
+
+class SchedulerUnavailable(OperationFailed):
+    """The scheduler did not answer (restarting, down): states are the last known ones."""
+
+
+class Backend(Protocol):
+    """What the build core needs from a scheduler (every method derived from a call site)."""
+
+    #: the ``[build] backend`` value that selects it, stored in each record's ``backend``
+    name: str
+
+    # -- submitting (builds.submit / retry) ------------------------------------------------
+
+    def submit(self, config: Config, store: BuildStore, records: list[BuildRecord],
+               manifest: Path) -> None:
+        """Submit ``records`` (the manifest lists them by index); each becomes ``queued``."""
+        ...
+
+    def queued_drv_hashes(self, config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
+        """drv hash -> (job, owner) of any user's joinable in-flight build ({} when none can be)."""
+        ...
+
+    def owner_of(self, job: str) -> str | None:
+        """Who submitted ``job`` (None when the scheduler does not know it now)."""
+        ...
+
+    def submission_of(self, job: str) -> str:
+        """The submission (array, qsub) a job id belongs to, for messages and stacks."""
+        ...
+
+    # -- following (builds.refresh / cancel) -----------------------------------------------
+
+    def poll(self, store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+        """record id -> ``queued`` / ``running``, or None once its job has left the queue."""
+        ...
+
+    def follow_problems(self, config: Config, records: list[BuildRecord]) -> dict[int, str]:
+        """Joined records whose job can no longer be trusted to build, with why ({} if n/a)."""
+        ...
+
+    def ended(self, record: BuildRecord) -> tuple[str, str]:
+        """(state, error) of a job that left the queue without an exit record."""
+        ...
+
+    def cancel(self, record: BuildRecord) -> None:
+        """Stop the record's own job (raises OperationFailed when the scheduler refuses)."""
+        ...
+
+    # -- the job step (builds.job.run_job) -----------------------------------------------
+
+    def current_job_id(self) -> str | None:
+        """The job id of the job step running now (None for a local worker)."""
+        ...
+
+    def lane(self, store: BuildStore, max_concurrent: int) -> AbstractContextManager[object]:
+        """Held while the job step builds: the throttle, unless the scheduler throttles."""
+        ...
+
+    def stop_reason(self, record: BuildRecord) -> tuple[str, str]:
+        """(state, error) of a job step told to stop (a cancel, or the time limit)."""
+        ...
+
+    # -- verify (repro.verify) -------------------------------------------------------------
+
+    def verify_command(self, config: Config, command: list[str]) -> list[str]:
+        """``command`` (a ``nix-store --check`` rebuild) run where this backend builds."""
+        ...
