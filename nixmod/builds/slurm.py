@@ -281,8 +281,18 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
     array = task.job.partition("_")[0]
     limits = {} if limits is None else limits     # one scontrol per array, not per task
     if array not in limits:
-        limits[array] = _scontrol_field(task.job, "TimeLimit")
-    limit = limits[array]
+        limits[array] = _show_job(task.job)
+    shown = limits[array]
+    if task.state in QUEUED:
+        # --begin: squeue may not say BeginTime yet right after submission; EligibleTime does
+        eligible = _field(shown, "EligibleTime")
+        try:
+            at = time.mktime(time.strptime(eligible or "", "%Y-%m-%dT%H:%M:%S"))
+        except ValueError:
+            at = None
+        if at is not None and at > (now or time.time()) + 60:
+            return f"job {task.job} is held or cannot start (waits until {eligible})"
+    limit = _field(shown, "TimeLimit")
     theirs, mine = _minutes(limit or "UNLIMITED"), _minutes(config.build.slurm.time)
     if mine is not None and (theirs is None or theirs > mine):
         return (f"job {task.job}'s time limit ({limit}) is longer than [build.slurm].time "

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Iterable
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -257,8 +257,13 @@ class NixmodApp(App[int]):
 
         A screen still being composed (just switched to) is skipped: its
         widgets are not there yet, and its ``on_screen_resume`` lays it out.
+        A state refresh that lands while the app is closing (no screen left)
+        has nothing to draw.
         """
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return
         if isinstance(screen, NixmodScreen) and screen.is_mounted:
             screen.refresh_view()
 
