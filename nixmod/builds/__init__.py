@@ -52,8 +52,7 @@ DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) p
 Progress = Callable[[str], None]
 #: every scheduler nixmod can use, by its ``[build] backend`` name (mypy checks each against
 #: the protocol); nothing else in the core names a scheduler
-BACKENDS: dict[str, Backend] = {local.NAME: local.BACKEND, slurm.NAME: slurm.BACKEND,
-                                pbs.NAME: pbs.BACKEND}
+BACKENDS: dict[str, Backend] = {local.NAME: local, slurm.NAME: slurm, pbs.NAME: pbs}
 
 
 class SubmitFailed(OperationFailed):

@@ -1,12 +1,12 @@
-"""The contract between the build core and a scheduler: one class to write per scheduler.
+"""The contract between the build core and a scheduler: one module to write per scheduler.
 
 In the spirit of EasyBuild's ``JobBackend``: ``builds/__init__.py`` (plan,
 submit, refresh, cancel) and ``builds/job.py`` (the job step) talk to a
 scheduler only through ``Backend``; they hold no ``if backend == ...``.
-``local.py``, ``slurm.py`` and ``pbs.py`` each end with a class that
-satisfies it (checked by mypy where ``builds.BACKENDS`` is typed
-``dict[str, Backend]``); a Grid Engine backend would be one more such class
-and one more entry in ``BACKENDS`` (and in ``config``'s list of names).
+``local.py``, ``slurm.py`` and ``pbs.py`` are modules that satisfy it
+(mypy checks a module against a protocol where ``builds.BACKENDS`` is
+typed ``dict[str, Backend]``); a Grid Engine backend would be one more such
+module and one more entry in ``BACKENDS`` (and in ``config``'s list of names).
 
 What every backend must keep, whatever its scheduler:
 
@@ -48,7 +48,7 @@ class Backend(Protocol):
     """What the build core needs from a scheduler (every method derived from a call site)."""
 
     #: the ``[build] backend`` value that selects it, stored in each record's ``backend``
-    name: str
+    NAME: str
 
     # -- submitting (builds.submit / retry) ------------------------------------------------
 

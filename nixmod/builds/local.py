@@ -137,24 +137,3 @@ def submission_of(job: str) -> str:
 def verify_command(config: Config, command: list[str]) -> list[str]:
     """A local rebuild runs here."""
     return command
-
-
-class LocalBackend:
-    """The local backend as a ``builds.backend.Backend``: the functions above."""
-
-    name = NAME
-    submit = staticmethod(submit)
-    queued_drv_hashes = staticmethod(queued_drv_hashes)
-    owner_of = staticmethod(owner_of)
-    submission_of = staticmethod(submission_of)
-    poll = staticmethod(poll)
-    follow_problems = staticmethod(follow_problems)
-    ended = staticmethod(ended)
-    cancel = staticmethod(cancel)
-    current_job_id = staticmethod(current_job_id)
-    lane = staticmethod(lane)
-    stop_reason = staticmethod(stop_reason)
-    verify_command = staticmethod(verify_command)
-
-
-BACKEND = LocalBackend()

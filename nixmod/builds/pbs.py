@@ -28,8 +28,8 @@ The same contract as ``slurm.py``, in PBS's words:
   own exit record first, then from PBS's ``Exit_status`` (walltime,
   ``qdel``, memory).
 
-The module's public surface is ``builds.backend.Backend`` (``PbsBackend``
-at the end gathers it), plus ``job_main``, the job's entry point.
+The module's public surface is ``builds.backend.Backend`` (the module
+itself satisfies it), plus ``job_main``, the job's entry point.
 """
 
 from __future__ import annotations
@@ -530,7 +530,7 @@ def job_main() -> int:
     if home and os.path.isdir(home):
         os.chdir(home)
     index = int(os.environ.get("PBS_ARRAY_INDEX") or 0)
-    return run_job(manifest, index, backends={NAME: BACKEND})
+    return run_job(manifest, index, backends={NAME: sys.modules[__name__]})
 
 
 def owner_of(job: str) -> str | None:
@@ -555,24 +555,3 @@ def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[objec
 def verify_command(config: Config, command: list[str]) -> list[str]:
     """A PBS user's rebuild runs here (nixmod has no interactive PBS step for it)."""
     return command
-
-
-class PbsBackend:
-    """The PBS backend as a ``builds.backend.Backend``: the functions above."""
-
-    name = NAME
-    submit = staticmethod(submit)
-    queued_drv_hashes = staticmethod(queued_drv_hashes)
-    owner_of = staticmethod(owner_of)
-    submission_of = staticmethod(submission_of)
-    poll = staticmethod(poll)
-    follow_problems = staticmethod(follow_problems)
-    ended = staticmethod(ended)
-    cancel = staticmethod(cancel)
-    current_job_id = staticmethod(current_job_id)
-    lane = staticmethod(lane)
-    stop_reason = staticmethod(stop_reason)
-    verify_command = staticmethod(verify_command)
-
-
-BACKEND = PbsBackend()

@@ -494,24 +494,3 @@ def verify_command(config: Config, command: list[str]) -> list[str]:
     announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
     return [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
             shutil.which(command[0]) or command[0], *command[1:]]
-
-
-class SlurmBackend:
-    """The SLURM backend as a ``builds.backend.Backend``: the functions above."""
-
-    name = NAME
-    submit = staticmethod(submit)
-    queued_drv_hashes = staticmethod(queued_drv_hashes)
-    owner_of = staticmethod(owner_of)
-    submission_of = staticmethod(submission_of)
-    poll = staticmethod(poll)
-    follow_problems = staticmethod(follow_problems)
-    ended = staticmethod(ended)
-    cancel = staticmethod(cancel)
-    current_job_id = staticmethod(current_job_id)
-    lane = staticmethod(lane)
-    stop_reason = staticmethod(stop_reason)
-    verify_command = staticmethod(verify_command)
-
-
-BACKEND = SlurmBackend()

@@ -332,29 +332,28 @@ def log_path(record: BuildRecord) -> Path | None:
     return Path(record.log) if record.log else None
 
 
-def log_tail(record: BuildRecord, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` of a build's log; empty when it has none yet."""
+def _log_end(record: BuildRecord, limit: int) -> tuple[str, int, Path | None]:
+    """The last ``limit`` bytes of a build's log as text, the log's size, and its path
+    (``""``, 0, None when it has no log yet): a huge log is never read whole."""
     path = log_path(record)
     if path is None or not path.is_file():
-        return ""
+        return "", 0, None
     with path.open("rb") as handle:
         handle.seek(0, 2)
         size = handle.tell()
-        handle.seek(max(0, size - 64 * 1024))
-        data = handle.read().decode("utf-8", errors="replace")
+        handle.seek(max(0, size - limit))
+        return handle.read().decode("utf-8", errors="replace"), size, path
+
+
+def log_tail(record: BuildRecord, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` of a build's log; empty when it has none yet."""
+    data, _size, _path = _log_end(record, 64 * 1024)
     return "\n".join(data.splitlines()[-lines:])
 
 
 def whole_log(record: BuildRecord, limit: int = WHOLE_LOG_BYTES) -> str:
     """A build's whole log (its last ``limit`` bytes when it is huge), for the full-screen view."""
-    path = log_path(record)
-    if path is None or not path.is_file():
-        return ""
-    with path.open("rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - limit))
-        data = handle.read().decode("utf-8", errors="replace")
+    data, size, path = _log_end(record, limit)
     if size > limit:
         data = f"[… the first {size - limit} bytes are in {path} …]\n" + data.split("\n", 1)[-1]
     return data
