@@ -378,10 +378,15 @@ def gc_root(directory: Path, name: str, version: str) -> Path:
         validate_component(version, "version") / "result"
 
 
+def gc_root_link(root: Path, output: str) -> Path:
+    """The link ``nix-store --realise DRV --add-root ROOT`` makes for one output:
+    ROOT for ``out``, ``ROOT-<output>`` for the others."""
+    return root if output == "out" else root.with_name(f"{root.name}-{output}")
+
+
 def gc_root_links(root: Path, outputs: Iterable[str]) -> list[Path]:
-    """The links ``nix-store --add-root ROOT`` makes: ROOT for ``out``, ``ROOT-<output>`` else."""
-    return [root if output == "out" else root.with_name(f"{root.name}-{output}")
-            for output in dict.fromkeys(["out", *outputs])]
+    """Every link a build's roots may have (``out`` always, whether it has one or not)."""
+    return [gc_root_link(root, output) for output in dict.fromkeys(["out", *outputs])]
 
 
 def remove_gc_roots(directory: Path, name: str, version: str, outputs: Iterable[str]) -> None:

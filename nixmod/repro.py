@@ -41,6 +41,7 @@ from nixmod import nix
 from nixmod.config import Channel, Config
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_open
+from nixmod.metadata import about, identity, metadata
 
 Progress = Callable[[str], None]
 
@@ -208,6 +209,19 @@ class LockedPackage:
     nar_hash: dict[str, str]
     #: description, homepage, license: so an imported module reads like a built one
     meta: dict[str, str] = field(default_factory=dict)
+
+    # the lock keeps them under "meta"; as properties, a locked package is ``Described``
+    @property
+    def description(self) -> str:
+        return self.meta.get("description", "")
+
+    @property
+    def homepage(self) -> str:
+        return self.meta.get("homepage", "")
+
+    @property
+    def license(self) -> str:
+        return self.meta.get("license", "")
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "channel": self.channel,
@@ -394,11 +408,9 @@ def make_lock(config: Config, targets: Sequence[str] = (), *, stack_file: Path |
             progress(f"hashing channel {name} ({channel.path or channel.url})")
         channels[name] = channel_pin(channel)
     system, store_dir = _system_and_store()
-    packages = [LockedPackage(name=r.name, version=r.version, channel=r.channel,
-                              attr=r.attr or r.name, drv=r.drv, outputs=dict(r.outputs),
+    packages = [LockedPackage(**identity(r), drv=r.drv, outputs=dict(r.outputs),
                               nar_hash={o: hashes[p] for o, p in r.outputs.items()},
-                              meta={"description": r.description, "homepage": r.homepage,
-                                    "license": r.license})
+                              meta={key: str(text) for key, text in about(r).items()})
                 for r in requests]
     return Lock(system=system, store_dir=store_dir, channels=channels, packages=packages,
                 stack=stack_name)
@@ -463,10 +475,7 @@ def locked_versions(lock: Lock) -> list[Any]:
     """A catalog PackageVersion per locked package (the lock carries all a build needs)."""
     from nixmod.catalog import PackageVersion
 
-    return [PackageVersion(name=p.name, version=p.version, channel=p.channel, attr=p.attr,
-                           description=p.meta.get("description", ""),
-                           homepage=p.meta.get("homepage", ""), license=p.meta.get("license", ""),
-                           outputs=tuple(p.outputs))
+    return [PackageVersion(**metadata(p), outputs=tuple(p.outputs))
             for p in lock.packages]
 
 
@@ -686,17 +695,12 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
     written = []
     for package in lock.packages:
         base = lmod.gc_root(gcroot_dir, package.name, package.version)
+        base.parent.mkdir(parents=True, exist_ok=True)
         for output, path in package.outputs.items():
-            link = base if output == "out" else base.with_name(f"{base.name}-{output}")
-            link.parent.mkdir(parents=True, exist_ok=True)
-            nix.run(["nix-store", "--realise", path, "--add-root", str(link), "--indirect",
-                     *nix.OFFLINE_OPTIONS])
-        request = lmod.ModuleRequest(
-            name=package.name, version=package.version,
-            description=package.meta.get("description", ""),
-            homepage=package.meta.get("homepage", ""), license=package.meta.get("license", ""),
-            channel=package.channel, attr=package.attr, drv=package.drv,
-            outputs=dict(package.outputs))
+            # the names a build's roots have, so removing the module finds these too
+            nix.run(nix.realise_command(path, lmod.gc_root_link(base, output)))
+        request = lmod.ModuleRequest(**metadata(package), drv=package.drv,
+                                     outputs=dict(package.outputs))
         info = lmod.write_module(config, request, root=root,
                                  channel_pin=pin_text(lock.channels[package.channel]))
         written.append(info.module)

@@ -18,7 +18,7 @@ import difflib
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -34,8 +34,8 @@ from nixmod.errors import UserError
 
 if TYPE_CHECKING:  # imported where used: `stack check` must not pay for builds/repro
     from nixmod.builds import BuildRecord, Plan
-    from nixmod.builds.state import BuildStore
     from nixmod.catalog import Catalog, PackageVersion
+    from nixmod.lmod import ModuleInfo
     from nixmod.repro import Lock
 
 Progress = Callable[[str], None]
@@ -446,15 +446,6 @@ class StackBuildResult:
                 "ok": not self.failed}
 
 
-def _stack_records(store: BuildStore, stack: Stack) -> dict[str, BuildRecord]:
-    """drv -> the newest build record this stack made for it (the stack's own history)."""
-    latest: dict[str, BuildRecord] = {}
-    for record in store.select():
-        if record.module_root == str(stack.modules_root):
-            latest[record.drv] = record
-    return latest
-
-
 def _item(entry: StackEntry, version: PackageVersion, action: str, record: BuildRecord | None = None, *,
           state: str = "", out: str = "", module: str | None = None) -> StackItem:
     item = StackItem(name=version.name, version=version.version, channel=version.channel,
@@ -524,6 +515,28 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
     return removed
 
 
+def _standing(plan: Plan, module: ModuleInfo | None, earlier: BuildRecord | None, *,
+              retry: bool) -> str | None:
+    """What the stack already has of a package, when that makes submitting it needless.
+
+    ``UP_TO_DATE``: its module is published with these very outputs.
+    ``IN_FLIGHT``: an earlier ``stack build`` of this drv is still queued or
+    running (followed, not joined again: a rerun adds no records).
+    ``FAILED_EARLIER``: this drv failed before and ``retry`` was not asked.
+    None: submit it; ``builds.submit`` then reuses, joins or builds it.
+    """
+    if (plan.action == "reuse" and module is not None and module.valid
+            and module.outputs == plan.outputs):
+        return UP_TO_DATE
+    if earlier is None or plan.action == "reuse":
+        return None
+    if earlier.state in ("pending", "queued", "running"):
+        return IN_FLIGHT
+    if earlier.state in ("failed", "cancelled") and plan.action == "build" and not retry:
+        return FAILED_EARLIER
+    return None
+
+
 def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool = False,
                 progress: Progress | None = None, lock: Lock | None = None) -> StackBuildResult:
     """Check, plan, publish what is valid, submit the rest at once, remove what left the file.
@@ -563,53 +576,45 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
         plans = builds.plan(config, [r.version for r in report.resolved], progress=progress,
                             module_root=stack.modules_root)
     published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
-    store = builds.open_store(config)
-    try:
-        builds.migrate_gc_roots(store, stack.gcroot_dir)
-        history = _stack_records(store, stack)
-        items: list[StackItem] = []
-        to_submit: list[tuple[StackItem, Plan]] = []
-        followed: list[StackItem] = []
-        for resolved, plan in zip(report.resolved, plans):
-            entry, version = resolved.entry, resolved.version
-            plan.default = entry.default
-            module = published.get((version.name, version.version))
-            earlier = history.get(plan.drv)
-            out = nix.main_output(plan.outputs)
-            if (plan.action == "reuse" and module is not None and module.valid
-                    and module.outputs == plan.outputs):
-                if entry.default and not module.default:
-                    lmod.set_default(config, version.name, version.version, root=stack.modules_root)
-                item = _item(entry, version, UP_TO_DATE, state=earlier.state if earlier and
-                             earlier.state in ("built", "reused") else "built",
-                             out=out, module=module.module)
-                if earlier is not None:
-                    item.build_id, item.job, item.log = earlier.id, earlier.job, earlier.log
-            elif earlier is not None and earlier.state in ("queued", "running", "pending") \
-                    and plan.action != "reuse":
-                item = _item(entry, version, IN_FLIGHT, earlier)
+    history = builds.tree_history(config, stack.modules_root, stack.gcroot_dir)
+    items: list[StackItem] = []
+    to_submit: list[tuple[StackItem, Plan]] = []
+    followed: list[StackItem] = []
+    for resolved, plan in zip(report.resolved, plans):
+        entry, version = resolved.entry, resolved.version
+        module = published.get((version.name, version.version))
+        earlier = history.get(plan.drv)
+        standing = _standing(plan, module, earlier, retry=retry)
+        if standing is None:
+            item = _item(entry, version, plan.action, state="pending",
+                         out=nix.main_output(plan.outputs))
+            to_submit.append((item, replace(plan, default=entry.default)))
+        elif standing == UP_TO_DATE:
+            assert module is not None   # _standing says up to date only of a published module
+            if entry.default and not module.default:
+                lmod.set_default(config, version.name, version.version, root=stack.modules_root)
+            item = _item(entry, version, UP_TO_DATE, state=earlier.state if earlier and
+                         earlier.state in ("built", "reused") else "built",
+                         out=module.store_path, module=module.module)
+            if earlier is not None:
+                item.build_id, item.job, item.log = earlier.id, earlier.job, earlier.log
+        else:
+            item = _item(entry, version, standing, earlier)
+            if standing == IN_FLIGHT:
                 followed.append(item)
-            elif earlier is not None and earlier.state in ("failed", "cancelled") \
-                    and plan.action == "build" and not retry:
-                item = _item(entry, version, FAILED_EARLIER, earlier)
-            else:
-                item = _item(entry, version, plan.action, state="pending", out=out)
-                to_submit.append((item, plan))
-            items.append(item)
-            if progress and item.action in (UP_TO_DATE, IN_FLIGHT, FAILED_EARLIER):
-                note = {IN_FLIGHT: f" (build {item.build_id}, job {item.job})",
-                        FAILED_EARLIER: f" (build {item.build_id}); not resubmitted, "
-                                        "add --retry to build it again"}.get(item.action, "")
-                progress(f"{version.name} {version.version}: {item.action}{note}")
+        items.append(item)
+        if progress and standing is not None:
+            note = {IN_FLIGHT: f" (build {item.build_id}, job {item.job})",
+                    FAILED_EARLIER: f" (build {item.build_id}); not resubmitted, "
+                                    "add --retry to build it again"}.get(standing, "")
+            progress(f"{version.name} {version.version}: {standing}{note}")
 
-        keep = {(r.version.name, r.version.version) for r in report.resolved}
-        removed = _remove_unlisted(config, stack, keep, progress)
-        with_default = {r.version.name for r in report.resolved if r.entry.default}
-        for name in sorted({name for name, _version in keep} - with_default):
-            if lmod.clear_default(config, name, root=stack.modules_root) and progress:
-                progress(f"{name}: no default any more (none marked in {stack.file.name})")
-    finally:
-        store.close()
+    keep = {(r.version.name, r.version.version) for r in report.resolved}
+    removed = _remove_unlisted(config, stack, keep, progress)
+    with_default = {r.version.name for r in report.resolved if r.entry.default}
+    for name in sorted({name for name, _version in keep} - with_default):
+        if lmod.clear_default(config, name, root=stack.modules_root) and progress:
+            progress(f"{name}: no default any more (none marked in {stack.file.name})")
 
     arrays: list[str] = []
     if to_submit:
@@ -618,11 +623,10 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
                                 progress=progress)
         for (item, _plan), record in zip(to_submit, records):
             _take(item, record)
-            # submit decides again at dispatch time: a build may have become a join
-            item.action = "join" if record.joined else "reuse" if record.state == "reused" \
-                else item.action
+            item.action = record.action   # what submit did, which may differ from the plan
             followed.append(item)
-        arrays = sorted({builds.submission_of(r) for r in records if r.job and not r.joined})
+        arrays = sorted({builds.submission_of(r) for r in records
+                         if r.action == "build" and r.job})
     elif progress:
         progress(f"stack {stack.name}: nothing to submit")
 
@@ -656,15 +660,11 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
     assert stack is not None
     builds.refresh(config)
     published = {(m.name, m.version): m for m in lmod.list_modules(config, root=stack.modules_root)}
-    store = builds.open_store(config)
-    try:
-        latest: dict[tuple[str, str, str], BuildRecord] = {}
-        for candidate in _stack_records(store, stack).values():
-            key = (candidate.name, candidate.version, candidate.channel)
-            if key not in latest or candidate.id > latest[key].id:
-                latest[key] = candidate
-    finally:
-        store.close()
+    latest: dict[tuple[str, str, str], BuildRecord] = {}
+    for candidate in builds.tree_history(config, stack.modules_root).values():
+        key = (candidate.name, candidate.version, candidate.channel)
+        if key not in latest or candidate.id > latest[key].id:
+            latest[key] = candidate
     items = []
     for resolved in report.resolved:
         version = resolved.version

@@ -43,9 +43,10 @@ from nixmod.config import Config, config_files, current_user
 from nixmod.dirs import ensure_dir
 from nixmod.errors import NixmodError, OperationFailed, UserError
 from nixmod.files import atomic_write
+from nixmod.metadata import identity, metadata
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
-           "log_path", "follow_log", "module_requests", "open_store", "migrate_gc_roots",
+           "log_path", "follow_log", "module_requests", "open_store", "tree_history",
            "check_state", "failure_cause", "BACKENDS", "Backend"]
 
 DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
@@ -63,9 +64,14 @@ class SubmitFailed(OperationFailed):
         self.records = records
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """What submitting one package would do, decided from the drv, the store and the queue."""
+    """What submitting one package would do, decided from the drv, the store and the queue.
+
+    A forecast: ``submit`` decides again under the submission lock (a job may
+    have ended, or started, since), and each record it returns says what it
+    did (``BuildRecord.action``).
+    """
 
     version: PackageVersion
     drv: str
@@ -77,9 +83,7 @@ class Plan:
     default: bool = False
 
     def as_json(self) -> dict:
-        return {"name": self.version.name, "version": self.version.version,
-                "channel": self.version.channel, "attr": self.version.attr, "drv": self.drv,
-                "outputs": self.outputs, "action": self.action, "job": self.job,
+        return {**identity(self.version), "drv": self.drv, "outputs": self.outputs, "action": self.action, "job": self.job,
                 "owner": self.owner}
 
 
@@ -113,7 +117,8 @@ def check_state(config: Config, *, module_root: Path | None = None) -> None:
     """
     from nixmod.lmod import check_tree
 
-    open_store(config).close()
+    with open_store(config):
+        pass
     check_tree(Path(module_root) if module_root is not None else Path(config.modules.root),
                create=False)
 
@@ -140,6 +145,21 @@ def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
 
         state.notify(f"GC roots in {directory} could not all be moved to the new layout "
                       f"({exc}); the old ones are kept and it is tried again next time")
+
+
+def tree_history(config: Config, module_root: Path, gcroot_dir: Path | None = None
+                 ) -> dict[str, BuildRecord]:
+    """drv -> the newest of this user's builds that wrote (or will write) into ``module_root``.
+
+    A site stack's history: what it built before, what is still in flight and
+    what failed with the very same drv. ``gcroot_dir``, the tree's GC roots,
+    is moved to the current layout first (as the state dir's are on every open).
+    """
+    with open_store(config) as store:
+        if gcroot_dir is not None:
+            migrate_gc_roots(store, gcroot_dir)
+        return {record.drv: record for record in store.select()    # oldest first: newest wins
+                if record.module_root == str(module_root)}
 
 
 # -- planning -----------------------------------------------------------------------
@@ -171,8 +191,7 @@ def plan(config: Config, versions: Sequence[PackageVersion],
             progress(f"evaluating {version.channel}:{version.attr} {version.version}")
         inst = nix.instantiate(channel.path, version.attr, channel.url, channel.sha256)
         instantiated.append((version, inst))
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         decide = _decider(config, store, [inst.drv for _v, inst in instantiated],
                           [p for _v, inst in instantiated for p in inst.outputs.values()],
                           backend=backend or config.build.backend)
@@ -183,8 +202,6 @@ def plan(config: Config, versions: Sequence[PackageVersion],
                               job=flight.job if flight else None,
                               owner=flight.owner if flight else None))
         return plans
-    finally:
-        store.close()
 
 
 def _decider(config: Config, store: BuildStore, drvs: Sequence[str], paths: Sequence[str],
@@ -250,6 +267,8 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
            gcroot_dir: Path | None = None, progress: Progress | None = None) -> list[BuildRecord]:
     """Record every plan as a build, then reuse, join or submit (one scheduler call for all).
 
+    Each record returned says what was done with it (``record.action``: reuse,
+    join or build); callers show that, not the plan's forecast.
     ``module_root``, ``default`` and ``gcroot_dir`` are stored in each record
     so that the job's finish step, possibly hours later on another node,
     writes the module into the tree the caller meant (a site stack's).
@@ -260,30 +279,22 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
     check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
     if gcroot_dir is not None:
         ensure_dir(Path(gcroot_dir), "GC root directory", "the stack's modules_root")
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         with store.submitting():
             records = [store.add(BuildRecord(
-                name=p.version.name, version=p.version.version, channel=p.version.channel,
-                attr=p.version.attr, drv=p.drv,
-                out=p.outputs.get("out") or next(iter(p.outputs.values()), ""),
+                **metadata(p.version), drv=p.drv, out=nix.main_output(p.outputs),
                 outputs=p.outputs, backend=backend or config.build.backend,
-                description=p.version.description, homepage=p.version.homepage,
-                license=p.version.license,
                 module_root=str(module_root) if module_root else None,
                 module_default=default or p.default,
                 gcroot_dir=str(gcroot_dir) if gcroot_dir else None)) for p in plans]
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
-    finally:
-        store.close()
 
 
 def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | None = None,
           progress: Progress | None = None) -> list[BuildRecord]:
     """Resubmit pending / failed / cancelled builds (all of them, or those named)."""
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         with store.submitting():   # states read under the lock: two retries submit once
             if ids:
                 records = _named(store, ids)
@@ -299,8 +310,6 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
                              created=time.time())
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
-    finally:
-        store.close()
 
 
 def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], backend: str,
@@ -405,12 +414,9 @@ def module_requests(config: Config) -> list:
     site stack published into its own tree (``module_root`` set) belong to
     that stack and are left to ``stack build``.
     """
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         return [module_request(r) for r in store.select(states=("built", "reused"))
                 if not r.module_root]
-    finally:
-        store.close()
 
 
 def modules_rewritten(config: Config, written: Sequence) -> None:
@@ -420,8 +426,7 @@ def modules_rewritten(config: Config, written: Sequence) -> None:
     keeps ``built`` with an error; once ``modules refresh`` writes that
     module, the record says so instead of keeping the old failure.
     """
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         by_key = {(info.name, info.version): info for info in written}
         for record in store.select(states=("built", "reused")):
             info = by_key.get((record.name, record.version))
@@ -432,8 +437,6 @@ def modules_rewritten(config: Config, written: Sequence) -> None:
                 else None
             if record.module != info.module or stale:
                 store.update(record, module=info.module, error=None if stale else record.error)
-    finally:
-        store.close()
 
 
 # -- following -------------------------------------------------------------------------------
@@ -476,8 +479,7 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
     * When a scheduler does not answer, its records keep their last-known
       states and a line goes to ``warnings`` (the caller shows it).
     """
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         records = _named(store, ids) if ids else store.select()
         live = [r for r in records if r.state in IN_FLIGHT_STATES]
         failed = [r for r in records if r.state == "failed"]
@@ -518,8 +520,6 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
         if itself:
             _build_itself(config, store, itself, progress)
         return records
-    finally:
-        store.close()
 
 
 def _drop_redundant_job(backend: Backend, record: BuildRecord) -> None:
@@ -655,17 +655,13 @@ def _orphaned(config: Config, records: Sequence[BuildRecord]) -> set[int]:
     pending = [r.id for r in records if r.state == "pending"]
     if not pending:
         return set()
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         return store.orphaned(pending)
-    finally:
-        store.close()
 
 
 def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
     """Cancel queued or running builds; a joined build only stops following (never kills others' jobs)."""
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         records = _named(store, ids)
         for record in records:
             if record.finished:
@@ -674,17 +670,12 @@ def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
                 BACKENDS[record.backend].cancel(record)
             store.update_if_in_flight(record, state="cancelled", error="cancelled by the user")
         return records
-    finally:
-        store.close()
 
 
 def log_path(config: Config, record_id: int) -> Path:
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         record = _named(store, [record_id])[0]
         return Path(record.log)
-    finally:
-        store.close()
 
 
 def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterator[str]:

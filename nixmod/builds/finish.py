@@ -15,6 +15,7 @@ from nixmod import nix
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config
 from nixmod.errors import OperationFailed
+from nixmod.metadata import metadata
 
 if TYPE_CHECKING:
     from nixmod.lmod import ModuleRequest
@@ -67,7 +68,4 @@ def module_request(record: BuildRecord) -> ModuleRequest:
     """What lmod needs to write a record's module (the record's metadata)."""
     from nixmod import lmod
 
-    return lmod.ModuleRequest(name=record.name, version=record.version,
-                              description=record.description, homepage=record.homepage,
-                              license=record.license, channel=record.channel, attr=record.attr,
-                              drv=record.drv, outputs=dict(record.outputs))
+    return lmod.ModuleRequest(**metadata(record), drv=record.drv, outputs=dict(record.outputs))

@@ -97,6 +97,16 @@ class BuildRecord:
     def finished(self) -> bool:
         return self.state in FINAL_STATES
 
+    @property
+    def action(self) -> str:
+        """How the request is met, as submitting decided it (once, under the submission lock):
+        ``reuse`` (its outputs were valid), ``join`` (somebody's job builds the drv) or
+        ``build`` (a job of its own). A joined record that had to build the drv itself
+        says ``build`` from then on."""
+        if self.state == "reused":
+            return "reuse"
+        return "join" if self.joined else "build"
+
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -297,6 +307,14 @@ class BuildStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> BuildStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Closed however the block ends: an open WAL connection left behind by an
+        exception keeps the -wal file growing and, in a long-lived TUI, a file handle."""
+        self.close()
 
     @contextmanager
     def submitting(self) -> Iterator[None]:
