@@ -128,3 +128,44 @@ def test_up_on_a_running_rig_changes_nothing(nodes):
                            f"ls -A /nix; findmnt -n -o OPTIONS --mountpoint {STORE_COPY}"],
                           capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(seen) == 1 and "ro" in seen[0].split(",")
+
+
+def _gone(pid: str) -> bool:
+    """No such process any more (a zombie not yet reaped by its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_down_stops_a_busy_rig_and_up_brings_it_back(alice, nodes):
+    """down.sh on a rig with jobs running on both nodes: every daemon named in its pid file
+    exits, the jobs with them, and up.sh then starts a rig that runs jobs again."""
+    jobs = [alice.run("sbatch", "--parsable", "-p", partition, "-w", node, "--wrap", "sleep 600",
+                      check=True).stdout.strip().split(";")[0]
+            for partition, node in (("nixbuild", nodes.build), ("compute", nodes.compute_only))]
+    deadline = time.monotonic() + 60
+    while alice.run("squeue", "-h", "-t", "R", "-j", ",".join(jobs), "-o", "%i").stdout.split() \
+            != sorted(jobs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    sleeps = subprocess.run(["pgrep", "-u", alice.user, "-x", "sleep"], capture_output=True,
+                            text=True).stdout.split()
+    assert len(sleeps) >= 2, "both jobs should be running before the rig goes down"
+    daemons = _daemon_pids()
+
+    down = subprocess.run(["bash", str(REPO / "tests/cluster/down.sh")], capture_output=True,
+                          text=True, timeout=600)
+    assert down.returncode == 0, down.stderr
+    assert down.stderr.splitlines()[-1] == "[down] stopped"
+    for name, pid in daemons.items():
+        assert f"stopping {name.split()[0]} (pid {pid}," in down.stderr
+        assert _gone(pid), f"{name} (pid {pid}) still runs after down.sh"
+    assert all(_gone(pid) for pid in sleeps), "the rig's jobs outlived down.sh"
+
+    up = run_up()
+    assert up.returncode == 0, up.stderr
+    assert set(_daemon_pids().values()).isdisjoint(daemons.values())
+    assert alice.run("squeue", "-h", "-o", "%i").stdout.split() == []
+    job = alice.run("sbatch", "--parsable", "-p", "nixbuild", "--wrap", "true", check=True)
+    assert job.stdout.strip()

@@ -24,6 +24,8 @@ VENV="${NIXMOD_VENV:-/opt/nixmod/venv}"
 IFS=, read -r -a TEST_USERS <<<"${NIXMOD_TEST_USERS:-nmalice,nmbob}"
 say() { printf '[up] %s\n' "$*" >&2; }
 die() { printf '[up] FAILED: %s\n' "$*" >&2; exit 1; }
+# MARKER, the pid files, the store copy, the daemon socket; alive, pid_of, stop
+source "$REPO/tests/cluster/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts daemons)"
 
@@ -45,19 +47,12 @@ BUILD_NODE=nb01                 # nixbuild + compute: reaches the nix-daemon
 COMPUTE_NODE=cn01               # compute only: no /nix, store read-only at $STORE_COPY
 BUILD_NODE_PORT=6821
 COMPUTE_NODE_PORT=6822
-STORE_COPY=/srv/nixstore        # the "NFS/CVMFS export" of /nix/store on compute nodes
 # Nix's and SLURM's own variables say where their config is (the rig then
 # writes, checks and uses that file): NIX_CONF_DIR, SLURM_CONF.
 NIX_CONF="${NIX_CONF_DIR:-/etc/nix}/nix.conf"
 export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
-NIX_PIDFILE=/run/nix-daemon.pid # nix-daemon writes none itself: the rig does
 SLURMCTLD_PIDFILE=/run/slurmctld.pid
 SLURMD_PIDFILE_PATTERN=/run/slurmd-%n.pid
-MUNGED_PIDFILE=/run/munge/munged.pid
-SOCK=/nix/var/nix/daemon-socket/socket
-# Every file the rig writes starts with this line; a file without it belongs
-# to someone else (an existing cluster) and is never overwritten.
-MARKER="# Written by nixmod tests/cluster/up.sh"
 
 # --- config files: ours, a package's untouched default, or someone else's
 ours() { [ -f "$1" ] && grep -q "^$MARKER" "$1"; }
@@ -79,44 +74,7 @@ install_conf() {
     if cmp -s "$1" "$2"; then rm -f "$1"; echo 0; else mv "$1" "$2"; echo 1; fi
 }
 
-# --- daemons: found and stopped by pid file only, never by name
-# alive PID COMM: PID is a running (not zombie) process named COMM
-alive() {
-    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] \
-        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
-# pid_of PIDFILE COMM: the pid in PIDFILE if that process is alive and is COMM
-pid_of() {
-    local pid
-    [ -s "$1" ] || return 1
-    pid="$(tr -dc 0-9 < "$1")"
-    [ -n "$pid" ] && alive "$pid" "$2" && echo "$pid"
-}
-# stop PIDFILE COMM: SIGTERM, then wait (up to 60 s) until the process is gone
-stop() {
-    local pid
-    pid="$(pid_of "$1" "$2")" || { rm -f "$1"; return 0; }
-    say "stopping $2 (pid $pid, from $1)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 600); do
-        alive "$pid" "$2" || { rm -f "$1"; return 0; }
-        sleep 0.1
-    done
-    die "$2 (pid $pid) did not exit within 60 s of SIGTERM"
-}
-# The nix-daemon listening on $SOCK: of the processes that hold the listening
-# socket (each connection's worker inherits it), the one whose parent is not
-# one of them.
-socket_master() {
-    local pids pid ppid
-    pids=" $(ss -xlpn 2>/dev/null | awk -v s="$SOCK" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
-    for pid in $pids; do
-        ppid="$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)"
-        case "$pids" in *" $ppid "*) continue ;; esac
-        alive "$pid" nix-daemon && { echo "$pid"; return 0; }
-    done
-    return 1
-}
+# --- daemons: alive, pid_of, stop, socket_master, conf_value (lib.sh)
 slurmd_pidfile() { echo "${SLURMD_PIDFILE_PATTERN//%n/$1}"; }
 
 # ---------------------------------------------------------------- nix
@@ -162,10 +120,10 @@ if ! pid_of "$NIX_PIDFILE" nix-daemon >/dev/null; then
     fi
 fi
 if [ "$restart_nix" = 1 ]; then
-    stop "$NIX_PIDFILE" nix-daemon
+    stop "$NIX_PIDFILE" nix-daemon || exit 1
 fi
 if ! pid_of "$NIX_PIDFILE" nix-daemon >/dev/null || [ ! -S "$SOCK" ]; then
-    stop "$NIX_PIDFILE" nix-daemon
+    stop "$NIX_PIDFILE" nix-daemon || exit 1
     say "starting nix-daemon"
     NIX_DAEMON="$(command -v nix-daemon)" || die "nix-daemon not found (apt package nix-bin)"
     rm -f "$SOCK"
@@ -205,7 +163,7 @@ mkdir -p /run/munge /var/lib/munge /var/log/munge
 chown munge:munge /run/munge /var/lib/munge /var/log/munge
 chmod 755 /run/munge
 if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
-    stop "$MUNGED_PIDFILE" munged
+    stop "$MUNGED_PIDFILE" munged || exit 1
     say "starting munged"
     rm -f /run/munge/munge.socket.2*
     runuser -u munge -- /usr/sbin/munged --force || die "munged did not start"
@@ -266,7 +224,6 @@ EOF
 
 # The pid files of the slurm daemons the config in place describes (before it
 # is replaced): SlurmctldPidFile, and SlurmdPidFile for each NodeName (%n).
-conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }
 old_slurmd_pidfiles() {
     local conf="$1" pattern node
     [ -f "$conf" ] || return 0
@@ -275,9 +232,9 @@ old_slurmd_pidfiles() {
 }
 stop_slurm() {
     local conf="$1" f
-    for f in $(old_slurmd_pidfiles "$conf"); do stop "$f" slurmd; done
+    for f in $(old_slurmd_pidfiles "$conf"); do stop "$f" slurmd || exit 1; done
     f="$(conf_value "$conf" SlurmctldPidFile)"
-    stop "${f:-/run/slurmctld.pid}" slurmctld
+    stop "${f:-/run/slurmctld.pid}" slurmctld || exit 1
 }
 if ! cmp -s "$SLURM_CONF.new" "$SLURM_CONF"; then
     [ -f "$SLURM_CONF" ] && stop_slurm "$SLURM_CONF"
@@ -308,7 +265,7 @@ fi
 compute_pidfile="$(slurmd_pidfile "$COMPUTE_NODE")"
 if pid="$(pid_of "$compute_pidfile" slurmd)"; then
     nsenter -t "$pid" -m sh -c "mountpoint -q '$STORE_COPY' && [ ! -e /nix/store ] && [ ! -e '$SOCK' ]" \
-        || stop "$compute_pidfile" slurmd
+        || stop "$compute_pidfile" slurmd || exit 1
 fi
 if ! pid_of "$compute_pidfile" slurmd >/dev/null; then
     say "starting slurmd $COMPUTE_NODE (compute only: /nix hidden, store read-only at $STORE_COPY)"
