@@ -13,10 +13,20 @@ from conftest import SCRATCH, UserSession
 
 def setup_builds(session: UserSession, channels: Path, *, backend: str, nonce: str,
                  counter: Path, sleep: float = 2, max_concurrent: int = 2,
-                 partition: str = "nixbuild") -> None:
-    """Point ``session`` at the builds test channel with the given backend and throttle."""
+                 partition: str = "nixbuild", scheduler: str | None = None) -> None:
+    """Point ``session`` at the builds test channel with the given backend and throttle.
+
+    ``scheduler``: the backend's own table; by default ``[build.slurm]`` on ``partition``.
+    """
     session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter),
                              NIXMOD_TEST_SLEEP=str(sleep))
+    if scheduler is None:
+        scheduler = f"""[build.slurm]
+partition = "{partition}"
+cpus_per_task = 1
+mem = "100M"
+time = "00:10:00"
+"""
     session.write_config(f"""
 [[channels]]
 name = "buildtest"
@@ -26,12 +36,7 @@ path = "{channels / 'builds.nix'}"
 backend = "{backend}"
 max_concurrent = {max_concurrent}
 
-[build.slurm]
-partition = "{partition}"
-cpus_per_task = 1
-mem = "100M"
-time = "00:10:00"
-""")
+{scheduler}""")
 
 
 def new_counter() -> tuple[str, Path]:

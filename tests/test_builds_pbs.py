@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from builds_helpers import counter_lines, new_counter, records, status, wait_for_state
+from builds_helpers import counter_lines, new_counter, records, setup_builds, status, wait_for_state
 from conftest import NIXMOD, REPO, UserSession
 from tui_view import svg_text
 
@@ -44,18 +44,8 @@ def pbs_server() -> None:
 def setup_pbs(session: UserSession, channels: Path, *, nonce: str, counter: Path,
               sleep: float = 2, max_concurrent: int = 2, walltime: str = "00:10:00",
               queue: str = QUEUE, extra: str = "") -> None:
-    session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter),
-                             NIXMOD_TEST_SLEEP=str(sleep))
-    session.write_config(f"""
-[[channels]]
-name = "buildtest"
-path = "{channels / 'builds.nix'}"
-
-[build]
-backend = "pbs"
-max_concurrent = {max_concurrent}
-
-[build.pbs]
+    setup_builds(session, channels, backend="pbs", nonce=nonce, counter=counter, sleep=sleep,
+                 max_concurrent=max_concurrent, scheduler=f"""[build.pbs]
 queue = "{queue}"
 walltime = "{walltime}"
 ncpus = 1
@@ -173,6 +163,49 @@ def test_the_limit_holds_across_two_commands(alice, test_channels):
 
 def _epoch(text: str) -> float:
     return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+
+
+@pytest.fixture
+def slow_exit():
+    """Keep chosen jobs exiting (state E) for 8 s: call with a job id.
+
+    The rig's PBS has an ``execjob_end`` hook (tests/cluster/pbs_slow_exit_hook.py)
+    that sleeps for the job ids marked here, as a busy node's cleanup does;
+    every other job passes straight through.
+    """
+    marks = Path("/run/nixmod-tests-slow-exit")
+    assert marks.is_dir(), f"{marks} is missing: tests/cluster/pbs.sh up makes it"
+    marked: list[Path] = []
+
+    def mark(job_id: str) -> None:
+        marked.append(marks / job_id)
+        marked[-1].touch()
+
+    yield mark
+    for path in marked:
+        path.unlink(missing_ok=True)
+
+
+def test_a_job_still_exiting_does_not_hold_the_next_build_for_ever(alice, test_channels,
+                                                                   slow_exit):
+    """The user's next build, submitted while their last job is exiting, still runs.
+
+    OpenPBS 23.06 never releases a dependency registered on a job in state E:
+    on the rig, every such job stayed held (Hold_Types s) after the other had
+    finished. Nobody polls here: the user has logged off after submitting.
+    """
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=1)
+    first = records(alice.nixmod("build", "pkg1", "--json", check=True))[0]
+    slow_exit(first["job"])
+    deadline = time.monotonic() + 120
+    while qstat(first["job"]).get(first["job"], {}).get("job_state") != "E":
+        assert time.monotonic() < deadline, "the first job never reached its slow exit"
+        time.sleep(0.2)
+    second = records(alice.nixmod("build", "pkg2", "--json", check=True))[0]
+    ended = finished_job(second["job"], timeout=90)
+    assert ended.get("Exit_status") == 0, ended
+    assert [r["state"] for r in status(alice, first["id"], second["id"])] == ["built", "built"]
 
 
 def test_qdel_from_outside_is_cancelled(alice, test_channels):

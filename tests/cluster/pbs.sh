@@ -33,6 +33,8 @@ PBS_HOSTNAME=pbshost
 CONF_MARKER="# nixmod-pbs-rig: written by tests/cluster/pbs.sh"
 HOSTS_MARKER="# nixmod-pbs-rig (tests/cluster/pbs.sh; removed by 'pbs.sh down')"
 BUILD_QUEUE=nixbuild
+SLOW_EXIT_HOOK=nixmod_test_slow_exit
+SLOW_EXIT_MARKS=/run/nixmod-tests-slow-exit   # as in tests/cluster/pbs_slow_exit_hook.py
 STAMP="$PBS_EXEC/.nixmod-tarball-sha256"
 BUILD_LOG=/var/tmp/nixmod-pbs-build.log
 # a plain PATH: the machine's default python3 is a pyenv one under /root
@@ -204,6 +206,11 @@ settings() {
         sleep 2
     done
     qmgr "set node $PBS_HOSTNAME resources_available.ncpus = 16"
+    # tests only: a job marked in $SLOW_EXIT_MARKS stays exiting for 8 s (the hook says why)
+    mkdir -p -m 700 "$SLOW_EXIT_MARKS"
+    in_ns "$PBS_EXEC/bin/qmgr" -c "list hook $SLOW_EXIT_HOOK" >/dev/null 2>&1 \
+        || qmgr "create hook $SLOW_EXIT_HOOK event=execjob_end"
+    qmgr "import hook $SLOW_EXIT_HOOK application/x-python default $REPO/tests/cluster/pbs_slow_exit_hook.py"
     for i in $(seq 30); do
         has "$(in_ns "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" 2>/dev/null)" 'state = free' && return
         sleep 2
