@@ -302,11 +302,19 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
     base = modules_root(config, root)
     check_tree(base)
     shim_dir = shims.shim_dir(base, config.modules.prefix, request.name, request.version)
-    programs = shims.write_shims(config, shim_dir, request.outputs,
-                                 rebuild=rebuild_command(request.name, request.version,
-                                                         config.demo_forced))
-    atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
-                                         [p.name for p in programs], channel_pin))
+    replacing = path.exists() or shim_dir.exists()
+    try:
+        programs = shims.write_shims(config, shim_dir, request.outputs,
+                                     rebuild=rebuild_command(request.name, request.version,
+                                                             config.demo_forced))
+        atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
+                                             [p.name for p in programs], channel_pin))
+    except BaseException:
+        # a new module that could not be written (disk full, a read-only directory) leaves
+        # no shims behind that no module names; a rewrite keeps what the old module uses
+        if not replacing:
+            shims.remove_shims(shim_dir)
+        raise
     if default:
         set_default(config, request.name, request.version, root=root)
     return ModuleInfo(module=module_name(config, request.name, request.version),

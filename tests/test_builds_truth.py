@@ -23,6 +23,8 @@ def test_wait_fails_when_the_module_was_not_written_and_refresh_fixes_the_record
     assert record["state"] == "built" and record["module"] is None, record
     assert "module was not written" in record["error"]
     assert waited.returncode == 1, "a build with no module to load is not a success"
+    shims = root.parent / (root.name + ".shims")
+    assert sorted(p.name for p in shims.rglob("*")) == [], "shims that no module names were left"
 
     alice.run("chmod", "755", str(locked), check=True)
     alice.nixmod("modules", "refresh", check=True)
@@ -31,3 +33,4 @@ def test_wait_fails_when_the_module_was_not_written_and_refresh_fixes_the_record
     assert fixed["state"] == "built"
     shown = alice.bash(f"module use {root} && module load nix/pkg6 && pkg6", check=True)
     assert "pkg6 1.0" in shown.stdout
+    assert (shims / "nix/pkg6/1.0/bin/pkg6").is_file()
