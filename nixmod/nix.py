@@ -25,11 +25,21 @@ DAEMON_SOCKET = Path("/nix/var/nix/daemon-socket/socket")
 OFFLINE_OPTIONS = ["--option", "substituters", ""]
 
 
-def nix_env_vars(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for Nix commands: talk to the daemon unless told otherwise."""
+def nix_env_vars(base: dict[str, str] | None = None, *, site_config: bool = False
+                 ) -> dict[str, str]:
+    """The environment for Nix commands: talk to the daemon unless told otherwise.
+
+    ``site_config``: Nix reads the system's nix.conf only, as the daemon
+    does, not the user's own (``~/.config/nix/nix.conf``, ``NIX_CONFIG``).
+    A key a user trusts for themselves must not pass a check that stands
+    for the daemon's: the daemon would refuse the same paths half-way.
+    """
     env = dict(os.environ if base is None else base)
     if "NIX_REMOTE" not in env and os.geteuid() != 0 and DAEMON_SOCKET.exists():
         env["NIX_REMOTE"] = "daemon"
+    if site_config:
+        env.pop("NIX_CONFIG", None)
+        env["NIX_USER_CONF_FILES"] = ""
     return env
 
 
@@ -45,10 +55,14 @@ def require(tool: str) -> str:
 
 
 def run(args: Sequence[str], *, timeout: float | None = None, check: bool = True,
-        input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a Nix tool; on failure raise OperationFailed carrying Nix's own message."""
+        input: str | None = None, site_config: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a Nix tool; on failure raise OperationFailed carrying Nix's own message.
+
+    ``site_config``: as ``nix_env_vars`` (the system's nix.conf only).
+    """
     cmd = [require(args[0]), *args[1:]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=nix_env_vars(),
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=nix_env_vars(site_config=site_config),
                           timeout=timeout, input=input)
     if check and proc.returncode != 0:
         raise OperationFailed(f"{args[0]} failed: {last_lines(proc.stderr)}")

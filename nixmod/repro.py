@@ -619,8 +619,9 @@ def check_bundle(directory: Path, lock: Lock) -> list[str]:
 
     The lock against the cache (each locked output present, its NarHash the
     locked one), then ``nix store verify`` on the whole closure: signatures
-    against nix.conf's trusted keys and every NAR against its hash. Nothing
-    is added to the store here.
+    against the system nix.conf's trusted keys (the daemon's; a key the user
+    trusts in their own nix.conf does not count) and every NAR against its
+    hash. Nothing is added to the store here.
     """
     problems = []
     for package in lock.packages:
@@ -635,8 +636,9 @@ def check_bundle(directory: Path, lock: Lock) -> list[str]:
     if problems:
         return problems
     drvs = [p.drv for p in lock.packages if _narinfo(directory, p.drv) is not None]
+    # the site's keys, as the daemon will check them, not the user's own extra ones
     proc = nix.run([*NIX_COMMAND, "store", "verify", "--store", f"file://{directory}",
-                    "--recursive", *lock.closure_roots(), *drvs], check=False)
+                    "--recursive", *lock.closure_roots(), *drvs], check=False, site_config=True)
     if proc.returncode != 0:
         found = [line.strip() for line in proc.stderr.splitlines()
                  if re.search(r"untrusted|modified|error", line)]
@@ -714,8 +716,8 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
 # -- signatures -------------------------------------------------------------------------------------
 
 def trusted_keys() -> list[str]:
-    """Key names in nix.conf's ``trusted-public-keys`` (as the daemon's clients see it)."""
-    proc = nix.run([*NIX_COMMAND, "show-config", "--json"], check=False)
+    """Key names in the system nix.conf's ``trusted-public-keys`` (the daemon's, not a user's)."""
+    proc = nix.run([*NIX_COMMAND, "show-config", "--json"], check=False, site_config=True)
     try:
         value = json.loads(proc.stdout)["trusted-public-keys"]["value"]
     except (ValueError, KeyError, TypeError):
@@ -739,7 +741,8 @@ def signature_status(paths: Sequence[str]) -> dict[str, str]:
     if not present:
         return status
     info = json.loads(nix.run([*NIX_COMMAND, "path-info", "--json", *present]).stdout or "[]")
-    check = nix.run([*NIX_COMMAND, "store", "verify", "--no-contents", *present], check=False)
+    check = nix.run([*NIX_COMMAND, "store", "verify", "--no-contents", *present], check=False,
+                    site_config=True)
     untrusted = set(re.findall(r"path '([^']+)' is untrusted", check.stderr))
     trusted = set(trusted_keys())
     for entry in info if isinstance(info, list) else []:

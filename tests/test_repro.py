@@ -166,6 +166,37 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
     assert len(counter_lines(counter)) == 1
 
 
+def test_a_key_only_the_importing_user_trusts_is_refused_before_anything_is_copied(
+        alice, bob, test_channels):
+    """bob trusts alice's own key in his ~/.config/nix/nix.conf; the daemon does not.
+
+    The pre-check must speak for the daemon: the import is refused as a whole,
+    with the reason, before any path is copied (not half-way by the daemon).
+    """
+    nonce, counter = new_counter()
+    setup_repro(alice, test_channels / "repro.nix", nonce, counter)
+    built = records(alice.nixmod("build", "counted", "--wait", "--json", check=True))[0]
+    alice.run("nix-store", "--generate-binary-cache-key", "alice-1", "alice.sec", "alice.pub",
+              check=True)
+    alice.nixmod("lock", "-o", "lock.json", check=True)
+    alice.nixmod("export", "lock.json", "bundle", "--key", "alice.sec", check=True)
+    alice.nixmod("modules", "remove", "counted/1.0", check=True)
+    deleted = subprocess.run(["nix-store", "--delete", built["out"]], capture_output=True, text=True)
+    assert deleted.returncode == 0, deleted.stderr
+
+    public = (alice.home / "alice.pub").read_text().strip()
+    bob.write(".config/nix/nix.conf", f"extra-trusted-public-keys = {public}\n")
+    seen = bob.run("nix", "--extra-experimental-features", "nix-command", "show-config", "--json",
+                   check=True)
+    assert public in json.loads(seen.stdout)["trusted-public-keys"]["value"]
+    proc = bob.nixmod("import", str(alice.home / "bundle"))
+    assert proc.returncode == 1, proc.stderr
+    line = one_line_error(proc)
+    assert "refused, nothing imported" in line and "untrusted" in line, line
+    assert not is_valid(built["out"])
+    assert not (bob.home / ".local/share/nixmod/modules/nix/counted/1.0.lua").exists()
+
+
 def test_build_lock_reuses_then_refuses_a_moved_channel(alice, test_channels):
     nonce, counter = new_counter()
     channel = alice.write("channel/repro.nix", (test_channels / "repro.nix").read_text())
