@@ -421,9 +421,10 @@ def _release_if_stale(job: Job) -> str:
     """Release our job if PBS holds it for ``afterany`` on jobs that have all ended.
 
     OpenPBS 23.06 can lose the release of a dependency registered while the
-    job depended on was exiting: measured on the rig, 1 in 8 submissions
-    made in that instant stayed held for ever, and the user's builds with
-    them. ``qalter`` with the same, now finished, jobs makes the server look
+    job depended on was exiting: on the rig, 1 in 8 submissions racing a
+    job's end stayed held for ever, and every one made while a job stayed
+    exiting for seconds (a slow end-of-job hook) did; the user's builds
+    wait with it. ``qalter`` with the same, now finished, jobs makes the server look
     again and release it (the owner may; ``qrls`` of a system hold may not).
     Returns ``released``, ``exiting`` (a job depended on is still ending:
     ask again shortly) or ``""`` (nothing to do: not held, or held for
@@ -461,7 +462,9 @@ def submission_of(job: str) -> str:
 def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
     """queued/running for jobs PBS still runs or queues (any owner), None for ended ones.
 
-    One ``qstat -x`` per submission (an array with all its subjobs).
+    One ``qstat -x`` per submission (an array with all its subjobs). A
+    submission of ours that PBS forgot to release is released on the way
+    (``_release_if_stale``).
     """
     jobs: dict[str, Job] = {}
     me = current_user()
