@@ -68,13 +68,20 @@ def test_kill_9_of_the_job_step_takes_its_build_with_it(alice, test_channels):
 
 
 def test_status_finishes_a_record_whose_output_is_valid(alice, test_channels):
-    """Whatever the job says (here: still queued behind a held job), a valid output is built."""
+    """Whatever the job says (here: still queued, and held), a valid output is built."""
     nonce, counter = new_counter()
     setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
                  max_concurrent=1)
+    # a job in alice's only lane keeps nixmod's job pending (singleton), so that the
+    # hold lands on a job that has not started (an idle node starts one within ms)
+    blocker = alice.run("sbatch", "--parsable", "-p", "nixbuild", "--job-name", "nixmod-build-0",
+                        "--wrap", "sleep 300", check=True).stdout.strip().split(";")[0]
     held = records(alice.nixmod("build", "pkg5", "--json", check=True))[0]
     alice.run("scontrol", "hold", held["job"].split("_")[0], check=True)
     try:
+        pending = alice.run("squeue", "-h", "-j", held["job"].split("_")[0], "-o", "%T",
+                            check=True).stdout.split()
+        assert pending == ["PENDING"], pending
         drv, out = held["drv"], held["out"]
         subprocess.run(["nix-store", "--realise", drv], capture_output=True, check=True,
                        env={"PATH": "/usr/bin:/bin", "NIX_REMOTE": "daemon"}, timeout=120)
@@ -85,7 +92,7 @@ def test_status_finishes_a_record_whose_output_is_valid(alice, test_channels):
         queue = alice.run("squeue", "-h", "-u", alice.user, "-o", "%F", check=True).stdout.split()
         assert held["job"].split("_")[0] not in queue
     finally:
-        alice.run("scancel", held["job"].split("_")[0])
+        alice.run("scancel", held["job"].split("_")[0], blocker)
 
 
 def test_slurmctld_restart_loses_nothing_and_wait_goes_on(alice, test_channels):
