@@ -156,9 +156,14 @@ def test_the_limit_holds_across_two_commands(alice, test_channels):
     both = [wait_for_state(alice, r["id"], {"built", "failed", "cancelled"}, timeout=180)
             for r in (first, second)]
     assert [r["state"] for r in both] == ["built", "built"]
-    # and so it started only after the first had ended
+    # and so it started only after the first had ended: after the first's start plus the
+    # time it ran (not its obittime, which PBS sets once end-of-job hooks are done, a
+    # second or more after it released the jobs waiting for it); 1 s for PBS's rounding
     earlier, later = finished_job(first["job"]), finished_job(second["job"])
-    assert _epoch(later["stime"]) >= _epoch(earlier["obittime"])
+    ran = sum(int(part) * 60 ** i for i, part in
+              enumerate(reversed(earlier["resources_used"]["walltime"].split(":"))))
+    assert ran >= 4, earlier["resources_used"]
+    assert _epoch(later["stime"]) >= _epoch(earlier["stime"]) + ran - 1, (earlier, later)
 
 
 def _epoch(text: str) -> float:

@@ -210,7 +210,12 @@ settings() {
     mkdir -p -m 700 "$SLOW_EXIT_MARKS"
     in_ns "$PBS_EXEC/bin/qmgr" -c "list hook $SLOW_EXIT_HOOK" >/dev/null 2>&1 \
         || qmgr "create hook $SLOW_EXIT_HOOK event=execjob_end"
-    qmgr "import hook $SLOW_EXIT_HOOK application/x-python default $REPO/tests/cluster/pbs_slow_exit_hook.py"
+    local hook="$REPO/tests/cluster/pbs_slow_exit_hook.py"
+    if ! in_ns "$PBS_EXEC/bin/qmgr" -c "export hook $SLOW_EXIT_HOOK application/x-python default" \
+            2>/dev/null | cmp -s - "$hook"; then
+        in_ns "$PBS_EXEC/bin/qmgr" -c "import hook $SLOW_EXIT_HOOK application/x-python default $hook" \
+            >/dev/null 2>&1 || die "qmgr could not import hook $SLOW_EXIT_HOOK from $hook"
+    fi
     for i in $(seq 30); do
         has "$(in_ns "$PBS_EXEC/bin/pbsnodes" "$PBS_HOSTNAME" 2>/dev/null)" 'state = free' && return
         sleep 2
