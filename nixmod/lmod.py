@@ -386,6 +386,21 @@ def gc_root(directory: Path, name: str, version: str) -> Path:
         validate_component(version, "version") / "result"
 
 
+def personal_gcroot_dir(state_dir: Path) -> Path:
+    """Where the GC roots of a user's own builds live: ``<state_dir>/gcroots``."""
+    return Path(state_dir) / "gcroots"
+
+
+def stack_gcroot_dir(modules_root: Path, stack: str) -> Path:
+    """Where the GC roots of what a stack published into ``modules_root`` live.
+
+    ``<modules_root>/../gcroots/<stack>``: one directory staff can list to see
+    what the stack keeps alive, beside the tree (not in it, so that Lmod never
+    walks store symlinks). Builds, stack removal and imports all name it here.
+    """
+    return Path(modules_root).parent / "gcroots" / stack
+
+
 def gc_root_link(root: Path, output: str) -> Path:
     """The link ``nix-store --realise DRV --add-root ROOT`` makes for one output:
     ROOT for ``out``, ``ROOT-<output>`` for the others."""
@@ -505,7 +520,7 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     if _default_version(path.parent) == version:
         (path.parent / _RC).unlink()
     if gcroot_dir is None and modules_root(config, root) == Path(config.modules.root):
-        gcroot_dir = Path(config.build.state_dir) / "gcroots"
+        gcroot_dir = personal_gcroot_dir(Path(config.build.state_dir))
     if gcroot_dir is not None:
         remove_gc_roots(gcroot_dir, name, version, info.outputs)
     shims.remove_shims(shims.shim_dir(modules_root(config, root), config.modules.prefix, name, version))

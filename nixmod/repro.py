@@ -690,10 +690,10 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
     if modules_root is not None:
         os.umask(0o022)   # a shared tree: readable by everyone
         root = Path(modules_root).absolute()
-        gcroot_dir = root.parent / "gcroots" / (lock.stack or root.name)
+        gcroot_dir = lmod.stack_gcroot_dir(root, lock.stack or root.name)
     else:
         root = Path(config.modules.root)
-        gcroot_dir = Path(config.build.state_dir) / "gcroots"
+        gcroot_dir = lmod.personal_gcroot_dir(Path(config.build.state_dir))
     written = []
     for package in lock.packages:
         base = lmod.gc_root(gcroot_dir, package.name, package.version)

@@ -88,10 +88,10 @@ class Stack:
 
     @property
     def gcroot_dir(self) -> Path:
-        """Where this stack's GC roots live: one directory staff can list to see
-        what the stack keeps alive, next to (not inside) the modules root so
-        that Lmod never walks store symlinks."""
-        return self.modules_root.parent / "gcroots" / self.name
+        """Where this stack's GC roots live (``lmod.stack_gcroot_dir``)."""
+        from nixmod.lmod import stack_gcroot_dir
+
+        return stack_gcroot_dir(self.modules_root, self.name)
 
 
 @dataclass

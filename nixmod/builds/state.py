@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
+from nixmod.lmod import personal_gcroot_dir
 
 #: states where the build has ended; nothing about it will change by itself
 FINAL_STATES = ("built", "reused", "failed", "cancelled")
@@ -169,8 +170,8 @@ class BuildStore:
         # a state dir another user can change would let them run code as this user
         ensure_dir(self.state_dir, "state dir", "[build] state_dir", mode=0o700)
         try:
-            for sub in ("logs", "jobs", "gcroots", "lanes"):
-                (self.state_dir / sub).mkdir(exist_ok=True, mode=0o700)
+            for sub in (self.logs_dir, self.jobs_dir, self.default_gcroot_dir, self.lanes_dir):
+                sub.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:   # a config problem: every verb would meet it (exit 2)
             raise UserError(f"state dir {self.state_dir} cannot be used "
                             f"({exc.strerror or exc}: {exc.filename or self.state_dir}); "
@@ -303,7 +304,7 @@ class BuildStore:
 
     @property
     def default_gcroot_dir(self) -> Path:
-        return self.state_dir / "gcroots"
+        return personal_gcroot_dir(self.state_dir)
 
     def close(self) -> None:
         self._db.close()
