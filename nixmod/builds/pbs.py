@@ -45,7 +45,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from nixmod import nix
 from nixmod.builds.job import run_job
@@ -417,7 +417,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
             time.sleep(0.2)
 
 
-def _release_if_stale(job: Job) -> str:
+def _release_if_stale(job: Job, known: Mapping[str, Job] | None = None) -> str:
     """Release our job if PBS holds it for ``afterany`` on jobs that have all ended.
 
     OpenPBS 23.06 can lose the release of a dependency registered while the
@@ -428,7 +428,7 @@ def _release_if_stale(job: Job) -> str:
     again and release it (the owner may; ``qrls`` of a system hold may not).
     Returns ``released``, ``exiting`` (a job depended on is still ending:
     ask again shortly) or ``""`` (nothing to do: not held, or held for
-    something real).
+    something real). ``known``: jobs just listed (``poll``'s), not asked again.
     """
     if job.state != "H" or str(job.attrs.get("Hold_Types", "n")) != "s":
         return ""
@@ -441,7 +441,7 @@ def _release_if_stale(job: Job) -> str:
             return ""     # afterok & co. are the user's own: not ours to touch
         waits_for += [i.split("@")[0] for i in ids.split(":") if i]
     for other_id in waits_for:
-        other = _qstat(other_id, history=True).get(other_id)
+        other = (known or {}).get(other_id) or _qstat(other_id, history=True).get(other_id)
         if other is not None and other.state == EXITING:
             return "exiting"
         if other is not None and other.state not in FINISHED:
@@ -467,11 +467,14 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
     (``_release_if_stale``).
     """
     jobs: dict[str, Job] = {}
-    me = current_user()
-    for submission in sorted({submission_of(r.job) for r in records if r.job}):
+    submissions = sorted({submission_of(r.job) for r in records if r.job})
+    for submission in submissions:
         jobs.update(_qstat(submission, history=True))
+    me = current_user()
+    for submission in submissions:   # usually waiting for another of these: already listed
         mine = jobs.get(submission)
-        if mine is not None and mine.owner == me and _release_if_stale(mine) == "released":
+        if mine is not None and mine.owner == me and \
+                _release_if_stale(mine, jobs) == "released":
             jobs.update(_qstat(submission, history=True))   # what it is now that PBS let go
     states: dict[int, str | None] = {}
     for record in records:
