@@ -7,8 +7,34 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Mapping
 
 from conftest import SCRATCH, UserSession
+
+
+def user_config(channels: Mapping[str, Path], backend: str, *, build: str = "",
+                after: str = "") -> str:
+    """A user's config.toml over test channels (name -> file).
+
+    The ``[[channels]]``, then ``[build]`` with ``backend`` and the ``build``
+    lines, then ``after`` (the scheduler's table, ``[shims]``, ...), which ends
+    the file: a test may append keys to its last table.
+    """
+    text = "".join(f'\n[[channels]]\nname = "{name}"\npath = "{path}"\n'
+                   for name, path in channels.items())
+    text += f'\n[build]\nbackend = "{backend}"\n{build}'
+    return text + (f"\n{after}" if after else "")
+
+
+def slurm_table(partition: str = "nixbuild") -> str:
+    """``[build.slurm]`` for the rig: one cpu, small memory, ten minutes."""
+    return (f'[build.slurm]\npartition = "{partition}"\ncpus_per_task = 1\nmem = "100M"\n'
+            'time = "00:10:00"\n')
+
+
+def stack_channels(channels: Path) -> dict[str, Path]:
+    """The two channels the stack tests build from (an old and a new pin)."""
+    return {"stacks-old": channels / "stacks-old.nix", "stacks-new": channels / "stacks-new.nix"}
 
 
 def setup_builds(session: UserSession, channels: Path, *, backend: str, nonce: str,
@@ -20,23 +46,10 @@ def setup_builds(session: UserSession, channels: Path, *, backend: str, nonce: s
     """
     session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter),
                              NIXMOD_TEST_SLEEP=str(sleep))
-    if scheduler is None:
-        scheduler = f"""[build.slurm]
-partition = "{partition}"
-cpus_per_task = 1
-mem = "100M"
-time = "00:10:00"
-"""
-    session.write_config(f"""
-[[channels]]
-name = "buildtest"
-path = "{channels / 'builds.nix'}"
-
-[build]
-backend = "{backend}"
-max_concurrent = {max_concurrent}
-
-{scheduler}""")
+    session.write_config(user_config(
+        {"buildtest": channels / "builds.nix"}, backend,
+        build=f"max_concurrent = {max_concurrent}\n",
+        after=slurm_table(partition) if scheduler is None else scheduler))
 
 
 def new_counter() -> tuple[str, Path]:

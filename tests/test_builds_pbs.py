@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from builds_helpers import counter_lines, new_counter, records, setup_builds, status, wait_for_state
+from builds_helpers import (counter_lines, new_counter, records, setup_builds, stack_channels,
+                            status, user_config, wait_for_state)
 from conftest import NIXMOD, REPO, UserSession
 from tui_view import svg_text
 
@@ -41,17 +42,17 @@ def pbs_server() -> None:
             pytest.fail("PBS could not start: " + proc.stderr[-3000:], pytrace=False)
 
 
+def pbs_table(queue: str = QUEUE, walltime: str = "00:10:00", extra: str = "") -> str:
+    """``[build.pbs]`` for the rig's server; ``extra`` lines end it."""
+    return (f'[build.pbs]\nqueue = "{queue}"\nwalltime = "{walltime}"\nncpus = 1\n'
+            f'mem = "200mb"\n{extra}\n')
+
+
 def setup_pbs(session: UserSession, channels: Path, *, nonce: str, counter: Path,
               sleep: float = 2, max_concurrent: int = 2, walltime: str = "00:10:00",
               queue: str = QUEUE, extra: str = "") -> None:
     setup_builds(session, channels, backend="pbs", nonce=nonce, counter=counter, sleep=sleep,
-                 max_concurrent=max_concurrent, scheduler=f"""[build.pbs]
-queue = "{queue}"
-walltime = "{walltime}"
-ncpus = 1
-mem = "200mb"
-{extra}
-""")
+                 max_concurrent=max_concurrent, scheduler=pbs_table(queue, walltime, extra))
 
 
 def qstat(*args: str) -> dict:
@@ -303,24 +304,7 @@ def test_look_alike_jobs_that_cannot_build_are_not_joined(alice, bob, test_chann
 
 def test_a_stack_on_pbs_is_one_submission(alice, test_channels):
     alice.extra_env["NIXMOD_TEST_NONCE"] = uuid.uuid4().hex[:12]
-    alice.write_config(f"""
-[[channels]]
-name = "stacks-old"
-path = "{test_channels / 'stacks-old.nix'}"
-
-[[channels]]
-name = "stacks-new"
-path = "{test_channels / 'stacks-new.nix'}"
-
-[build]
-backend = "pbs"
-
-[build.pbs]
-queue = "{QUEUE}"
-ncpus = 1
-mem = "200mb"
-walltime = "00:10:00"
-""")
+    alice.write_config(user_config(stack_channels(test_channels), "pbs", after=pbs_table()))
     root = alice.home / "site" / "modules"
     stack = alice.write("stack.toml", f"""\
 [stack]

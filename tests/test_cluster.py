@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from builds_helpers import new_counter, records, setup_builds
+from builds_helpers import new_counter, records, setup_builds, slurm_table, user_config
 from conftest import COMPUTE_PARTITION, BUILD_PARTITION, LMOD_INIT, STORE_COPY, UserSession
 from modules_helpers import site_lua  # noqa: F401 (fixture)
 
@@ -25,23 +25,9 @@ def setup_cluster_user(session: UserSession, test_channels: Path) -> str:
     """A user of the compute-node packages: SLURM builds, shims that know STORE_COPY."""
     nonce = uuid.uuid4().hex[:12]
     session.extra_env["NIXMOD_TEST_NONCE"] = nonce
-    session.write_config(f"""
-[[channels]]
-name = "clustertest"
-path = "{test_channels / 'cluster.nix'}"
-
-[build]
-backend = "slurm"
-
-[build.slurm]
-partition = "{BUILD_PARTITION}"
-cpus_per_task = 1
-mem = "100M"
-time = "00:10:00"
-
-[shims]
-real_store_dir = "{STORE_COPY}"
-""")
+    session.write_config(user_config(
+        {"clustertest": test_channels / "cluster.nix"}, "slurm",
+        after=slurm_table(BUILD_PARTITION) + f'\n[shims]\nreal_store_dir = "{STORE_COPY}"\n'))
     return nonce
 
 

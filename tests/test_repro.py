@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from builds_helpers import counter_lines, new_counter, records
+from builds_helpers import counter_lines, new_counter, records, user_config
 from conftest import VENV, UserSession
 from tui_view import WatchedApp, screen_text
 
@@ -25,14 +25,7 @@ MODULES = "~/.local/share/nixmod/modules"
 def setup_repro(session: UserSession, channel: Path, nonce: str, counter: Path,
                 extra: str = "") -> None:
     session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter))
-    session.write_config(f"""
-[[channels]]
-name = "reprotest"
-path = "{channel}"
-
-[build]
-backend = "local"
-{extra}""")
+    session.write_config(user_config({"reprotest": channel}, "local", build=extra))
 
 
 def nix_hash(path: Path) -> str:

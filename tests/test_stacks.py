@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from builds_helpers import slurm_table, stack_channels, user_config
 from conftest import ALICE, UserSession, _new_session
 
 STACK = """\
@@ -47,23 +48,7 @@ name = "broken"
 
 def _configure(session: UserSession, channels: Path) -> None:
     session.extra_env["NIXMOD_TEST_NONCE"] = uuid.uuid4().hex[:12]
-    session.write_config(f"""
-[[channels]]
-name = "stacks-old"
-path = "{channels / 'stacks-old.nix'}"
-
-[[channels]]
-name = "stacks-new"
-path = "{channels / 'stacks-new.nix'}"
-
-[build]
-backend = "slurm"
-
-[build.slurm]
-cpus_per_task = 1
-mem = "100M"
-time = "00:10:00"
-""")
+    session.write_config(user_config(stack_channels(channels), "slurm", after=slurm_table()))
 
 
 def _json(proc: subprocess.CompletedProcess[str]):
