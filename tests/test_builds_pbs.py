@@ -423,3 +423,45 @@ def test_the_tui_builds_screen_follows_a_pbs_build(alice, test_channels):
     screen = svg_text(shown["screenshot"])
     assert shown["job"] in screen and "built" in screen, screen
     assert counter_lines(counter) == [f"slowpkg 3.1 {nonce}"]
+
+
+def _kill_pbs() -> None:
+    """SIGKILL to every process in the rig's PBS network namespace (server, datastore,
+    scheduler, comm, mom): to PBS, a power cut or a machine restored from a snapshot."""
+    pids = subprocess.run(["ip", "netns", "pids", "pbsnet"], capture_output=True, text=True,
+                          check=True).stdout.split()
+    assert pids, "PBS should be running in netns pbsnet before it is killed"
+    subprocess.run(["kill", "-9", *pids], check=True)
+    # gone from /proc, not just dead: pbs_init.d takes a zombie's pid for a daemon that runs
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, "killed PBS processes were not reaped in 30 s"
+        time.sleep(0.2)
+
+
+def test_a_pbs_killed_without_shutdown_builds_again_after_up(alice, test_channels):
+    """OpenPBS 23.06 can come back from a kill at job number 0 with its history still holding
+    those ids (pbs.sh says why), and every qsub then fails "Job with requested ID already
+    exists": how a CI run on a machine restored after the rig's last up.sh failed. The
+    second kill below comes right after up.sh, before any job: that case. pbs.sh up starts
+    PBS without the jobs from before, and a user's build goes through."""
+    before = subprocess.run(["runuser", "-u", alice.user, "--", str(PBS_BIN / "qsub"), "-N",
+                             "nixmod-before-kill", "-q", QUEUE, "-o", "/dev/null", "--",
+                             "/bin/true"], capture_output=True, text=True, timeout=60)
+    assert before.returncode == 0, before.stderr
+    finished_job(before.stdout.strip())
+    for _ in range(2):
+        _kill_pbs()
+        up = subprocess.run(["bash", str(REPO / "tests/cluster/pbs.sh"), "up"],
+                            capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stderr
+    listed = subprocess.run([str(PBS_BIN / "qselect"), "-x", "-N", "nixmod-before-kill"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.split() == []
+
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=0.5)
+    proc = alice.nixmod("build", "pkg3", "--wait", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [(r["name"], r["state"]) for r in records(proc)] == [("pkg3", "built")]
+    assert counter_lines(counter) == [f"pkg3 1.0 {nonce}"]

@@ -180,8 +180,35 @@ start_pbs() {
     in_ns "$PBS_EXEC/libexec/pbs_init.d" start >/var/tmp/nixmod-pbs-start.log 2>&1 \
         || die "pbs_init.d start failed: $(tail -n 3 /var/tmp/nixmod-pbs-start.log | tr '\n' ' ')"
     local i
-    for i in $(seq 60); do server_answers && return; sleep 2; done
+    for i in $(seq 60); do
+        if server_answers; then forget_jobs; return; fi
+        sleep 2
+    done
     die "pbs_server does not answer 'qstat -B' 120 s after start (see $PBS_HOME/server_logs/)"
+}
+
+# A PBS this script (re)starts holds no job from before. OpenPBS 23.06 keeps
+# its next job number in memory and writes it to the datastore at a clean
+# shutdown and once per 1000 jobs; any other save of the server (the qmgr
+# settings below, right after start) writes 0. A server killed after that and
+# before its first job (a power cut, a machine restored from a snapshot)
+# starts again at 0 while its job history still holds those ids, and every
+# qsub fails "Job with requested ID already exists" until the counter has
+# passed them all. Forgetting the old jobs (finished, queued and the ones the
+# dead mom left) makes every id free again.
+forget_jobs() {
+    local ids i
+    ids="$(in_ns "$PBS_EXEC/bin/qselect" -x 2>/dev/null)" || die "qselect -x failed after start"
+    [ -z "$ids" ] && return
+    say "forgetting $(wc -l <<<"$ids") jobs left from before this start"
+    # word splitting wanted: one job id per word
+    # shellcheck disable=SC2086
+    in_ns "$PBS_EXEC/bin/qdel" -x -W force $ids >/dev/null 2>&1 || true
+    for i in $(seq 30); do
+        [ -z "$(in_ns "$PBS_EXEC/bin/qselect" -x 2>/dev/null)" ] && return
+        sleep 1
+    done
+    die "jobs from before this start are still there: $(in_ns "$PBS_EXEC/bin/qselect" -x 2>&1 | tr '\n' ' ')"
 }
 
 settings() {
