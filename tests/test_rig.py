@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from builds_helpers import counter_lines, new_counter, records, setup_builds
 from conftest import REPO, SCRATCH, STORE_COPY, rig_nodes
 
 #: every test here needs the rig (up.sh itself, run as root)
@@ -169,3 +170,38 @@ def test_down_stops_a_busy_rig_and_up_brings_it_back(alice, nodes):
     assert alice.run("squeue", "-h", "-o", "%i").stdout.split() == []
     job = alice.run("sbatch", "--parsable", "-p", "nixbuild", "--wrap", "true", check=True)
     assert job.stdout.strip()
+
+
+def test_a_rig_killed_without_shutdown_comes_back_without_its_old_jobs(alice, test_channels):
+    """A machine restored after the rig's last run (how CI finds it): every daemon gone
+    without shutdown, slurmctld's saved state still holding the jobs of that run. up.sh
+    starts them again with no job from before (a held job in a test user's lane would keep
+    every later one of that lane waiting), and a user's nixmod build goes through."""
+    mark = f"rig-test-{uuid.uuid4().hex[:12]}"
+    held = alice.run("sbatch", "--parsable", "--hold", "-J", "nixmod-build-0", "-p", "nixbuild",
+                     f"--comment={mark}", "--wrap", "true", check=True).stdout.strip()
+    # slurmctld saves its state a moment after a change: wait for a save that holds the job
+    state = Path("/var/spool/slurmctld/job_state")
+    deadline = time.monotonic() + 60
+    while mark.encode() not in state.read_bytes():
+        assert time.monotonic() < deadline, "slurmctld saved no state with the held job in 60 s"
+        time.sleep(0.5)
+    daemons = _daemon_pids()
+    subprocess.run(["kill", "-9", *daemons.values()], check=True)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in daemons.values()):
+        assert time.monotonic() < deadline, "killed rig daemons were not reaped in 30 s"
+        time.sleep(0.2)
+
+    up = run_up()
+    assert up.returncode == 0, up.stderr
+    assert "[up] cancelling the jobs left from before this start" in up.stderr.splitlines()
+    assert alice.run("squeue", "-h", "-o", "%i").stdout.split() == [], f"job {held} is back"
+
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=0.5,
+                 max_concurrent=1)
+    proc = alice.nixmod("build", "pkg2", "--wait", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [(r["name"], r["state"]) for r in records(proc)] == [("pkg2", "built")]
+    assert counter_lines(counter) == [f"pkg2 1.0 {nonce}"]

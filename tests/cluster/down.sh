@@ -8,7 +8,8 @@
 set -u
 [ "$(id -u)" = 0 ] || { echo "[down] run as root" >&2; exit 1; }
 say() { printf '[down] %s\n' "$*" >&2; }
-# MARKER, the pid files, the store copy, the daemon socket; alive, pid_of, stop, conf_value
+# MARKER, the pid files, the store copy, the daemon socket; alive, pid_of, stop,
+# cancel_all_jobs, conf_value
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
 failed=0   # a daemon that would not stop: said, the others are still stopped, exit 1
@@ -17,8 +18,8 @@ failed=0   # a daemon that would not stop: said, the others are still stopped, e
 bash "$(dirname "${BASH_SOURCE[0]}")/pbs.sh" down || true
 
 if [ -f "$SLURM_CONF" ] && grep -q "^$MARKER" "$SLURM_CONF"; then
-    # the rig's jobs end with it (their steps would outlive slurmd); scancel takes one state a call
-    for state in PENDING SUSPENDED RUNNING; do scancel --state="$state" --full 2>/dev/null || true; done
+    # the rig's jobs end with it (their steps would outlive slurmd)
+    cancel_all_jobs
     pattern="$(conf_value "$SLURM_CONF" SlurmdPidFile)"; pattern="${pattern:-/run/slurmd.pid}"
     for node in $(sed -n 's/^NodeName=\([^ ]*\).*/\1/p' "$SLURM_CONF"); do
         stop "${pattern//%n/$node}" slurmd || failed=1

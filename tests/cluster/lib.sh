@@ -49,5 +49,10 @@ socket_master() {
     done
     return 1
 }
+# cancel_all_jobs: every job of the rig's SLURM, whoever's; scancel takes one state a call
+cancel_all_jobs() {
+    local state
+    for state in PENDING SUSPENDED RUNNING; do scancel --state="$state" --full 2>/dev/null || true; done
+}
 # conf_value FILE KEY: the last KEY=value in a slurm.conf-like FILE
 conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }

@@ -243,9 +243,11 @@ else
     rm -f "$SLURM_CONF.new"
 fi
 
+started_slurmctld=0
 if ! pid_of "$SLURMCTLD_PIDFILE" slurmctld >/dev/null; then
     say "starting slurmctld"
     /usr/sbin/slurmctld || die "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
+    started_slurmctld=1
 fi
 # Two slurmds on one host need a slurm built with multiple-slurmd (Debian's is).
 multiple=""
@@ -288,6 +290,17 @@ for node in "$BUILD_NODE" "$COMPUTE_NODE"; do
         *) die "SLURM node $node is '${state:-unknown}', not idle (see /var/log/slurm/)" ;;
     esac
 done
+
+# A slurmctld this script starts runs no job from before: after a kill (a
+# machine restored from a snapshot) its saved state still holds the jobs of
+# the last run, and a test user's held nixmod-build-0 would keep every new
+# one of that user's lane waiting (--dependency=singleton).
+if [ "$started_slurmctld" = 1 ] && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+    say "cancelling the jobs left from before this start"
+    cancel_all_jobs
+    for _ in $(seq 60); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 1; done
+    [ -z "$(squeue -h -o %i 2>/dev/null)" ] || die "jobs from before this start are still queued: $(squeue -h -o '%i %T' | tr '\n' ' ')"
+fi
 
 # ---------------------------------------------------------------- PBS
 # OpenPBS for the PBS backend, in a network namespace of its own (built once
