@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from builds_helpers import (counter_lines, new_counter, records, setup_builds, stack_channels,
-                            status, user_config, wait_for_state)
+from builds_helpers import (cancel_as_the_tui_does, counter_lines, new_counter, records,
+                            setup_builds, stack_channels, status, user_config, wait_for_state)
 from conftest import NIXMOD, REPO, UserSession
 from tui_view import svg_text
 
@@ -439,6 +439,16 @@ def _kill_pbs() -> None:
         time.sleep(0.2)
 
 
+def _restart_pbs_losing_its_counter() -> None:
+    """Kill PBS and start it with pbs.sh, twice: the second kill comes after up's qmgr
+    settings and before any job, so PBS starts again at job number 0 (pbs.sh says why)."""
+    for _ in range(2):
+        _kill_pbs()
+        up = subprocess.run(["bash", str(REPO / "tests/cluster/pbs.sh"), "up"],
+                            capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stderr
+
+
 def test_a_pbs_killed_without_shutdown_builds_again_after_up(alice, test_channels):
     """OpenPBS 23.06 can come back from a kill at job number 0 with its history still holding
     those ids (pbs.sh says why), and every qsub then fails "Job with requested ID already
@@ -450,11 +460,7 @@ def test_a_pbs_killed_without_shutdown_builds_again_after_up(alice, test_channel
                              "/bin/true"], capture_output=True, text=True, timeout=60)
     assert before.returncode == 0, before.stderr
     finished_job(before.stdout.strip())
-    for _ in range(2):
-        _kill_pbs()
-        up = subprocess.run(["bash", str(REPO / "tests/cluster/pbs.sh"), "up"],
-                            capture_output=True, text=True, timeout=600)
-        assert up.returncode == 0, up.stderr
+    _restart_pbs_losing_its_counter()
     listed = subprocess.run([str(PBS_BIN / "qselect"), "-x", "-N", "nixmod-before-kill"],
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and listed.stdout.split() == []
@@ -465,3 +471,37 @@ def test_a_pbs_killed_without_shutdown_builds_again_after_up(alice, test_channel
     assert proc.returncode == 0, proc.stderr
     assert [(r["name"], r["state"]) for r in records(proc)] == [("pkg3", "built")]
     assert counter_lines(counter) == [f"pkg3 1.0 {nonce}"]
+
+
+def test_a_job_number_pbs_hands_out_again_is_not_taken_for_the_build(alice, test_channels):
+    """After a restart that lost its counter, PBS gives builds' job numbers to other jobs
+    (here alice's own plain jobs: the worst case, she may qdel them). A record does not
+    follow such a job as if it were its build, and no cancel deletes it: not `nixmod
+    cancel` (which looks first) nor the TUI's (which acts on the records last shown)."""
+    _restart_pbs_losing_its_counter()
+    manager = ["ip", "netns", "exec", "pbsnet", str(PBS_BIN / "qmgr"), "-c"]
+    # the builds stay queued: a running job step would outlive the killed mom and finish
+    subprocess.run([*manager, "set server scheduling = False"], check=True, timeout=60)
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=1)
+    first = records(alice.nixmod("build", "pkg1", "--json", check=True))[0]
+    second = records(alice.nixmod("build", "pkg2", "--json", check=True))[0]
+    _restart_pbs_losing_its_counter()    # scheduling is on again: pbs.sh sets it
+    others = [alice.run(str(PBS_BIN / "qsub"), "-N", "not-a-build", "-q", QUEUE, "-o", "/dev/null",
+                        "--", "/bin/sleep", "300", check=True).stdout.strip() for _ in range(2)]
+    try:
+        assert others == [first["job"], second["job"]], "PBS should hand the numbers out again"
+        cancel_as_the_tui_does(alice, second["id"])
+        looked = alice.nixmod("cancel", str(first["id"]))
+        assert looked.returncode == 0, looked.stderr
+        assert f"build {first['id']} had already ended (failed); nothing to cancel" in looked.stderr
+        for other in others:
+            assert qstat(other).get(other, {}).get("job_state") in ("Q", "R"), \
+                f"a cancel deleted {other}, which was not a build"
+        shown = {r["id"]: r for r in status(alice)}
+        assert shown[second["id"]]["state"] == "cancelled"
+        assert shown[first["id"]]["state"] == "failed", shown[first["id"]]
+        assert "vanished" in shown[first["id"]]["error"]
+        assert counter_lines(counter) == []
+    finally:
+        alice.run(str(PBS_BIN / "qdel"), *others)

@@ -12,8 +12,9 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
-                            wait_for_state)
+from builds_helpers import (cancel_as_the_tui_does, counter_lines, new_counter, records,
+                            setup_builds, status, wait_for_state)
+from conftest import NIXMOD
 
 
 def test_two_users_same_package_same_moment_builds_once(alice, bob, test_channels):
@@ -224,3 +225,48 @@ def test_watch_and_follow_end_on_a_build_that_was_never_submitted(alice, test_ch
     assert followed.returncode == 0 and "Traceback" not in followed.stderr
     waited = alice.nixmod("build", "--retry", "--wait", timeout=30)   # sbatch fails again
     assert waited.returncode == 1 and "kept as pending" in waited.stderr
+
+
+def _point_record_at(session, record_id: int, job: str) -> None:
+    """Give a record another job id in the user's own state db: what a controller that
+    lost its state and numbers jobs from 1 again does to the records that name its jobs."""
+    script = ("import sqlite3, sys\n"
+              "db = sqlite3.connect(sys.argv[1])\n"
+              "db.execute('UPDATE builds SET job = ? WHERE id = ?', (sys.argv[2], int(sys.argv[3])))\n"
+              "db.commit()\n")
+    session.run(f"{NIXMOD.parent}/python", "-I", "-c", script,
+                str(session.home / ".local/state/nixmod/builds.db"), job, str(record_id), check=True)
+
+
+def test_a_job_id_that_names_another_build_is_not_followed_or_cancelled(alice, test_channels):
+    """A record whose job id has come to name a task building something else (here alice's
+    own other build, the worst case: she may scancel it) does not follow that task, and no
+    cancel stops it: not `nixmod cancel` (which looks first) nor the TUI's (which acts on
+    the records last shown)."""
+    nonce, counter = new_counter()
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 max_concurrent=1)
+    # a job in alice's only lane keeps her builds pending (singleton)
+    blocker = alice.run("sbatch", "--parsable", "-p", "nixbuild", "--job-name", "nixmod-build-0",
+                        "--wrap", "sleep 300", check=True).stdout.strip().split(";")[0]
+    built = {name: records(alice.nixmod("build", name, "--json", check=True))[0]
+             for name in ("pkg4", "pkg5", "pkg6")}
+    other = built["pkg5"]["job"]
+    try:
+        for name in ("pkg4", "pkg6"):
+            alice.run("scancel", built[name]["job"].split("_")[0], check=True)
+            _point_record_at(alice, built[name]["id"], other)
+        cancel_as_the_tui_does(alice, built["pkg4"]["id"])
+        looked = alice.nixmod("cancel", str(built["pkg6"]["id"]))
+        assert looked.returncode == 0, looked.stderr
+        assert f"build {built['pkg6']['id']} had already ended (failed)" in looked.stderr
+        queue = alice.run("squeue", "-h", "-r", "-u", alice.user, "-o", "%i",
+                          check=True).stdout.split()
+        assert other in queue, "a cancel stopped a task that was not the build"
+        shown = {r["name"]: r for r in status(alice)}
+        assert shown["pkg4"]["state"] == "cancelled"
+        assert shown["pkg6"]["state"] == "failed" and "vanished" in shown["pkg6"]["error"], \
+            shown["pkg6"]
+        assert shown["pkg5"]["state"] == "queued" and shown["pkg5"]["job"] == other
+    finally:
+        alice.run("scancel", blocker, other.split("_")[0])

@@ -15,8 +15,11 @@ What every backend must keep, whatever its scheduler:
   ``OperationFailed`` (the core keeps the records ``pending`` for a retry).
 * ``poll`` says ``queued`` / ``running`` for jobs still in the queue (of
   any owner: a joined record follows another user's job) and ``None`` for
-  jobs that have left it; ``ended`` then says how one ended when its own
-  exit record is missing. A scheduler that does not answer raises
+  jobs that have left it, or whose id now names a job that does not build
+  the record's drv (schedulers hand ids out again: a PBS server that lost
+  its counter, a SLURM controller that lost its state, recycled pids);
+  ``cancel`` stops only such a job of the record's own. ``ended`` then
+  says how one ended when its own exit record is missing. A scheduler that does not answer raises
   ``SchedulerUnavailable`` from ``poll``: the core keeps the last-known
   states and says so.
 * ``queued_drv_hashes`` lists only jobs the scheduler's own record shows

@@ -26,7 +26,10 @@ The same contract as ``slurm.py``, in PBS's words:
 * **States.** ``qstat -x -f -F json`` (job history must be enabled) gives
   queued / running / finished; how a job ended comes from the job step's
   own exit record first, then from PBS's ``Exit_status`` (walltime,
-  ``qdel``, memory).
+  ``qdel``, memory). A record follows its job id only while that job builds
+  the record's drv (its own entry of ``NIXMOD_DRVS``): PBS can hand a
+  number out again after a restart, and ``status`` or ``cancel`` must not
+  take a stranger's job for the build.
 
 The module's public surface is ``builds.backend.Backend`` (the module
 itself satisfies it), plus ``job_main``, the job's entry point.
@@ -227,6 +230,25 @@ def _index(job_id: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _drv_hash_of(job_id: str, job: Job) -> str | None:
+    """The drv hash this (sub)job builds: its own entry of NIXMOD_DRVS (None: not a build)."""
+    hashes, index = _drv_hashes(job), _index(job_id)
+    if index is None:
+        return hashes[0] if len(hashes) == 1 else None
+    return hashes[index] if index < len(hashes) else None
+
+
+def _builds(job: Job, record: BuildRecord) -> bool:
+    """Is ``job`` the one ``record`` was submitted as (or joined)?
+
+    A job id alone does not say: OpenPBS hands its numbers out again after
+    a server restart that lost its counter (README "PBS sites"), so a
+    record's job may by now be someone else's. It is the record's only when
+    it builds the record's drv.
+    """
+    return _drv_hash_of(job.id, job) == nix.store_hash(record.drv)
+
+
 def _runs_job_step(job: Job) -> bool:
     """Does PBS say this job runs nixmod's job step (``PYTHON -I -c JOB_CODE MANIFEST``)?"""
     executable = re.fullmatch(r"<jsdl-hpcpa:Executable>(/[^<]*)</jsdl-hpcpa:Executable>",
@@ -295,12 +317,9 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
         return {}
     found: dict[str, tuple[str, str]] = {}
     for job_id, job in _joinable(jobs).items():
-        hashes = _drv_hashes(job)
-        index = _index(job_id)
-        if index is None and len(hashes) == 1:
-            found.setdefault(hashes[0], (job_id, job.owner))
-        elif index is not None and index < len(hashes):
-            found.setdefault(hashes[index], (job_id, job.owner))
+        drv_hash = _drv_hash_of(job_id, job)
+        if drv_hash is not None:
+            found.setdefault(drv_hash, (job_id, job.owner))
     return found
 
 
@@ -460,7 +479,8 @@ def submission_of(job: str) -> str:
 # -- following ------------------------------------------------------------------------------
 
 def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
-    """queued/running for jobs PBS still runs or queues (any owner), None for ended ones.
+    """queued/running for jobs PBS still runs or queues (any owner), None for ended ones
+    and for a job id that PBS has given to another job since (``_builds``).
 
     One ``qstat -x`` per submission (an array with all its subjobs). A
     submission of ours that PBS forgot to release is released on the way
@@ -471,7 +491,9 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
     for submission in submissions:
         jobs.update(_qstat(submission, history=True))
     me = current_user()
-    for submission in submissions:   # usually waiting for another of these: already listed
+    ours = {submission_of(r.job) for r in records
+            if r.job and r.job in jobs and _builds(jobs[r.job], r)}
+    for submission in sorted(ours):   # usually waiting for another of these: already listed
         mine = jobs.get(submission)
         if mine is not None and mine.owner == me and \
                 _release_if_stale(mine, jobs) == "released":
@@ -479,7 +501,7 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
     states: dict[int, str | None] = {}
     for record in records:
         job = jobs.get(record.job or "")
-        if job is None or job.state in FINISHED:
+        if job is None or job.state in FINISHED or not _builds(job, record):
             states[record.id] = None
         elif job.state in RUNNING:
             states[record.id] = "running"
@@ -517,13 +539,18 @@ def ended(record: BuildRecord) -> tuple[str, str]:
     """How a job that left the queue without an exit record ended, as far as PBS knows."""
     job_id = record.job or ""
     try:
-        jobs = _qstat(job_id, history=True)
+        job = _qstat(job_id, history=True).get(job_id)
     except OperationFailed:
         return VANISHED
-    return _explain(jobs.get(job_id))
+    return _explain(job if job is not None and _builds(job, record) else None)
 
 
 def cancel(record: BuildRecord) -> None:
+    """qdel the record's job, and only it: a job id PBS has given to another job since
+    (``_builds``) is left alone, and the record is then simply cancelled."""
+    job = _qstat(record.job or "", history=False).get(record.job or "")
+    if job is None or not _builds(job, record):
+        return
     proc = _run(["qdel", record.job or ""])
     if proc.returncode != 0 and not re.search(r"Unknown Job Id|has finished|Job has finished",
                                               proc.stderr, re.I):

@@ -109,6 +109,17 @@ class Task:
         body = self.comment[len(COMMENT_PREFIX):] if self.comment.startswith(COMMENT_PREFIX) else ""
         return body.split(",") if _HASHES_RE.fullmatch(body) else []
 
+    @property
+    def drv_hash(self) -> str | None:
+        """The drv hash this task says it builds: its own entry of the comment's list."""
+        hashes = self.hashes()
+        return hashes[self.index] if self.index < len(hashes) else None
+
+    def builds(self, record: BuildRecord) -> bool:
+        """Is this the task ``record`` was submitted as (or joined)? Not a job id reused
+        since (a controller that lost its state starts again at FirstJobId)."""
+        return self.drv_hash == nix.store_hash(record.drv)
+
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
@@ -313,10 +324,10 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     now, limits = time.time(), dict[str, str | None]()
     try:
         for task in _tasks():
-            hashes = task.hashes()
-            if task.index < len(hashes) and hashes[task.index] in wanted - found.keys() \
-                    and joinable(config, task, hashes[task.index], now, limits) is None:
-                found[hashes[task.index]] = (task.job, task.owner)
+            drv_hash = task.drv_hash
+            if drv_hash is not None and drv_hash in wanted - found.keys() \
+                    and joinable(config, task, drv_hash, now, limits) is None:
+                found[drv_hash] = (task.job, task.owner)
     except OperationFailed:
         return {}   # the controller went away mid-look: join nothing rather than half
     return found
@@ -380,14 +391,18 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
 
 
 def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
-    """queued/running for jobs still in the queue (any owner), None for those gone.
+    """queued/running for jobs still in the queue (any owner), None for those gone
+    and for a job id that now names a task building something else (``Task.builds``).
 
     Raises SchedulerUnavailable when slurmctld does not answer.
     """
-    live = {}
-    for task in _tasks():
-        live[task.job] = "queued" if task.state in QUEUED else "running"
-    return {r.id: live.get(r.job or "") for r in records}
+    live = {task.job: task for task in _tasks()}
+    states: dict[int, str | None] = {}
+    for record in records:
+        task = live.get(record.job or "")
+        states[record.id] = None if task is None or not task.builds(record) \
+            else "queued" if task.state in QUEUED else "running"
+    return states
 
 
 def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
@@ -423,6 +438,11 @@ def ended(record: BuildRecord) -> tuple[str, str]:
 
 
 def cancel(record: BuildRecord) -> None:
+    """scancel the record's task, and only it: a job id that now names a task building
+    something else (``Task.builds``) is left alone, and the record is simply cancelled."""
+    task = next((t for t in _tasks() if t.job == record.job), None)
+    if task is None or not task.builds(record):
+        return
     proc = _run(["scancel", record.job or ""])
     if proc.returncode != 0 and "already completing or completed" not in proc.stderr:
         raise OperationFailed(f"scancel {record.job} failed: {nix.last_lines(proc.stderr, 1)}")
