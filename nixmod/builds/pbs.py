@@ -249,6 +249,13 @@ def _builds(job: Job, record: BuildRecord) -> bool:
     return _drv_hash_of(job.id, job) == nix.store_hash(record.drv)
 
 
+def _job_of(record: BuildRecord, *, history: bool) -> Job | None:
+    """The record's own job as PBS shows it (None: unknown, or its id now another job's)."""
+    job_id = record.job or ""
+    job = _qstat(job_id, history=history).get(job_id)
+    return job if job is not None and _builds(job, record) else None
+
+
 def _runs_job_step(job: Job) -> bool:
     """Does PBS say this job runs nixmod's job step (``PYTHON -I -c JOB_CODE MANIFEST``)?"""
     executable = re.fullmatch(r"<jsdl-hpcpa:Executable>(/[^<]*)</jsdl-hpcpa:Executable>",
@@ -490,18 +497,18 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
     submissions = sorted({submission_of(r.job) for r in records if r.job})
     for submission in submissions:
         jobs.update(_qstat(submission, history=True))
+    followed = {r.id: r.job for r in records
+                if r.job and r.job in jobs and _builds(jobs[r.job], r)}
     me = current_user()
-    ours = {submission_of(r.job) for r in records
-            if r.job and r.job in jobs and _builds(jobs[r.job], r)}
-    for submission in sorted(ours):   # usually waiting for another of these: already listed
-        mine = jobs.get(submission)
+    for submission in sorted({submission_of(job) for job in followed.values()}):
+        mine = jobs.get(submission)   # usually waiting for another of these: already listed
         if mine is not None and mine.owner == me and \
                 _release_if_stale(mine, jobs) == "released":
             jobs.update(_qstat(submission, history=True))   # what it is now that PBS let go
     states: dict[int, str | None] = {}
     for record in records:
-        job = jobs.get(record.job or "")
-        if job is None or job.state in FINISHED or not _builds(job, record):
+        job = jobs.get(followed.get(record.id) or "")
+        if job is None or job.state in FINISHED:
             states[record.id] = None
         elif job.state in RUNNING:
             states[record.id] = "running"
@@ -537,19 +544,16 @@ def _explain(job: Job | None) -> tuple[str, str]:
 
 def ended(record: BuildRecord) -> tuple[str, str]:
     """How a job that left the queue without an exit record ended, as far as PBS knows."""
-    job_id = record.job or ""
     try:
-        job = _qstat(job_id, history=True).get(job_id)
+        return _explain(_job_of(record, history=True))
     except OperationFailed:
         return VANISHED
-    return _explain(job if job is not None and _builds(job, record) else None)
 
 
 def cancel(record: BuildRecord) -> None:
     """qdel the record's job, and only it: a job id PBS has given to another job since
     (``_builds``) is left alone, and the record is then simply cancelled."""
-    job = _qstat(record.job or "", history=False).get(record.job or "")
-    if job is None or not _builds(job, record):
+    if _job_of(record, history=False) is None:
         return
     proc = _run(["qdel", record.job or ""])
     if proc.returncode != 0 and not re.search(r"Unknown Job Id|has finished|Job has finished",

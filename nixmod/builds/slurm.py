@@ -273,7 +273,7 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
     hashes = task.hashes()
     if task.state not in QUEUED | RUNNING:
         return f"job {task.job} has ended"
-    if not hashes or task.index >= len(hashes) or hashes[task.index] != drv_hash:
+    if task.drv_hash != drv_hash:
         return f"job {task.job}'s comment does not name this derivation"
     if task.partition != config.build.slurm.partition:
         return (f"job {task.job} is on partition {task.partition!r}, not the build partition "
