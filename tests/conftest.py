@@ -248,6 +248,16 @@ class UserSession:
         return self.run("bash", "-c", f"source {LMOD_INIT}\n{script}", **kw)
 
 
+def kill_hard(pids: list[str], what: str) -> None:
+    """SIGKILL ``pids`` (a power cut, as far as they can tell) and wait until they are gone
+    from /proc, not just dead: a start script takes a zombie's pid for a daemon that runs."""
+    subprocess.run(["kill", "-9", *pids], check=True)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"killed {what} were not reaped in 30 s"
+        time.sleep(0.2)
+
+
 def _new_session(user: str, label: str) -> UserSession:
     home = SCRATCH / f"{label[:40]}-{user}-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)

@@ -21,7 +21,7 @@ import pytest
 
 from builds_helpers import (cancel_as_the_tui_does, counter_lines, new_counter, records,
                             setup_builds, stack_channels, status, user_config, wait_for_state)
-from conftest import NIXMOD, REPO, UserSession
+from conftest import NIXMOD, REPO, UserSession, kill_hard
 from tui_view import svg_text
 
 PBS_BIN = Path("/opt/pbs/bin")
@@ -431,12 +431,7 @@ def _kill_pbs() -> None:
     pids = subprocess.run(["ip", "netns", "pids", "pbsnet"], capture_output=True, text=True,
                           check=True).stdout.split()
     assert pids, "PBS should be running in netns pbsnet before it is killed"
-    subprocess.run(["kill", "-9", *pids], check=True)
-    # gone from /proc, not just dead: pbs_init.d takes a zombie's pid for a daemon that runs
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in pids):
-        assert time.monotonic() < deadline, "killed PBS processes were not reaped in 30 s"
-        time.sleep(0.2)
+    kill_hard(pids, "PBS processes")
 
 
 def _restart_pbs_losing_its_counter() -> None:

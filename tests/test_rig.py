@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from builds_helpers import counter_lines, new_counter, records, setup_builds
-from conftest import REPO, SCRATCH, STORE_COPY, rig_nodes
+from conftest import REPO, SCRATCH, STORE_COPY, kill_hard, rig_nodes
 
 #: every test here needs the rig (up.sh itself, run as root)
 pytestmark = pytest.mark.rig
@@ -186,12 +186,7 @@ def test_a_rig_killed_without_shutdown_comes_back_without_its_old_jobs(alice, te
     while mark.encode() not in state.read_bytes():
         assert time.monotonic() < deadline, "slurmctld saved no state with the held job in 60 s"
         time.sleep(0.5)
-    daemons = _daemon_pids()
-    subprocess.run(["kill", "-9", *daemons.values()], check=True)
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in daemons.values()):
-        assert time.monotonic() < deadline, "killed rig daemons were not reaped in 30 s"
-        time.sleep(0.2)
+    kill_hard(list(_daemon_pids().values()), "rig daemons")
 
     up = run_up()
     assert up.returncode == 0, up.stderr
