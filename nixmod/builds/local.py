@@ -82,8 +82,12 @@ def _alive(pid: int) -> bool:
     return (b"_job" in cmdline or starting) and not zombie
 
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
-    """A live worker's record keeps the state it set itself; a dead one's is None."""
+def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
+         ) -> dict[int, str | None]:
+    """A live worker's record keeps the state it set itself; a dead one's is None.
+
+    No scheduler to spare: the pids are checked every time (``max_age`` is unused).
+    """
     states: dict[int, str | None] = {}
     for record in records:
         pid = _pid(record)

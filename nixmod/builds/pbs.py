@@ -47,10 +47,12 @@ import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
 from nixmod import nix
+from nixmod.builds import pollcache
 from nixmod.builds.job import run_job
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
@@ -429,6 +431,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
     job = proc.stdout.strip().splitlines()[-1].strip() if proc.stdout.strip() else ""
     if not re.fullmatch(r"\d+(\[\])?(\.[\w.-]+)?", job):
         raise OperationFailed(f"qsub printed no job id: {proc.stdout.strip()!r}")
+    pollcache.forget(store.state_dir, "pbs:")   # the queue has changed: not what was seen
     for index, record in enumerate(records):
         store.update(record, state="queued",
                      job=job.replace("[]", f"[{index}]") if len(records) > 1 else job)
@@ -485,18 +488,30 @@ def submission_of(job: str) -> str:
 
 # -- following ------------------------------------------------------------------------------
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
+         ) -> dict[int, str | None]:
     """queued/running for jobs PBS still runs or queues (any owner), None for ended ones
     and for a job id that PBS has given to another job since (``_builds``).
 
-    One ``qstat -x`` per submission (an array with all its subjobs). A
-    submission of ours that PBS forgot to release is released on the way
-    (``_release_if_stale``).
+    One ``qstat -x`` per submission (an array with all its subjobs: the
+    server looks up those ids only), shared with the user's other nixmod
+    processes for ``max_age`` seconds (``pollcache``). A job missing from an
+    answer older than the record's last change keeps its state until the
+    next answer. A submission of ours that PBS forgot to release is
+    released on the way (``_release_if_stale``).
     """
     jobs: dict[str, Job] = {}
+    asked: dict[str, float] = {}
     submissions = sorted({submission_of(r.job) for r in records if r.job})
     for submission in submissions:
-        jobs.update(_qstat(submission, history=True))
+        answer = pollcache.ask(store.state_dir, CACHE_KEY + submission, max_age,
+                               partial(_submission_rows, submission), _valid_row)
+        jobs.update((str(row["id"]), Job(str(row["id"]), dict(row["attrs"])))
+                    for row in answer.rows)
+        asked[submission] = answer.time
+    unseen = {r.id: r.state for r in records if r.job and r.job not in jobs
+              and r.state in ("queued", "running")
+              and asked.get(submission_of(r.job), 0.0) < r.updated}
     followed = {r.id: r.job for r in records
                 if r.job and r.job in jobs and _builds(jobs[r.job], r)}
     me = current_user()
@@ -508,13 +523,30 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
     states: dict[int, str | None] = {}
     for record in records:
         job = jobs.get(followed.get(record.id) or "")
-        if job is None or job.state in FINISHED:
+        if record.id in unseen:
+            states[record.id] = unseen[record.id]
+        elif job is None or job.state in FINISHED:
             states[record.id] = None
         elif job.state in RUNNING:
             states[record.id] = "running"
         else:
             states[record.id] = "queued"
     return states
+
+
+#: key prefix of this backend's answers in the shared cache (``pollcache``)
+CACHE_KEY = "pbs:job:"
+
+
+def _submission_rows(submission: str) -> list[dict[str, Any]]:
+    """What ``qstat -x`` says of one submission, as rows for ``pollcache``."""
+    return [{"id": job_id, "attrs": job.attrs}
+            for job_id, job in _qstat(submission, history=True).items()]
+
+
+def _valid_row(row: dict[str, Any]) -> bool:
+    return set(row) == {"id", "attrs"} and isinstance(row["id"], str) \
+        and isinstance(row["attrs"], dict)
 
 
 def _explain(job: Job | None) -> tuple[str, str]:

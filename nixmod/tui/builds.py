@@ -41,7 +41,7 @@ class BuildsScreen(NixmodScreen):
         Binding("l", "open_log", "Whole log"),
         Binding("c", "cancel_build", "Cancel"),
         Binding("r", "retry_build", "Retry"),
-        Binding("f5", "refresh", "Refresh", show=False),
+        Binding("f5", "refresh", "Check now", show=False),
         Binding("v", "verify_build", "Verify", show=False),
     ]
 
@@ -132,6 +132,9 @@ class BuildsScreen(NixmodScreen):
             return
         running = sum(1 for r in records if not r.finished)
         text = f"{len(self.shown)} of {len(records)} build(s), {running} in flight · sorted by {self.sort_key}"
+        checked = model.checked_ago(self.nixmod_app.checked, time.time())
+        if running and checked:
+            text += f" · {checked} (f5 now)"
         record = self.selected_record()
         if record is not None and record.state == "failed" and record.error:
             text += f" · #{record.id} failed: {model.failure_cause(record)}"
@@ -267,7 +270,7 @@ class BuildsScreen(NixmodScreen):
                                   severity="information" if same else "error", markup=False)
 
     def action_refresh(self) -> None:
-        self.nixmod_app.refresh_state()
+        self.nixmod_app.check_now()
 
 
 class LogScreen(UsesNixmodApp, Screen[None]):

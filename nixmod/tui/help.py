@@ -30,6 +30,7 @@ KEYS = (
     ("d  D  u", "remove one / clear all / undo (Selection)"),
     ("l  ↵", "the whole log, full-screen (Builds)"),
     ("c  r", "cancel (asks first) / retry a build (Builds)"),
+    ("f5", "ask the scheduler now, once per 5 s (Builds)"),
     ("o", "sort (Builds, Modules)"),
     ("y  u", "copy load / use line (Modules)"),
     ("d", "remove a module, asks first (Modules)"),
