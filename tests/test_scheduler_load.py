@@ -10,12 +10,13 @@ job step) are not the waiting nixmod's and are not counted.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from builds_helpers import new_counter, records, setup_builds, wait_for_state
-from conftest import BASE_PATH, VENV, UserSession
+from conftest import BASE_PATH, VENV, UserSession, kill_hard
 
 SLURM_TOOLS = ("squeue", "scontrol", "sbatch", "scancel", "sinfo")
 
@@ -100,12 +101,18 @@ def test_a_job_killed_without_its_exit_record_shows_within_poll_seconds(alice, t
                              timeout=120)
         time.sleep(4)
         assert not waited.done(), waited.result().stderr
-        alice.run("scancel", "--signal=KILL", "--full", record["job"], check=True)
+        # the job step, killed outright as a dying node would leave it: no exit record
+        manifest = next((alice.home / ".local/state/nixmod/jobs").glob("manifest-*.json"))
+        pids = subprocess.run(["pgrep", "-u", alice.user, "-f", f"_job --manifest {manifest}"],
+                              capture_output=True, text=True).stdout.split()
+        assert pids, "the job step is not running"
+        kill_hard(pids, "the job step")
         killed = time.monotonic()
         watch = waited.result()
         seen = time.monotonic() - killed
     ended = records(watch)[0]
-    assert ended["state"] == "failed", ended
+    # SLURM's own word on how it ended (no exit record to say it)
+    assert ended["state"] == "failed" and ended["error"], ended
     assert not (alice.home / f".local/state/nixmod/jobs/{record['id']}.exit").exists()
     # poll_seconds, then SLURM's own word on how it ended, with room for a busy rig
     assert seen < 3 + 10, f"the kill showed after {seen:.1f} s"
