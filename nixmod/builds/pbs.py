@@ -495,9 +495,8 @@ def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
 
     One ``qstat -x`` per submission (an array with all its subjobs: the
     server looks up those ids only), shared with the user's other nixmod
-    processes for ``max_age`` seconds (``pollcache``). A job missing from an
-    answer older than the record's last change keeps its state until the
-    next answer. A submission of ours that PBS forgot to release is
+    processes for ``max_age`` seconds (``pollcache``). An answer older than
+    the record's last change does not move it (the next answer decides). A submission of ours that PBS forgot to release is
     released on the way (``_release_if_stale``).
     """
     jobs: dict[str, Job] = {}
@@ -509,8 +508,7 @@ def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
         jobs.update((str(row["id"]), Job(str(row["id"]), dict(row["attrs"])))
                     for row in answer.rows)
         asked[submission] = answer.time
-    unseen = {r.id: r.state for r in records if r.job and r.job not in jobs
-              and r.state in ("queued", "running")
+    unseen = {r.id: r.state for r in records if r.job and r.state in ("queued", "running")
               and asked.get(submission_of(r.job), 0.0) < r.updated}
     followed = {r.id: r.job for r in records
                 if r.job and r.job in jobs and _builds(jobs[r.job], r)}
