@@ -321,7 +321,7 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     if config.build.backend != NAME or tool_path("qstat") is None:
         return {}
     try:
-        jobs = _nixmod_jobs(config.build.pbs.queue)
+        jobs = _join_look(config)
     except (OperationFailed, UserError):
         return {}
     found: dict[str, tuple[str, str]] = {}
@@ -330,6 +330,24 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
         if drv_hash is not None:
             found.setdefault(drv_hash, (job_id, job.owner))
     return found
+
+
+def _join_look(config: Config) -> dict[str, Job]:
+    """Every user's nixmod jobs in the build queue (``qstat`` by queue): one look per submission.
+
+    ``plan`` and the submission's second decision under its lock read the
+    same answer (for up to ``poll_seconds``, ``pollcache``); our own qsub
+    drops it. The submission's own throttle (``submit``) lists the queue
+    afresh: it must see the jobs still there now.
+    """
+    queue = config.build.pbs.queue
+    answer = pollcache.ask(config.build.state_dir, f"pbs:join:{queue}", config.build.poll_seconds,
+                           partial(_queue_rows, queue), _valid_row)
+    return {str(row["id"]): Job(str(row["id"]), dict(row["attrs"])) for row in answer.rows}
+
+
+def _queue_rows(queue: str) -> list[dict[str, Any]]:
+    return [{"id": job_id, "attrs": job.attrs} for job_id, job in _nixmod_jobs(queue).items()]
 
 
 # -- submitting -------------------------------------------------------------------------

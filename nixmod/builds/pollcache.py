@@ -12,7 +12,11 @@ others read.
 
 A failed question (slurmctld away) is kept too: the others say "did not
 answer" without asking again before the period is over, so an outage is not
-met with one retry per process per second.
+met with one retry per process per second (and a submission's later looks
+do not each wait out the timeout again).
+
+An answer is dated when it was asked (the queue as it was then); a failure
+when it failed.
 
 Each answer is a list of rows (plain JSON objects) under a key the backend
 chooses (``slurm:mine``, ``slurm:job:123_4``, ``pbs:job:12[].srv``); the
@@ -74,7 +78,8 @@ def ask(state_dir: Path, key: str, max_age: float, query: Callable[[], list[Row]
         try:
             rows = query()
         except SchedulerUnavailable as exc:
-            _write(state_dir, {key: {"time": asked, "error": str(exc)[:500]}})
+            # dated when it failed (a timeout takes seconds): the period counts from then
+            _write(state_dir, {key: {"time": time.time(), "error": str(exc)[:500]}})
             raise
         _write(state_dir, {key: {"time": asked, "rows": rows}})
         return Answer(asked, rows)
