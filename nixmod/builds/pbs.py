@@ -342,7 +342,7 @@ def _join_look(config: Config) -> dict[str, Job]:
     """
     queue = config.build.pbs.queue
     answer = pollcache.ask(config.build.state_dir, f"pbs:join:{queue}", config.build.poll_seconds,
-                           partial(_queue_rows, queue), _valid_row)
+                           partial(_queue_rows, queue), _valid_row, share_failure=False)
     return {str(row["id"]): Job(str(row["id"]), dict(row["attrs"])) for row in answer.rows}
 
 

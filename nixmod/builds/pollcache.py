@@ -12,8 +12,9 @@ others read.
 
 A failed question (slurmctld away) is kept too: the others say "did not
 answer" without asking again before the period is over, so an outage is not
-met with one retry per process per second (and a submission's later looks
-do not each wait out the timeout again).
+met with one retry per process per second. A submission's look (to join)
+does not keep its failures: one slow answer under load must not fail the
+submission that follows it.
 
 An answer is dated when it was asked (the queue as it was then); a failure
 when it failed.
@@ -60,12 +61,14 @@ class Answer:
 
 
 def ask(state_dir: Path, key: str, max_age: float, query: Callable[[], list[Row]],
-        valid: Callable[[Row], bool]) -> Answer:
+        valid: Callable[[Row], bool], *, share_failure: bool = True) -> Answer:
     """The answer to ``key``: the shared one when younger than ``max_age``, else ``query()``.
 
     ``max_age`` 0 always asks (a plain ``nixmod status`` asks once). A
     failed ``query`` (``SchedulerUnavailable``) is remembered for the same
-    period and raised again to every process that reads it meanwhile.
+    period and raised again to every process that reads it meanwhile;
+    ``share_failure=False`` (a submission's look) forgets it: the next look
+    asks again, as a submission did before answers were shared.
     """
     cached = _fresh(_read(state_dir).get(key), max_age, valid)
     if cached is not None:
@@ -79,7 +82,8 @@ def ask(state_dir: Path, key: str, max_age: float, query: Callable[[], list[Row]
             rows = query()
         except SchedulerUnavailable as exc:
             # dated when it failed (a timeout takes seconds): the period counts from then
-            _write(state_dir, {key: {"time": time.time(), "error": str(exc)[:500]}})
+            if share_failure:
+                _write(state_dir, {key: {"time": time.time(), "error": str(exc)[:500]}})
             raise
         _write(state_dir, {key: {"time": asked, "rows": rows}})
         return Answer(asked, rows)

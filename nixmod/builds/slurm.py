@@ -300,11 +300,12 @@ def _valid_row(row: dict[str, object]) -> bool:
         if name in ("priority", "submit_time") else isinstance(row[name], str) for name in fields)
 
 
-def _cached_tasks(state_dir: Path, key: str, max_age: float,
-                  query: Callable[[], list[Task]]) -> tuple[list[Task], float]:
+def _cached_tasks(state_dir: Path, key: str, max_age: float, query: Callable[[], list[Task]],
+                  share_failure: bool = True) -> tuple[list[Task], float]:
     """``query``'s tasks, shared for ``max_age`` seconds by the user's nixmod processes."""
     answer = pollcache.ask(state_dir, CACHE_KEY + key, max_age,
-                           lambda: [_task_row(t) for t in query()], _valid_row)
+                           lambda: [_task_row(t) for t in query()], _valid_row,
+                           share_failure=share_failure)
     return [Task(**row) for row in answer.rows], answer.time
 
 
@@ -317,7 +318,7 @@ def _join_look(config: Config) -> list[Task]:
     """
     partition = config.build.slurm.partition
     return _cached_tasks(config.build.state_dir, f"join:{partition}", config.build.poll_seconds,
-                         lambda: _tasks(partition))[0]
+                         lambda: _tasks(partition), share_failure=False)[0]
 
 
 def _followed(state_dir: Path, records: list[BuildRecord], max_age: float
