@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from dump_channels import DumpHome
+
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
 NIXMOD = VENV / "bin" / "nixmod"
@@ -313,3 +315,17 @@ def demo_dir(cluster: None) -> Path:
                           "from nixmod.config import DEMO_DIR; print(DEMO_DIR)"],
                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     return Path(out)
+
+
+@pytest.fixture
+def dump_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DumpHome:
+    """The fast tier's user: HOME, XDG dirs, state and modules in tmp_path, the demo
+    catalog as saved lists (tests/dumps). This process's environment is that user's too
+    (the in-process TUI and Catalog read it), for the test's duration only."""
+    home = DumpHome(tmp_path)
+    for name, value in home.env().items():
+        monkeypatch.setenv(name, value)
+    for name in ("NIXMOD_CONFIG", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    home.write_config()
+    return home
