@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from conftest import VENV
+from dump_channels import channels_config
 
 #: record counts from data/README.md: every one must be indexed or reported
 REAL_DUMPS = {
@@ -26,10 +27,6 @@ QUOTER = """Prints "quoted" text, 'single' too, ]] and ]==] and $(echo pwned) \\
 def json_of(session, *args: str):
     proc = session.nixmod(*args, "--json", check=True)
     return json.loads(proc.stdout)
-
-
-def channels_config(*channels: tuple[str, str]) -> str:
-    return "".join(f'[[channels]]\nname = "{name}"\npath = "{path}"\n\n' for name, path in channels)
 
 
 def api(session, script: str) -> subprocess.CompletedProcess[str]:
