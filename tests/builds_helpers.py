@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Mapping
 
-from conftest import NIXMOD, SCRATCH, UserSession
+from rig import NIXMOD, SCRATCH, UserSession
 
 
 def user_config(channels: Mapping[str, Path], backend: str, *, build: str = "",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SCRATCH, VENV, UserSession
+from rig import REPO, SCRATCH, VENV, UserSession
 
 _WRITER = r'''
 import json, sys

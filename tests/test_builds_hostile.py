@@ -17,7 +17,7 @@ from pathlib import Path
 
 from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
                             wait_for_state)
-from conftest import VENV
+from rig import VENV
 
 PARTITION = "nixbuild"
 

@@ -21,7 +21,7 @@ import pytest
 
 from builds_helpers import (cancel_as_the_tui_does, counter_lines, new_counter, records,
                             setup_builds, stack_channels, status, user_config, wait_for_state)
-from conftest import NIXMOD, REPO, UserSession, kill_hard
+from rig import NIXMOD, REPO, UserSession, kill_hard
 from tui_view import svg_text
 
 PBS_BIN = Path("/opt/pbs/bin")

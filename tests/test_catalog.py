@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import VENV
+from rig import VENV
 from dump_channels import channels_config
 
 #: record counts from data/README.md: every one must be indexed or reported
@@ -299,12 +299,12 @@ def test_an_empty_search_is_bad_input(alice):
 
 @pytest.fixture(scope="module")
 def real_dumps_user(request, real_dumps):
-    from conftest import BOB, _new_session
+    from rig import BOB, new_session
 
     missing = [n for n in REAL_DUMPS if not (real_dumps / f"{n}.json.gz").is_file()]
     if missing:
         pytest.fail(f"real dumps missing under {real_dumps}: {missing} (set NIXMOD_TEST_DATA)")
-    session = _new_session(BOB, "real-dumps")
+    session = new_session(BOB, "real-dumps")
     session.write_config(channels_config(*((n, real_dumps / f"{n}.json.gz") for n in REAL_DUMPS)))
     return session
 

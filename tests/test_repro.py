@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from builds_helpers import counter_lines, new_counter, records, user_config
-from conftest import VENV, UserSession
+from rig import VENV, UserSession
 from tui_view import WatchedApp, screen_text
 
 RIG_KEY = Path("/etc/nix/nixmod-rig-cache.sec")

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from builds_helpers import new_counter, records
-from conftest import SCRATCH, VENV
+from rig import SCRATCH, VENV
 
 #: a PATH with nixmod but no nix-env: any evaluation fails
 NO_NIX = {"PATH": f"{VENV}/bin"}

@@ -8,7 +8,7 @@ import subprocess
 import uuid
 
 from builds_helpers import new_counter, records, setup_builds, status
-from conftest import SCRATCH, UserSession
+from rig import SCRATCH, UserSession
 
 
 def _configure(alice: UserSession, test_channels, state_dir=None) -> None:

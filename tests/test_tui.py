@@ -288,7 +288,7 @@ def test_tui_quits_when_its_terminal_hangs_up(alice):
     import select
     import subprocess
 
-    from conftest import NIXMOD
+    from rig import NIXMOD
 
     master, slave = os.openpty()
     env = [f"{k}={v}" for k, v in (alice.env() | {"TERM": "xterm-256color"}).items()]
