@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
@@ -154,3 +155,24 @@ def new_session(user: str, label: str) -> UserSession:
     shutil.chown(home, user=user, group=user)
     home.chmod(0o755)
     return UserSession(user=user, home=home)
+
+
+_USERSIDE: dict[str, Path] = {}
+
+
+def userside_script(name: str) -> Path:
+    """tests/userside/NAME.py, copied once a session where every test user can read it."""
+    if name not in _USERSIDE:
+        target = SCRATCH / f"userside-{uuid.uuid4().hex[:8]}"
+        target.mkdir(parents=True)
+        target.chmod(0o755)
+        copy = target / f"{name}.py"
+        shutil.copyfile(REPO / "tests" / "userside" / f"{name}.py", copy)
+        copy.chmod(0o644)
+        _USERSIDE[name] = copy
+    return _USERSIDE[name]
+
+
+def run_userside(session: UserSession, name: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run the user-side script ``name`` as ``session``'s user with the installed nixmod."""
+    return session.run(str(VENV / "bin/python"), "-I", str(userside_script(name)), *args, **kw)
