@@ -175,8 +175,7 @@ def demo_dir(cluster: None) -> Path:
     """The demo channels as the installed nixmod ships them."""
     # -I and cwd=/ so that the installed nixmod answers, not the checkout in the cwd
     # (which test users may not be able to read)
-    out = subprocess.run([str(VENV / "bin/python"), "-I", "-c",
-                          "from nixmod.config import DEMO_DIR; print(DEMO_DIR)"],
+    out = subprocess.run([str(VENV / "bin/python"), "-I", str(REPO / "tests/userside/installed.py"), "demo-dir"],
                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     return Path(out)
 

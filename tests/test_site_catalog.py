@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from builds_helpers import new_counter, records
-from rig import SCRATCH, VENV
+from rig import SCRATCH, VENV, run_userside
 
 #: a PATH with nixmod but no nix-env: any evaluation fails
 NO_NIX = {"PATH": f"{VENV}/bin"}
@@ -130,11 +130,7 @@ def test_stale_index_falls_back_per_user_with_one_warning(alice, bob):
     assert len(lines) == 1 and "channel chan-a changed since it was published (stale)" in lines[0]
     assert f"nixmod catalog publish {site}" in lines[0]
     # the TUI lists the same line among the catalog's problems
-    shown = bob.run(str(VENV / "bin/python"), "-c",
-                    "from nixmod.config import load_config\n"
-                    "from nixmod.tui.model import catalog_problems, load_catalog\n"
-                    "config = load_config()\n"
-                    "print(catalog_problems(config, load_catalog(config)))", check=True)
+    shown = run_userside(bob, "catalog_query", "tui-problems", check=True)
     assert lines[0].removeprefix("nixmod: warning: ") in shown.stdout
 
     # staff publishes again: the next search uses the index and the warning is gone

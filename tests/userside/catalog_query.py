@@ -1,7 +1,8 @@
 """The user's catalog (``Catalog.load(load_config())``) asked one question, answered in JSON.
 
 ``resolve SPEC...``: {spec: [version, channel] or "error: <the UserError>"};
-``versions NAME``: [[version, channel], ...]; ``skipped``: [[channel, attr, reason], ...].
+``versions NAME``: [[version, channel], ...]; ``skipped``: [[channel, attr, reason], ...];
+``tui-problems``: the catalog's problems as the TUI lists them (``tui.model.catalog_problems``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from nixmod.catalog import Catalog
 from nixmod.config import load_config
 from nixmod.errors import UserError
+from nixmod.tui.model import catalog_problems, load_catalog
 
 
 def resolved(catalog: Catalog, spec: str) -> list[str] | str:
@@ -24,6 +26,9 @@ def resolved(catalog: Catalog, spec: str) -> list[str] | str:
 
 def main(argv: list[str]) -> object:
     question, *args = argv
+    if question == "tui-problems":
+        config = load_config()
+        return catalog_problems(config, load_catalog(config))
     catalog = Catalog.load(load_config())
     if question == "resolve":
         return {spec: resolved(catalog, spec) for spec in args}
