@@ -11,9 +11,12 @@ Tests that need the rig carry ``pytest.mark.rig``: a test that asks for a
 real user, a node, the test channels, the real dumps or the installed demo
 gets it here (``pytest_collection_modifyitems``), and modules that talk to
 the daemons some other way set ``pytestmark = pytest.mark.rig``. Only rig
-tests start the rig; the rest (pure Python: config parsing, versions,
-search ranking, Lua escaping, the TUI's model) run anywhere, as any user:
-``pytest -m "not rig"``.
+tests start the rig; the rest, the fast tier, run anywhere, as any user:
+``pytest -m "not rig"`` (the TUI, the catalog and the CLI on the saved
+package lists in tests/dumps through ``dump_home``; config parsing,
+versions, Lua escaping, the TUI's model). Shared code lives in helper
+modules (``rig.py``, ``dump_channels.py``, ``tui_view.py``, ...), which tests
+import; nothing imports this file.
 """
 
 from __future__ import annotations
