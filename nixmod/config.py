@@ -366,6 +366,11 @@ def _reserved_sbatch_option(args: list[str]) -> str | None:
     return None
 
 
+def valid_channel_name(name: str) -> bool:
+    """A channel name as the config allows it (also what a lock from elsewhere may use)."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name) is not None
+
+
 def _is_path_component(value: str) -> bool:
     return bool(value) and "/" not in value and "\0" not in value and not value.startswith(".")
 
@@ -384,7 +389,7 @@ def _parse_channels(layer: _Layer, value: Any) -> list[tuple[Channel, _Layer]]:
         name = entry.get("name", "")
         if not name:
             raise layer.fail("channels", "channels", "every [[channels]] needs a name = \"...\"")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        if not valid_channel_name(name):
             raise layer.fail("name", "channels", f"channel name {name!r} must be letters, digits and . _ + - only")
         if name in seen:
             raise layer.fail("name", "channels", f"channel {name!r} is defined twice")
