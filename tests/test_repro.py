@@ -274,6 +274,23 @@ def test_bad_input_is_one_line_and_exit_2(alice, test_channels):
         assert said in one_line_error(proc), (args, proc.stderr)
     assert not (alice.home / "full.tmp").exists()
 
+    # every field a lock from elsewhere carries is checked as the CLI checks it
+    good = json.loads((alice.home / "lock.json").read_text())
+    package = good["packages"][0]
+    for change, said in (({"stack": "/tmp/bobgc"}, "'stack': stack '/tmp/bobgc' is not usable"),
+                         ({"stack": ".."}, "'stack': stack '..' is not usable"),
+                         ({"packages": [{**package, "name": "../gcc"}]}, "name '../gcc' is not"),
+                         ({"packages": [{**package, "version": "1/2"}]}, "version '1/2' is not"),
+                         ({"packages": [{**package, "attr": "a b"}]}, "attr 'a b' is not an"),
+                         ({"packages": [{**package, "outputs": {"../x": package["outputs"]["out"]},
+                                         "nar_hash": {"../x": package["nar_hash"]["out"]}}]},
+                          "output '../x' is not"),
+                         ({"channels": {"c d": good["channels"]["c"]}}, "channel name 'c d'")):
+        alice.write("bad.json", json.dumps({**good, **change}))
+        proc = alice.nixmod("build", "--lock", "bad.json")
+        assert proc.returncode == 2, (change, proc.stderr)
+        assert said in one_line_error(proc), (change, proc.stderr)
+
 
 def test_verify_with_slurm_runs_on_the_build_partition(alice, test_channels):
     nonce, counter = new_counter()
