@@ -629,7 +629,7 @@ def export_bundle(config: Config, lock_path: Path, directory: Path, key: Path,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    count = len(list(directory.glob("*.narinfo")))
+    count = len(list(directory.glob("*.narinfo"))) - 1   # the lock's own path is not a package's
     return ExportResult(directory=directory, paths=count,
                         key_name=key.read_text(encoding="ascii").split(":", 1)[0])
 
