@@ -120,8 +120,10 @@ def record_of(app: NixmodApp, name: str) -> BuildRecord | None:
     return matching[-1] if matching else None
 
 
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 90.0) -> None:
-    """Let the app run until ``condition()`` holds; on timeout, say what the app showed."""
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 90.0,
+                     poll: float = 0.2) -> None:
+    """Let the app run until ``condition()`` holds, looking every ``poll`` seconds; on timeout,
+    say what the app showed."""
     app = pilot.app
     assert isinstance(app, NixmodApp)
     loop = asyncio.get_running_loop()
@@ -131,7 +133,7 @@ async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], timeout
             raise AssertionError(f"timed out; screen {app.screen}, records "
                                  f"{[(r.name, r.state, r.error) for r in app.records]}, "
                                  f"notifications {notifications(app)}")
-        await pilot.pause(0.2)
+        await pilot.pause(poll)
 
 
 async def keys(pilot: Pilot[Any], *names: str) -> None:
