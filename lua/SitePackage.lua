@@ -6,6 +6,13 @@
 -- path and the `nixmod build` that brings it back, instead of putting on PATH
 -- wrappers that would fail later inside a job. Only on load: avail, spider,
 -- whatis and help keep working on nodes without the store.
+--
+-- It registers nixmod_record_load, which nixmod modulefiles call on load: the
+-- load goes to syslog with tag nixmod-usage (time, user, module, node), as
+-- Lmod's usage-tracking recipe does it (collected during the command, one
+-- `logger` per module from Lmod's exit hook), and, for a user's own module,
+-- into the owner's <state_dir>/usage/<module> (what `nixmod du` and `nixmod gc`
+-- read), replaced atomically. Failing to record never fails a load.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local store = dofile(here .. "/nixmod_store.lua")
 
@@ -27,4 +34,67 @@ local function nixmod_require_store(t)
    end
 end
 
-sandbox_registration{ nixmod_require_store = nixmod_require_store }
+-- module -> "user=… module=… node=… time=…", sent when Lmod exits (a load that
+-- failed never gets there: Lmod runs its exit hooks only after success)
+local pending_loads = {}
+
+-- ' … ' for sh: the only quoting a logger argument needs
+local function sh_quote(text)
+   return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+-- the same file name nixmod.usage.usage_file_name gives: %XX for all but [A-Za-z0-9._+-]
+local function usage_file_name(module)
+   return (module:gsub("[^%w%._%+%-]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- mkdir -p, for the first load before nixmod made the state dir (lfs ships with Lmod)
+local function make_dirs(dir)
+   local ok, lfs = pcall(require, "lfs")
+   if not ok then return end
+   local sofar = ""
+   for part in dir:gmatch("[^/]+") do
+      sofar = sofar .. "/" .. part
+      lfs.mkdir(sofar)
+   end
+end
+
+local function remember_own_load(dir, module, node, now)
+   local okp, unistd = pcall(require, "posix.unistd")
+   local pid = okp and tostring(unistd.getpid()) or ""
+   local final = dir .. "/" .. usage_file_name(module)
+   local tmp = dir .. "/." .. usage_file_name(module) .. "." .. pid .. tostring(math.random(1, 1e9)) .. ".tmp"
+   local handle = io.open(tmp, "w")
+   if not handle then
+      make_dirs(dir)
+      handle = io.open(tmp, "w")
+      if not handle then return end
+   end
+   local written = handle:write(string.format("%d %s\n", now, node))
+   handle:close()
+   if not written or not os.rename(tmp, final) then os.remove(tmp) end
+end
+
+local function nixmod_record_load(t)
+   if mode() ~= "load" then return end
+   local module, node, now = myModuleFullName(), hostname(), os.time()
+   if t and t.usage_dir and t.usage_dir ~= "" then
+      pcall(remember_own_load, t.usage_dir, module, node, now)
+   end
+   local user = (os.getenv("USER") or ""):gsub("%s", "_")
+   pending_loads[module] = string.format("user=%s module=%s node=%s time=%d", user, module, node, now)
+end
+
+local function report_loads()
+   local words = {}
+   for _, message in pairs(pending_loads) do words[#words + 1] = sh_quote(message) end
+   pending_loads = {}
+   if #words == 0 then return end
+   -- one logger for all (a line each), in the background: the shell does not wait for syslog
+   os.execute("printf '%s\\n' " .. table.concat(words, " ")
+              .. " | logger -t nixmod-usage -p user.info >/dev/null 2>&1 &")
+end
+if ExitHookA then ExitHookA.register(report_loads) end
+
+sandbox_registration{ nixmod_require_store = nixmod_require_store,
+                      nixmod_record_load = nixmod_record_load }
