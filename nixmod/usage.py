@@ -134,9 +134,16 @@ class UsageReport:
         return _ranked(r.node for r in self.records)
 
     def as_json(self) -> dict:
+        nodes: dict[str, Counter[str]] = {}
+        users: dict[str, Counter[str]] = {}
+        for record in self.records:   # one pass: a year's log has millions of lines
+            nodes.setdefault(record.module, Counter())[record.node] += 1
+            users.setdefault(record.module, Counter())[record.user] += 1
         return {"log": str(self.log), "since_days": self.since_days, "loads": len(self.records),
                 "unverified": sum(not r.verified for r in self.records),
-                "modules": [{"module": m, "loads": n, "users": u, "last_load": _iso(t)}
+                "modules": [{"module": m, "loads": n, "users": u, "last_load": _iso(t),
+                             "nodes": dict(_ranked(nodes[m].elements())),
+                             "by_user": dict(_ranked(users[m].elements()))}
                             for m, n, u, t in self.by_module()],
                 "users": [{"user": u, "loads": n} for u, n in self.by_user()],
                 "nodes": [{"node": h, "loads": n} for h, n in self.by_node()]}
