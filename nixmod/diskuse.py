@@ -275,10 +275,17 @@ class Holdings:
     closures: dict[str, set[str]]          # module (or stray root's link) -> its closure
     external: set[str]                     # held by a root that is none of the above
     roots: RootList
+    _holders: Counter[str] | None = None   # path -> how many of ``closures`` hold it
 
     def only_size(self, key: str) -> int:
-        """Bytes only ``key`` keeps alive."""
-        return self.freed_by([key])
+        """Bytes only ``key`` keeps alive (= ``freed_by([key])``, in time linear in its closure)."""
+        if self._holders is None:
+            self._holders = Counter()
+            for closure in self.closures.values():
+                self._holders.update(closure)
+        holders = self._holders
+        return self.graph.total(p for p in self.closures[key]
+                                if holders[p] == 1 and p not in self.external)
 
     def freed_by(self, removed: Iterable[str]) -> int:
         """Bytes the next collection frees once ``removed`` (modules, stray roots) are gone."""
@@ -317,27 +324,20 @@ class DiskReport:
 def user_report(config: Config) -> DiskReport:
     """``nixmod du``: each of the user's modules and environments, and the totals."""
     held = holdings(config)
-    counts: Counter[str] = Counter()
-    for closure in held.closures.values():
-        counts.update(closure)
     sizes: list[ModuleSize] = []
     for owned in held.modules:
-        closure = held.closures[owned.module]
-        only = {p for p in closure if counts[p] == 1 and p not in held.external}
         sizes.append(ModuleSize(module=owned.module, kind=owned.kind,
                                 store_path=owned.info.store_path, valid=owned.info.valid,
                                 default=owned.info.default,
-                                closure_size=held.graph.total(closure),
-                                only_size=held.graph.total(only), last_load=owned.last_load,
+                                closure_size=held.graph.total(held.closures[owned.module]),
+                                only_size=held.only_size(owned.module), last_load=owned.last_load,
                                 built=owned.built))
     for link, target in sorted(held.orphans.items()):
-        closure = held.closures[link]
         sizes.append(ModuleSize(module=link, kind="gc root", store_path=target,
                                 valid=target in held.graph.size, default=False,
-                                closure_size=held.graph.total(closure),
-                                only_size=held.graph.total(
-                                    p for p in closure if counts[p] == 1 and p not in held.external),
-                                last_load=None, built=_lstat_time(link)))
+                                closure_size=held.graph.total(held.closures[link]),
+                                only_size=held.only_size(link), last_load=None,
+                                built=_lstat_time(link)))
     union = set().union(*held.closures.values()) if held.closures else set()
     notes = ["sizes are what the next site collection (nix-store --gc) frees; removing a "
              "module deletes nothing from the store by itself"]
