@@ -10,7 +10,8 @@
 -- It registers nixmod_record_load, which nixmod modulefiles call on load: the
 -- load goes to syslog with tag nixmod-usage (time, user, module, node), as
 -- Lmod's usage-tracking recipe does it (collected during the command, one
--- `logger` per module from Lmod's exit hook), and, for a user's own module,
+-- syslog message per module from Lmod's exit hook, straight to /dev/log as
+-- logger(1) does, or through logger itself), and, for a user's own module,
 -- into the owner's <state_dir>/usage/<module> (what `nixmod du` and `nixmod gc`
 -- read), replaced atomically. Failing to record never fails a load.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
@@ -85,12 +86,29 @@ local function nixmod_record_load(t)
    pending_loads[module] = string.format("user=%s module=%s node=%s time=%d", user, module, node, now)
 end
 
+-- Straight to syslog's socket, as logger(1) itself does, without starting a
+-- process: <14> is user.info. False when there is no socket (or no luaposix).
+local function send_to_syslog(messages)
+   local ok, socket = pcall(require, "posix.sys.socket")
+   if not ok then return false end
+   local fd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM, 0)
+   if not fd then return false end
+   local sent = socket.connect(fd, {family = socket.AF_UNIX, path = "/dev/log"}) == 0
+   for _, message in ipairs(messages) do
+      sent = sent and socket.send(fd, "<14>nixmod-usage: " .. message) ~= nil
+   end
+   require("posix.unistd").close(fd)
+   return sent
+end
+
 local function report_loads()
-   local words = {}
-   for _, message in pairs(pending_loads) do words[#words + 1] = sh_quote(message) end
+   local messages = {}
+   for _, message in pairs(pending_loads) do messages[#messages + 1] = message end
    pending_loads = {}
-   if #words == 0 then return end
-   -- one logger for all (a line each), in the background: the shell does not wait for syslog
+   if #messages == 0 or send_to_syslog(messages) then return end
+   -- no socket we can use: logger, in the background (the shell does not wait for syslog)
+   local words = {}
+   for _, message in ipairs(messages) do words[#words + 1] = sh_quote(message) end
    os.execute("printf '%s\\n' " .. table.concat(words, " ")
               .. " | logger -t nixmod-usage -p user.info >/dev/null 2>&1 &")
 end
