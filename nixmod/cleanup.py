@@ -4,8 +4,10 @@ What goes: the user's own modules and environments whose last load (never
 loaded: their build) is more than DAYS days ago, and the user's own GC roots
 that no module names any more. What never goes: a default that
 ``.modulerc.lua`` names (a stack's, or one set in the user's tree), a module
-loaded within DAYS, anything outside the user's own tree and state dir
-(another user's roots, a stack's modules_root). A removal is
+loaded within DAYS, a module a stack published into the user's own tree (a
+stack file without ``modules_root``; its GC root is the stack's), anything
+outside the user's own tree and state dir (another user's roots, a stack's
+modules_root). A removal is
 ``lmod.remove_module``'s (the modulefile, its shims, its GC roots), the
 same as ``nixmod modules remove``.
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from nixmod import lmod
 from nixmod.config import Config
-from nixmod.diskuse import Holdings, OwnedModule, holdings, iso_time, prefix_config
+from nixmod.diskuse import Holdings, OwnedModule, holdings, iso_time, prefix_config, stack_of
 from nixmod.errors import UserError
 from nixmod.usage import last_loads, usage_dir, usage_file_name
 
@@ -93,7 +95,11 @@ def plan(config: Config, unused_for_days: float = DEFAULT_UNUSED_DAYS, *,
         return unused_for_days == 0 or now - when > unused_for_days * _DAY
 
     for owned in held.modules:
-        if owned.info.default:
+        stack = stack_of(config, owned.info)
+        if stack is not None:
+            result.spared.append(Spared(owned.module, f"published by stack {stack} "
+                                        "(nixmod stack build manages it)"))
+        elif owned.info.default:
             result.spared.append(Spared(owned.module, "the default (.modulerc.lua)"))
         elif not stale(owned.last_used):
             what = "loaded" if owned.last_load is not None else "built"

@@ -95,6 +95,20 @@ def _built(roots_dir: Path, info: lmod.ModuleInfo) -> float:
             return 0.0
 
 
+def stack_of(config: Config, info: lmod.ModuleInfo) -> str | None:
+    """The stack that published ``info`` into the user's own tree (a stack file without
+    ``modules_root`` publishes into ``[modules] root``), from its GC root
+    (``lmod.stack_gcroot_dir``); None for the user's own build."""
+    stacks = Path(config.modules.root).parent / "gcroots"
+    try:
+        for found in stacks.glob(f"*/{info.name}/{info.version}/result"):
+            if found.is_symlink():
+                return found.parent.parent.parent.name
+    except OSError:
+        return None
+    return None
+
+
 def own_root_links(config: Config, info: lmod.ModuleInfo) -> set[str]:
     """The GC root links the build of ``info`` has in the user's state dir (both spellings:
     as given to the daemon and with symlinks resolved)."""

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from builds_helpers import user_config
+from builds_helpers import stack_channels, user_config
 from conftest import COMPUTE_PARTITION, STORE_COPY, VENV, UserSession
 from modules_helpers import site_lua  # noqa: F401 (fixture)
 from test_cluster import job_info, lmod_job, run_batch_job
@@ -261,3 +261,33 @@ def test_usage_without_a_configured_log_says_what_to_set(alice):
     assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()
     assert "[usage] log" in line and "/etc/nixmod/config.toml" in line
+
+
+def test_gc_spares_what_a_stack_published_into_the_users_own_tree(alice, test_channels, site_lua):
+    """A stack file without modules_root publishes into the staff member's own [modules]
+    root: those modules are the stack's (its GC roots, its default), never gc's."""
+    alice.extra_env["NIXMOD_TEST_NONCE"] = uuid.uuid4().hex[:12]
+    alice.write_config(user_config(stack_channels(test_channels), "local"))
+    alice.nixmod("build", "samtools", "--wait", check=True, timeout=300)
+    stack_file = alice.write("mine.toml", '[stack]\nname = "mine"\n\n[[package]]\nname = "hello"\n'
+                             'default = true\n\n[[package]]\nname = "ripgrep"\n')
+    proc = alice.nixmod("stack", "build", str(stack_file), "--wait", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    own = alice.home / MODULES / "nix"
+    files = [own / "samtools/1.19.lua", own / "hello/2.12.1.lua", own / "ripgrep/14.1.0.lua"]
+    links = [p for p in (alice.home / ".local").rglob("result") if p.is_symlink()]
+    alice.run("touch", "-h", "-d", "40 days ago", *map(str, files + links), check=True)
+
+    dry = json.loads(alice.nixmod("gc", "--unused-for", "30", "--dry-run", "--json",
+                                  check=True).stdout)
+    assert [c["target"] for c in dry["candidates"]] == ["nix/samtools/1.19"]
+    spared = {s["target"]: s["reason"] for s in dry["spared"]}
+    assert set(spared) == {"nix/hello/2.12.1", "nix/ripgrep/14.1.0"}
+    assert all("stack mine" in reason for reason in spared.values()), spared
+
+    done = json.loads(alice.nixmod("gc", "--unused-for", "30", "--json", check=True).stdout)
+    assert done["removed"] == ["nix/samtools/1.19"]
+    assert not files[0].exists() and files[1].exists() and files[2].exists()
+    ran = alice.bash(f"export LMOD_PACKAGE_PATH={site_lua}\nmodule use ~/{MODULES}\n"
+                     "module load nix/hello nix/ripgrep && hello && rg")
+    assert ran.stdout.splitlines()[:2] == ["hello 2.12.1", "rg 14.1.0"], ran.stderr
