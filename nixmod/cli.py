@@ -472,16 +472,15 @@ def cmd_usage(args: argparse.Namespace, config: Config) -> int:
         emit_json(report.as_json())
         return 0
     span = f"in the last {args.since:g} days" if args.since is not None else "in the log"
-    print(f"{len(report.records)} loads {span} ({report.log})")
+    print(f"{report.loads} loads {span} ({report.log})")
     emit_table([(m, n, u, diskuse.age(t)) for m, n, u, t in report.by_module()],
                ["MODULE", "LOADS", "USERS", "LAST LOAD"])
     print()
     emit_table(report.by_user(), ["USER", "LOADS"])
     print()
     emit_table(report.by_node(), ["NODE", "LOADS"])
-    unverified = sum(not r.verified for r in report.records)
-    if unverified:
-        progress(f"note: {unverified} line(s) carry no uid from syslog: counted under the user "
+    if report.unverified:
+        progress(f"note: {report.unverified} line(s) carry no uid from syslog: counted under the user "
                  "they name, which the sender could have typed (README: the rsyslog line)")
     return 0
 

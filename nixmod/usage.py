@@ -23,6 +23,7 @@ This module reads both; it never imports the faces (cli, tui).
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import re
@@ -31,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 from urllib.parse import quote, unquote
 
 from nixmod.config import Config
@@ -110,47 +111,63 @@ class LoadRecord:
 
 
 @dataclass
+class _ModuleLoads:
+    loads: int = 0
+    last: float = 0.0
+    nodes: Counter[str] = field(default_factory=Counter)
+    users: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
 class UsageReport:
+    """The log summarised as it is read: a year of loads is millions of lines, and only
+    the counts are kept, never the lines."""
+
     log: Path
     since_days: float | None
-    records: list[LoadRecord] = field(default_factory=list)
+    loads: int = 0
+    unverified: int = 0  # lines whose user is only what the sender typed
     skipped: int = 0     # lines that were not usage records
+    modules: dict[str, _ModuleLoads] = field(default_factory=dict)
+    users: Counter[str] = field(default_factory=Counter)
+    nodes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, record: LoadRecord) -> None:
+        self.loads += 1
+        self.unverified += not record.verified
+        entry = self.modules.setdefault(record.module, _ModuleLoads())
+        entry.loads += 1
+        entry.last = max(entry.last, record.when)
+        entry.nodes[record.node] += 1
+        entry.users[record.user] += 1
+        self.users[record.user] += 1
+        self.nodes[record.node] += 1
 
     def by_module(self) -> list[tuple[str, int, int, float]]:
         """(module, loads, distinct users, last load), most loaded first."""
-        loads: Counter[str] = Counter(r.module for r in self.records)
-        users: dict[str, set[str]] = {}
-        last: dict[str, float] = {}
-        for record in self.records:
-            users.setdefault(record.module, set()).add(record.user)
-            last[record.module] = max(last.get(record.module, 0.0), record.when)
-        return [(module, count, len(users[module]), last[module])
-                for module, count in sorted(loads.items(), key=lambda kv: (-kv[1], kv[0]))]
+        return [(module, entry.loads, len(entry.users), entry.last)
+                for module, entry in sorted(self.modules.items(),
+                                            key=lambda kv: (-kv[1].loads, kv[0]))]
 
     def by_user(self) -> list[tuple[str, int]]:
-        return _ranked(r.user for r in self.records)
+        return _ranked(self.users)
 
     def by_node(self) -> list[tuple[str, int]]:
-        return _ranked(r.node for r in self.records)
+        return _ranked(self.nodes)
 
     def as_json(self) -> dict:
-        nodes: dict[str, Counter[str]] = {}
-        users: dict[str, Counter[str]] = {}
-        for record in self.records:   # one pass: a year's log has millions of lines
-            nodes.setdefault(record.module, Counter())[record.node] += 1
-            users.setdefault(record.module, Counter())[record.user] += 1
-        return {"log": str(self.log), "since_days": self.since_days, "loads": len(self.records),
-                "unverified": sum(not r.verified for r in self.records),
+        return {"log": str(self.log), "since_days": self.since_days, "loads": self.loads,
+                "unverified": self.unverified,
                 "modules": [{"module": m, "loads": n, "users": u, "last_load": _iso(t),
-                             "nodes": dict(_ranked(nodes[m].elements())),
-                             "by_user": dict(_ranked(users[m].elements()))}
+                             "nodes": dict(_ranked(self.modules[m].nodes)),
+                             "by_user": dict(_ranked(self.modules[m].users))}
                             for m, n, u, t in self.by_module()],
                 "users": [{"user": u, "loads": n} for u, n in self.by_user()],
                 "nodes": [{"node": h, "loads": n} for h, n in self.by_node()]}
 
 
-def _ranked(keys: Iterable[str]) -> list[tuple[str, int]]:
-    return sorted(Counter(keys).items(), key=lambda kv: (-kv[1], kv[0]))
+def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _iso(when: float) -> str:
@@ -158,6 +175,15 @@ def _iso(when: float) -> str:
 
 
 _FIELD = re.compile(r"(\w+)=(\S*)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_name(uid: int) -> str:
+    """One passwd lookup per uid, not per line (a year's log has millions of lines)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def parse_line(line: str) -> LoadRecord | None:
@@ -180,10 +206,7 @@ def parse_line(line: str) -> LoadRecord | None:
     user, verified = fields.get("user", "") or "?", False
     if fields.get("uid", "").isdigit():
         verified = True
-        try:
-            user = pwd.getpwuid(int(fields["uid"])).pw_name
-        except KeyError:
-            user = f"uid {fields['uid']}"
+        user = _user_name(int(fields["uid"]))
     return LoadRecord(when=when, user=user, module=module, node=fields.get("node") or
                       fields.get("host", "?"), verified=verified)
 
@@ -191,7 +214,7 @@ def parse_line(line: str) -> LoadRecord | None:
 def read_log(config: Config, since_days: float | None = None, *,
              now: float | None = None) -> UsageReport:
     """The site's usage log (``[usage] log``, and its last rotation ``.1``), summarised."""
-    if since_days is not None and since_days < 0:
+    if since_days is not None and not since_days >= 0:   # negative, or NaN
         raise UserError(f"--since must be a number of days, 0 or more, got {since_days:g}")
     log = config.usage.log
     if log is None:
@@ -218,5 +241,5 @@ def read_log(config: Config, since_days: float | None = None, *,
                 if record is None:
                     report.skipped += 1
                 elif cutoff is None or record.when >= cutoff:
-                    report.records.append(record)
+                    report.add(record)
     return report
