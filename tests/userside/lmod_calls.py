@@ -1,6 +1,7 @@
 """``nixmod.lmod`` called as the user: ``refresh ROOT`` (stdin: [{name, version, description,
-outputs}], the requests; stdout: {"written": [...], "pruned": [...]}) and ``spider-cache ROOT``
-(stdout: the spider cache directory written)."""
+outputs}], the requests; stdout: {"written": [...], "pruned": [...]}), ``spider-cache ROOT``
+(stdout: the spider cache directory written) and ``set-default NAME VERSION`` (in the
+user's own tree, as a stack makes its defaults)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ def refresh(root: Path) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    verb, root = sys.argv[1], Path(sys.argv[2])
+    verb = sys.argv[1]
     if verb == "refresh":
-        print(json.dumps(refresh(root)))
+        print(json.dumps(refresh(Path(sys.argv[2]))))
     elif verb == "spider-cache":
-        print(lmod.update_spider_cache(root))
+        print(lmod.update_spider_cache(Path(sys.argv[2])))
+    elif verb == "set-default":
+        lmod.set_default(load_config(), sys.argv[2], sys.argv[3])
     else:
         raise SystemExit(f"lmod_calls: unknown verb {verb!r}")
