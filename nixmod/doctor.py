@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nixmod import dirs, nix
+from nixmod import dirs, nix, outside
 from nixmod.config import Config, current_user
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -43,8 +43,7 @@ class Check:
 
 def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=nix.nix_env_vars())
+        return outside.run(cmd, timeout=timeout, env=nix.nix_env_vars())
     except (OSError, subprocess.TimeoutExpired):
         return None
 
