@@ -4,10 +4,13 @@ away; a builds.db truncated to 0 bytes or damaged is refused as damage (issue 24
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 import uuid
 
-from builds_helpers import new_counter, records, setup_builds, status
+from builds_helpers import counter_lines, new_counter, records, setup_builds, status
 from conftest import SCRATCH, UserSession
 
 
@@ -133,3 +136,60 @@ def test_doctor_checks_the_build_database_page_by_page(alice, test_channels):
     assert proc.returncode == 1, proc.stdout
     line = next(line for line in proc.stdout.splitlines() if "build database" in line)
     assert line.startswith(f"[FAIL] build database: {db} is damaged (") and advice in line, line
+
+
+def test_a_disk_that_fills_during_a_local_build_says_no_space_left(alice, test_channels):
+    """Issue 24.6: the state dir's file system (a small tmpfs) fills while one build runs and
+    another waits for the lane. The waiting one cannot write its log nor its record: it
+    ends failed saying "no space left on device", not "vanished"; the running one, whose
+    output is valid, is built; both show once there is room again, and --retry builds."""
+    mount = SCRATCH / f"full-{uuid.uuid4().hex[:8]}"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
+                   check=True)
+    try:
+        subprocess.run(["chown", f"{alice.user}:{alice.user}", str(mount)], check=True)
+        state = mount / "state"
+        nonce, counter = new_counter()
+        setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter,
+                     sleep=8, max_concurrent=1)
+        alice.write_config(alice.config_path.read_text().replace(
+            "[build]\n", f'[build]\nstate_dir = "{state}"\n'))
+        submitted = records(alice.nixmod("build", "slowpkg", "pkg2", "--json", check=True))
+        deadline = time.monotonic() + 60
+        while not any(r["state"] == "running" for r in status(alice)):   # one has the lane
+            assert time.monotonic() < deadline, status(alice)
+            time.sleep(0.2)
+        running, waiting = sorted(status(alice), key=lambda r: r["state"] != "running")
+        assert waiting["state"] == "queued" and len(submitted) == 2, waiting
+        # another writer fills the file system and takes any page freed
+        fill = ("import os, sys, time\n"
+                "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND)\n"
+                "while True:\n"
+                "    try:\n"
+                "        os.write(fd, bytes(4096))\n"
+                "    except OSError:\n"
+                "        time.sleep(0.02)\n")
+        filler = subprocess.Popen(["runuser", "-u", alice.user, "--", "python3", "-c", fill,
+                                   f"{mount}/fill"], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while alice.run("pgrep", "-u", alice.user, "-f", "nixmod _job").returncode == 0:
+                assert time.monotonic() < deadline, "the job steps did not end"
+                time.sleep(0.5)
+        finally:
+            os.killpg(filler.pid, signal.SIGKILL)   # runuser and the writer: its own session
+            filler.wait()
+        alice.run("rm", f"{mount}/fill", check=True)
+        shown = {r["id"]: r for r in status(alice)}
+        assert shown[running["id"]]["state"] == "built", shown[running["id"]]
+        failed = shown[waiting["id"]]
+        assert failed["state"] == "failed", (failed, counter_lines(counter))
+        assert failed["error"] == (
+            f"no space left on device in state dir {state}: the build's log and record could "
+            "not be written; free some space there and run 'nixmod build --retry'"), failed
+        retried = alice.nixmod("build", "--retry", "--wait", "--json")
+        assert retried.returncode == 0, retried.stderr
+        assert status(alice, waiting["id"])[0]["state"] == "built"
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

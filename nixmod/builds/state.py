@@ -34,6 +34,8 @@ IN_FLIGHT_STATES = ("queued", "running")
 RETRYABLE_STATES = ("pending", "failed", "cancelled")
 
 _BUSY_TIMEOUT_MS = 60_000
+#: bytes the job step sets aside at its start for its exit record (a full disk has no room later)
+EXIT_RESERVE_BYTES = 4096
 #: what to do with a damaged builds.db (status and doctor say the same)
 DAMAGED_ADVICE = ("keep it (sqlite3 {path} .recover may save the records) and move it aside to "
                   "start a new one (modules already written are kept)")
@@ -420,6 +422,52 @@ class BuildStore:
     def write_exit_marker(self, record_id: int, state: str, error: str | None) -> None:
         atomic_write(self.exit_marker(record_id), json.dumps({"state": state, "error": error}),
                      mode=0o600)
+
+    def _exit_reserve(self, record_id: int) -> Path:
+        return self.jobs_dir / f"{record_id}.exit.reserved"
+
+    def reserve_exit_marker(self, record_id: int) -> None:
+        """Take the room for the exit record now, while there is room (the job step's start).
+
+        A file system that fills during a build leaves no room for a new
+        file, an SQLite page or a log line; the exit record can still be
+        written over this reserved file's own blocks (``write_reserved_exit_marker``).
+        """
+        path = self._exit_reserve(record_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, b" " * EXIT_RESERVE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def write_reserved_exit_marker(self, record_id: int, state: str, error: str) -> bool:
+        """The exit record, written over the reserved file in place and renamed: no new
+        blocks needed. False when there was no reservation (or even that failed)."""
+        path = self._exit_reserve(record_id)
+        data = json.dumps({"state": state, "error": error[:EXIT_RESERVE_BYTES // 2]}).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            os.write(fd, data.ljust(EXIT_RESERVE_BYTES))   # trailing spaces: still one JSON
+            os.fsync(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        try:
+            os.replace(path, self.exit_marker(record_id))
+        except OSError:
+            return False
+        return True
+
+    def drop_exit_reserve(self, record_id: int) -> None:
+        try:
+            self._exit_reserve(record_id).unlink()
+        except OSError:
+            pass
 
     def read_exit_marker(self, record_id: int) -> dict[str, Any] | None:
         try:
