@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 
 from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
-                            wait_for_state)
+                            user_config, wait_for_state)
 from conftest import NIXMOD, UserSession
 from test_builds_hostile import _drv_hash, _job_script
 from test_builds_pbs import PBS_BIN, QUEUE, pbs_server, setup_pbs  # noqa: F401 (the fixture)
@@ -121,3 +122,38 @@ def test_pbs_a_job_with_bytes_that_are_not_text_breaks_nobody(alice, bob, test_c
         assert counter_lines(counter).count(f"pkg4 1.0 {nonce}") == 1
     finally:
         bob.run(str(PBS_BIN / "qdel"), held, lure)
+
+
+#: a channel whose evaluation and build print bytes that are not UTF-8 (\xff) on stderr
+#: and in the build log: what Nix prints of a catalog's strings and a builder's output
+NOISY_CHANNEL = r"""{ system ? builtins.currentSystem }:
+{
+  noisy = builtins.trace "probe-TRACE" (derivation {
+    name = "noisy-1.0"; pname = "noisy"; version = "1.0"; inherit system;
+    nonce = "NONCE";
+    builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+    args = [ "-c" "echo probe-log; printf 'a\\377b\\n'; mkdir -p $out/bin" ];
+  });
+}
+"""
+
+
+def test_nix_output_and_logs_with_bytes_that_are_not_text(alice):
+    """Evaluation traces and a build log with \\xff: search, build, status and logs work."""
+    nonce = uuid.uuid4().hex[:12]
+    text = NOISY_CHANNEL.replace("TRACE", "\\xff").replace("NONCE", nonce)
+    channel = alice.home / "noisy.nix"
+    channel.write_bytes(text.encode().replace(b"\\xff", b"\xff"))
+    subprocess.run(["chown", alice.user, str(channel)], check=True)
+    alice.write_config(user_config({"noisy": channel}, "local"))
+    found = alice.nixmod("search", "noisy")
+    _clean(found)
+    assert "noisy" in found.stdout
+    built = alice.nixmod("build", "noisy", "--wait", "--json", timeout=240)
+    _clean(built)
+    record = records(built)[0]
+    assert record["state"] == "built", record
+    _clean(alice.nixmod("status"))
+    log = alice.nixmod("logs", str(record["id"]))
+    _clean(log)
+    assert "probe-log" in log.stdout and "a\ufffdb" in log.stdout, log.stdout
