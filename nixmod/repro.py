@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
-from nixmod import nix
+from nixmod import nix, outside
 from nixmod.config import Channel, Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
@@ -132,13 +132,12 @@ def _git_rev(path: Path) -> tuple[str, bool] | None:
     if not path.is_dir() or not (path / ".git").exists() or shutil.which("git") is None:
         return None
     try:
-        head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        head = outside.run(["git", "-C", str(path), "rev-parse", "HEAD"], timeout=GIT_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=GIT_TIMEOUT,
-                               stdin=subprocess.DEVNULL)
+        dirty = outside.run(["git", "-C", str(path), "status", "--porcelain",
+                             "--untracked-files=no"], timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:   # a hung network filesystem: no git pin, the content hash still pins
         return None
     return head.stdout.strip(), bool(dirty.stdout.strip())
@@ -961,8 +960,7 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
             if shutil.which("srun") is None:
                 raise UserError("'srun' not found on PATH; verify with the slurm backend needs "
                                 "the SLURM client tools (or --backend local)")
-            proc = subprocess.run(argv, capture_output=True, text=True, env=nix.nix_env_vars(),
-                                  stdin=subprocess.DEVNULL)
+            proc = outside.run(argv, env=nix.nix_env_vars(), stdin=subprocess.DEVNULL)
         else:
             proc = nix.run(argv, check=False)
         where = re.search(r"^nixmod-verify: node (\S+) job (\S+)$", proc.stderr, re.M)
