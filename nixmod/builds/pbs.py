@@ -739,12 +739,15 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
     verdicts: dict[str, str | None] = {}
     problems: dict[int, str] = {}
     for record in joined:
-        job = _job_of(record, history=True)
-        if job is None or job.state in FINISHED or job.owner == me:   # ours need no proof
-            continue
-        if queue is None:
-            queue = _nixmod_jobs(config.build.pbs.queue)
-            verdicts = _verdicts(config, queue, now)
+        try:
+            job = _job_of(record, history=True)
+            if job is None or job.state in FINISHED or job.owner == me:   # ours need no proof
+                continue
+            if queue is None:
+                queue = _nixmod_jobs(config.build.pbs.queue)
+                verdicts = _verdicts(config, queue, now)
+        except OperationFailed:
+            break    # PBS did not answer: nothing is known against the jobs, ask next time
         why = verdicts[job.id] if job.id in verdicts else \
             _why_not(config, job, set(), now, _largest_node_ncpus)
         why = why or joining.followed_too_long(
