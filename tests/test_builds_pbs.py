@@ -338,13 +338,15 @@ def test_copies_of_nixmods_job_that_would_wait_for_ever_are_not_joined(alice, bo
                   check=True).stdout.strip()
     drv_hash = Path(drv).name.split("-")[0]
     manifest = bob.home / "manifest.json"
-    fakes = [_forged_build(bob, drv_hash, manifest, "-l", "walltime=00:05:00", "-a",
-                           "203001010000"),
-             _forged_build(bob, drv_hash, manifest, "-l", "walltime=00:05:00", "-l",
-                           "select=1:ncpus=64"),
-             # runs nixmod's job step (which hangs): its walltime is its only fault
-             _forged_build(bob, drv_hash, _hanging_manifest(bob), "-l", "walltime=01:00:00")]
+    fakes: list[str] = []
     try:
+        fakes.append(_forged_build(bob, drv_hash, manifest, "-l", "walltime=00:05:00", "-a",
+                                   "203001010000"))
+        fakes.append(_forged_build(bob, drv_hash, manifest, "-l", "walltime=00:05:00", "-l",
+                                   "select=1:ncpus=64"))
+        # runs nixmod's job step (which hangs): its walltime is its only fault
+        fakes.append(_forged_build(bob, drv_hash, _hanging_manifest(bob), "-l",
+                                   "walltime=01:00:00"))
         assert qstat(fakes[0])[fakes[0]]["job_state"] == "W"
         proc = alice.nixmod("build", "pkg12", "--wait", "--json", timeout=240)
         assert proc.returncode == 0, proc.stderr
@@ -354,7 +356,8 @@ def test_copies_of_nixmods_job_that_would_wait_for_ever_are_not_joined(alice, bo
         assert "joining" not in proc.stderr, proc.stderr
         assert counter_lines(counter) == [f"pkg12 1.0 {nonce}"]
     finally:
-        bob.run(str(PBS_BIN / "qdel"), *fakes)
+        if fakes:
+            bob.run(str(PBS_BIN / "qdel"), *fakes)
 
 
 def test_a_joined_pbs_job_that_gets_held_is_left_and_built_once(alice, bob, test_channels):
@@ -389,10 +392,13 @@ def test_a_joined_pbs_job_is_followed_at_most_the_walltime(alice, bob, test_chan
     hashes = [Path(bob.run("nix-instantiate", str(test_channels / "builds.nix"), "-A", attr,
                            check=True).stdout.strip()).name.split("-")[0]
               for attr in ("pkg14", "pkg15")]
-    first = _forged_build(bob, hashes[0], _hanging_manifest(bob), "-l", "walltime=00:01:00")
-    second = _forged_build(bob, hashes[1], _hanging_manifest(bob), "-l", "walltime=00:01:00",
-                           "-W", f"depend=afterany:{first}")
+    forged: list[str] = []
     try:
+        forged.append(_forged_build(bob, hashes[0], _hanging_manifest(bob), "-l",
+                                    "walltime=00:01:00"))
+        forged.append(_forged_build(bob, hashes[1], _hanging_manifest(bob), "-l",
+                                    "walltime=00:01:00", "-W", f"depend=afterany:{forged[0]}"))
+        second = forged[1]
         started = time.monotonic()
         proc = alice.nixmod("build", "pkg15", "--wait", "--json", timeout=300)
         took = time.monotonic() - started
@@ -406,7 +412,8 @@ def test_a_joined_pbs_job_is_followed_at_most_the_walltime(alice, bob, test_chan
         assert 55 < took < 100, took
         assert counter_lines(counter) == [f"pkg15 1.0 {nonce}"]
     finally:
-        bob.run(str(PBS_BIN / "qdel"), first, second)
+        if forged:
+            bob.run(str(PBS_BIN / "qdel"), *forged)
 
 
 def test_a_stack_on_pbs_is_one_submission(alice, test_channels):
