@@ -89,6 +89,8 @@ class BuildRecord:
     backend: str = "local"
     #: True when ``job`` is somebody else's job building the same drv
     joined: bool = False
+    #: when the request started following that job (``joining.followed_too_long`` counts from it)
+    joined_at: float | None = None
     #: the host the build ran on (set by the job step itself: no accounting needed)
     node: str | None = None
     log: str = ""
@@ -133,14 +135,14 @@ CREATE TABLE IF NOT EXISTS builds (
     log TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
     homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
     module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL, node TEXT
+    created REAL NOT NULL, updated REAL NOT NULL, node TEXT, joined_at REAL
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
 CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
 """
 #: columns added after the first release, with their SQL type: an older
 #: state db gains them on open, so an upgrade never loses a user's builds
-_ADDED_COLUMNS = {"node": "TEXT"}
+_ADDED_COLUMNS = {"node": "TEXT", "joined_at": "REAL"}
 
 
 def _to_row(record: BuildRecord) -> dict[str, Any]:
