@@ -357,7 +357,7 @@ class Catalog:
             from nixmod.siteindex import SiteIndexError, open_site
 
             try:
-                site = open_site(site_dir)
+                site = open_site(site_dir, config.catalog.publisher)
                 site_stamp = repr(site.stamp)
             except SiteIndexError as exc:
                 site_stamp = str(exc)

@@ -92,6 +92,8 @@ class BuildConfig:
 class ModulesConfig:
     root: Path = Path("~/.local/share/nixmod/modules")
     prefix: str = "nix"
+    #: environments are <root>/<env_prefix>/<NAME>/<generation>.lua (SPEC.md)
+    env_prefix: str = "nixenv"
 
 
 @dataclass
@@ -106,6 +108,17 @@ class CatalogConfig:
     #: an index published by staff (``nixmod catalog publish DIR``): channels it
     #: covers are read from there instead of being listed per user
     site_dir: Path | None = None
+    #: the account (besides root) whose index users trust; site_dir and its parents
+    #: must be writable only by root or this account. Meant for the site config:
+    #: a user who sets it in their own config changes only what they themselves trust
+    publisher: str = ""
+
+
+@dataclass
+class UsageConfig:
+    #: the file the site's syslog writes nixmod's usage records to (tag nixmod-usage);
+    #: what `nixmod usage` reads (staff)
+    log: Path | None = None
 
 
 @dataclass
@@ -115,6 +128,7 @@ class Config:
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     shims: ShimsConfig = field(default_factory=ShimsConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     #: files that were read, in order (for `doctor` and error messages)
     sources: list[Path] = field(default_factory=list)
     #: True when the bundled demo channels are in use (no channels configured, or --demo)
@@ -166,13 +180,14 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "mem": (str, False),
         "extra_args": (list, False),
     },
-    "modules": {"root": (str, True), "prefix": (str, False)},
+    "modules": {"root": (str, True), "prefix": (str, False), "env_prefix": (str, False)},
     "shims": {
         "mode": (str, False),
         "store_dir": (str, True),
         "real_store_dir": (str, True),
     },
-    "catalog": {"site_dir": (str, True)},
+    "catalog": {"site_dir": (str, True), "publisher": (str, False)},
+    "usage": {"log": (str, True)},
 }
 _CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
                                    "listing": str}
@@ -267,10 +282,10 @@ def _merge_layer(layer: _Layer, merged: dict[str, Any]) -> None:
         if top == "channels":
             merged["channels"] = _parse_channels(layer, value)
             continue
-        if top not in ("build", "modules", "shims", "catalog"):
+        if top not in ("build", "modules", "shims", "catalog", "usage"):
             raise layer.fail(
                 top, None,
-                f"unknown key '{top}'; allowed: channels, build, modules, shims, catalog",
+                f"unknown key '{top}'; allowed: channels, build, modules, shims, catalog, usage",
             )
         if not isinstance(value, dict):
             raise layer.fail(top, None, f"'{top}' must be a table ([{top}])")
@@ -312,11 +327,14 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         problem = reserved_qsub_option(value)
         if problem:
             raise layer.fail(key, table, f"'build.pbs.extra_args' {problem}")
-    if table == "modules" and key == "prefix" and not _is_path_component(value):
-        raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
+    if table == "modules" and key in ("prefix", "env_prefix") and not _is_path_component(value):
+        raise layer.fail(key, table, f"'modules.{key}' must be one directory name (no '/', not '.' or '..'), got {value!r}")
     if table == "catalog" and key == "site_dir" and not expand_path(value).is_absolute():
         raise layer.fail(key, table, f"'catalog.site_dir' must be an absolute path (every user "
                          f"reads it from their own working directory), got {value!r}")
+    if table == "catalog" and key == "publisher" and not re.fullmatch(r"([A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?", value):
+        raise layer.fail(key, table, f"'catalog.publisher' must be one account name (the staff "
+                         f"account whose site index users trust, e.g. \"nixstaff\"), got {value!r}")
     merged.setdefault(table, {})[key] = (value, layer)
 
 
@@ -366,6 +384,11 @@ def _reserved_sbatch_option(args: list[str]) -> str | None:
     return None
 
 
+def valid_channel_name(name: str) -> bool:
+    """A channel name as the config allows it (also what a lock from elsewhere may use)."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name) is not None
+
+
 def _is_path_component(value: str) -> bool:
     return bool(value) and "/" not in value and "\0" not in value and not value.startswith(".")
 
@@ -384,7 +407,7 @@ def _parse_channels(layer: _Layer, value: Any) -> list[tuple[Channel, _Layer]]:
         name = entry.get("name", "")
         if not name:
             raise layer.fail("channels", "channels", "every [[channels]] needs a name = \"...\"")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        if not valid_channel_name(name):
             raise layer.fail("name", "channels", f"channel name {name!r} must be letters, digits and . _ + - only")
         if name in seen:
             raise layer.fail("name", "channels", f"channel {name!r} is defined twice")
@@ -463,7 +486,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
     for table, target in (("build", config.build), ("build.slurm", config.build.slurm),
                           ("build.pbs", config.build.pbs),
                           ("modules", config.modules), ("shims", config.shims),
-                          ("catalog", config.catalog)):
+                          ("catalog", config.catalog), ("usage", config.usage)):
         for key, (value, _layer) in merged.get(table, {}).items():
             _kind, is_path = _SCHEMA[table][key]
             if is_path:

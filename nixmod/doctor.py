@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nixmod import dirs, nix
+from nixmod import dirs, nix, outside
 from nixmod.config import Config, current_user
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -43,8 +43,7 @@ class Check:
 
 def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=nix.nix_env_vars())
+        return outside.run(cmd, timeout=timeout, env=nix.nix_env_vars())
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -257,6 +256,24 @@ def _unsafe(check: Check, config: Config) -> Check:
                  f"remove it, or set {key} to a directory only you can write", True)
 
 
+def check_build_database(config: Config) -> list[Check]:
+    """Whether builds.db reads whole (``PRAGMA quick_check``, read-only: doctor changes nothing).
+
+    A file of random bytes or a damaged page makes ``status`` fail (or list
+    too little) only when it gets there; doctor looks at every page now.
+    """
+    from nixmod.builds.state import DAMAGED_ADVICE, database_damage
+
+    path = Path(config.build.state_dir) / "builds.db"
+    if not path.is_file():
+        return [Check("build database", OK, f"{path} (none yet: the first build makes it)")]
+    damage = database_damage(path)
+    if damage is not None:
+        return [Check("build database", FAIL, f"{path} is damaged ({damage})",
+                      DAMAGED_ADVICE.format(path=path), True)]
+    return [Check("build database", OK, f"{path} (integrity check passed)")]
+
+
 def check_ownership(config: Config) -> list[Check]:
     """The siblings of the modules root nixmod writes: shims (run by users) and Lmod's cache.
 
@@ -292,7 +309,7 @@ def check_site_catalog(config: Config) -> list[Check]:
         return []
     fix = f"staff: run 'nixmod catalog publish {site_dir}' with the site's config"
     try:
-        with open_site(site_dir) as site:
+        with open_site(site_dir, config.catalog.publisher) as site:
             missing = site.uncovered(config.channels)
             published = site.header.get("published_at")
             publisher = site.header.get("publisher")
@@ -335,6 +352,7 @@ def run_checks(config: Config) -> list[Check]:
     checks.append(check_lmod())
     checks += check_shims(config)
     checks += check_paths(config)
+    checks += check_build_database(config)
     checks += check_site_catalog(config)
     return checks
 

@@ -48,7 +48,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
-from nixmod import nix, shims
+from nixmod import nix, outside, shims
 from nixmod.config import Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
@@ -235,7 +235,8 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
 
 
 def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
-                      programs: list[str], channel_pin: str = "") -> str:
+                      programs: list[str], channel_pin: str = "",
+                      usage_dir: Path | None = None) -> str:
     """The modulefile text for ``request`` whose shims are in ``shim_bin``.
 
     ``channel_pin`` (url + sha256, path + content hash, git revision) and the
@@ -266,6 +267,9 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
         f"    rebuild = {lua_string(rebuild)}}}",
         "end",
     ]
+    from nixmod.usage import modulefile_lines
+
+    lines += modulefile_lines(usage_dir, lua_string)
     if programs:
         lines.append(f"prepend_path(\"PATH\", {lua_string(str(shim_bin))})")
     search_paths = _prefix_paths(request.outputs)
@@ -308,7 +312,8 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
                                      rebuild=rebuild_command(request.name, request.version,
                                                              config.demo_forced))
         atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
-                                             [p.name for p in programs], channel_pin))
+                                             [p.name for p in programs], channel_pin,
+                                             usage_dir=_own_usage_dir(config, base)))
     except BaseException:
         # a new module that could not be written (disk full, a read-only directory) leaves
         # no shims behind that no module names; a rewrite keeps what the old module uses
@@ -343,6 +348,14 @@ def check_tree(root: Path, *, create: bool = True) -> None:
                 raise error
 
 
+def _own_usage_dir(config: Config, base: Path) -> Path | None:
+    """Where the loads of a module in ``base`` are kept for its owner: the user's own
+    tree only (a stack's modules are loaded by everyone; syslog has those)."""
+    from nixmod.usage import usage_dir
+
+    return usage_dir(config) if base == Path(config.modules.root) else None
+
+
 def set_default(config: Config, name: str, version: str, *, root: Path | None = None) -> Path:
     """Make ``nix/NAME`` load ``version`` via ``.modulerc.lua`` (the one default mechanism)."""
     path = module_path(config, name, version, root=root)
@@ -367,7 +380,7 @@ def clear_default(config: Config, name: str, *, root: Path | None = None) -> boo
 def _default_version(name_dir: Path) -> str | None:
     """The version a nixmod-written ``.modulerc.lua`` makes the default, if any."""
     try:
-        text = (name_dir / _RC).read_text(encoding="utf-8")
+        text = outside.read_text(name_dir / _RC)   # a tree may be shared: any bytes
     except OSError:
         return None
     match = re.search(r'module_version\("[^"]*/([^"/]+)", "default"\)', text)
@@ -644,8 +657,8 @@ def update_spider_cache(root: Path) -> Path:
     atomic_write(timestamp, "")
     spider = lmod_libexec() / "spider"
     try:
-        proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True,
-                              text=True, timeout=SPIDER_TIMEOUT, stdin=subprocess.DEVNULL)
+        proc = outside.run([str(spider), "-o", "spiderT", str(root)], timeout=SPIDER_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise OperationFailed(f"Lmod spider did not finish within {SPIDER_TIMEOUT} s on {root}") from None
     if proc.returncode != 0:

@@ -20,7 +20,7 @@ if [ "$mypy_rc" != 0 ]; then
     exit 1
 fi
 printf 'mypy: %s\n' "$(printf '%s\n' "$mypy_out" | tail -n 1)"
-"$VENV/bin/python" -m pytest -p no:cacheprovider --timeout=600 "$@"
+"$VENV/bin/python" -m pytest -p no:cacheprovider --timeout=600 --durations=30 "$@"
 rc=$?
 if [ "$rc" = 5 ]; then echo "run-tests: no tests were collected" >&2; exit 1; fi
 exit "$rc"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 
-from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
-                            wait_for_state)
-from conftest import VENV
+from builds_helpers import (counter_lines, new_counter, records, setup_builds, slurm_table,
+                            status, wait_for_state)
+from rig import REPO, VENV, run_userside
 
 PARTITION = "nixbuild"
 
@@ -31,9 +30,8 @@ def _drv_hash(session, channels: Path, attr: str) -> str:
 
 def _job_script() -> str:
     """The installed nixmod's batch script (what a genuine build job's Command starts with)."""
-    return subprocess.run([str(VENV / "bin/python"), "-I", "-c",
-                           "from nixmod.builds.slurm import JOB_SCRIPT; print(JOB_SCRIPT)"],
-                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+    return subprocess.run([str(VENV / "bin/python"), "-I", str(REPO / "tests/userside/installed.py"),
+                           "slurm-job-script"], capture_output=True, text=True, check=True, cwd="/").stdout.strip()
 
 
 def _sbatch(session, *args: str) -> str:
@@ -160,6 +158,44 @@ def test_a_joined_record_follows_the_output_not_the_job(alice, bob, test_channel
         bob.run("scancel", busy["job"].split("_")[0], theirs["job"].split("_")[0])
 
 
+def test_a_joined_job_is_followed_at_most_the_time_limit(alice, bob, test_channels):
+    """Issue 24 item 5: bob's copy of nixmod's job, with alice's own time limit (1 min),
+    waits behind a 100 s blocker of his, then runs nixmod's batch script and hangs. alice
+    joins it and follows it for about one time limit (pending counts), not three."""
+    nonce, counter = new_counter()
+    one_minute = slurm_table().replace('time = "00:10:00"', 'time = "00:01:00"')
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 scheduler=one_minute)
+    setup_builds(bob, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1)
+    target = _drv_hash(bob, test_channels, "pkg20")
+    script, python = _job_script(), (VENV / "bin/nixmod").read_text().splitlines()[0][2:].strip()
+    # the batch script's job step hangs reading a manifest that is a FIFO nobody writes
+    manifest = bob.home / "hanging-manifest.json"
+    bob.run("rm", "-f", str(manifest), check=True)
+    bob.run("mkfifo", str(manifest), check=True)
+    # the blocker runs on the compute-only node: it takes no cpu from the build partition
+    blocker = _sbatch(bob, "-p", "compute", "-w", "cn01", "-t", "5", "--wrap", "sleep 100")
+    decoy = _sbatch(bob, f"--dependency=afterany:{blocker}", "-J", "nixmod-build-0",
+                    "--comment", f"nixmod:{target}", "-p", PARTITION, "--array=0", "-t", "1",
+                    script, python, str(manifest), target)
+    try:
+        started = time.monotonic()
+        proc = alice.nixmod("build", "pkg20", "--wait", "--json", timeout=400)
+        took = time.monotonic() - started
+        assert proc.returncode == 0, proc.stderr
+        assert f"joining job {decoy}_0 of {bob.user}" in proc.stderr, proc.stderr
+        record = records(proc)[0]
+        assert record["state"] == "built" and record["joined"] is False, record
+        assert f"not following job {decoy}_0 any more (followed job" in proc.stderr
+        assert "longer than the build time limit ([build.slurm].time 00:01:00)" in proc.stderr
+        # one time limit of following plus her own short build; 100 s pending + 60 s running
+        # is what it was
+        assert 55 < took < 95, took
+        assert counter_lines(counter) == [f"pkg20 1.0 {nonce}"]
+    finally:
+        bob.run("scancel", blocker, decoy)
+
+
 # -- extra_args (15.3) ------------------------------------------------------------------------
 
 def test_extra_args_cannot_take_over_nixmods_own_options_by_abbreviation(alice, test_channels):
@@ -183,14 +219,6 @@ def test_extra_args_cannot_take_over_nixmods_own_options_by_abbreviation(alice, 
     assert records(built)[0]["state"] == "built"
 
 
-CHECK = textwrap.dedent("""
-    import sys
-    from nixmod.config import _reserved_sbatch_option
-    for word in sys.stdin.read().split():
-        print(word, _reserved_sbatch_option([word + "=x"]) or "-")
-""")
-
-
 def test_the_extra_args_rule_is_sbatchs_own_abbreviation_rule(alice):
     """Against the installed sbatch's own option list: a word sbatch reads as one of nixmod's
     options is refused, one it reads as another option is not."""
@@ -211,8 +239,7 @@ def test_the_extra_args_rule_is_sbatchs_own_abbreviation_rule(alice):
                 matches = [prefix]
             if len(matches) == 1:
                 words[prefix] = matches[0]
-    proc = alice.run(str(VENV / "bin/python"), "-I", "-c", CHECK,
-                     input="\n".join(words), check=True)
+    proc = run_userside(alice, "sbatch_options", input="\n".join(words), check=True)
     verdict = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     for word, option in words.items():
         refused = verdict[word] != "-"

@@ -94,6 +94,9 @@ class InFlight:
     job: str
     owner: str
     backend: str
+    #: when one of this user's records joined it, if one did: a request joining through
+    #: that record follows the job since then (``joining.followed_too_long``), not afresh
+    since: float | None = None
 
 
 def open_store(config: Config) -> BuildStore:
@@ -249,7 +252,8 @@ def _in_flight(config: Config, store: BuildStore, drvs: set[str], exclude_ids: s
             followed = BACKENDS.get(record.backend)
             if record.joined and followed is not None:
                 owner = followed.owner_of(record.job) or "another user"
-            found.setdefault(record.drv, InFlight(record.job, owner, record.backend))
+            since = (record.joined_at or record.created) if record.joined else None
+            found.setdefault(record.drv, InFlight(record.job, owner, record.backend, since))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if not by_hash:
         return found
@@ -307,7 +311,7 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
             for record in records:
                 # created = this submission: elapsed counts from the latest attempt
                 store.update(record, state="pending", error=None, job=None, joined=False,
-                             created=time.time())
+                             joined_at=None, created=time.time())
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
 
@@ -332,7 +336,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
         elif action == "join":
             assert flight is not None  # decide() returns the flight it joins
             store.update(record, state="queued", job=flight.job, joined=True,
-                         backend=flight.backend)
+                         backend=flight.backend, joined_at=flight.since or time.time())
             if progress:
                 progress(f"[{record.id}] {record.name} {record.version}: joining job "
                          f"{flight.job} of {flight.owner}")
@@ -360,7 +364,8 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
             progress(f"submitted {len(to_build)} build(s) to {backend}: {jobs}")
     for record in duplicates:
         owner = first_of_drv[record.drv]
-        store.update(record, state="queued", job=owner.job, joined=True, backend=owner.backend)
+        store.update(record, state="queued", job=owner.job, joined=True, backend=owner.backend,
+                     joined_at=time.time())
 
 
 def submission_of(record: BuildRecord) -> str:
@@ -479,9 +484,10 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
       ``built``), whatever its job says: a joined record follows the
       output, not just the job, and a job step killed after its build
       finished still gets its module.
-    * A joined record whose job SLURM no longer shows as a real build (held
-      since, stuck, ...) or whose job ended without a valid output builds
-      the drv itself, once (``_build_itself``).
+    * A joined record whose job its scheduler no longer shows as a real
+      build (held since, stuck, ...), that has followed it longer than the
+      build time limit (``joining``), or whose job ended without a valid
+      output builds the drv itself, once (``_build_itself``).
     * When a scheduler does not answer, its records keep their last-known
       states and a line goes to ``warnings`` (the caller shows it).
     """
@@ -591,7 +597,7 @@ def _build_itself(config: Config, store: BuildStore, items: list[tuple[BuildReco
             if progress:
                 progress(f"[{record.id}] {record.name} {record.version}: not following job "
                          f"{record.job} any more ({why}); building it itself")
-            store.update(record, state="pending", joined=False, job=None,
+            store.update(record, state="pending", joined=False, joined_at=None, job=None,
                          error=f"stopped following job {record.job}: {why}")
             records.append(record)
         if not records:

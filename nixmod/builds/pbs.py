@@ -13,12 +13,15 @@ The same contract as ``slurm.py``, in PBS's words:
   job's ``Variable_List`` as ``NIXMOD_DRVS=nixmod:<hash>:<hash>...``. Every
   user reads that attribute with ``qstat -f -F json`` (the server must have
   ``query_other_jobs = True``, see README "PBS sites"). A job is only
-  joined when it can really build: it is in the configured build queue, it
-  is not held (a dependency hold on other such jobs of the same owner is the
-  throttle, and fine), and it runs nixmod's own job step, which PBS shows
+  joined when it can really build (``_why_not``): it is in the configured
+  build queue, its walltime is no longer than the joiner's, it is not held
+  (a dependency hold on other such jobs of the same owner is the throttle,
+  and fine), does not wait for a start time, is not one PBS says can never
+  run, and it runs nixmod's own job step, which PBS shows
   as the job's ``executable`` / ``argument_list``: the job is submitted as
   ``qsub ... -- PYTHON -I -c JOB_CODE MANIFEST``, not as a script PBS would
-  keep to itself.
+  keep to itself. The same is checked again on every ``status`` and wait
+  (``follow_problems``), with ``joining``'s bound on how long to follow.
 * **The environment stays private.** sbatch exports the submitter's
   environment into the job; ``qsub -V`` would do the same but publishes it
   in ``Variable_List`` to everyone who may query jobs. The environment goes
@@ -49,10 +52,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from nixmod import nix
-from nixmod.builds import pollcache
+from nixmod import nix, outside
+from nixmod.builds import joining, pollcache
 from nixmod.builds.job import run_job
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
@@ -109,7 +112,7 @@ def _pbs_exec() -> Path | None:
     """PBS_EXEC from pbs.conf ($PBS_CONF_FILE or /etc/pbs.conf), where PBS's own tools look."""
     conf = Path(os.environ.get("PBS_CONF_FILE") or "/etc/pbs.conf")
     try:
-        text = conf.read_text()
+        text = outside.read_text(conf)
     except OSError:
         return None
     for line in text.splitlines():
@@ -138,9 +141,10 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a PBS client tool, read tolerantly (``outside.run``): qstat passes other users'
+    job variables and names through byte for byte."""
     try:
-        return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL)
+        return outside.run([_tool(args[0]), *args[1:]], timeout=120, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise OperationFailed(f"{args[0]} did not answer within 120 s (is the PBS server up?)") from None
 
@@ -214,11 +218,16 @@ def _nixmod_jobs(queue: str, user: str | None = None) -> dict[str, Job]:
     """Every nixmod build job (plain jobs and subjobs) waiting or running in ``queue``: one call.
 
     A queue listing has no array parents, only their subjobs, which carry
-    the parent's Variable_List, executable and holds.
+    the parent's Variable_List, executable and holds. Another user's job
+    with bytes that are not text anywhere in its attributes
+    (``outside.garbled``) is left out: what it says cannot be read, so it is
+    never joined; the user's own jobs are always listed.
     """
+    me = current_user()
     return {job_id: job for job_id, job in _qstat(queue, history=False).items()
             if job.attrs.get("Job_Name") == JOB_NAME and job.state not in FINISHED
-            and (user is None or job.owner == user)}
+            and (user is None or job.owner == user)
+            and (job.owner == me or not outside.garbled(job.attrs))}
 
 
 def _drv_hashes(job: Job) -> list[str]:
@@ -291,23 +300,105 @@ def _holds_only_for(job: Job, throttle: set[str]) -> bool:
     return bool(needed) and all(i in throttle for i in needed)
 
 
-def _joinable(jobs: dict[str, Job]) -> dict[str, Job]:
-    """The jobs (of a build queue listing) that can really build: see the module docstring."""
-    candidates = {job_id: job for job_id, job in jobs.items()
-                  if job.state in QUEUED | RUNNING and _runs_job_step(job) and _drv_hashes(job)}
-    joinable: dict[str, Job] = {}
+#: how PBS writes a time (``Execution_Time``, ``stime``, ``qtime``)
+_PBS_TIME = "%a %b %d %H:%M:%S %Y"
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return time.mktime(time.strptime(text, _PBS_TIME))
+    except ValueError:
+        return None
+
+
+def _resources(job: Job) -> dict[str, Any]:
+    value = job.attrs.get("Resource_List")
+    return value if isinstance(value, dict) else {}
+
+
+def _largest_node_ncpus() -> int | None:
+    """The most cpus any node offers (``pbsnodes -a -F json``; None: PBS would not say)."""
+    try:
+        proc = _run(["pbsnodes", "-a", "-F", "json"])
+        nodes = json.loads(proc.stdout, strict=False).get("nodes") or {}
+    except (OperationFailed, UserError, ValueError, AttributeError):
+        return None
+    counts = [node.get("resources_available", {}).get("ncpus") for node in nodes.values()
+              if isinstance(node, dict) and isinstance(node.get("resources_available"), dict)]
+    numbers = [n for n in counts if isinstance(n, int) and not isinstance(n, bool)]
+    return max(numbers) if numbers else None
+
+
+def _why_not(config: Config, job: Job, throttle: set[str], now: float,
+             node_ncpus: Callable[[], int | None]) -> str | None:
+    """Why ``job`` must not be joined, or followed any longer (None: it can really build).
+
+    All of it is PBS's own record of the job, which its owner cannot fake:
+    the queue, what it runs, its walltime, and, while it waits, its holds,
+    its start time (``qsub -a``, state W), the scheduler's "Can Never Run"
+    comment and a cpu request no node can meet (the comment comes only with
+    the next scheduling cycle). ``throttle``: the owner's submissions that
+    may hold this one (``_holds_only_for``). ``joining`` says what is too long.
+    """
+    if job.state not in QUEUED | RUNNING:
+        return f"job {job.id} has ended"
+    if job.queue != config.build.pbs.queue:
+        return f"job {job.id} is in queue {job.queue!r}, not the build queue " \
+               f"{config.build.pbs.queue!r}"
+    if not (_runs_job_step(job) and _drv_hashes(job)):
+        return f"job {job.id} does not run nixmod's job step"
+    walltime = str(_resources(job).get("walltime", ""))
+    if joining.longer_than_mine(_seconds(walltime) if walltime else None,
+                                _seconds(config.build.pbs.walltime)):
+        return (f"job {job.id}'s walltime ({walltime or 'none'}) is longer than "
+                f"[build.pbs].walltime ({config.build.pbs.walltime})")
+    if job.state in RUNNING:
+        return None     # a hold set now only matters if it is requeued: it runs, bounded
+    if not _holds_only_for(job, throttle):
+        return f"job {job.id} is held (Hold_Types {job.attrs.get('Hold_Types', '?')})"
+    start = str(job.attrs.get("Execution_Time", ""))
+    if joining.starts_too_late(_epoch(start) if start else None, now) \
+            or (job.state == "W" and not start):
+        return f"job {job.id} waits for a start time ({start or 'state W'})"
+    comment = str(job.attrs.get("comment", ""))
+    if comment.startswith("Can Never Run"):
+        return f"job {job.id} can never run (PBS: {comment})"
+    ncpus = _resources(job).get("ncpus")
+    if isinstance(ncpus, int) and ncpus > config.build.pbs.ncpus:
+        largest = node_ncpus()
+        if largest is not None and ncpus > largest:
+            return f"job {job.id} can never run (asks for {ncpus} cpus; no node has more " \
+                   f"than {largest})"
+    return None
+
+
+def _verdicts(config: Config, jobs: dict[str, Job], now: float) -> dict[str, str | None]:
+    """job id -> why it must not be joined (None: it can really build), for a build queue
+    listing: see the module docstring and ``_why_not``.
+
+    A job held only by a dependency on joinable jobs of the same owner (nixmod's
+    throttle) is joinable too: found to a fixpoint.
+    """
+    largest: list[int | None] = []
+
+    def node_ncpus() -> int | None:   # asked once, and only for a job asking for many cpus
+        if not largest:
+            largest.append(_largest_node_ncpus())
+        return largest[0]
+
+    verdicts: dict[str, str | None] = {}
     changed = True
-    while changed:   # a dependency on a joinable job of the same owner is fine: to a fixpoint
+    while changed:
         changed = False
-        for job_id, job in candidates.items():
-            if job_id in joinable:
+        for job_id, job in jobs.items():
+            if job_id in verdicts and verdicts[job_id] is None:
                 continue
-            throttle = {submission_of(jid) for jid, other in joinable.items()
-                        if other.owner == job.owner}
-            if _holds_only_for(job, throttle):
-                joinable[job_id] = job
-                changed = True
-    return joinable
+            throttle = {submission_of(jid) for jid, why in verdicts.items()
+                        if why is None and jobs[jid].owner == job.owner}
+            why = _why_not(config, job, throttle, now, node_ncpus)
+            changed = changed or (why is None)
+            verdicts[job_id] = why
+    return verdicts
 
 
 def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
@@ -325,10 +416,10 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     except (OperationFailed, UserError):
         return {}
     found: dict[str, tuple[str, str]] = {}
-    for job_id, job in _joinable(jobs).items():
-        drv_hash = _drv_hash_of(job_id, job)
+    for job_id, why in _verdicts(config, jobs, time.time()).items():
+        drv_hash = _drv_hash_of(job_id, jobs[job_id]) if why is None else None
         if drv_hash is not None:
-            found.setdefault(drv_hash, (job_id, job.owner))
+            found.setdefault(drv_hash, (job_id, jobs[job_id].owner))
     return found
 
 
@@ -685,8 +776,51 @@ def owner_of(job: str) -> str | None:
 
 
 def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
-    """No check after joining: a job is checked once, when it is joined (``_joinable``)."""
-    return {}
+    """Joined records whose job can no longer be trusted to build (held since, moved, ...),
+    or that have followed it longer than the build time limit (``joining``).
+
+    The same rules as joining (``_verdicts`` over the build queue), checked on
+    every ``status`` and wait. A job that has ended is not a problem here: ``poll``
+    says so and the core looks for its output.
+    """
+    me = current_user()
+    joined = [r for r in records if r.joined and r.job]
+    if not joined:
+        return {}
+    now = time.time()
+    queue: dict[str, Job] | None = None
+    verdicts: dict[str, str | None] = {}
+    problems: dict[int, str] = {}
+    for record in joined:
+        try:   # the answers poll has just read and the submission's look: shared (pollcache)
+            job = _followed_job(config, record)
+            if job is None or job.state in FINISHED or job.owner == me:   # ours need no proof
+                continue
+            if queue is None:
+                queue = _join_look(config)
+                verdicts = _verdicts(config, queue, now)
+        except OperationFailed:
+            break    # PBS did not answer: nothing is known against the jobs, ask next time
+        why = verdicts[job.id] if job.id in verdicts else \
+            _why_not(config, job, set(), now, _largest_node_ncpus)
+        why = why or joining.followed_too_long(
+            record, _seconds(config.build.pbs.walltime),
+            f"[build.pbs].walltime {config.build.pbs.walltime}", now)
+        if why:
+            problems[record.id] = why
+    return problems
+
+
+def _followed_job(config: Config, record: BuildRecord) -> Job | None:
+    """The record's job as ``poll`` last saw it (its shared answer, for up to ``poll_seconds``);
+    None when PBS does not show it or the id now names another job (``_builds``)."""
+    submission = submission_of(record.job or "")
+    answer = pollcache.ask(config.build.state_dir, CACHE_KEY + submission,
+                           config.build.poll_seconds, partial(_submission_rows, submission),
+                           _valid_row)
+    row = next((r for r in answer.rows if r["id"] == record.job), None)
+    job = Job(str(row["id"]), dict(row["attrs"])) if row is not None else None
+    return job if job is not None and _builds(job, record) else None
 
 
 def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[object]:

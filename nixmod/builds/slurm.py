@@ -14,7 +14,7 @@
   job is joined only when SLURM's own record of it shows that it can really
   build (``joinable``): on the joiner's build partition, not held, not
   waiting for a start time, with a time limit no longer than the joiner's
-  own, and running nixmod's own batch script (``slurm_job.sh``, a file of
+  own (``joining`` says what is too long), and running nixmod's own batch script (``slurm_job.sh``, a file of
   the installed package, whose path SLURM reports as the job's Command) with
   the same hash list as the comment. The job step itself refuses to build a
   drv other than the one at its index in that list.
@@ -43,8 +43,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from nixmod import nix
-from nixmod.builds import pollcache
+from nixmod import nix, outside
+from nixmod.builds import joining, pollcache
 from nixmod.builds.backend import SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
@@ -101,7 +101,6 @@ class Task:
     command: str
     reason: str
     priority: int
-    submit_time: int
 
     @property
     def index(self) -> int:
@@ -133,11 +132,14 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a SLURM client tool, bounded: one that does not answer in time means slurmctld is away."""
+    """Run a SLURM client tool, bounded: one that does not answer in time means slurmctld is away.
+
+    Its answer is read tolerantly (``outside.run``): squeue and scontrol pass
+    other users' comments and names through byte for byte.
+    """
     timeout = ACTION_TIMEOUT if args[0] in ("sbatch", "scancel") else QUERY_TIMEOUT
     try:
-        return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
-                              errors="replace", input=input, timeout=timeout)
+        return outside.run([_tool(args[0]), *args[1:]], input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SchedulerUnavailable(f"{args[0]} did not answer within {timeout:.0f} s; is slurmctld "
                                    "up? ('scontrol ping' says; [build] backend = \"local\" needs "
@@ -181,6 +183,10 @@ def _tasks(partition: str) -> list[Task]:
     the scheduler"), and SLURM 22.05's ``--json`` prints the whole queue
     whatever the filter; the partition is passed so that a SLURM that
     filters JSON prints only it.
+    Another user's job with bytes that are not text anywhere in its record
+    (``outside.garbled``) is left out: what it says cannot be read, so it is
+    never joined; the user's own jobs are always listed (``Task.builds``
+    still decides whether one is a record's).
     """
     proc = _run(["squeue", "--json", "--partition", partition])
     if proc.returncode != 0:
@@ -194,7 +200,11 @@ def _tasks(partition: str) -> list[Task]:
         first = errors[0] if isinstance(errors[0], dict) else {}
         raise SchedulerUnavailable(f"squeue failed: {first.get('description') or first}")
     tasks = []
+    me = current_user()
     for job in jobs:
+        if not isinstance(job, dict) or \
+                (_text(job.get("user_name")) != me and outside.garbled(job)):
+            continue
         name = _text(job.get("name"))
         state = _text(job.get("job_state"))
         if not _JOB_NAME_RE.fullmatch(name) or state not in QUEUED | RUNNING:
@@ -212,17 +222,16 @@ def _tasks(partition: str) -> list[Task]:
                               comment=_text(job.get("comment")),
                               command=_text(job.get("command")),
                               reason=_text(job.get("state_reason")),
-                              priority=_number(job.get("priority")) or 0,
-                              submit_time=_number(job.get("submit_time")) or 0))
+                              priority=_number(job.get("priority")) or 0))
     return tasks
 
 
 #: ``squeue -o``: the fields a follower reads, the user's own text last (``_parse_task``)
-_FORMAT = "%i|%T|%u|%P|%Q|%V|%r|%j|%k|%o"
+_FORMAT = "%i|%T|%u|%P|%Q|%r|%j|%k|%o"
 #: one task in ``_FORMAT``: system fields, then a nixmod job name and a nixmod comment (neither
 #: can hold ``|`` or a newline), then the command, the rest of the text
 _TASK_RE = re.compile(r"(\d+_\d+)\|([A-Z_]+)\|([^|\n]*)\|([^|\n]*)\|(\d*)\|([^|\n]*)\|"
-                      r"([^|\n]*)\|(nixmod-build(?:-\d{1,4})?)\|(nixmod:[0-9a-z,]*)\|(.*)", re.S)
+                      r"(nixmod-build(?:-\d{1,4})?)\|(nixmod:[0-9a-z,]*)\|(.*)", re.S)
 #: key prefix of this backend's answers in the shared cache (``pollcache``)
 CACHE_KEY = "slurm:"
 
@@ -232,15 +241,10 @@ def _parse_task(text: str) -> Task | None:
     match = _TASK_RE.fullmatch(text)
     if match is None:
         return None
-    job, state, owner, partition, priority, submitted, reason, name, comment, command = \
-        match.groups()
-    try:
-        submit_time = int(time.mktime(time.strptime(submitted, "%Y-%m-%dT%H:%M:%S")))
-    except (ValueError, OverflowError):
-        submit_time = 0
+    job, state, owner, partition, priority, reason, name, comment, command = match.groups()
     return Task(job=job, state=state, owner=owner, name=name, partition=partition,
                 comment=comment, command=command, reason=reason,
-                priority=int(priority) if priority else 0, submit_time=submit_time)
+                priority=int(priority) if priority else 0)
 
 
 def _squeue_format(args: list[str]) -> str:
@@ -274,13 +278,16 @@ def _job_task(job: str) -> Task | None:
 
     The whole answer is one record, so another user's comment or command
     cannot add a line that looks like a second job; None when the job is
-    not a nixmod task in the queue.
+    not a nixmod task in the queue, or is another user's whose record holds
+    bytes that are not text (``outside.garbled``: what it says cannot be read).
     """
     if not re.fullmatch(r"\d+_\d+", job):
         return None
-    task = _parse_task(_squeue_format(["-j", job]).removesuffix("\n"))
-    return task if task is not None and task.job == job and task.state in QUEUED | RUNNING \
-        else None
+    text = _squeue_format(["-j", job]).removesuffix("\n")
+    task = _parse_task(text)
+    if task is None or task.job != job or task.state not in QUEUED | RUNNING:
+        return None
+    return task if task.owner == current_user() or not outside.garbled(text) else None
 
 
 def _job_tasks(job: str) -> list[Task]:
@@ -297,7 +304,7 @@ def _valid_row(row: dict[str, object]) -> bool:
     fields = Task.__dataclass_fields__
     return set(row) == set(fields) and all(
         isinstance(row[name], int) and not isinstance(row[name], bool)
-        if name in ("priority", "submit_time") else isinstance(row[name], str) for name in fields)
+        if name == "priority" else isinstance(row[name], str) for name in fields)
 
 
 def _cached_tasks(state_dir: Path, key: str, max_age: float, query: Callable[[], list[Task]],
@@ -370,6 +377,12 @@ def _minutes(limit: str) -> int | None:
     return total
 
 
+def _limit_seconds(limit: str) -> float | None:
+    """A SLURM time limit in seconds (None: unlimited), as ``joining`` compares them."""
+    minutes = _minutes(limit)
+    return None if minutes is None else minutes * 60.0
+
+
 def _show_job(job: str, *, strict: bool = False) -> str | None:
     """``scontrol -o show job JOB``: the job's one line, None when SLURM does not show it.
 
@@ -425,14 +438,9 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
     prefix, suffix = _expected_command(",".join(hashes))
     if not (task.command.startswith(prefix) and task.command.endswith(suffix)):
         return f"job {task.job} does not run nixmod's job step"
-    if task.state in QUEUED:
-        if task.priority == 0 or "Held" in task.reason or task.reason in _STUCK_REASONS:
-            return f"job {task.job} is held or cannot start ({task.reason})"
-        mine = _minutes(config.build.slurm.time)
-        waited = (now or time.time()) - task.submit_time
-        if mine is not None and task.submit_time and waited > 2 * mine * 60:
-            return (f"job {task.job} has been pending for {int(waited // 60)} min, more than "
-                    f"twice the build time limit")
+    if task.state in QUEUED and (task.priority == 0 or "Held" in task.reason
+                                 or task.reason in _STUCK_REASONS):
+        return f"job {task.job} is held or cannot start ({task.reason})"
     array = task.job.partition("_")[0]
     limits = {} if limits is None else limits     # one scontrol per array, not per task
     if array not in limits:
@@ -445,11 +453,11 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
             at = time.mktime(time.strptime(eligible or "", "%Y-%m-%dT%H:%M:%S"))
         except ValueError:
             at = None
-        if at is not None and at > (now or time.time()) + 60:
+        if joining.starts_too_late(at, now or time.time()):
             return f"job {task.job} is held or cannot start (waits until {eligible})"
     limit = _field(shown, "TimeLimit")
-    theirs, mine = _minutes(limit or "UNLIMITED"), _minutes(config.build.slurm.time)
-    if mine is not None and (theirs is None or theirs > mine):
+    if joining.longer_than_mine(_limit_seconds(limit or "UNLIMITED"),
+                                _limit_seconds(config.build.slurm.time)):
         return (f"job {task.job}'s time limit ({limit}) is longer than [build.slurm].time "
                 f"({config.build.slurm.time})")
     return None
@@ -563,7 +571,8 @@ def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
 
 
 def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
-    """Joined records whose job can no longer be trusted to build (held since, stuck, ...)."""
+    """Joined records whose job can no longer be trusted to build (held since, stuck, ...),
+    or that have followed it longer than the build time limit (``joining``)."""
     joined = [r for r in records if r.joined and r.job]
     if not joined:
         return {}
@@ -571,6 +580,7 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
     state_dir, max_age = config.build.state_dir, float(config.build.poll_seconds)
     tasks = _followed(state_dir, joined, max_age)
     now, limits = time.time(), dict[str, str | None]()
+    mine = _limit_seconds(config.build.slurm.time)
     problems: dict[int, str] = {}
     for record in joined:
         task = tasks.get(record.job or "", (None, 0.0))[0]
@@ -578,7 +588,9 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
             array = task.job.partition("_")[0]
             if array not in limits:
                 limits[array] = _cached_show(state_dir, task.job, max_age)
-            why = joinable(config, task, nix.store_hash(record.drv), now, limits)
+            why = joinable(config, task, nix.store_hash(record.drv), now, limits) \
+                or joining.followed_too_long(record, mine, f"[build.slurm].time "
+                                             f"{config.build.slurm.time}", now)
             if why:
                 problems[record.id] = why
     return problems

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
+from nixmod.tui.messages import DiskUsageReady
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns
@@ -23,12 +24,14 @@ class ModulesScreen(NixmodScreen):
     AUTO_FOCUS = "#modules"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter", key_display="/"),
-        Binding("o", "sort", "Sort"),
-        Binding("y", "copy_line", "Copy load line"),
-        Binding("u", "copy_use", "Copy use line", show=False),
-        Binding("L", "lock_modules", "Lock these", show=False),
-        Binding("d,delete", "remove_module", "Remove"),
+        Binding("slash", "focus_filter", "Filter", key_display="/", tooltip="into the filter box"),
+        Binding("o", "sort", "Sort", tooltip="sort: name, broken first"),
+        Binding("y", "copy_line", "Copy load line", tooltip="copy the `module load` line (OSC 52)"),
+        Binding("u", "copy_use", "Copy use line", show=False, tooltip="copy the `module use` line"),
+        Binding("L", "lock_modules", "Lock these", show=False,
+                tooltip="lock the built modules listed, as `nixmod lock`, to a new file in HOME"),
+        Binding("d,delete", "remove_module", "Remove",
+                tooltip="remove the module, as `nixmod modules remove` does (asks first)"),
     ]
 
     def __init__(self) -> None:
@@ -39,6 +42,10 @@ class ModulesScreen(NixmodScreen):
         self.shown: list[model.ModuleRow] = []
         self.highlighted: str | None = None   # the module under the cursor, whatever its row
         self.table_width = 0
+        #: sizes and last loads (``nixmod du``) and the modules they were computed for
+        self.disk: model.DiskTotals | None = None
+        self.disk_error = ""
+        self.sized_for: frozenset[str] | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
@@ -68,6 +75,23 @@ class ModulesScreen(NixmodScreen):
                    if r.valid and r.store_path and r.store_path not in self.signatures]
         if unknown:
             self.check_signatures(unknown)
+        names = frozenset(r.module for r in self.nixmod_app.module_rows)
+        if names != self.sized_for:
+            self.sized_for = names
+            self.compute_disk()
+
+    @work(thread=True, exclusive=True, group="diskuse")
+    def compute_disk(self) -> None:
+        """``nixmod du`` for the sizes and last loads (Nix calls: never on the event loop)."""
+        try:
+            totals, error = model.module_disk(self.nixmod_app.config), ""
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            totals, error = None, model.explain(exc)
+        self.post_message(DiskUsageReady(totals, error))
+
+    def on_disk_usage_ready(self, message: DiskUsageReady) -> None:
+        self.disk, self.disk_error = message.totals, message.error
+        self.fill_table()
 
     @work(thread=True, exclusive=True, group="signatures")
     def check_signatures(self, paths: list[str]) -> None:
@@ -112,17 +136,22 @@ class ModulesScreen(NixmodScreen):
     def fill_table(self) -> None:
         table = self.query_one("#modules", DataTable)
         text = self.query_one("#modules-filter", FilterInput).value
-        rows = model.sort_modules(model.filter_modules(self.nixmod_app.module_rows, text), self.sort_key)
+        rows = model.sort_modules(model.filter_modules(self.nixmod_app.module_rows, text),
+                                  self.sort_key, self.disk)
         self.shown = rows
         self.table_width = table.size.width
         shown = fit_columns(table, table.size.width or 78, [
             Column("module", "module", max([6, *(len(r.module) for r in rows)]), 12, 0),
-            Column("state", "state", 16, 5, 1),
-            Column("store", "store path", max([10, *(len(r.store_path) for r in rows)]), 12, 2,
+            Column("size", "size", 10, 9, 1),
+            Column("state", "state", 16, 5, 2),
+            Column("last", "last load", 10, 9, 3),
+            Column("store", "store path", max([10, *(len(r.store_path) for r in rows)]), 12, 4,
                    flexible=True),
         ])
         for row in rows:
+            size, last = self._disk_cells(row)
             cells = {"module": Text(row.module, style="bold", overflow="ellipsis", no_wrap=True),
+                     "size": size, "last": last,
                      "state": Text("ok") if row.valid else Text("gone: rebuild it", style="bold red"),
                      "store": Text(row.store_path or "(unknown)", overflow="ellipsis", no_wrap=True)}
             table.add_row(*(cells[key] for key in shown), key=row.module)
@@ -135,7 +164,27 @@ class ModulesScreen(NixmodScreen):
         gone = sum(1 for r in self.nixmod_app.module_rows if not r.valid)
         status.update(Text(f"{len(rows)} of {len(self.nixmod_app.module_rows)} module(s)"
                            + (f", {gone} with the store path gone" if gone else "")
-                           + f" · sorted by {self.sort_key}") if self.nixmod_app.module_rows else "")
+                           + f" · {self._total()} · sorted by {self.sort_key}")
+                      if self.nixmod_app.module_rows else "")
+
+    def _disk_cells(self, row: model.ModuleRow) -> tuple[Text, Text]:
+        """The size and last-load cells: "…" while ``du`` runs, "-" where it has nothing."""
+        from nixmod.diskuse import age, human_size
+
+        if self.disk is None:
+            return Text("…" if not self.disk_error else "?", style="dim"), Text("…", style="dim")
+        disk = self.disk.modules.get(row.module)
+        if disk is None or not row.valid:
+            return Text("-", style="dim"), Text(age(disk.last_load) if disk else "-", style="dim")
+        return Text(human_size(disk.closure_size), justify="right"), Text(age(disk.last_load))
+
+    def _total(self) -> str:
+        from nixmod.diskuse import human_size
+
+        if self.disk is None:
+            return f"sizes: {self.disk_error}" if self.disk_error else "sizes…"
+        return (f"total {human_size(self.disk.total_size)}, "
+                f"{human_size(self.disk.only_size)} only yours")
 
     def on_resize(self, _event: events.Resize) -> None:
         self.call_after_refresh(self._relayout)
