@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from builds_helpers import new_counter, records, setup_builds, wait_for_state
-from conftest import BASE_PATH, VENV, UserSession, kill_hard
+from rig import BASE_PATH, VENV, UserSession, kill_hard
 
 SLURM_TOOLS = ("squeue", "scontrol", "sbatch", "scancel", "sinfo")
 
