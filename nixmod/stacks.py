@@ -17,15 +17,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
 from nixmod import dirs, nix
 from nixmod.config import Config, current_user, expand_path, key_line

@@ -185,9 +185,9 @@ def test_extra_args_cannot_take_over_nixmods_own_options_by_abbreviation(alice, 
 
 CHECK = textwrap.dedent("""
     import sys
-    from nixmod.config import _reserved_sbatch_option
+    from nixmod.scheduler_options import reserved_sbatch_option
     for word in sys.stdin.read().split():
-        print(word, _reserved_sbatch_option([word + "=x"]) or "-")
+        print(word, reserved_sbatch_option([word + "=x"]) or "-")
 """)
 
 

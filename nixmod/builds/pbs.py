@@ -81,24 +81,6 @@ CANCELLED = ("cancelled", "the job was deleted (qdel)")
 VANISHED = ("failed", "job vanished without an exit record (node died or killed)")
 #: environment variables the job keeps from PBS rather than from the submitter
 _PBS_OWNED_ENV = ("TMPDIR", "ENVIRONMENT", "HOSTNAME")
-#: qsub's options (its getopt string, OpenPBS 23.06: src/cmds/qsub_sup.c): letter -> takes a value
-_QSUB_OPTIONS = {letter: value for letter, value in
-                 re.findall(r"([a-zA-Z])(:?)", "a:A:c:C:e:fhIj:J:k:l:m:M:N:o:p:q:r:R:S:u:v:VW:XzP:")}
-#: options the backend sets itself or that would break what it relies on, and why
-_RESERVED_QSUB = {
-    "N": "the job name (nixmod finds its jobs by it)",
-    "J": "the array (nixmod sets it from max_concurrent)",
-    "o": "the output path", "e": "the error path", "j": "the output join",
-    "k": "where output is kept", "v": "the job's variables (the drv hashes travel there)",
-    "V": "exporting the environment, which PBS would show to every user",
-    "q": "the queue (set [build.pbs] queue)", "A": "the account (set [build.pbs] account)",
-    "h": "a hold: a held build never runs",
-    "I": "an interactive job", "X": "X11 forwarding", "z": "quiet mode (nixmod reads the job id)",
-    "f": "foreground mode", "u": "the user list", "R": "the remove-files option",
-}
-#: -W attributes and -l resources the backend sets itself
-_RESERVED_W = {"depend", "block", "max_run_subjobs"}
-_RESERVED_L = {"walltime": "walltime", "select": "ncpus/mem", "ncpus": "ncpus", "mem": "mem"}
 
 
 # -- finding the tools ----------------------------------------------------------------
@@ -331,45 +313,6 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
 
 
 # -- submitting -------------------------------------------------------------------------
-
-def reserved_qsub_option(args: list[str]) -> str | None:
-    """Why ``args`` (extra_args) may not go to qsub, or None when they may.
-
-    Walks them as qsub's getopt does: ``-Nname`` and ``-N name`` both set
-    the name, letters may be bundled (``-hz``), and a word that is not an
-    option would become the job's command.
-    """
-    words = iter(args)
-    for word in words:
-        if word == "--" or not word.startswith("-") or word == "-":
-            return (f"may hold only qsub options; {word!r} would become the job's command "
-                    "(nixmod sets the command itself)")
-        if word.startswith("--"):
-            return f"may not hold {word!r}: qsub has no long options but --version"
-        letters = word[1:]
-        while letters:
-            letter, letters = letters[0], letters[1:]
-            if letter not in _QSUB_OPTIONS:
-                return f"has {'-' + letter!r}, which is not a qsub option"
-            if letter in _RESERVED_QSUB:
-                return (f"may not set -{letter} ({_RESERVED_QSUB[letter]}): nixmod sets it or "
-                        "depends on it")
-            if not _QSUB_OPTIONS[letter]:
-                continue
-            value = letters or next(words, None)
-            letters = ""
-            if value is None:
-                return f"ends with -{letter}, which needs a value"
-            keys = {part.split("=", 1)[0].strip() for part in value.split(",")}
-            if letter == "W" and keys & _RESERVED_W:
-                return f"may not set -W {sorted(keys & _RESERVED_W)[0]}: nixmod sets it itself"
-            if letter == "l":
-                taken = sorted(keys & set(_RESERVED_L))
-                if taken:
-                    return (f"may not set -l {taken[0]}: set [build.pbs] "
-                            f"{_RESERVED_L[taken[0]]} instead")
-    return None
-
 
 def job_argv(manifest: Path) -> list[str]:
     """The job's command: the running interpreter, isolated (-I: no cwd, no user site)."""
