@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from nixmod.config import Channel, Config
 from nixmod.errors import UserError
+from nixmod.names import check_module_names
 from nixmod.catalogcache import FORMAT, cache_sections, digest, parse_sections, read_sections
 from nixmod.channels import ChannelLister, Listing, channel_identity, channel_kind, require_writable
 from nixmod.versions import sort_key
@@ -779,8 +780,6 @@ def _drv_name_ends_with(version: PackageVersion, wanted: str) -> bool:
 
 def _buildable(version: PackageVersion) -> PackageVersion:
     """``version`` if its name and version can name a modulefile (what a build ends in)."""
-    from nixmod.lmod import check_module_names
-
     check_module_names(version.name, version.version)
     return version
 

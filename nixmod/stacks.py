@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import tomllib
 
-from nixmod import dirs, nix
+from nixmod import dirs, gcroots, nix
 from nixmod.config import Config, current_user, expand_path, key_line
 from nixmod.dirs import ensure_dir
 from nixmod.errors import UserError
@@ -84,8 +84,8 @@ class Stack:
 
     @property
     def gcroot_dir(self) -> Path:
-        """Where this stack's GC roots live (``lmod.stack_gcroot_dir``)."""
-        from nixmod.lmod import stack_gcroot_dir
+        """Where this stack's GC roots live (``gcroots.stack_gcroot_dir``)."""
+        from nixmod.gcroots import stack_gcroot_dir
 
         return stack_gcroot_dir(self.modules_root, self.name)
 
@@ -496,8 +496,8 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
             continue
         # the roots nix-store --add-root made for this build: named after it, pointing at its outputs
         targets = set(info.outputs.values())
-        roots = [link for link in lmod.gc_root_links(
-                     lmod.gc_root(stack.gcroot_dir, info.name, info.version), info.outputs)
+        roots = [link for link in gcroots.gc_root_links(
+                     gcroots.gc_root(stack.gcroot_dir, info.name, info.version), info.outputs)
                  if link.is_symlink() and os.readlink(link) in targets]
         if not roots:
             continue

@@ -32,24 +32,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from nixmod import nix
+from nixmod import gcroots, nix
 from nixmod.builds import local, pbs, slurm
 from nixmod.builds.backend import Backend, SchedulerUnavailable
 from nixmod.builds.finish import finish, module_request
 from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
-                                 BuildRecord, BuildStore)
+                                 BuildRecord, BuildStore, notify)
 from nixmod.catalog import PackageVersion
 from nixmod.config import Config, config_files, current_user
 from nixmod.dirs import ensure_dir
 from nixmod.errors import NixmodError, OperationFailed, UserError
 from nixmod.files import atomic_write
+from nixmod.lmod import check_tree
+from nixmod.names import check_module_names
 from nixmod.metadata import identity, metadata
+from nixmod.pins import module_channel_pin
 
 __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "refresh", "wait", "cancel",
            "log_path", "follow_log", "module_requests", "open_store", "tree_history",
            "check_state", "failure_cause", "BACKENDS", "Backend"]
 
-DEMO_STATE_DIR = "~/.local/state/nixmod/demo"   # where load_config(demo=True) puts state
 Progress = Callable[[str], None]
 #: every scheduler nixmod can use, by its ``[build] backend`` name (mypy checks each against
 #: the protocol); nothing else in the core names a scheduler
@@ -115,8 +117,6 @@ def check_state(config: Config, *, module_root: Path | None = None) -> None:
     modules tree the builds will write (``module_root``, else ``[modules].root``)
     without creating it: a build refused later (a bad spec) leaves no empty tree.
     """
-    from nixmod.lmod import check_tree
-
     with open_store(config):
         pass
     check_tree(Path(module_root) if module_root is not None else Path(config.modules.root),
@@ -131,19 +131,15 @@ def migrate_gc_roots(store: BuildStore, directory: Path) -> None:
     from the records. A failure is reported, not fatal: an old root is only
     removed after its new one is registered, so nothing becomes collectable.
     """
-    from nixmod import lmod
-
-    if not lmod.has_legacy_gc_roots(directory):
+    if not gcroots.has_legacy_gc_roots(directory):
         return
     default = directory == store.default_gcroot_dir
     known = [module_request(r) for r in store.select(states=("built", "reused"))
              if (r.gcroot_dir is None and default) or r.gcroot_dir == str(directory)]
     try:
-        lmod.migrate_gc_roots(directory, known)
+        gcroots.migrate_gc_roots(directory, known)
     except (NixmodError, OSError) as exc:
-        from nixmod.builds import state
-
-        state.notify(f"GC roots in {directory} could not all be moved to the new layout "
+        notify(f"GC roots in {directory} could not all be moved to the new layout "
                       f"({exc}); the old ones are kept and it is tried again next time")
 
 
@@ -176,8 +172,6 @@ def plan(config: Config, versions: Sequence[PackageVersion],
     ``[modules].root``) are checked first, so that an unusable one is said
     before the wait, not after it.
     """
-    from nixmod.lmod import check_module_names
-
     for version in versions:   # all refused before any evaluation or build
         check_module_names(version.name, version.version)
     check_state(config, module_root=module_root)
@@ -273,8 +267,6 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
     so that the job's finish step, possibly hours later on another node,
     writes the module into the tree the caller meant (a site stack's).
     """
-    from nixmod.lmod import check_tree
-
     # the tree the jobs will write into, refused before anything is recorded or submitted
     check_tree(Path(module_root) if module_root is not None else Path(config.modules.root))
     if gcroot_dir is not None:
@@ -286,7 +278,8 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
                 outputs=p.outputs, backend=backend or config.build.backend,
                 module_root=str(module_root) if module_root else None,
                 module_default=default or p.default,
-                gcroot_dir=str(gcroot_dir) if gcroot_dir else None)) for p in plans]
+                gcroot_dir=str(gcroot_dir) if gcroot_dir else None,
+                channel_pin=module_channel_pin(config, p.version.channel))) for p in plans]
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
 
@@ -388,7 +381,7 @@ def _write_manifest(config: Config, store: BuildStore, records: list[BuildRecord
         "backend": backend,
         "max_concurrent": config.build.max_concurrent,
         "config": _explicit_config(config),
-        "demo": _is_forced_demo(config),
+        "demo": config.demo_forced,
     }), mode=0o600)
     return manifest
 
@@ -398,11 +391,6 @@ def _explicit_config(config: Config) -> str | None:
     layered = set(config_files(None)[:2])
     extra = [p for p in config.sources if p not in layered]
     return str(extra[-1]) if extra else None
-
-
-def _is_forced_demo(config: Config) -> bool:
-    """True when --demo moved state into the demo corner (the job must do the same)."""
-    return config.demo_forced
 
 
 # -- finishing --------------------------------------------------------------------------
@@ -415,7 +403,7 @@ def module_requests(config: Config) -> list:
     that stack and are left to ``stack build``.
     """
     with open_store(config) as store:
-        return [module_request(r) for r in store.select(states=("built", "reused"))
+        return [module_request(r, config) for r in store.select(states=("built", "reused"))
                 if not r.module_root]
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
-from nixmod.lmod import personal_gcroot_dir
+from nixmod.gcroots import personal_gcroot_dir
 
 #: states where the build has ended; nothing about it will change by itself
 FINAL_STATES = ("built", "reused", "failed", "cancelled")
@@ -91,6 +91,9 @@ class BuildRecord:
     module_root: str | None = None
     module_default: bool = False
     gcroot_dir: str | None = None
+    #: how the channel was pinned when the build was submitted (``pins.module_channel_pin``):
+    #: the module shows it, and the job step may run hours later, on a changed checkout
+    channel_pin: str = ""
     created: float = 0.0
     updated: float = 0.0
 
@@ -126,14 +129,15 @@ CREATE TABLE IF NOT EXISTS builds (
     log TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
     homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
     module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL, node TEXT
+    created REAL NOT NULL, updated REAL NOT NULL, node TEXT,
+    channel_pin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
 CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
 """
 #: columns added after the first release, with their SQL type: an older
 #: state db gains them on open, so an upgrade never loses a user's builds
-_ADDED_COLUMNS = {"node": "TEXT"}
+_ADDED_COLUMNS = {"node": "TEXT", "channel_pin": "TEXT NOT NULL DEFAULT ''"}
 
 
 def _to_row(record: BuildRecord) -> dict[str, Any]:
