@@ -173,7 +173,7 @@ def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
     return keys, spans.tobytes(), ids.tobytes()
 
 
-def _build_index(channels: list[Channel], listings: list[Listing], progress: Progress
+def build_index(channels: list[Channel], listings: list[Listing], progress: Progress
                  ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
     by_name: dict[str, list[tuple[int, tuple]]] = {}
     for index in range(len(listings)):
@@ -391,7 +391,7 @@ class Catalog:
         finally:
             if site is not None:
                 site.close()
-        header, sections = _build_index(config.channels, listings, say)
+        header, sections = build_index(config.channels, listings, say)
         header["key"] = key
         if lister.site_misses:
             site_warning = (f"site catalog {site_dir}: {'; '.join(lister.site_misses)}; "

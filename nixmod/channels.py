@@ -84,6 +84,11 @@ def channel_identity(channel: Channel) -> tuple:
     return (channel_kind(channel), tuple(parts))
 
 
+def listing_key(channel: Channel) -> str:
+    """The key a listing of ``channel`` is filed under, in the per-user cache and the site index."""
+    return digest((FORMAT, channel_identity(channel)))
+
+
 @dataclass
 class Listing:
     """One channel's records (as marshal-friendly tuples) and what was skipped."""

@@ -140,7 +140,7 @@ def _catalog_publish(args: argparse.Namespace, config: Config) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from nixmod.siteindex import publish
+    from nixmod.publish import publish
 
     if not args.dir:
         raise UserError("nixmod catalog publish: name the site catalog directory, "

@@ -285,6 +285,7 @@ def check_site_catalog(config: Config) -> list[Check]:
     """Whether ``[catalog] site_dir`` spares this user evaluating: usable, fresh, complete."""
     import time
 
+    from nixmod.channels import listing_key
     from nixmod.siteindex import SiteIndexError, open_site
 
     site_dir = config.catalog.site_dir
@@ -293,7 +294,7 @@ def check_site_catalog(config: Config) -> list[Check]:
     fix = f"staff: run 'nixmod catalog publish {site_dir}' with the site's config"
     try:
         with open_site(site_dir) as site:
-            missing = site.uncovered(config.channels)
+            missing = site.uncovered({c.name: listing_key(c) for c in config.channels})
             published = site.header.get("published_at")
             publisher = site.header.get("publisher")
     except SiteIndexError as exc:
