@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nixmod import __version__
-from nixmod.config import Config, load_config
+from nixmod.config import BACKEND_NAMES, Config, load_config
 from nixmod.errors import NixmodError, UserError
 
 if TYPE_CHECKING:  # verbs import what they use, so `nixmod --help` stays quick
@@ -374,8 +374,12 @@ def cmd_lock(args: argparse.Namespace, config: Config) -> int:
 
     from nixmod import repro
 
-    lock = repro.make_lock(config, args.targets, stack_file=Path(args.stack) if args.stack else None,
-                           progress=progress)
+    if args.stack:
+        from nixmod import stacks
+
+        lock = stacks.lock_stack(config, Path(args.stack), progress)
+    else:
+        lock = repro.make_lock(config, args.targets, progress=progress)
     repro.write_lock(lock, args.output)
     if args.output not in (None, "-"):
         progress(f"locked {len(lock.packages)} package(s) in {args.output}")
@@ -490,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("build", cmd_build, "build SPEC... (NAME, NAME@VERSION, CHANNEL:NAME)")
     p.add_argument("specs", nargs="*", metavar="SPEC")
     p.add_argument("--wait", action="store_true", help="wait until every build ends")
-    p.add_argument("--backend", choices=["local", "slurm", "pbs"])
+    p.add_argument("--backend", choices=BACKEND_NAMES)
     p.add_argument("--retry", action="store_true",
                    help="resubmit pending/failed/cancelled builds (all, or those named)")
     p.add_argument("--lock", metavar="FILE",
@@ -541,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("verify", cmd_verify, "rebuild NAME/VERSION... with --check: reproducible or differs")
     p.add_argument("targets", nargs="+", metavar="NAME/VERSION")
-    p.add_argument("--backend", choices=["local", "slurm"])
+    p.add_argument("--backend", choices=BACKEND_NAMES)
 
     verb("doctor", cmd_doctor, "check nix, the daemon, SLURM, Lmod, bwrap/proot, paths; say how to fix each")
     return parser

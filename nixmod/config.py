@@ -170,7 +170,9 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
 _CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
                                    "listing": str}
 _LIST_SUFFIXES = (".json", ".json.gz")
-_BACKENDS = ("local", "slurm", "pbs")
+#: every ``[build] backend`` name; ``builds.registry.BACKENDS`` maps each to its module
+#: (and refuses to load when the two disagree)
+BACKEND_NAMES = ("local", "slurm", "pbs")
 _SHIM_MODES = ("auto", "direct", "bwrap", "proot")
 
 
@@ -284,8 +286,8 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         raise layer.fail(key, table, f"unknown key '{table}.{key}'; allowed: {allowed}")
     kind, _is_path = schema[key]
     _check_value(layer, table, key, value, kind)
-    if table == "build" and key == "backend" and value not in _BACKENDS:
-        raise layer.fail(key, table, f"'build.backend' must be one of {', '.join(_BACKENDS)}, got {value!r}")
+    if table == "build" and key == "backend" and value not in BACKEND_NAMES:
+        raise layer.fail(key, table, f"'build.backend' must be one of {', '.join(BACKEND_NAMES)}, got {value!r}")
     if table == "build" and key == "max_concurrent" and value < 1:
         raise layer.fail(key, table, f"'build.max_concurrent' must be at least 1, got {value}")
     if table == "shims" and key == "mode" and value not in _SHIM_MODES:

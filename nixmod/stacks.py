@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # imported where used: `stack check` must not pay for builds/
     from nixmod.builds import BuildRecord, Plan
     from nixmod.catalog import Catalog, PackageVersion
     from nixmod.lmod import ModuleInfo
-    from nixmod.repro import Lock
+    from nixmod.repro.lock import Lock
 
 Progress = Callable[[str], None]
 
@@ -345,20 +345,32 @@ def load_stack(config: Config, path: Path, progress: Progress | None = None) -> 
     return report
 
 
+def lock_stack(config: Config, path: Path, progress: Progress | None = None) -> Lock:
+    """``nixmod lock --stack FILE``: a lock of the packages the stack published."""
+    from nixmod.repro.lock import lock_tree   # startup: `stack check` loads no builds code
+
+    report = load_stack(config, path, progress=progress)
+    assert report.stack is not None
+    return lock_tree(config, report.stack.modules_root,
+                     [(r.version.name, r.version.version) for r in report.resolved],
+                     stack=report.stack.name, missing_hint=f"run 'nixmod stack build {path}' first",
+                     progress=progress)
+
+
 def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
     """The stack file's name, tree and defaults, with the lock's packages instead of the catalog's.
 
     A year later the catalog may no longer resolve the file's names to the
     same versions; the lock says which ones, the file says where they go.
     """
-    from nixmod import repro
+    from nixmod.repro.lock import locked_versions   # startup: `stack check` loads no builds code
 
     stack, problems = parse_stack(path, config)
     report = CheckReport(file=path, stack=stack, problems=problems)
     if stack is None or problems:
         raise StackInvalid(report) if problems else UserError(f"{path}: cannot read the stack")
     defaults = {entry.name: entry for entry in stack.entries if entry.default}
-    for version in repro.locked_versions(lock):
+    for version in locked_versions(lock):
         named = defaults.get(version.name)
         default = named is not None and named.version in ("", version.version)
         report.resolved.append(Resolved(entry=StackEntry(name=version.name, version=version.version,
@@ -558,10 +570,10 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     if lock is None:
         report = load_stack(config, path, progress=progress)
     else:
-        from nixmod import repro
+        from nixmod.repro.lock import locked_plans   # startup, as above
 
         report = locked_stack_report(config, path, lock)
-        config, plans = repro.locked_plans(config, lock, progress)
+        config, plans = locked_plans(config, lock, progress)
     stack = report.stack
     assert stack is not None
     # everyone's `module load` runs what is published here: no other user may change it

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from nixmod import gcroots, nix
-from nixmod.builds import local, pbs, slurm
+from nixmod.builds.registry import BACKENDS
 from nixmod.builds.backend import Backend, SchedulerUnavailable
 from nixmod.builds.finish import finish, module_request
 from nixmod.builds.state import (FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
@@ -53,9 +53,6 @@ __all__ = ["BuildRecord", "Plan", "SubmitFailed", "plan", "submit", "retry", "re
            "check_state", "failure_cause", "BACKENDS", "Backend"]
 
 Progress = Callable[[str], None]
-#: every scheduler nixmod can use, by its ``[build] backend`` name (mypy checks each against
-#: the protocol); nothing else in the core names a scheduler
-BACKENDS: dict[str, Backend] = {local.NAME: local, slurm.NAME: slurm, pbs.NAME: pbs}
 
 
 class SubmitFailed(OperationFailed):

@@ -34,10 +34,13 @@ This module imports no backend (the backends import it for
 
 from __future__ import annotations
 
+import socket
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from nixmod import nix
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config
 from nixmod.errors import OperationFailed
@@ -45,6 +48,16 @@ from nixmod.errors import OperationFailed
 
 class SchedulerUnavailable(OperationFailed):
     """The scheduler did not answer (restarting, down): states are the last known ones."""
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """How a ``nix-store --realise DRV --check`` rebuild ended, and where it ran."""
+
+    returncode: int
+    stderr: str
+    node: str           # the host the rebuild ran on
+    job: str = ""       # its scheduler job, if it ran as one
 
 
 class Backend(Protocol):
@@ -106,6 +119,16 @@ class Backend(Protocol):
 
     # -- verify (repro.verify) -------------------------------------------------------------
 
-    def verify_command(self, config: Config, command: list[str]) -> list[str]:
-        """``command`` (a ``nix-store --check`` rebuild) run where this backend builds."""
+    #: where ``verify`` rebuilds, for its progress line ("here", "on the build partition")
+    VERIFY_PLACE: str
+
+    def verify(self, config: Config, drv: str) -> CheckRun:
+        """Rebuild ``drv`` with ``--check`` where this backend builds (``nix.check_command``)."""
         ...
+
+
+def verify_here(drv: str) -> CheckRun:
+    """``Backend.verify`` for a backend that rebuilds on this host (local; PBS has no
+    interactive step for it)."""
+    proc = nix.run(nix.check_command(drv), check=False)
+    return CheckRun(proc.returncode, proc.stderr, socket.gethostname())

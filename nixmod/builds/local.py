@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import job_argv
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
@@ -134,6 +135,9 @@ def submission_of(job: str) -> str:
     return job
 
 
-def verify_command(config: Config, command: list[str]) -> list[str]:
+VERIFY_PLACE = "here"
+
+
+def verify(config: Config, drv: str) -> CheckRun:
     """A local rebuild runs here."""
-    return command
+    return verify_here(drv)

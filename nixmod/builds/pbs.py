@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nixmod import nix
+from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import run_job
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
@@ -589,6 +590,9 @@ def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[objec
     return nullcontext()
 
 
-def verify_command(config: Config, command: list[str]) -> list[str]:
+VERIFY_PLACE = "here"
+
+
+def verify(config: Config, drv: str) -> CheckRun:
     """A PBS user's rebuild runs here (nixmod has no interactive PBS step for it)."""
-    return command
+    return verify_here(drv)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nixmod import nix
-from nixmod.builds.backend import SchedulerUnavailable
+from nixmod.builds.backend import CheckRun, SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
@@ -497,12 +497,19 @@ def submission_of(job: str) -> str:
     return job.split("_")[0]
 
 
-def verify_command(config: Config, command: list[str]) -> list[str]:
-    """``command`` as one ``srun`` step on the build partition, with the build's limits.
+VERIFY_PLACE = "on the build partition"
+
+
+def verify(config: Config, drv: str) -> CheckRun:
+    """``nix-store --check`` as one ``srun`` step on the build partition, with the build's limits.
 
     The step names its node and job on stderr first (``nixmod-verify: node N
     job J``): verify reports where it ran.
     """
+    if shutil.which("srun") is None:
+        raise UserError("'srun' not found on PATH; verify with the slurm backend needs "
+                        "the SLURM client tools (or --backend local)")
+    command = nix.check_command(drv)
     slurm = config.build.slurm
     srun = ["srun", "--job-name", "nixmod-verify", "--partition", slurm.partition,
             "--time", slurm.time, "--cpus-per-task", str(slurm.cpus_per_task), "--mem", slurm.mem,
@@ -512,5 +519,11 @@ def verify_command(config: Config, command: list[str]) -> list[str]:
     if slurm.qos:
         srun += ["--qos", slurm.qos]
     announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
-    return [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
+    argv = [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
             shutil.which(command[0]) or command[0], *command[1:]]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=nix.nix_env_vars(),
+                          stdin=subprocess.DEVNULL)
+    where = re.search(r"^nixmod-verify: node (\S+) job (\S+)$", proc.stderr, re.M)
+    if not where:
+        raise OperationFailed(f"srun failed: {nix.last_lines(proc.stderr, 1)}")
+    return CheckRun(proc.returncode, proc.stderr, where.group(1), where.group(2))
