@@ -58,10 +58,8 @@ def progress(message: str) -> None:
 # -- verbs ------------------------------------------------------------------------
 
 def cmd_tui(args: argparse.Namespace, config: Config) -> int:
-    try:
-        from nixmod.tui.app import run_app
-    except ImportError as exc:  # the TUI issue has not landed in this build
-        raise UserError(f"the TUI is not built yet ({exc}); use the CLI verbs (nixmod --help)") from None
+    from nixmod.tui.app import run_app   # startup: Textual loads only for the TUI
+
     return run_app(config)
 
 
@@ -275,16 +273,6 @@ def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
         progress(f"build {record_id} had already ended ({state}); nothing to cancel")
     _print_builds(records, args.json)
     return 0
-
-
-def cmd_job(args: argparse.Namespace, config: Config) -> int:
-    """The job step a scheduler or a local worker runs (not for people)."""
-    from pathlib import Path
-
-    from nixmod import builds
-    from nixmod.builds.job import run_job
-
-    return run_job(Path(args.manifest), args.index, args.hashes, backends=builds.BACKENDS)
 
 
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:
@@ -551,22 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _job_parser() -> argparse.ArgumentParser:
-    """The hidden job step's own parser: not a verb, so no list of choices shows it."""
-    parser = _Parser(prog="nixmod _job", parents=[_common()])
-    parser.set_defaults(handler=cmd_job)
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--hashes")   # a SLURM job's comment hash list (see builds/slurm_job.sh)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    hidden_job = argv[:1] == ["_job"]
-    parser = _job_parser() if hidden_job else build_parser()
+    if argv[:1] == ["_job"]:
+        # the job step as jobs queued by an earlier nixmod still call it (python -m nixmod _job)
+        from nixmod.builds.step import main as job_step   # startup: the CLI never loads it
+
+        return job_step(argv[1:])
+    parser = build_parser()
     try:
-        args = parser.parse_args(argv[1:] if hidden_job else argv)
+        args = parser.parse_args(argv)
         for name in ("config", "json", "demo"):
             if not hasattr(args, name):
                 setattr(args, name, None if name == "config" else False)

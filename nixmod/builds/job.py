@@ -43,7 +43,7 @@ def job_argv(manifest: Path) -> list[str]:
     also ignores PYTHONPATH and the user site directory: the job imports
     the installed nixmod and nothing else.
     """
-    return [sys.executable, "-I", "-m", "nixmod", "_job", "--manifest", str(manifest)]
+    return [sys.executable, "-I", "-m", "nixmod.builds.step", "--manifest", str(manifest)]
 
 
 def this_node() -> str:

@@ -18,6 +18,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -26,12 +27,26 @@ from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 from nixmod.gcroots import personal_gcroot_dir
 
+class BuildState(StrEnum):
+    """SPEC.md's build states. A ``str`` enum: SQLite rows and ``--json`` keep the same strings."""
+
+    PENDING = "pending"       # recorded, not (yet) accepted by a scheduler
+    QUEUED = "queued"
+    RUNNING = "running"
+    BUILT = "built"
+    REUSED = "reused"         # every output was valid already
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 #: states where the build has ended; nothing about it will change by itself
-FINAL_STATES = ("built", "reused", "failed", "cancelled")
+FINAL_STATES = (BuildState.BUILT, BuildState.REUSED, BuildState.FAILED, BuildState.CANCELLED)
 #: states a scheduler (or a local worker) is responsible for
-IN_FLIGHT_STATES = ("queued", "running")
+IN_FLIGHT_STATES = (BuildState.QUEUED, BuildState.RUNNING)
 #: states `build --retry` resubmits
-RETRYABLE_STATES = ("pending", "failed", "cancelled")
+RETRYABLE_STATES = (BuildState.PENDING, BuildState.FAILED, BuildState.CANCELLED)
+#: states whose module is (or was) written: the builds ``modules refresh`` rewrites
+DONE_STATES = (BuildState.BUILT, BuildState.REUSED)
 
 _BUSY_TIMEOUT_MS = 60_000
 #: below this much free space in the state dir's file system, nothing is started: a
