@@ -34,6 +34,11 @@ from nixmod.errors import OperationFailed
 ERROR_TAIL_LINES = 8
 
 
+#: the job step's entry point (``step.py``), as ``python -m`` runs it; a local worker is
+#: known in /proc by it
+JOB_STEP_MODULE = "nixmod.builds.step"
+
+
 def job_argv(manifest: Path) -> list[str]:
     """The job step's command (without --index): the running interpreter, not a PATH lookup.
 
@@ -43,7 +48,7 @@ def job_argv(manifest: Path) -> list[str]:
     also ignores PYTHONPATH and the user site directory: the job imports
     the installed nixmod and nothing else.
     """
-    return [sys.executable, "-I", "-m", "nixmod.builds.step", "--manifest", str(manifest)]
+    return [sys.executable, "-I", "-m", JOB_STEP_MODULE, "--manifest", str(manifest)]
 
 
 def this_node() -> str:

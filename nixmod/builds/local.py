@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nixmod.builds.backend import CheckRun, verify_here
-from nixmod.builds.job import job_argv
+from nixmod.builds.job import JOB_STEP_MODULE, job_argv
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config, current_user
 
@@ -80,7 +80,7 @@ def _alive(pid: int) -> bool:
         return False
     zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
     starting = cmdline == [b""] and owner == os.geteuid()
-    return (b"_job" in cmdline or starting) and not zombie
+    return (JOB_STEP_MODULE.encode() in cmdline or starting) and not zombie
 
 
 def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
