@@ -76,7 +76,7 @@ def load_catalog(config: Config, refresh: bool = False) -> Catalog:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import display_version, version_json
+    from nixmod.packages import display_version, version_json
 
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
@@ -100,7 +100,7 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_versions(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import display_version, version_json
+    from nixmod.packages import display_version, version_json
 
     versions = load_catalog(config).versions(args.name, channel=args.channel)
     if args.json:
@@ -308,6 +308,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
     from nixmod import stacks
+    from nixmod.stackfile import StackInvalid
 
     path = Path(args.file)
     if args.lock and args.action != "build":
@@ -335,7 +336,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
             items = result.items
         else:
             result, items = None, stacks.stack_status(config, path, progress=progress)
-    except stacks.StackInvalid as exc:
+    except StackInvalid as exc:
         for problem in exc.report.problems:
             progress(str(problem))
         raise

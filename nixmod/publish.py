@@ -1,7 +1,7 @@
 """``nixmod catalog publish``: list every configured channel once, write the site index.
 
 Above the catalog, because the merged search index it embeds is the
-catalog's own (``catalog.build_index``); the site index file format and
+catalog's own (``catalogindex.build_index``); the site index file format and
 the checks on its directory stay in ``siteindex``, which every user's
 catalog reads.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nixmod import catalog, catalogcache, channels
+from nixmod import catalogcache, channels
+from nixmod.catalogindex import build_index
 from nixmod.config import Config
 from nixmod.siteindex import Progress, SiteListing, check_publish_dir, write_index
 
@@ -64,7 +65,7 @@ def publish(config: Config, directory: Path, progress: Progress | None = None
     if not failed:
         key = catalogcache.digest((catalogcache.FORMAT, [(c.name, i)
                                                 for c, i in zip(config.channels, identities)]))
-        header, sections = catalog.build_index(config.channels, listings, say)
+        header, sections = build_index(config.channels, listings, say)
         header["key"] = key
         merged = (key, b"".join(catalogcache.section_image(header, sections)))
     path = write_index(directory, published, failed, merged, catalogcache.FORMAT)

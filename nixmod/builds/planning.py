@@ -17,7 +17,7 @@ from nixmod import nix
 from nixmod.builds.records import check_state, open_store
 from nixmod.builds.registry import BACKENDS
 from nixmod.builds.state import IN_FLIGHT_STATES, BuildStore
-from nixmod.catalog import PackageVersion
+from nixmod.packages import PackageVersion
 from nixmod.config import Config, current_user
 from nixmod.errors import UserError
 from nixmod.metadata import identity

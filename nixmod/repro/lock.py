@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 from nixmod import builds, lmod, nix
-from nixmod.catalog import PackageVersion
+from nixmod.packages import PackageVersion
 from nixmod.config import Channel, Config
 from nixmod.errors import UserError
 from nixmod.files import atomic_open

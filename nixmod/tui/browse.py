@@ -22,7 +22,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from nixmod.catalog import Catalog, Package, PackageVersion
+from nixmod.catalog import Catalog
+from nixmod.packages import Package, PackageVersion
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from nixmod.builds.state import FINAL_STATES
-from nixmod.catalog import Catalog, Package, PackageVersion
+from nixmod.catalog import Catalog
+from nixmod.packages import Package, PackageVersion
 from nixmod.config import Config
 from nixmod.errors import NixmodError, UserError
 
