@@ -25,7 +25,7 @@ from nixmod.builds import BuildRecord, Plan
 from nixmod.catalog import Catalog
 from nixmod.config import Config
 from nixmod.tui import model
-from nixmod.tui.base import NixmodScreen
+from nixmod.tui.base import NixmodAppApi, NixmodScreen
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
 from nixmod.tui.help import HelpScreen
@@ -323,7 +323,9 @@ def terminal_hung_up(stream: Any) -> bool:
 
 def run_app(config: Config) -> int:
     """Entry point for ``nixmod`` with no verb."""
-    return exit_status(NixmodApp(config))
+    app = NixmodApp(config)
+    _promised: NixmodAppApi = app   # mypy checks that the app has what the screens use of it
+    return exit_status(app)
 
 
 def exit_status(app: App, **run_options: Any) -> int:
