@@ -257,10 +257,9 @@ def cmd_logs(args: argparse.Namespace, config: Config) -> int:
 
 
 def _read_log(path: Any) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
+    from nixmod import builds
+
+    return builds.read_log(path).text
 
 
 def cmd_cancel(args: argparse.Namespace, config: Config) -> int:

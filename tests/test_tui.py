@@ -379,6 +379,24 @@ def test_a_crash_exits_non_zero(own_demo_config):
     assert exit_status(normal, headless=True, size=(80, 24), auto_pilot=quit_now) == 0
 
 
+def test_a_damaged_build_database_is_told_on_the_screen(own_demo_config):
+    asyncio.run(_damaged_build_database_is_told(own_demo_config))
+
+
+async def _damaged_build_database_is_told(config):
+    """The core's warning that the CLI prints on stderr (a truncated builds.db set aside)
+    reaches a TUI user as a notification: the TUI's stderr is under its screen."""
+    state = Path(config.build.state_dir)
+    state.mkdir(parents=True, mode=0o700)
+    (state / "builds.db").write_bytes(b"")
+    app = WatchedApp(config, watch_builds=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        [told] = [text for text in notifications(app) if "build database" in text]
+        assert "was empty (0 bytes: truncated?)" in told and "started a new one" in told, told
+    assert len(sorted(state.glob("builds.db.damaged-*"))) == 1
+
+
 def test_bad_channel_keeps_the_app_usable(tui_home, tmp_path):
     asyncio.run(_bad_channel_keeps_the_app_usable(tui_home, tmp_path))
 

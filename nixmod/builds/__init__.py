@@ -41,13 +41,13 @@ if TYPE_CHECKING:
                                        open_store, parse_ids, tree_history)
     from nixmod.builds.planning import Plan, plan
     from nixmod.builds.submitting import SubmitFailed, retry, submission_of, submit
-    from nixmod.builds.following import cancel, refresh, wait
-    from nixmod.builds.logs import failure_cause, follow_log, log_path
+    from nixmod.builds.following import cancel, follow_log, refresh, wait
+    from nixmod.builds.logs import LogText, failure_cause, log_path, read_log
 
 __all__ = ["BuildRecord", "BuildState", "Backend", "BACKENDS", "check_state", "module_requests",
            "modules_rewritten", "open_store", "parse_ids", "tree_history", "Plan", "plan",
            "SubmitFailed", "retry", "submission_of", "submit", "cancel", "refresh", "wait",
-           "failure_cause", "follow_log", "log_path"]
+           "failure_cause", "follow_log", "log_path", "LogText", "read_log"]
 
 #: where each name of the package lives. The package imports a module on the first use
 #: of one of its names, not on import: ``nixmod.builds.state`` (every ``status``) and the
@@ -74,8 +74,10 @@ _HOMES = {
     "refresh": "following",
     "wait": "following",
     "failure_cause": "logs",
-    "follow_log": "logs",
+    "follow_log": "following",
     "log_path": "logs",
+    "LogText": "logs",
+    "read_log": "logs",
 }
 
 if not TYPE_CHECKING:   # hidden from mypy, which would otherwise take any name as Any

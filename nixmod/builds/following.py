@@ -9,11 +9,12 @@ says. A joined record that stops following builds the drv itself, once.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from nixmod import nix
 from nixmod.builds.backend import Backend, SchedulerUnavailable
 from nixmod.builds.finish import finish
+from nixmod.builds.logs import log_path, read_log
 from nixmod.builds.planning import Progress
 from nixmod.builds.records import named, open_store
 from nixmod.builds.registry import BACKENDS
@@ -233,3 +234,19 @@ def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
                 BACKENDS[record.backend].cancel(record)
             store.update_if_in_flight(record, state="cancelled", error="cancelled by the user")
         return records
+
+
+def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterator[str]:
+    """The log's text as it grows, until the build has ended (then what is left)."""
+    path = log_path(config, record_id)
+    offset = 0
+    while True:
+        record = refresh(config, [record_id])[0]
+        ended = record.finished or bool(orphaned(config, [record]))
+        read = read_log(path, start=offset)
+        chunk, offset = read.text, read.end
+        if chunk:
+            yield chunk
+        if ended:
+            return
+        time.sleep(interval)

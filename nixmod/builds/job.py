@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from typing import Mapping
 from nixmod import nix
 from nixmod.builds.backend import Backend
 from nixmod.builds.finish import finish, gcroot_path
+from nixmod.builds.logs import NIX_REPEAT, read_log
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import load_config
 from nixmod.errors import OperationFailed
@@ -165,6 +165,5 @@ def _die_with_parent() -> None:
 
 def _log_tail(log: Path) -> str:
     """The end of a failed build's log, without Nix's repeat of the builder's last lines."""
-    lines = [line for line in log.read_text(errors="replace").splitlines()
-             if not re.match(r"\s*(>|For full logs|last \d+ log lines)", line)]
+    lines = [line for line in read_log(log).text.splitlines() if not NIX_REPEAT.match(line)]
     return nix.last_lines("\n".join(lines), ERROR_TAIL_LINES)

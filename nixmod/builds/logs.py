@@ -1,15 +1,44 @@
-"""Build logs: where a record's log is, following it as it grows, and why a build failed."""
+"""Build logs: the one reader, where a record's log is, and why a build failed.
+
+Every face and the job step read a log through ``read_log`` (the whole
+log, the part after an offset while following it, or its last bytes), so
+each says the same: bytes a builder printed that are not UTF-8 become
+U+FFFD, line ends are Python's text-mode ones, and a huge log is never
+read whole for a tail. ``following.follow_log`` follows one as it grows.
+"""
 
 from __future__ import annotations
 
 import re
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from nixmod.builds.following import orphaned, refresh
 from nixmod.builds.records import named, open_store
 from nixmod.config import Config
+
+
+@dataclass(frozen=True)
+class LogText:
+    """What ``read_log`` read: the text, the file's size then, and the offset after it."""
+
+    text: str
+    size: int
+    end: int
+
+
+def read_log(path: Path | str, *, start: int = 0, last: int | None = None) -> LogText:
+    """A build log's text from byte ``start`` (``last``: only its last bytes); a log that
+    is not there yet reads as empty."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            begin = max(start, size - last) if last is not None else start
+            handle.seek(begin)
+            data = handle.read()
+    except FileNotFoundError:
+        return LogText("", 0, start)
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    return LogText(text, size, begin + len(data))
 
 
 def log_path(config: Config, record_id: int) -> Path:
@@ -18,30 +47,12 @@ def log_path(config: Config, record_id: int) -> Path:
         return Path(record.log)
 
 
-def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterator[str]:
-    """The log's text as it grows, until the build has ended (then what is left)."""
-    path = log_path(config, record_id)
-    offset = 0
-    while True:
-        record = refresh(config, [record_id])[0]
-        ended = record.finished or bool(orphaned(config, [record]))
-        try:
-            with open(path, "r", encoding="utf-8", errors="replace") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-                offset = handle.tell()
-        except FileNotFoundError:
-            chunk = ""
-        if chunk:
-            yield chunk
-        if ended:
-            return
-        time.sleep(interval)
-
-
+#: Nix's repeat of a failed builder's last lines ("> ..." and its header)
+_NIX_REPEAT = r">|For full logs|last \d+ log lines"
+NIX_REPEAT = re.compile(rf"\s*({_NIX_REPEAT})")
 #: lines of a build log that are Nix's or nixmod's own narration, never the cause of a failure
 _NARRATION = re.compile(
-    r"\s*(>|For full logs|last \d+ log lines|nixmod: |this derivation|these \d+ derivations|"
+    rf"\s*({_NIX_REPEAT}|nixmod: |this derivation|these \d+ derivations|"
     r"building '|/nix/store/\S+$|error: builder for|error: build of|error: \d+ dependenc|"
     r"error: cannot build derivation|note: keeping build directory)")
 #: "error:" with what names it ("configure: error: …", "foo.c:3:1: error: …")

@@ -67,10 +67,11 @@ def notify(message: str) -> None:
     _notify(message)
 
 
-def set_notifier(notify: Callable[[str], None]) -> None:
-    """Send notices (a damaged database set aside) to ``notify`` instead of stderr (the TUI)."""
+def set_notifier(notify: Callable[[str], None] | None) -> None:
+    """Send notices (a damaged database set aside) to ``notify`` instead of stderr (the TUI
+    while it runs, ``tui.model.route_store_notices``); None: to stderr again."""
     global _notify
-    _notify = notify
+    _notify = notify if notify is not None else _print_notice
 
 
 @dataclass

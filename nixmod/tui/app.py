@@ -30,7 +30,7 @@ from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
 from nixmod.tui.help import HelpScreen
 from nixmod.tui.messages import (ActionDone, CatalogFailed, CatalogProgress, CatalogReady,
-                                 StateRefreshed, Submitted)
+                                 StateRefreshed, Submitted, Told)
 from nixmod.tui.modules import ModulesScreen
 from nixmod.tui.palette import PackageCommands
 from nixmod.tui.selection import SelectionScreen
@@ -93,6 +93,7 @@ class NixmodApp(App[int]):
     # -- start-up ---------------------------------------------------------------
 
     def on_mount(self) -> None:
+        model.route_store_notices(self._told_by_the_core)
         self.sub_title = self._subtitle()
         self.load_catalog()
         self.refresh_state()
@@ -245,6 +246,17 @@ class NixmodApp(App[int]):
             self.highlight_build = max(r.id for r in message.records)
         self.switch_mode("builds")
         self.refresh_state()
+
+    def _told_by_the_core(self, text: str) -> None:
+        """A notice of the core, from any worker thread: a message, then a notification."""
+        self.post_message(Told(text, severity="warning", title="nixmod"))
+
+    def on_unmount(self) -> None:
+        model.route_store_notices(None)
+
+    def on_told(self, message: Told) -> None:
+        self.notify(message.text, title=message.title, markup=False, timeout=message.timeout,
+                    severity=message.severity)  # type: ignore[arg-type]
 
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, severity=message.severity, markup=False)  # type: ignore[arg-type]
