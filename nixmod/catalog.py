@@ -30,7 +30,7 @@ from array import array
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from nixmod.catalogcache import FORMAT, cache_sections, digest, parse_sections, read_sections
 from nixmod.catalogindex import (COMMON_TRIGRAM, WORD, build_index, edit_distance, trigrams_of,
@@ -41,9 +41,7 @@ from nixmod.errors import UserError
 from nixmod.names import check_module_names
 from nixmod.packages import (MATCH_KINDS, CatalogInfo, ChannelError, ChannelInfo, Package,
                              PackageVersion, SearchHit, SkippedEntry, display_version)
-
-if TYPE_CHECKING:
-    from nixmod.siteindex import SiteIndex
+from nixmod.siteindex import SiteIndex, SiteIndexError, open_site
 
 Progress = Callable[[str], None]
 
@@ -86,8 +84,6 @@ class Catalog:
         site: SiteIndex | None = None
         site_stamp = site_warning = ""
         if site_dir is not None:
-            from nixmod.siteindex import SiteIndexError, open_site
-
             try:
                 site = open_site(site_dir)
                 site_stamp = repr(site.stamp)
@@ -142,8 +138,6 @@ class Catalog:
         A damaged one is added to ``problems``: the per-channel listings may
         still serve, but staff should hear of it.
         """
-        from nixmod.siteindex import SiteIndexError
-
         try:
             image = site.merged(key)
         except SiteIndexError as exc:

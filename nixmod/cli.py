@@ -65,7 +65,7 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
 
 def load_catalog(config: Config, refresh: bool = False) -> Catalog:
     """The catalog, with one stderr line per channel that failed to list."""
-    from nixmod.catalog import Catalog
+    from nixmod.catalog import Catalog  # startup: loaded by this verb only
 
     catalog = Catalog.load(config, progress, refresh=refresh)
     for error in catalog.errors:
@@ -76,7 +76,7 @@ def load_catalog(config: Config, refresh: bool = False) -> Catalog:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.packages import display_version, version_json
+    from nixmod.packages import display_version, version_json  # startup: loaded by this verb only
 
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
@@ -100,7 +100,7 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_versions(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.packages import display_version, version_json
+    from nixmod.packages import display_version, version_json  # startup: loaded by this verb only
 
     versions = load_catalog(config).versions(args.name, channel=args.channel)
     if args.json:
@@ -138,7 +138,7 @@ def _catalog_publish(args: argparse.Namespace, config: Config) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from nixmod.publish import publish
+    from nixmod.publish import publish  # startup: loaded by this verb only
 
     if not args.dir:
         raise UserError("nixmod catalog publish: name the site catalog directory, "
@@ -170,7 +170,7 @@ def _print_builds(records: Sequence[Any], as_json: bool) -> None:
 
 
 def cmd_build(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     try:
         if args.retry and args.lock:
@@ -182,7 +182,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         elif args.lock:
             from pathlib import Path
 
-            from nixmod import repro
+            from nixmod import repro  # startup: loaded by this verb only
 
             if args.specs:
                 raise UserError("nixmod build: give either packages or --lock FILE, not both")
@@ -216,7 +216,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     ids = builds.parse_ids(args.ids) or None
     warnings: list[str] = []
@@ -235,7 +235,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     record_id = builds.parse_ids([args.id])[0]
     if args.json:
@@ -257,13 +257,13 @@ def cmd_logs(args: argparse.Namespace, config: Config) -> int:
 
 
 def _read_log(path: Any) -> str:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     return builds.read_log(path).text
 
 
 def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     ids = builds.parse_ids(args.ids)
     ended = {r.id: r.state for r in builds.refresh(config, ids) if r.finished}
@@ -275,7 +275,7 @@ def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import lmod
+    from nixmod import lmod  # startup: loaded by this verb only
 
     if args.action == "list":
         infos = lmod.list_modules(config)
@@ -292,6 +292,7 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             emit_json(lmod.info_as_json(info))
         return 0
+    # startup: loaded by this verb only
     from nixmod.builds import module_requests, modules_rewritten
 
     result = lmod.refresh_modules(config, module_requests(config))
@@ -306,8 +307,8 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
 def cmd_stack(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from nixmod import stacks
-    from nixmod.stackfile import StackInvalid
+    from nixmod import stacks  # startup: loaded by this verb only
+    from nixmod.stackfile import StackInvalid  # startup: loaded by this verb only
 
     path = Path(args.file)
     if args.lock and args.action != "build":
@@ -327,7 +328,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
         if args.action == "build":
             lock = None
             if args.lock:
-                from nixmod import repro
+                from nixmod import repro  # startup: loaded by this verb only
 
                 lock = repro.read_lock(Path(args.lock))
             result = stacks.build_stack(config, path, wait=args.wait, retry=args.retry,
@@ -360,10 +361,10 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
 def cmd_lock(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from nixmod import repro
+    from nixmod import repro  # startup: loaded by this verb only
 
     if args.stack:
-        from nixmod import stacks
+        from nixmod import stacks  # startup: loaded by this verb only
 
         lock = stacks.lock_stack(config, Path(args.stack), progress)
     else:
@@ -377,7 +378,7 @@ def cmd_lock(args: argparse.Namespace, config: Config) -> int:
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from nixmod import repro
+    from nixmod import repro  # startup: loaded by this verb only
 
     result = repro.export_bundle(config, Path(args.lock), Path(args.dir), Path(args.key),
                                  progress=progress)
@@ -392,7 +393,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from nixmod import repro
+    from nixmod import repro  # startup: loaded by this verb only
 
     result = repro.import_bundle(config, Path(args.dir),
                                  modules_root=Path(args.modules_root) if args.modules_root else None,
@@ -407,7 +408,7 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import repro
+    from nixmod import repro  # startup: loaded by this verb only
 
     results = repro.verify(config, args.targets, backend=args.backend, progress=progress)
     if args.json:
@@ -420,7 +421,7 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import doctor
+    from nixmod import doctor  # startup: loaded by this verb only
 
     checks = doctor.run_checks(config)
     if args.json:

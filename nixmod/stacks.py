@@ -20,18 +20,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from nixmod import dirs, gcroots, nix
+from nixmod import builds, dirs, gcroots, lmod, nix, shims
 from nixmod.config import Config, current_user, key_line
 from nixmod.dirs import ensure_dir
 from nixmod.errors import UserError
 from nixmod.stackfile import (CheckReport, Problem, Resolved, Stack, StackEntry, StackInvalid, closest,
                               parse_stack)
 
-if TYPE_CHECKING:  # imported where used: `stack check` must not pay for builds/repro
-    from nixmod.builds import BuildRecord, Plan
+from nixmod.builds.state import BuildRecord
+from nixmod.lmod import ModuleInfo
+from nixmod.packages import PackageVersion
+
+if TYPE_CHECKING:  # loaded where used, for start-up time: `stack check` plans no build
+    from nixmod.builds.planning import Plan
     from nixmod.catalog import Catalog
-    from nixmod.packages import PackageVersion
-    from nixmod.lmod import ModuleInfo
     from nixmod.repro.lock import Lock
 
 Progress = Callable[[str], None]
@@ -85,8 +87,6 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                                            "set modules_root to a directory you can write "
                                            "(its parent holds gcroots/)"))
             break  # the GC root directory is next to modules_root: one fix for both
-    from nixmod import lmod, shims
-
     for directory, what in ((stack.modules_root, "modules_root"),
                             (shims.shims_root(stack.modules_root), "shims directory"),
                             (lmod.spider_cache_dir(stack.modules_root), "Lmod spider cache"),
@@ -98,7 +98,7 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                                            "remove it, or set modules_root to a directory only "
                                            "you can write"))
     if catalog is None:
-        from nixmod.catalog import Catalog  # the catalog evaluates channels: only when needed
+        from nixmod.catalog import Catalog  # startup: loaded (and channels evaluated) only when needed
         catalog = Catalog.load(config, progress=progress)
 
     first_seen: dict[tuple[str, str], StackEntry] = {}
@@ -292,8 +292,6 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
     modules built there with ``nixmod build`` (rooted in the state dir) are
     not the stack's to remove.
     """
-    from nixmod import lmod
-
     removed = []
     for info in lmod.list_modules(config, root=stack.modules_root):
         if (info.name, info.version) in keep:
@@ -352,8 +350,6 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     drv equals the locked one (``repro.LockMismatch``, exit 2).
     """
     import time
-
-    from nixmod import builds, lmod, shims
 
     started = time.monotonic()
     # SLURM jobs inherit the submitter's umask: what they publish is readable by all
@@ -453,8 +449,6 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
     from the published tree, without evaluating anything: status must be
     quick to run in a loop while an overnight build goes on.
     """
-    from nixmod import builds, lmod
-
     report = load_stack(config, path, progress=progress)
     stack = report.stack
     assert stack is not None

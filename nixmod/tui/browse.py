@@ -27,6 +27,7 @@ from nixmod.packages import Package, PackageVersion
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone
+from nixmod.tui.selection import PlanScreen
 from nixmod.tui.widgets import Column, FilterInput, NavTable, detail_text, fit_columns, state_text
 
 
@@ -333,8 +334,6 @@ class BrowseScreen(NixmodScreen):
         self.nixmod_app.selection_changed()
 
     def action_submit(self) -> None:
-        from nixmod.tui.selection import PlanScreen
-
         if not len(self.nixmod_app.selection):
             self.notify("The selection is empty: press space on a package or version first",
                         severity="warning")
