@@ -210,7 +210,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         progress(f"warning: {warning}")
     if args.wait:
         # a build whose module could not be written is not a success: the user has nothing to load
-        return 0 if all(r.state in ("built", "reused") and r.module and not r.error
+        return 0 if all(r.state in builds.DONE_STATES and r.module and not r.error
                         for r in records) else 1
     return 0
 
@@ -349,11 +349,11 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
         if result is not None:
             print(result.summary())
         for item in items:
-            if item.state in ("failed", "cancelled"):
+            if item.state in stacks.ENDED_BADLY:
                 print(f"FAILED {item.name} {item.version} (build {item.build_id}, log {item.log}):")
                 for line in (item.error or "no error recorded").splitlines():
                     print(f"    {line}")
-    return 1 if any(i.state in ("failed", "cancelled") for i in items) and result else 0
+    return 1 if any(i.state in stacks.ENDED_BADLY for i in items) and result else 0
 
 
 # -- reproducible elsewhere: lock, export, import, verify (SPEC.md) ----------------------

@@ -27,7 +27,7 @@ from nixmod.errors import UserError
 from nixmod.stackfile import (CheckReport, Problem, Resolved, Stack, StackEntry, StackInvalid, closest,
                               parse_stack)
 
-from nixmod.builds.state import BuildRecord
+from nixmod.builds.state import BuildRecord, BuildState
 from nixmod.lmod import ModuleInfo
 from nixmod.packages import PackageVersion
 
@@ -177,6 +177,8 @@ def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
 UP_TO_DATE = "up to date"      # valid, module published: nothing to do
 IN_FLIGHT = "in flight"        # an earlier stack build of this drv is still queued or running
 FAILED_EARLIER = "failed earlier"  # the same drv failed before: not resubmitted without --retry
+#: the build states of an item that ended without its module
+ENDED_BADLY = (BuildState.FAILED, BuildState.CANCELLED)
 
 
 @dataclass
@@ -215,7 +217,7 @@ class StackBuildResult:
 
     @property
     def failed(self) -> list[StackItem]:
-        return [item for item in self.items if item.state in ("failed", "cancelled")]
+        return [item for item in self.items if item.state in ENDED_BADLY]
 
     @property
     def submitted(self) -> int:
@@ -328,9 +330,9 @@ def _standing(plan: Plan, module: ModuleInfo | None, earlier: BuildRecord | None
         return UP_TO_DATE
     if earlier is None or plan.action == "reuse":
         return None
-    if earlier.state in ("pending", "queued", "running"):
+    if earlier.state in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING):
         return IN_FLIGHT
-    if earlier.state in ("failed", "cancelled") and plan.action == "build" and not retry:
+    if earlier.state in ENDED_BADLY and plan.action == "build" and not retry:
         return FAILED_EARLIER
     return None
 
@@ -382,7 +384,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
         earlier = history.get(plan.drv)
         standing = _standing(plan, module, earlier, retry=retry)
         if standing is None:
-            item = _item(entry, version, plan.action, state="pending",
+            item = _item(entry, version, plan.action, state=BuildState.PENDING,
                          out=nix.main_output(plan.outputs))
             to_submit.append((item, replace(plan, default=entry.default)))
         elif standing == UP_TO_DATE:
@@ -390,7 +392,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             if entry.default and not module.default:
                 lmod.set_default(config, version.name, version.version, root=stack.modules_root)
             item = _item(entry, version, UP_TO_DATE, state=earlier.state if earlier and
-                         earlier.state in ("built", "reused") else "built",
+                         earlier.state in (BuildState.BUILT, BuildState.REUSED) else BuildState.BUILT,
                          out=module.store_path, module=module.module)
             if earlier is not None:
                 item.build_id, item.job, item.log = earlier.id, earlier.job, earlier.log
@@ -433,7 +435,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             if item.build_id in finals:
                 _take(item, finals[item.build_id])
     _readable_by_all(stack.modules_root, shims.shims_root(stack.modules_root), stack.gcroot_dir)
-    if all(item.state not in ("pending", "queued", "running") for item in items):
+    if all(item.state not in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING) for item in items):
         lmod.update_spider_cache(stack.modules_root)
     return StackBuildResult(stack=stack, items=items, removed=removed, arrays=arrays,
                             seconds=time.monotonic() - started)
@@ -467,8 +469,8 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
         item = _item(resolved.entry, version, "", record)
         if module is not None and module.valid:
             item.module, item.out = module.module, module.store_path
-            if item.state not in ("built", "reused"):
-                item.state = "built" if record is None or record.finished else item.state
+            if item.state not in (BuildState.BUILT, BuildState.REUSED):
+                item.state = BuildState.BUILT if record is None or record.finished else item.state
         elif record is None:
             item.state = "not built"
         item.action = item.state

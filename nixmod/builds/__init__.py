@@ -34,7 +34,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nixmod.builds.state import BuildRecord, BuildState
+    from nixmod.builds.state import (DONE_STATES, FINAL_STATES, IN_FLIGHT_STATES, RETRYABLE_STATES,
+                                     BuildRecord, BuildState)
     from nixmod.builds.backend import Backend
     from nixmod.builds.registry import BACKENDS
     from nixmod.builds.records import (check_state, module_requests, modules_rewritten,
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from nixmod.builds.following import cancel, follow_log, refresh, wait
     from nixmod.builds.logs import LogText, failure_cause, log_path, read_log
 
-__all__ = ["BuildRecord", "BuildState", "Backend", "BACKENDS", "check_state", "module_requests",
+__all__ = ["BuildRecord", "BuildState", "DONE_STATES", "FINAL_STATES", "IN_FLIGHT_STATES",
+           "RETRYABLE_STATES", "Backend", "BACKENDS", "check_state", "module_requests",
            "modules_rewritten", "open_store", "parse_ids", "tree_history", "Plan", "plan",
            "SubmitFailed", "retry", "submission_of", "submit", "cancel", "refresh", "wait",
            "failure_cause", "follow_log", "log_path", "LogText", "read_log"]
@@ -56,6 +58,10 @@ __all__ = ["BuildRecord", "BuildState", "Backend", "BACKENDS", "check_state", "m
 _HOMES = {
     "BuildRecord": "state",
     "BuildState": "state",
+    "DONE_STATES": "state",
+    "FINAL_STATES": "state",
+    "IN_FLIGHT_STATES": "state",
+    "RETRYABLE_STATES": "state",
     "Backend": "backend",
     "BACKENDS": "registry",
     "check_state": "records",

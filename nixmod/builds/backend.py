@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nixmod import nix
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config
 from nixmod.errors import OperationFailed
 
@@ -87,7 +87,7 @@ class Backend(Protocol):
 
     # -- following (builds.refresh / cancel) -----------------------------------------------
 
-    def poll(self, store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+    def poll(self, store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
         """record id -> ``queued`` / ``running``, or None once its job has left the queue."""
         ...
 
@@ -95,7 +95,7 @@ class Backend(Protocol):
         """Joined records whose job can no longer be trusted to build, with why ({} if n/a)."""
         ...
 
-    def ended(self, record: BuildRecord) -> tuple[str, str]:
+    def ended(self, record: BuildRecord) -> tuple[BuildState, str]:
         """(state, error) of a job that left the queue without an exit record."""
         ...
 
@@ -113,7 +113,7 @@ class Backend(Protocol):
         """Held while the job step builds: the throttle, unless the scheduler throttles."""
         ...
 
-    def stop_reason(self, record: BuildRecord) -> tuple[str, str]:
+    def stop_reason(self, record: BuildRecord) -> tuple[BuildState, str]:
         """(state, error) of a job step told to stop (a cancel, or the time limit)."""
         ...
 

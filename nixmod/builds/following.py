@@ -18,7 +18,7 @@ from nixmod.builds.logs import log_path, read_log
 from nixmod.builds.planning import Progress
 from nixmod.builds.records import named, open_store
 from nixmod.builds.registry import BACKENDS
-from nixmod.builds.state import FINAL_STATES, IN_FLIGHT_STATES, BuildRecord, BuildStore
+from nixmod.builds.state import FINAL_STATES, IN_FLIGHT_STATES, BuildRecord, BuildState, BuildStore
 from nixmod.builds.submitting import SubmitFailed, _dispatch
 from nixmod.config import Config
 from nixmod.errors import OperationFailed
@@ -46,15 +46,15 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
     with open_store(config) as store:
         records = named(store, ids) if ids else store.select()
         live = [r for r in records if r.state in IN_FLIGHT_STATES]
-        failed = [r for r in records if r.state == "failed"]
+        failed = [r for r in records if r.state == BuildState.FAILED]
         valid = _all_valid(live + failed)
         for record in failed:
             if record.id in valid:   # e.g. its job step was killed, the daemon finished the build
-                finish(config, store, record, "built", after_failure=True)
+                finish(config, store, record, BuildState.BUILT, after_failure=True)
         for record in live:
             if record.id in valid:
-                redundant = record.job if not record.joined and record.state == "queued" else None
-                finish(config, store, record, "built")
+                redundant = record.job if not record.joined and record.state == BuildState.QUEUED else None
+                finish(config, store, record, BuildState.BUILT)
                 if redundant and record.backend in BACKENDS:
                     _drop_redundant_job(BACKENDS[record.backend], record)
         live = [r for r in live if r.id not in valid]
@@ -127,7 +127,7 @@ def _build_itself(config: Config, store: BuildStore, items: list[tuple[BuildReco
             if progress:
                 progress(f"[{record.id}] {record.name} {record.version}: not following job "
                          f"{record.job} any more ({why}); building it itself")
-            store.update(record, state="pending", joined=False, job=None,
+            store.update(record, state=BuildState.PENDING, joined=False, job=None,
                          error=f"stopped following job {record.job}: {why}")
             records.append(record)
         if not records:
@@ -156,7 +156,7 @@ def _conclude(config: Config, store: BuildStore, record: BuildRecord,
         store.update_if_in_flight(record, state=marker["state"], error=marker.get("error"))
         return None
     if record.outputs and nix.valid_paths(list(record.outputs.values())) == set(record.outputs.values()):
-        finish(config, store, record, "built")
+        finish(config, store, record, BuildState.BUILT)
         return None
     state, error = backend.ended(record)
     if record.joined:
@@ -216,7 +216,7 @@ def wait(config: Config, ids: Sequence[int], progress: Progress | None = None,
 
 def orphaned(config: Config, records: Sequence[BuildRecord]) -> set[int]:
     """Ids of ``pending`` records nobody is submitting: waiting for them would never end."""
-    pending = [r.id for r in records if r.state == "pending"]
+    pending = [r.id for r in records if r.state == BuildState.PENDING]
     if not pending:
         return set()
     with open_store(config) as store:
@@ -232,7 +232,7 @@ def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
                 continue
             if record.job and not record.joined and record.state in IN_FLIGHT_STATES:
                 BACKENDS[record.backend].cancel(record)
-            store.update_if_in_flight(record, state="cancelled", error="cancelled by the user")
+            store.update_if_in_flight(record, state=BuildState.CANCELLED, error="cancelled by the user")
         return records
 
 

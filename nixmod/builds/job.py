@@ -26,7 +26,7 @@ from nixmod import nix
 from nixmod.builds.backend import Backend
 from nixmod.builds.finish import finish, gcroot_path
 from nixmod.builds.logs import NIX_REPEAT, read_log
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import load_config
 from nixmod.errors import OperationFailed
 
@@ -107,22 +107,22 @@ def run_job(manifest_path: Path, index: int, hashes: str | None = None, *,
 
     with lane:
         if not still_mine() or not store.update_if_in_flight(
-                record, state="running", node=this_node(), job=my_job):
+                record, state=BuildState.RUNNING, node=this_node(), job=my_job):
             return 0  # cancelled while it waited, or resubmitted since
         state, error = _realise_logged(store, record, backend)
     if not still_mine():
-        return 0 if state == "built" else 1
-    if state == "built":
-        finish(config, store, record, "built")
+        return 0 if state == BuildState.BUILT else 1
+    if state == BuildState.BUILT:
+        finish(config, store, record, BuildState.BUILT)
         state, error = record.state, record.error
     else:
         store.update_if_in_flight(record, state=state, error=error)
     store.write_exit_marker(record.id, state, error)
-    return 0 if state == "built" else 1
+    return 0 if state == BuildState.BUILT else 1
 
 
 def _realise_logged(store: BuildStore, record: BuildRecord,
-                    backend: Backend) -> tuple[str, str | None]:
+                    backend: Backend) -> tuple[BuildState, str | None]:
     """Run nix-store --realise into the record's log; (end state, error) when it stops."""
     stopped: list[int] = []
     with open(record.log, "a", encoding="utf-8") as log:
@@ -142,8 +142,8 @@ def _realise_logged(store: BuildStore, record: BuildRecord,
     if stopped:
         return backend.stop_reason(record)
     if code != 0:
-        return "failed", _log_tail(Path(record.log))
-    return "built", None
+        return BuildState.FAILED, _log_tail(Path(record.log))
+    return BuildState.BUILT, None
 
 
 def _die_with_parent() -> None:

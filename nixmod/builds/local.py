@@ -20,7 +20,7 @@ from typing import Iterator
 
 from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import JOB_STEP_MODULE, job_argv
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 
 NAME = "local"
@@ -36,7 +36,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
                                     stdin=subprocess.DEVNULL, stdout=worker_log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     cwd=store.state_dir)
-        store.update(record, state="queued", job=f"local:{proc.pid}")
+        store.update(record, state=BuildState.QUEUED, job=f"local:{proc.pid}")
 
 
 @contextmanager
@@ -83,17 +83,17 @@ def _alive(pid: int) -> bool:
     return (JOB_STEP_MODULE.encode() in cmdline or starting) and not zombie
 
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
     """A live worker's record keeps the state it set itself; a dead one's is None."""
-    states: dict[int, str | None] = {}
+    states: dict[int, BuildState | None] = {}
     for record in records:
         pid = _pid(record)
         states[record.id] = record.state if pid is not None and _alive(pid) else None
     return states
 
 
-def ended(record: BuildRecord) -> tuple[str, str]:
-    return "failed", "the build worker vanished without an exit record (killed or machine restarted)"
+def ended(record: BuildRecord) -> tuple[BuildState, str]:
+    return BuildState.FAILED, "the build worker vanished without an exit record (killed or machine restarted)"
 
 
 def cancel(record: BuildRecord) -> None:
@@ -110,8 +110,8 @@ def current_job_id() -> str | None:
     return None
 
 
-def stop_reason(record: BuildRecord) -> tuple[str, str]:
-    return "cancelled", "cancelled (the build worker was stopped)"
+def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
+    return BuildState.CANCELLED, "cancelled (the build worker was stopped)"
 
 
 def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:

@@ -53,7 +53,7 @@ from typing import Any, Mapping
 from nixmod import nix
 from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import run_job
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
@@ -77,9 +77,9 @@ STALE_HOLD_WAIT = 10.0
 EXIT_WALLTIME, EXIT_MEM, EXIT_VMEM, EXIT_CPUT = -29, -27, -26, -28
 #: 256 + signal: PBS's Exit_status for a job killed by a signal (qdel sends SIGTERM, then SIGKILL)
 EXIT_SIGNALLED = 256
-TIMEOUT = ("failed", "the job reached its walltime ([build.pbs].walltime)")
-CANCELLED = ("cancelled", "the job was deleted (qdel)")
-VANISHED = ("failed", "job vanished without an exit record (node died or killed)")
+TIMEOUT = (BuildState.FAILED, "the job reached its walltime ([build.pbs].walltime)")
+CANCELLED = (BuildState.CANCELLED, "the job was deleted (qdel)")
+VANISHED = (BuildState.FAILED, "job vanished without an exit record (node died or killed)")
 #: environment variables the job keeps from PBS rather than from the submitter
 _PBS_OWNED_ENV = ("TMPDIR", "ENVIRONMENT", "HOSTNAME")
 
@@ -374,7 +374,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
     if not re.fullmatch(r"\d+(\[\])?(\.[\w.-]+)?", job):
         raise OperationFailed(f"qsub printed no job id: {proc.stdout.strip()!r}")
     for index, record in enumerate(records):
-        store.update(record, state="queued",
+        store.update(record, state=BuildState.QUEUED,
                      job=job.replace("[]", f"[{index}]") if len(records) > 1 else job)
     if depend_on:
         # the jobs depended on may have been exiting as qsub ran: wait for them to finish
@@ -429,7 +429,7 @@ def submission_of(job: str) -> str:
 
 # -- following ------------------------------------------------------------------------------
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
     """queued/running for jobs PBS still runs or queues (any owner), None for ended ones
     and for a job id that PBS has given to another job since (``_builds``).
 
@@ -449,44 +449,44 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]
         if mine is not None and mine.owner == me and \
                 _release_if_stale(mine, jobs) == "released":
             jobs.update(_qstat(submission, history=True))   # what it is now that PBS let go
-    states: dict[int, str | None] = {}
+    states: dict[int, BuildState | None] = {}
     for record in records:
         job = jobs.get(followed.get(record.id) or "")
         if job is None or job.state in FINISHED:
             states[record.id] = None
         elif job.state in RUNNING:
-            states[record.id] = "running"
+            states[record.id] = BuildState.RUNNING
         else:
-            states[record.id] = "queued"
+            states[record.id] = BuildState.QUEUED
     return states
 
 
-def _explain(job: Job | None) -> tuple[str, str]:
+def _explain(job: Job | None) -> tuple[BuildState, str]:
     """How a finished job ended, from PBS's history (``qstat -x``)."""
     if job is None:
         return VANISHED
     status = job.exit_status
     if status is None:
         # finished without ever running: deleted while queued (or its array was)
-        return ("cancelled", "the job was deleted before it ran (qdel)")
+        return (BuildState.CANCELLED, "the job was deleted before it ran (qdel)")
     if status == EXIT_WALLTIME:
         return TIMEOUT
     if status in (EXIT_MEM, EXIT_VMEM):
-        return ("failed", "the job ran out of memory ([build.pbs].mem)")
+        return (BuildState.FAILED, "the job ran out of memory ([build.pbs].mem)")
     if status == EXIT_CPUT:
-        return ("failed", "the job reached its cpu time limit")
+        return (BuildState.FAILED, "the job reached its cpu time limit")
     if status == EXIT_SIGNALLED + signal.SIGTERM:
         return CANCELLED          # what qdel sends a running job first
     if status > EXIT_SIGNALLED:
-        return ("failed", f"the job was killed by signal {status - EXIT_SIGNALLED} "
+        return (BuildState.FAILED, f"the job was killed by signal {status - EXIT_SIGNALLED} "
                           "(qdel -W force, out of memory, or the node)")
     if status < 0:
-        return ("failed", f"PBS could not run the job (Exit_status {status}: see tracejob "
+        return (BuildState.FAILED, f"PBS could not run the job (Exit_status {status}: see tracejob "
                           f"{job.id})")
-    return ("failed", f"the job ended (exit {status}) without recording how")
+    return (BuildState.FAILED, f"the job ended (exit {status}) without recording how")
 
 
-def ended(record: BuildRecord) -> tuple[str, str]:
+def ended(record: BuildRecord) -> tuple[BuildState, str]:
     """How a job that left the queue without an exit record ended, as far as PBS knows."""
     try:
         return _explain(_job_of(record, history=True))
@@ -510,7 +510,7 @@ def current_job_id() -> str | None:
     return os.environ.get("PBS_JOBID") or None
 
 
-def stop_reason(record: BuildRecord) -> tuple[str, str]:
+def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
     """Told to stop: at (or past) start + walltime it is the walltime, else a qdel.
 
     The mom sends SIGTERM in both cases; the job's Exit_status (-29 for the

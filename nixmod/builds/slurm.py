@@ -43,7 +43,7 @@ from pathlib import Path
 
 from nixmod import nix
 from nixmod.builds.backend import CheckRun, SchedulerUnavailable
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
 
@@ -66,18 +66,18 @@ _STUCK_REASONS = {"BeginTime", "DependencyNeverSatisfied", "JobHeldUser", "JobHe
                   "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit"}
 #: how a job that left the queue ended, when its own exit record is missing
 ENDED = {
-    "CANCELLED": ("cancelled", "the job was cancelled (scancel)"),
-    "TIMEOUT": ("failed", "the job reached its time limit ([build.slurm].time)"),
-    "NODE_FAIL": ("failed", "the build node failed (node failure); 'nixmod build --retry' "
+    "CANCELLED": (BuildState.CANCELLED, "the job was cancelled (scancel)"),
+    "TIMEOUT": (BuildState.FAILED, "the job reached its time limit ([build.slurm].time)"),
+    "NODE_FAIL": (BuildState.FAILED, "the build node failed (node failure); 'nixmod build --retry' "
                   "starts it again"),
-    "BOOT_FAIL": ("failed", "the build node failed to boot"),
-    "OUT_OF_MEMORY": ("failed", "the job ran out of memory ([build.slurm].mem)"),
-    "PREEMPTED": ("failed", "the job was preempted"),
-    "DEADLINE": ("failed", "the job missed its deadline"),
-    "FAILED": ("failed", "the job failed before recording how"),
-    "COMPLETED": ("failed", "the job completed but the output is not valid"),
+    "BOOT_FAIL": (BuildState.FAILED, "the build node failed to boot"),
+    "OUT_OF_MEMORY": (BuildState.FAILED, "the job ran out of memory ([build.slurm].mem)"),
+    "PREEMPTED": (BuildState.FAILED, "the job was preempted"),
+    "DEADLINE": (BuildState.FAILED, "the job missed its deadline"),
+    "FAILED": (BuildState.FAILED, "the job failed before recording how"),
+    "COMPLETED": (BuildState.FAILED, "the job completed but the output is not valid"),
 }
-VANISHED = ("failed", "job vanished without an exit record (node died or killed)")
+VANISHED = (BuildState.FAILED, "job vanished without an exit record (node died or killed)")
 #: seconds a query (squeue, scontrol) may take: a healthy slurmctld answers in
 #: milliseconds, an unreachable one makes the tools retry for 9-18 s
 QUERY_TIMEOUT = 5.0
@@ -387,21 +387,21 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
         if not array.isdigit():
             raise OperationFailed(f"sbatch printed no job id: {proc.stdout.strip()!r}")
         for index, record in enumerate(mine):
-            store.update(record, state="queued", job=f"{array}_{index}")
+            store.update(record, state=BuildState.QUEUED, job=f"{array}_{index}")
 
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, str | None]:
+def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
     """queued/running for jobs still in the queue (any owner), None for those gone
     and for a job id that now names a task building something else (``Task.builds``).
 
     Raises SchedulerUnavailable when slurmctld does not answer.
     """
     live = {task.job: task for task in _tasks()}
-    states: dict[int, str | None] = {}
+    states: dict[int, BuildState | None] = {}
     for record in records:
         task = live.get(record.job or "")
         states[record.id] = None if task is None or not task.builds(record) \
-            else "queued" if task.state in QUEUED else "running"
+            else BuildState.QUEUED if task.state in QUEUED else BuildState.RUNNING
     return states
 
 
@@ -431,7 +431,7 @@ def _scontrol_state(job: str) -> str | None:
     return _field(_show_job(job, strict=True), "JobState")
 
 
-def ended(record: BuildRecord) -> tuple[str, str]:
+def ended(record: BuildRecord) -> tuple[BuildState, str]:
     """How a job that left the queue without an exit record ended, as far as SLURM knows."""
     state = _scontrol_state(record.job or "")
     return ENDED.get(state or "", VANISHED)
@@ -454,7 +454,7 @@ def current_job_id() -> str | None:
     return f"{array}_{task}" if array and task else None
 
 
-def stop_reason(record: BuildRecord) -> tuple[str, str]:
+def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
     """Told to stop: at (or past) the job's start + time limit it is the time limit, else a cancel.
 
     When SLURM sends SIGTERM for the time limit the job still shows as

@@ -90,7 +90,7 @@ class BuildRecord:
     attr: str = ""
     drv: str = ""
     out: str = ""
-    state: str = "pending"
+    state: BuildState = BuildState.PENDING
     job: str | None = None
     module: str | None = None
     error: str | None = None
@@ -123,7 +123,7 @@ class BuildRecord:
         ``reuse`` (its outputs were valid), ``join`` (somebody's job builds the drv) or
         ``build`` (a job of its own). A joined record that had to build the drv itself
         says ``build`` from then on."""
-        if self.state == "reused":
+        if self.state == BuildState.REUSED:
             return "reuse"
         return "join" if self.joined else "build"
 
@@ -171,6 +171,7 @@ def _from_row(row: sqlite3.Row) -> BuildRecord:
         values[key] = json.loads(values[key] or "{}")
     for key in _BOOL_COLUMNS:
         values[key] = bool(values[key])
+    values["state"] = BuildState(values["state"])
     return BuildRecord(**values)
 
 
@@ -370,7 +371,7 @@ class BuildStore:
             except BlockingIOError:
                 return set()
             try:
-                return {r.id for r in self.select(ids=ids, states=("pending",))}
+                return {r.id for r in self.select(ids=ids, states=(BuildState.PENDING,))}
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -19,7 +19,7 @@ from nixmod.builds.finish import finish
 from nixmod.builds.planning import Plan, Progress, _decider
 from nixmod.builds.records import named, open_store
 from nixmod.builds.registry import BACKENDS
-from nixmod.builds.state import RETRYABLE_STATES, BuildRecord, BuildStore
+from nixmod.builds.state import RETRYABLE_STATES, BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, config_files
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
@@ -80,7 +80,7 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
                 records = store.select(states=RETRYABLE_STATES)
             for record in records:
                 # created = this submission: elapsed counts from the latest attempt
-                store.update(record, state="pending", error=None, job=None, joined=False,
+                store.update(record, state=BuildState.PENDING, error=None, job=None, joined=False,
                              created=time.time())
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
@@ -102,10 +102,10 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
     for record in records:
         action, flight = decide(record.drv, record.outputs)
         if action == "reuse":
-            finish(config, store, record, "reused")
+            finish(config, store, record, BuildState.REUSED)
         elif action == "join":
             assert flight is not None  # decide() returns the flight it joins
-            store.update(record, state="queued", job=flight.job, joined=True,
+            store.update(record, state=BuildState.QUEUED, job=flight.job, joined=True,
                          backend=flight.backend)
             if progress:
                 progress(f"[{record.id}] {record.name} {record.version}: joining job "
@@ -126,7 +126,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
         try:
             BACKENDS[backend].submit(config, store, to_build, manifest)
         except OperationFailed as exc:
-            ids = ", ".join(str(r.id) for r in records if r.state == "pending")
+            ids = ", ".join(str(r.id) for r in records if r.state == BuildState.PENDING)
             raise SubmitFailed(f"{exc}; kept as pending (id {ids}): fix the cause, then run "
                                "'nixmod build --retry'", records) from None
         if progress:
@@ -134,7 +134,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
             progress(f"submitted {len(to_build)} build(s) to {backend}: {jobs}")
     for record in duplicates:
         owner = first_of_drv[record.drv]
-        store.update(record, state="queued", job=owner.job, joined=True, backend=owner.backend)
+        store.update(record, state=BuildState.QUEUED, job=owner.job, joined=True, backend=owner.backend)
 
 
 def submission_of(record: BuildRecord) -> str:

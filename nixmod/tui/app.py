@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from nixmod.builds import BuildRecord, Plan
+from nixmod.builds import BuildRecord, BuildState, Plan
 from nixmod.catalog import Catalog
 from nixmod.config import Config
 from nixmod.tui import model
@@ -219,9 +219,9 @@ class NixmodApp(App[int]):
     def on_state_refreshed(self, message: StateRefreshed) -> None:
         if self._records_seen:
             for record in model.build_transitions(self.records, message.records):
-                failed = record.state in ("failed", "cancelled")
+                failed = record.state in (BuildState.FAILED, BuildState.CANCELLED)
                 text = f"{record.name} {record.version}: {record.state}"
-                if record.state == "failed" and record.error:
+                if record.state == BuildState.FAILED and record.error:
                     text += f": {model.failure_cause(record)}"
                 self.notify(text, title="Build finished" if not failed else "Build ended",
                             severity="error" if failed else "information", markup=False)

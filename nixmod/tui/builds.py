@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
 from nixmod.builds import BuildRecord
-from nixmod.builds.state import RETRYABLE_STATES
+from nixmod.builds.state import RETRYABLE_STATES, BuildState
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen, UsesNixmodApp
 from nixmod.tui.confirm import ConfirmScreen
@@ -134,9 +134,9 @@ class BuildsScreen(NixmodScreen):
         running = sum(1 for r in records if not r.finished)
         text = f"{len(self.shown)} of {len(records)} build(s), {running} in flight · sorted by {self.sort_key}"
         record = self.selected_record()
-        if record is not None and record.state == "failed" and record.error:
+        if record is not None and record.state == BuildState.FAILED and record.error:
             text += f" · #{record.id} failed: {model.failure_cause(record)}"
-        elif record is not None and record.state in ("built", "reused"):
+        elif record is not None and record.state in (BuildState.BUILT, BuildState.REUSED):
             text += " · v verify (rebuild and compare)"
         status.update(Text(text))
 
@@ -240,7 +240,7 @@ class BuildsScreen(NixmodScreen):
 
     def action_verify_build(self) -> None:
         record = self.selected_record()
-        if record is None or record.state not in ("built", "reused"):
+        if record is None or record.state not in (BuildState.BUILT, BuildState.REUSED):
             self.notify("Only a built package can be verified", severity="warning")
             return
         self.notify(f"Verifying {record.name} {record.version}: rebuilding it to compare",

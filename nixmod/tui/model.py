@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from nixmod import builds, lmod, repro
-from nixmod.builds.state import FINAL_STATES, set_notifier
+from nixmod.builds.state import FINAL_STATES, BuildRecord, BuildState, set_notifier
 from nixmod.catalog import Catalog
 from nixmod.packages import Package, PackageVersion
 from nixmod.config import Config
 from nixmod.errors import NixmodError, UserError
 
 from nixmod.builds.planning import Plan
-from nixmod.builds.state import BuildRecord
 from nixmod.lmod import ModuleInfo
 
 #: the most search results the list shows: a few screenfuls; past that, typing more is quicker
@@ -223,7 +222,7 @@ def version_status(version: PackageVersion, records: Sequence[BuildRecord], modu
     if not matching:
         return ""
     record = matching[-1]
-    if record.state in ("queued", "running") and record.job:
+    if record.state in (BuildState.QUEUED, BuildState.RUNNING) and record.job:
         return f"{record.state} (job {record.job})"
     return str(record.state)
 
@@ -288,7 +287,8 @@ def sort_records(records: Sequence[BuildRecord], key: str) -> list[BuildRecord]:
     if key == "name":
         return sorted(newest, key=lambda r: (r.name.lower(), r.version))
     if key == "state":
-        order = ("running", "queued", "pending", "failed", "cancelled", "built", "reused")
+        order = (BuildState.RUNNING, BuildState.QUEUED, BuildState.PENDING, BuildState.FAILED,
+                 BuildState.CANCELLED, BuildState.BUILT, BuildState.REUSED)
         return sorted(newest, key=lambda r: order.index(r.state) if r.state in order else len(order))
     return newest
 
