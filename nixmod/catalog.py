@@ -293,15 +293,15 @@ class Catalog:
                             "or NAME@>=VERSION")
         versions = self.versions(name, channel)
         if not wanted:
-            return _buildable(versions[0])
+            return _can_name_a_module(versions[0])
         if wanted[0] in "<>=!~":
-            return _buildable(self._matching(name, wanted, versions))
+            return _can_name_a_module(self._matching(name, wanted, versions))
         for version in versions:
             if version.version == wanted:
-                return _buildable(version)
+                return _can_name_a_module(version)
         for version in versions:
             if _drv_name_ends_with(version, wanted):
-                return _buildable(version)
+                return _can_name_a_module(version)
         listed = ", ".join(f"{display_version(v.version)} ({v.channel})" for v in versions)
         raise UserError(f"{name} has no version {wanted!r}; available: {listed}")
 
@@ -497,7 +497,7 @@ def _drv_name_ends_with(version: PackageVersion, wanted: str) -> bool:
     return len(wanted) > len(version.version) and drv_name.endswith("-" + wanted)
 
 
-def _buildable(version: PackageVersion) -> PackageVersion:
+def _can_name_a_module(version: PackageVersion) -> PackageVersion:
     """``version`` if its name and version can name a modulefile (what a build ends in)."""
     check_module_names(version.name, version.version)
     return version

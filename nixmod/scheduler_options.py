@@ -1,4 +1,4 @@
-"""The scheduler option grammars: which ``extra_args`` nixmod must refuse.
+"""The schedulers' grammars: which ``extra_args`` nixmod must refuse, and their times.
 
 Both backends set some of sbatch's / qsub's options themselves (to find,
 throttle and follow their builds); a site's ``[build.slurm] extra_args`` or
@@ -6,14 +6,15 @@ throttle and follow their builds); a site's ``[build.slurm] extra_args`` or
 jobs. The config loader checks the options when it reads them, and the
 backends rely on that check; so the grammars live here, below both (a leaf:
 this module imports nothing of nixmod), rather than in one backend that the
-config would have to import upward.
+config would have to import upward. ``scheduler_seconds`` reads both
+schedulers' time strings (a SLURM time limit, a PBS walltime).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["reserved_sbatch_option", "reserved_qsub_option"]
+__all__ = ["reserved_sbatch_option", "reserved_qsub_option", "scheduler_seconds"]
 
 #: sbatch options the SLURM backend sets itself or relies on (long form: short form). A job
 #: renamed, re-commented, re-scripted or sent elsewhere by extra_args would look vanished to
@@ -121,3 +122,27 @@ def reserved_qsub_option(args: list[str]) -> str | None:
     return None
 
 
+def scheduler_seconds(text: str, *, bare_unit: int) -> int | None:
+    """Seconds in a scheduler's time string; None when unlimited or not a time.
+
+    SLURM: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
+    ``D-HH:MM:SS`` (``bare_unit=60``: a lone number is minutes) and
+    ``UNLIMITED``; a PBS walltime: ``[[HH:]MM:]SS`` (``bare_unit=1``).
+    """
+    text = text.strip()
+    if text.upper() in ("UNLIMITED", "INFINITE", "-1", ""):
+        return None
+    days, dash, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if (dash and not days.isdigit()) or len(parts) > 3 or not all(p.isdigit() for p in parts):
+        return None
+    numbers = [int(p) for p in parts]
+    if dash:
+        hours, minutes, seconds = (numbers + [0, 0])[:3]
+    elif len(numbers) == 3:
+        hours, minutes, seconds = numbers
+    elif len(numbers) == 2:
+        hours, (minutes, seconds) = 0, numbers
+    else:
+        return numbers[0] * bare_unit
+    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds

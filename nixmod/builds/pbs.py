@@ -57,6 +57,7 @@ from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
+from nixmod.scheduler_options import scheduler_seconds
 
 NAME = "pbs"
 JOB_NAME = "nixmod-build"
@@ -527,13 +528,8 @@ def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
 
 
 def _seconds(text: str) -> int | None:
-    parts = text.split(":")
-    if not parts or not all(p.isdigit() for p in parts) or len(parts) > 3:
-        return None
-    total = 0
-    for part in parts:
-        total = total * 60 + int(part)
-    return total
+    """A PBS walltime (``[[HH:]MM:]SS``) in seconds; None when it is not one."""
+    return scheduler_seconds(text, bare_unit=1)
 
 
 def _reached_walltime(job: Job) -> bool:

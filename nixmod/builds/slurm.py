@@ -46,6 +46,7 @@ from nixmod.builds.backend import CheckRun, SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
+from nixmod.scheduler_options import scheduler_seconds
 
 NAME = "slurm"
 #: every nixmod build job's name starts so; lane L's jobs are ``nixmod-build-L``
@@ -208,22 +209,9 @@ def _tasks() -> list[Task]:
 
 
 def _minutes(limit: str) -> int | None:
-    """A SLURM time ("MM", "MM:SS", "HH:MM:SS", "D-HH[:MM[:SS]]") in whole minutes; None = unlimited."""
-    text = limit.strip()
-    if text.upper() in ("UNLIMITED", "INFINITE", "-1", ""):
-        return None
-    days, _, clock = text.rpartition("-")
-    parts = [int(p) for p in clock.split(":") if p.isdigit()]
-    if days:
-        hours, minutes, seconds = (parts + [0, 0, 0])[:3]
-    elif len(parts) == 3:
-        hours, minutes, seconds = parts
-    elif len(parts) == 2:
-        hours, (minutes, seconds) = 0, parts
-    else:
-        hours, minutes, seconds = 0, (parts or [0])[0], 0
-    total = (int(days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
-    return total
+    """A SLURM time in whole minutes (a started minute counts); None = unlimited."""
+    seconds = scheduler_seconds(limit, bare_unit=60)
+    return None if seconds is None else -(-seconds // 60)
 
 
 def _show_job(job: str, *, strict: bool = False) -> str | None:

@@ -270,8 +270,7 @@ class BrowseScreen(NixmodScreen):
         return [c.name for c in self.nixmod_app.config.channels if c.name not in browse_only]
 
     def _buildable(self, versions: list[PackageVersion]) -> list[PackageVersion]:
-        browse_only = model.browse_only_channels(self.nixmod_app.config)
-        return [v for v in versions if v.channel not in browse_only]
+        return [v for v in versions if model.can_build(self.nixmod_app.config, v)]
 
     def on_descendant_focus(self, _event: events.DescendantFocus) -> None:
         self.show_status()

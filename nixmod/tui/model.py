@@ -190,6 +190,8 @@ def browse_only_channels(config: Config) -> frozenset[str]:
 
 
 def can_build(config: Config, version: PackageVersion) -> bool:
+    """"Buildable", the one meaning the faces use: its channel is not a saved package list
+    (the name rules are the catalog's: ``resolve`` refuses a name no module can have)."""
     return version.channel not in browse_only_channels(config)
 
 
