@@ -85,7 +85,7 @@ class Catalog:
         site_stamp = site_warning = ""
         if site_dir is not None:
             try:
-                site = open_site(site_dir)
+                site = open_site(site_dir, config.catalog.publisher)
                 site_stamp = repr(site.stamp)
             except SiteIndexError as exc:
                 site_stamp = str(exc)

@@ -386,7 +386,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
         emit_json({"directory": str(result.directory), "paths": result.paths, "key": result.key_name})
     else:
         print(f"{result.directory}: {result.paths} store paths signed by {result.key_name}, "
-              f"and {repro.LOCK_NAME}")
+              f"and {repro.LOCK_NAME} (signed too)")
     return 0
 
 

@@ -100,6 +100,10 @@ class CatalogConfig:
     #: an index published by staff (``nixmod catalog publish DIR``): channels it
     #: covers are read from there instead of being listed per user
     site_dir: Path | None = None
+    #: the account (besides root) whose index users trust; site_dir and its parents
+    #: must be writable only by root or this account. Meant for the site config:
+    #: a user who sets it in their own config changes only what they themselves trust
+    publisher: str = ""
 
 
 @dataclass
@@ -165,7 +169,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "store_dir": (str, True),
         "real_store_dir": (str, True),
     },
-    "catalog": {"site_dir": (str, True)},
+    "catalog": {"site_dir": (str, True), "publisher": (str, False)},
 }
 _CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
                                    "listing": str}
@@ -307,7 +311,15 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
     if table == "catalog" and key == "site_dir" and not expand_path(value).is_absolute():
         raise layer.fail(key, table, f"'catalog.site_dir' must be an absolute path (every user "
                          f"reads it from their own working directory), got {value!r}")
+    if table == "catalog" and key == "publisher" and not re.fullmatch(r"([A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?", value):
+        raise layer.fail(key, table, f"'catalog.publisher' must be one account name (the staff "
+                         f"account whose site index users trust, e.g. \"nixstaff\"), got {value!r}")
     merged.setdefault(table, {})[key] = (value, layer)
+
+
+def valid_channel_name(name: str) -> bool:
+    """A channel name as the config allows it (also what a lock from elsewhere may use)."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name) is not None
 
 
 def _is_path_component(value: str) -> bool:
@@ -328,7 +340,7 @@ def _parse_channels(layer: _Layer, value: Any) -> list[tuple[Channel, _Layer]]:
         name = entry.get("name", "")
         if not name:
             raise layer.fail("channels", "channels", "every [[channels]] needs a name = \"...\"")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        if not valid_channel_name(name):
             raise layer.fail("name", "channels", f"channel name {name!r} must be letters, digits and . _ + - only")
         if name in seen:
             raise layer.fail("name", "channels", f"channel {name!r} is defined twice")

@@ -23,6 +23,11 @@ The rule, as OpenSSH's StrictModes applies it to ``~/.ssh``:
 A directory that does not exist yet is created by nixmod itself and checked
 again afterwards, so a name another user creates in between (the race that
 ``O_EXCL`` closes for files) is refused, never adopted.
+
+The same rules judge a directory that nixmod *reads* trusted content from,
+written by someone else: the site catalog (``[catalog] site_dir``) is trusted
+only if every directory on the way and the site directory itself belong to
+root or the site's publisher; ``problem(path, trusted=...)`` names who counts.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Collection
 from pathlib import Path
 
 from nixmod.config import current_user
@@ -47,21 +53,23 @@ def _owner(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _private_group(gid: int) -> bool:
-    """Is ``gid`` the user's own private group (Red Hat's user-private-group scheme)?"""
+def _private_group(gid: int, trusted: Collection[int] | None = None) -> bool:
+    """Is ``gid`` the own private group (Red Hat's user-private-group scheme) of the
+    user, or of one of the ``trusted`` accounts?"""
     try:
         group = grp.getgrgid(gid)
     except KeyError:
         return False
-    me = _owner(os.geteuid())
-    return group.gr_name == me and set(group.gr_mem) <= {me}
+    names = {_owner(uid) for uid in (trusted if trusted is not None else (os.geteuid(),))}
+    return group.gr_name in names and set(group.gr_mem) <= {group.gr_name}
 
 
-def _others_can_write(st: os.stat_result) -> bool:
-    """Can a user other than the owner write this directory (ignoring the sticky bit)?"""
+def others_can_write(st: os.stat_result, trusted: Collection[int] | None = None) -> bool:
+    """Can a user other than the owner (or the ``trusted`` accounts) write this file or
+    directory (ignoring the sticky bit)?"""
     if st.st_mode & stat.S_IWOTH:
         return True
-    return bool(st.st_mode & stat.S_IWGRP) and not _private_group(st.st_gid)
+    return bool(st.st_mode & stat.S_IWGRP) and not _private_group(st.st_gid, trusted)
 
 
 def is_dir(path: Path) -> bool:
@@ -72,30 +80,42 @@ def is_dir(path: Path) -> bool:
         return False
 
 
-def _trusted(uid: int) -> bool:
-    return uid in (0, os.geteuid())
+def _trusted(uid: int, trusted: Collection[int] | None = None) -> bool:
+    return uid in (trusted if trusted is not None else (0, os.geteuid()))
 
 
-def _guards(directory: Path, st: os.stat_result, child: str, child_uid: int | None) -> str | None:
+def whom(trusted: Collection[int] | None) -> str:
+    """The accounts ``trusted`` names, for messages ("you" when it is the default)."""
+    if trusted is None:
+        return "you"
+    return " or ".join(_owner(uid) for uid in sorted(set(trusted)))
+
+
+def _guards(directory: Path, st: os.stat_result, child: str, child_uid: int | None,
+            trusted: Collection[int] | None = None) -> str | None:
     """Why another user could replace ``child`` in ``directory``, or None."""
-    if not _trusted(st.st_uid):
+    if not _trusted(st.st_uid, trusted):
         return f"{directory} belongs to {_owner(st.st_uid)}, who could replace what is in it"
-    if not _others_can_write(st):
+    if not others_can_write(st, trusted):
         return None
     if not st.st_mode & stat.S_ISVTX:
         return (f"{directory} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}, "
                 "not sticky), who could replace what is in it")
-    if child_uid is not None and not _trusted(child_uid):
-        return (f"{directory / child} belongs to {_owner(child_uid)}, not to you "
+    if child_uid is not None and not _trusted(child_uid, trusted):
+        return (f"{directory / child} belongs to {_owner(child_uid)}, not to {whom(trusted)} "
                 f"(in the shared directory {directory})")
     return None
 
 
-def problem(path: Path) -> str | None:
+def problem(path: Path, trusted: Collection[int] | None = None) -> str | None:
     """Why another user could change what nixmod writes under ``path``; None when safe.
 
     A path that does not exist yet is judged by the directory it would be
-    created in. Nothing is created or changed.
+    created in. Nothing is created or changed. ``trusted``: the uids that
+    may own (and write) the directories on the way and ``path`` itself, for
+    a directory whose content nixmod trusts without writing it (the site
+    catalog: root and the publisher); by default root and the user on the
+    way, and the user alone for ``path``.
     """
     current = Path("/")
     try:
@@ -117,12 +137,12 @@ def problem(path: Path) -> str | None:
             st = os.lstat(child)
         except FileNotFoundError:
             # the rest is created by nixmod, inside ``current``
-            return _guards(current, current_st, name, None)
+            return _guards(current, current_st, name, None, trusted)
         except OSError:
             return None   # cannot look: creating or writing it fails with its own clear error
-        if stat.S_ISLNK(st.st_mode) and not _trusted(st.st_uid):
-            return f"{child} is a symlink made by {_owner(st.st_uid)}, not by you"
-        why = _guards(current, current_st, name, st.st_uid)
+        if stat.S_ISLNK(st.st_mode) and not _trusted(st.st_uid, trusted):
+            return f"{child} is a symlink made by {_owner(st.st_uid)}, not by {whom(trusted)}"
+        why = _guards(current, current_st, name, st.st_uid, trusted)
         if why:
             return why
         if stat.S_ISLNK(st.st_mode):
@@ -137,11 +157,11 @@ def problem(path: Path) -> str | None:
         if not stat.S_ISDIR(st.st_mode):
             return f"{child} is not a directory"
         current, current_st = child, st
-    if current_st.st_uid != os.geteuid():
-        return f"{current} belongs to {_owner(current_st.st_uid)}, not to you"
-    if _others_can_write(current_st):
+    if current_st.st_uid not in (trusted if trusted is not None else (os.geteuid(),)):
+        return f"{current} belongs to {_owner(current_st.st_uid)}, not to {whom(trusted)}"
+    if others_can_write(current_st, trusted):
         return (f"{current} is writable by other users (mode "
-                f"{stat.S_IMODE(current_st.st_mode):o}); only you may write it")
+                f"{stat.S_IMODE(current_st.st_mode):o}); only {whom(trusted)} may write it")
     return None
 
 

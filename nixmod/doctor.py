@@ -290,7 +290,7 @@ def check_site_catalog(config: Config) -> list[Check]:
         return []
     fix = f"staff: run 'nixmod catalog publish {site_dir}' with the site's config"
     try:
-        with open_site(site_dir) as site:
+        with open_site(site_dir, config.catalog.publisher) as site:
             missing = site.uncovered({c.name: listing_key(c) for c in config.channels})
             published = site.header.get("published_at")
             publisher = site.header.get("publisher")

@@ -21,7 +21,7 @@ from typing import Any
 from nixmod.config import Channel, Config
 from nixmod.errors import UserError
 
-__all__ = ["nix_base32", "nar_hash", "channel_pin", "pin_text", "module_channel_pin", "GIT_TIMEOUT"]
+__all__ = ["nix_base32", "nar_string", "nar_hash", "channel_pin", "pin_text", "module_channel_pin", "GIT_TIMEOUT"]
 
 _NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -40,7 +40,7 @@ def nix_base32(digest: bytes) -> str:
     return "".join(chars)
 
 
-def _nar_string(sink: Any, data: bytes) -> None:
+def nar_string(sink: Any, data: bytes) -> None:
     sink.update(len(data).to_bytes(8, "little"))
     sink.update(data)
     sink.update(b"\0" * (-len(data) % 8))
@@ -49,35 +49,35 @@ def _nar_string(sink: Any, data: bytes) -> None:
 def _nar_dump(sink: Any, path: Path, skip_top: frozenset[str] = frozenset()) -> None:
     """Feed the NAR serialisation of ``path`` into ``sink`` (``hashlib`` object)."""
     info = path.lstat()
-    _nar_string(sink, b"(")
+    nar_string(sink, b"(")
     if stat.S_ISLNK(info.st_mode):
         for word in (b"type", b"symlink", b"target", os.fsencode(os.readlink(path))):
-            _nar_string(sink, word)
+            nar_string(sink, word)
     elif stat.S_ISREG(info.st_mode):
-        _nar_string(sink, b"type")
-        _nar_string(sink, b"regular")
+        nar_string(sink, b"type")
+        nar_string(sink, b"regular")
         if info.st_mode & 0o100:
-            _nar_string(sink, b"executable")
-            _nar_string(sink, b"")
-        _nar_string(sink, b"contents")
+            nar_string(sink, b"executable")
+            nar_string(sink, b"")
+        nar_string(sink, b"contents")
         sink.update(info.st_size.to_bytes(8, "little"))
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 sink.update(chunk)
         sink.update(b"\0" * (-info.st_size % 8))
     elif stat.S_ISDIR(info.st_mode):
-        _nar_string(sink, b"type")
-        _nar_string(sink, b"directory")
+        nar_string(sink, b"type")
+        nar_string(sink, b"directory")
         for name in sorted(os.fsencode(n) for n in os.listdir(path)):
             if os.fsdecode(name) in skip_top:
                 continue
             for word in (b"entry", b"(", b"name", name, b"node"):
-                _nar_string(sink, word)
+                nar_string(sink, word)
             _nar_dump(sink, path / os.fsdecode(name))
-            _nar_string(sink, b")")
+            nar_string(sink, b")")
     else:
         raise UserError(f"{path}: not a file, directory or symlink; a channel cannot hold it")
-    _nar_string(sink, b")")
+    nar_string(sink, b")")
 
 
 def nar_hash(path: Path, *, skip_git: bool = False) -> str:
@@ -87,7 +87,7 @@ def nar_hash(path: Path, *, skip_git: bool = False) -> str:
     about its files, not about what was fetched into its repository.
     """
     sink = hashlib.sha256()
-    _nar_string(sink, b"nix-archive-1")
+    nar_string(sink, b"nix-archive-1")
     _nar_dump(sink, path, frozenset({".git"}) if skip_git else frozenset())
     return "sha256:" + nix_base32(sink.digest())
 

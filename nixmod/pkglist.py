@@ -201,8 +201,13 @@ def parse_drv_name(name: str) -> tuple[str, str]:
     return name, ""
 
 
+def valid_attr_path(attr: str) -> bool:
+    """Is ``attr`` an attribute path nixmod lists and evaluates (no blanks, '/' or controls)?"""
+    return _ATTR_PATH.fullmatch(attr) is not None
+
+
 def to_record(attr: str, entry: Any) -> Record | Skipped:
-    if not _ATTR_PATH.fullmatch(attr):
+    if not valid_attr_path(attr):
         return Skipped(attr, "attribute path is empty or has blanks, '/' or control characters")
     if not isinstance(entry, dict):
         return Skipped(attr, f"entry is a JSON {type(entry).__name__}, not an object")

@@ -42,7 +42,7 @@ def publish(config: Config, directory: Path, progress: Progress | None = None
     """
     say = progress or (lambda message: None)
     directory = directory.absolute()
-    check_publish_dir(directory)
+    check_publish_dir(directory, config.catalog.publisher)
     cache = config.cache_dir / "catalog"
     channels.require_writable(cache)
     lister = channels.ChannelLister(cache, say)

@@ -13,11 +13,16 @@ The index is one file renamed into place: a reader that opened it keeps
 reading that inode while a publish writes the next one, so it sees the old
 index or the new one, never a mix. Everything in it is checked before use
 (sizes, a sha256 per section, the shape of every record), and it is trusted
-only if it is a regular file (not a symlink), not writable by everyone, and
-owned by root or by the owner of DIR; a directory writable by everyone
-(without the sticky bit) is refused whole. Anything else is a
-``SiteIndexError``, which the catalog turns into one warning and a per-user
-listing: a damaged or planted index costs time, never wrong results.
+only if it is a regular file (not a symlink) owned by root or by the site's
+``[catalog] publisher`` and writable by nobody else, in a DIR that passes
+``nixmod.dirs``' rules for those accounts: DIR and every directory above it
+belong to root or the publisher and no one else can write them (a sticky
+``/tmp`` or ``/scratch`` only if DIR itself is theirs). Who owns DIR counts
+for nothing: another user who made the directory first, or who can swap it
+through a parent, would otherwise choose what ``nixmod build NAME`` builds.
+Anything else is a ``SiteIndexError``, which the catalog turns into one
+warning and a per-user listing: a damaged or planted index costs time, never
+wrong results.
 
 Layout: magic line, 8-byte little-endian header length, a JSON header, then
 the sections (``marshal`` data: what the per-user cache uses too) that the
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from nixmod import __version__
+from nixmod import __version__, dirs
 from nixmod.config import current_user
 from nixmod.errors import UserError
 from nixmod.files import atomic_open
@@ -72,17 +77,35 @@ def _describe_owner(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _check_directory(directory: Path) -> os.stat_result:
-    """The site directory's stat, if nobody but its owner (and group) can plant files in it."""
+def trusted_publishers(publisher: str) -> frozenset[int]:
+    """The uids whose index is trusted: root, and the ``[catalog] publisher`` account if set."""
+    import pwd
+
+    if not publisher:
+        return frozenset({0})
+    try:
+        return frozenset({0, pwd.getpwnam(publisher).pw_uid})
+    except KeyError:
+        raise SiteIndexError(f"[catalog] publisher {publisher!r} is not an account on this "
+                             "host; only an index owned by root is trusted") from None
+
+
+def _check_directory(directory: Path, trusted: frozenset[int]) -> os.stat_result:
+    """The site directory's stat, if only ``trusted`` accounts can plant or swap files in it.
+
+    ``nixmod.dirs.problem`` walks DIR and every directory above it (symlinks
+    included) with the same rules that guard what nixmod writes.
+    """
+    why = dirs.problem(directory, trusted)
+    if why is not None:
+        raise SiteIndexError(f"{directory} is not trusted: {why}; only an index that "
+                             f"{dirs.whom(trusted)} alone could have written is used")
     try:
         st = directory.stat()
     except OSError as exc:
         raise SiteIndexError(f"cannot open {directory}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise SiteIndexError(f"{directory} is not a directory")
-    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-        raise SiteIndexError(f"{directory} is writable by everyone, so anyone could replace the "
-                             "index; make it writable by staff only (chmod o-w)")
     return st
 
 
@@ -93,10 +116,11 @@ class SiteIndex:
     a new index into place meanwhile does not change what this reader sees.
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, publisher: str = ""):
         self.directory = directory
         self.path = directory / INDEX_NAME
-        dir_stat = _check_directory(directory)
+        self.trusted = trusted_publishers(publisher)
+        _check_directory(directory, self.trusted)
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -109,7 +133,7 @@ class SiteIndex:
         self._fd = fd
         try:
             st = os.fstat(fd)
-            self._check_file(st, dir_stat)
+            self._check_file(st)
             # no st_dev: a home on NFS is read from nodes that number devices differently
             self.stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
             self.header = self._read_header(st.st_size)
@@ -117,15 +141,16 @@ class SiteIndex:
             self.close()
             raise
 
-    def _check_file(self, st: os.stat_result, dir_stat: os.stat_result) -> None:
+    def _check_file(self, st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise SiteIndexError(f"{self.path} is not a regular file")
-        if st.st_uid not in (0, dir_stat.st_uid):
+        if st.st_uid not in self.trusted:
             raise SiteIndexError(f"{self.path} is owned by {_describe_owner(st.st_uid)}, not by "
-                                 f"root or {_describe_owner(dir_stat.st_uid)} (who owns "
-                                 f"{self.directory}); not trusting it")
-        if st.st_mode & stat.S_IWOTH:
-            raise SiteIndexError(f"{self.path} is writable by everyone; not trusting it")
+                                 f"{dirs.whom(self.trusted)} (root, or the site's [catalog] "
+                                 "publisher); not trusting it")
+        if dirs.others_can_write(st, self.trusted):
+            raise SiteIndexError(f"{self.path} is writable by other users (mode "
+                                 f"{stat.S_IMODE(st.st_mode):o}); not trusting it")
 
     def _pread(self, offset: int, size: int) -> bytes:
         data = os.pread(self._fd, size, offset)
@@ -266,10 +291,14 @@ def _valid_skipped(skipped: Any) -> bool:
         for row in skipped)
 
 
-def open_site(directory: Path) -> SiteIndex:
-    """The site index in ``directory``, checked; SiteIndexError says why it is unusable."""
+def open_site(directory: Path, publisher: str = "") -> SiteIndex:
+    """The site index in ``directory``, checked; SiteIndexError says why it is unusable.
+
+    ``publisher``: the ``[catalog] publisher`` account whose index is trusted
+    besides root's.
+    """
     try:
-        return SiteIndex(directory)
+        return SiteIndex(directory, publisher)
     except SiteIndexError:
         raise
     except Exception as exc:   # whatever a hostile file provokes is a reason, not a crash
@@ -279,25 +308,40 @@ def open_site(directory: Path) -> SiteIndex:
 
 # -- publishing -------------------------------------------------------------------
 
-def check_publish_dir(directory: Path) -> None:
-    """Refuse, before any work, a directory whose index users would not trust."""
+def check_publish_dir(directory: Path, publisher: str = "") -> None:
+    """Refuse, before any work, a directory whose index users would not trust.
+
+    Users trust an index of root or ``publisher`` (their ``[catalog]
+    publisher``, normally the site config's) in a directory only those can
+    change, so publishing as anyone else, or into any other directory,
+    would only make every user list the channels themselves.
+    """
     if directory.is_symlink() and not directory.is_dir():
         raise UserError(f"catalog publish: {directory} is a dangling symlink; give a directory")
     if directory.exists() and not directory.is_dir():
         raise UserError(f"catalog publish: {directory} is not a directory; give the site "
                         "catalog directory ([catalog] site_dir)")
     try:
+        trusted = trusted_publishers(publisher)
+    except SiteIndexError as exc:
+        raise UserError(f"catalog publish: {exc}") from None
+    me = os.geteuid()
+    if me not in trusted:
+        raise UserError(f"catalog publish: users trust only an index written by "
+                        f"{dirs.whom(trusted)}; you are {_describe_owner(me)}: publish as root, or "
+                        f"set [catalog] publisher = \"{_describe_owner(me)}\" in the site config "
+                        "(/etc/nixmod/config.toml)")
+    try:
+        why = dirs.problem(directory, trusted)   # before creating anything in a hostile place
+        if why is not None:
+            raise SiteIndexError(f"{directory} is not trusted: {why}; users would not use an "
+                                 "index there")
         directory.mkdir(parents=True, exist_ok=True, mode=0o755)
-        st = _check_directory(directory)
+        _check_directory(directory, trusted)
     except SiteIndexError as exc:
         raise UserError(f"catalog publish: {exc}") from None
     except OSError as exc:
         raise UserError(f"catalog publish: cannot create {directory} ({exc.strerror or exc})") from None
-    me = os.geteuid()
-    if me not in (0, st.st_uid):
-        raise UserError(f"catalog publish: {directory} is owned by {_describe_owner(st.st_uid)}; "
-                        "users trust only an index written by that owner or root: publish as "
-                        f"{_describe_owner(st.st_uid)}")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise UserError(f"catalog publish: cannot write in {directory}")
 

@@ -12,10 +12,11 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 from builds_helpers import counter_lines, new_counter, records, user_config
-from conftest import VENV, UserSession
+from conftest import SCRATCH, VENV, UserSession
 from tui_view import WatchedApp, screen_text
 
 RIG_KEY = Path("/etc/nix/nixmod-rig-cache.sec")
@@ -130,7 +131,7 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
     assert not is_valid(out)
 
     bob_module = bob.home / ".local/share/nixmod/modules/nix/counted/1.0.lua"
-    for bad, said in ((unsigned, "untrusted"), (changed, "modified"), (mislocked, "the lock says")):
+    for bad, said in ((unsigned, "untrusted"), (changed, "modified"), (mislocked, "nixmod.lock is untrusted")):
         proc = bob.nixmod("import", str(bad))
         assert proc.returncode == 1, (bad, proc.stderr)
         line = one_line_error(proc)
@@ -273,6 +274,23 @@ def test_bad_input_is_one_line_and_exit_2(alice, test_channels):
         assert said in one_line_error(proc), (args, proc.stderr)
     assert not (alice.home / "full.tmp").exists()
 
+    # every field a lock from elsewhere carries is checked as the CLI checks it
+    good = json.loads((alice.home / "lock.json").read_text())
+    package = good["packages"][0]
+    for change, said in (({"stack": "/tmp/bobgc"}, "'stack': stack '/tmp/bobgc' is not usable"),
+                         ({"stack": ".."}, "'stack': stack '..' is not usable"),
+                         ({"packages": [{**package, "name": "../gcc"}]}, "name '../gcc' is not"),
+                         ({"packages": [{**package, "version": "1/2"}]}, "version '1/2' is not"),
+                         ({"packages": [{**package, "attr": "a b"}]}, "attr 'a b' is not an"),
+                         ({"packages": [{**package, "outputs": {"../x": package["outputs"]["out"]},
+                                         "nar_hash": {"../x": package["nar_hash"]["out"]}}]},
+                          "output '../x' is not"),
+                         ({"channels": {"c d": good["channels"]["c"]}}, "channel name 'c d'")):
+        alice.write("bad.json", json.dumps({**good, **change}))
+        proc = alice.nixmod("build", "--lock", "bad.json")
+        assert proc.returncode == 2, (change, proc.stderr)
+        assert said in one_line_error(proc), (change, proc.stderr)
+
 
 def test_verify_with_slurm_runs_on_the_build_partition(alice, test_channels):
     nonce, counter = new_counter()
@@ -341,3 +359,112 @@ async def _tui_repro(app, tmp_path: Path) -> None:
         await until(lambda: said("noisy 0.1: out differs"))
         await pilot.press("down", "v")
         await until(lambda: said("steady 2.0: out reproducible"))
+
+
+def _staff_bundle(alice, test_channels, *, edit_lock=None,
+                  modules: tuple[str, ...] = ("counted/1.0",)) -> tuple[dict, dict, Path]:
+    """alice, as staff with the rig key, builds counted and steady, locks ``modules`` (edited
+    by ``edit_lock`` first, as a key holder may), exports it signed, then removes counted's
+    module and root deletes its output (an import must bring it back)."""
+    nonce, counter = new_counter()
+    setup_repro(alice, test_channels / "repro.nix", nonce, counter)
+    counted = records(alice.nixmod("build", "counted", "--wait", "--json", check=True))[0]
+    steady = records(alice.nixmod("build", "steady", "--wait", "--json", check=True))[0]
+    alice.nixmod("lock", *modules, "-o", "lock.json", check=True)
+    if edit_lock is not None:
+        lock = json.loads((alice.home / "lock.json").read_text())
+        edit_lock(lock, steady)
+        alice.write("lock.json", json.dumps(lock))
+    key = give_key(alice)
+    alice.nixmod("export", "lock.json", "bundle", "--key", str(key), check=True)
+    alice.nixmod("modules", "remove", "counted/1.0", check=True)
+    deleted = subprocess.run(["nix-store", "--delete", counted["out"]], capture_output=True,
+                             text=True)
+    assert deleted.returncode == 0, deleted.stderr
+    return counted, steady, alice.home / "bundle"
+
+
+def test_an_edited_lock_in_a_signed_bundle_is_refused(alice, bob, test_channels):
+    """Issue 24.4: only store paths were signed. bob edits a correctly signed bundle: the
+    lock says gcc 13.2 built by steady's drv, and he fixes the narinfo's (unsigned) Deriver
+    to match. The lock is signed now: alice's import refuses it whole."""
+    counted, steady, bundle = _staff_bundle(alice, test_channels)
+    forged = bob.home / "forged"
+    bob.run("cp", "-r", str(bundle), str(forged), check=True)
+    lock = json.loads((forged / "nixmod.lock").read_text())
+    lock["packages"][0].update(name="gcc", version="13.2", drv=steady["drv"])
+    bob.write("forged/nixmod.lock", json.dumps(lock, indent=2) + "\n")
+    info = narinfo(forged, counted["out"])
+    info.write_text(re.sub(r"^Deriver: .*$", f"Deriver: {Path(steady['drv']).name}",
+                           info.read_text(), flags=re.M))
+
+    proc = alice.nixmod("import", str(forged))
+    assert proc.returncode == 1, proc.stderr
+    line = one_line_error(proc)
+    assert "refused, nothing imported" in line and "nixmod.lock is untrusted" in line, line
+    modules = alice.home / ".local/share/nixmod/modules/nix"
+    assert not (modules / "gcc").exists() and not is_valid(counted["out"])
+
+    imported = alice.nixmod("import", str(bundle), check=True)   # as exported: imports
+    assert "nix/counted/1.0" in imported.stdout and is_valid(counted["out"])
+    shown = alice.bash(f"module use {MODULES} && module show nix/counted/1.0 2>&1",
+                       check=True).stdout
+    assert counted["drv"] in shown and steady["drv"] not in shown
+
+
+def test_a_signed_lock_whose_drv_did_not_make_the_outputs_is_refused(alice, test_channels):
+    """Issue 24.4: the lock's drv must be the outputs' deriver, else the module's Derivation
+    line (and what verify rebuilds) names another program. Even a key holder's lock."""
+    def swap_drvs(lock: dict, steady: dict) -> None:
+        first, second = lock["packages"]
+        first["drv"], second["drv"] = second["drv"], first["drv"]
+
+    counted, steady, bundle = _staff_bundle(alice, test_channels, edit_lock=swap_drvs,
+                                            modules=("counted/1.0", "steady/2.0"))
+    proc = alice.nixmod("import", str(bundle))
+    assert proc.returncode == 1, proc.stderr
+    line = one_line_error(proc)
+    assert "refused, nothing imported" in line, line
+    assert f"({counted['out']}) is made by {counted['drv']}, the lock says {steady['drv']}" in line
+    assert "(and 1 more)" in line                        # steady's, the other way round
+    assert not (alice.home / ".local/share/nixmod/modules/nix/counted").exists()
+    assert not is_valid(counted["out"])
+
+
+def test_gc_roots_never_go_where_another_user_can_remove_them(alice, bob, test_channels):
+    """Issue 24.4: the GC roots of an import go beside the modules root, in a directory named
+    by the lock's stack. A stack that is a path (bob's world-writable /tmp/bobgc) is bad
+    input; a gcroots directory bob planted first in a shared sticky directory is refused
+    before anything is copied (he could remove the roots and let the store collect)."""
+    bobgc = SCRATCH / f"bobgc-{uuid.uuid4().hex[:8]}"
+    bob.run("mkdir", "-m", "777", str(bobgc), check=True)
+    counted, _steady, bundle = _staff_bundle(alice, test_channels)
+    edited = bob.home / "edited"
+    bob.run("cp", "-r", str(bundle), str(edited), check=True)
+    lock = json.loads((edited / "nixmod.lock").read_text())
+    bob.write("edited/nixmod.lock", json.dumps({**lock, "stack": str(bobgc)}))
+    proc = alice.nixmod("import", str(edited), "--modules-root", str(alice.home / "site/modules"))
+    assert proc.returncode == 2, proc.stderr
+    line = one_line_error(proc)
+    assert f"'stack': stack '{bobgc}' is not usable" in line, line
+    assert list(bobgc.iterdir()) == [] and not is_valid(counted["out"])
+    alice.write("stacked.json", json.dumps({**lock, "stack": str(bobgc)}))   # nor exported
+    proc = alice.nixmod("export", "stacked.json", "stacked", "--key", str(alice.home / "cache.sec"))
+    assert proc.returncode == 2 and "'stack'" in one_line_error(proc)
+
+    shared = SCRATCH / f"shared-{uuid.uuid4().hex[:8]}"          # as /scratch: sticky, 1777
+    shared.mkdir()
+    shared.chmod(0o1777)
+    bob.run("mkdir", "-m", "777", str(shared / "gcroots"), check=True)
+    alice.run("mkdir", str(shared / "modules"), check=True)
+    alice.nixmod("lock", "steady/2.0", "-o", "steady.json", check=True)
+    alice.nixmod("export", "steady.json", "steady-bundle", "--key", str(alice.home / "cache.sec"),
+                 check=True)
+    proc = alice.nixmod("import", str(alice.home / "steady-bundle"), "--modules-root",
+                        str(shared / "modules"))
+    assert proc.returncode == 2, proc.stderr
+    line = one_line_error(proc)
+    assert (f"GC root directory {shared}/gcroots/modules is not safe: {shared}/gcroots belongs "
+            f"to {bob.user}") in line, line
+    assert list((shared / "gcroots").iterdir()) == []
+    assert not (shared / "modules/nix").exists()

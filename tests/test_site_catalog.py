@@ -49,10 +49,15 @@ def write_public(path: Path, text: str) -> Path:
     return path
 
 
-def config(channels: dict[str, Path], site: Path | None = None, extra: str = "") -> str:
+def config(channels: dict[str, Path], site: Path | None = None, extra: str = "",
+           publisher: str = "") -> str:
+    """A user config; ``publisher``: the [catalog] publisher whose index is trusted (staff:
+    the publishing user needs it too, since users trust only root's or that account's)."""
     text = "".join(f'[[channels]]\nname = "{name}"\npath = "{path}"\n{extra}\n'
                    for name, path in channels.items())
-    return text + (f'[catalog]\nsite_dir = "{site}"\n' if site else "")
+    catalog = (f'site_dir = "{site}"\n' if site else "") + \
+        (f'publisher = "{publisher}"\n' if publisher else "")
+    return text + (f'[catalog]\n{catalog}' if catalog else "")
 
 
 def publish(staff, site: Path) -> subprocess.CompletedProcess[str]:
@@ -81,7 +86,7 @@ def test_staff_publishes_and_a_user_searches_without_evaluating(alice, bob):
     a = write_public(channels / "a.nix", channel_nix({"sitealpha": "1.0", "sitebeta": "2.0"}))
     b = write_public(channels / "b.nix", channel_nix({"sitealpha": "1.5"}))
     site = alice.home / "site"
-    alice.write_config(config({"chan-a": a, "chan-b": b}))
+    alice.write_config(config({"chan-a": a, "chan-b": b}, publisher=alice.user))
     published = publish(alice, site)
     assert "published" in published.stdout and "FAILED" not in published.stdout
     index = site / "nixmod-site-catalog.bin"
@@ -92,7 +97,7 @@ def test_staff_publishes_and_a_user_searches_without_evaluating(alice, bob):
     failed = bob.nixmod("search", "sitealpha", "--json", env=NO_NIX)
     assert "nix-env" in failed.stderr and json.loads(failed.stdout) == []
 
-    bob.write_config(config({"chan-a": a, "chan-b": b}, site))
+    bob.write_config(config({"chan-a": a, "chan-b": b}, site, publisher=alice.user))
     shutil.rmtree(bob.home / ".cache", ignore_errors=True)
     hits, proc = search(bob, "sitealpha", env=NO_NIX)
     assert hits[0] == ("sitealpha", "1.5", "chan-b")
@@ -108,7 +113,7 @@ def test_staff_publishes_and_a_user_searches_without_evaluating(alice, bob):
 
     # a subset of the site's channels, under a name of bob's own: the published listing of
     # the same identity is indexed for bob, still without evaluating
-    bob.write_config(config({"mine": a}, site))
+    bob.write_config(config({"mine": a}, site, publisher=alice.user))
     hits, proc = search(bob, "sitebeta", env=NO_NIX)
     assert hits == [("sitebeta", "2.0", "mine")] and warnings(proc) == []
     assert "evaluating" not in proc.stderr
@@ -118,11 +123,11 @@ def test_stale_index_falls_back_per_user_with_one_warning(alice, bob):
     channels = scratch_dir("stale")
     a = write_public(channels / "a.nix", channel_nix({"stalepkg": "1.0"}))
     site = alice.home / "site"
-    alice.write_config(config({"chan-a": a}))
+    alice.write_config(config({"chan-a": a}, publisher=alice.user))
     publish(alice, site)
     write_public(a, channel_nix({"stalepkg": "1.1", "addedlater": "0.1"}))   # after publish
 
-    bob.write_config(config({"chan-a": a}, site))
+    bob.write_config(config({"chan-a": a}, site, publisher=alice.user))
     hits, proc = search(bob, "stalepkg")
     assert hits == [("stalepkg", "1.1", "chan-a")]          # the channel as it is now
     assert search(bob, "addedlater")[0] == [("addedlater", "0.1", "chan-a")]
@@ -148,11 +153,11 @@ def test_partial_coverage_lists_only_the_rest(alice, bob, real_dumps):
     a = write_public(channels / "a.nix", channel_nix({"coveredpkg": "1.0"}))
     dump = real_dumps / "nixpkgs-16.09-2016-12-02.json.gz"
     site = alice.home / "site"
-    alice.write_config(config({"chan-a": a}))
+    alice.write_config(config({"chan-a": a}, publisher=alice.user))
     publish(alice, site)
 
     # chan-a comes from the index (nix-env is not even on PATH); the dump is read per user
-    bob.write_config(config({"chan-a": a, "old": dump}, site))
+    bob.write_config(config({"chan-a": a, "old": dump}, site, publisher=alice.user))
     hits, proc = search(bob, "coveredpkg", env=NO_NIX)
     assert hits == [("coveredpkg", "1.0", "chan-a")]
     assert search(bob, "hello", env=NO_NIX)[0][0][:3] == ("hello", "2.10", "old")
@@ -169,11 +174,11 @@ def test_damaged_or_planted_index_never_breaks_search(alice, bob):
     channels = scratch_dir("hostile")
     a = write_public(channels / "a.nix", channel_nix({"hostilepkg": "3.0"}))
     site = alice.home / "site"
-    alice.write_config(config({"chan-a": a}))
+    alice.write_config(config({"chan-a": a}, publisher=alice.user))
     publish(alice, site)
     index = site / "nixmod-site-catalog.bin"
     good = index.read_bytes()
-    bob.write_config(config({"chan-a": a}, site))
+    bob.write_config(config({"chan-a": a}, site, publisher=alice.user))
 
     def check(expected: str) -> None:
         hits, proc = search(bob, "hostilepkg")
@@ -204,7 +209,7 @@ def test_damaged_or_planted_index_never_breaks_search(alice, bob):
     check("not trusting it")
     os.chown(index, 0, 0)
     site.chmod(0o777)                                            # anyone could plant one
-    check("writable by everyone")
+    check(f"{site} is not trusted: {site} is writable by other users (mode 777)")
     site.chmod(0o755)
     hits, proc = search(bob, "hostilepkg", env=NO_NIX)           # root's is trusted
     assert hits == [("hostilepkg", "3.0", "chan-a")] and warnings(proc) == []
@@ -215,9 +220,9 @@ def test_publish_while_users_read(alice, bob):
     channels = scratch_dir("race")
     a = write_public(channels / "a.nix", channel_nix({f"racepkg{i}": "1.0" for i in range(40)}))
     site = alice.home / "site"
-    alice.write_config(config({"chan-a": a}))
+    alice.write_config(config({"chan-a": a}, publisher=alice.user))
     publish(alice, site)
-    bob.write_config(config({"chan-a": a}, site))
+    bob.write_config(config({"chan-a": a}, site, publisher=alice.user))
     script = ("for i in $(seq 15); do nixmod catalog publish \"$1\" >/dev/null 2>&1 "
               "|| echo PUBLISH-FAILED; done")
     publisher = subprocess.Popen(["runuser", "-u", alice.user, "--", "env", "-i",
@@ -272,6 +277,10 @@ def test_bad_catalog_config_is_one_line_and_exit_2(alice, bob, test_channels):
             "unknown key 'catalog.site'; allowed: site_dir",
         f'[[channels]]\nname = "x"\npath = "{nix}"\n[catalog]\nsite_dir = "catalog"\n':
             "'catalog.site_dir' must be an absolute path",
+        f'[[channels]]\nname = "x"\npath = "{nix}"\n[catalog]\npublisher = "a b"\n':
+            "'catalog.publisher' must be one account name",
+        f'[[channels]]\nname = "x"\npath = "{nix}"\n[catalog]\npublisher = 0\n':
+            "key 'catalog.publisher' must be a string",
     }
     for text, expected in cases.items():
         alice.write_config(text)
@@ -282,8 +291,128 @@ def test_bad_catalog_config_is_one_line_and_exit_2(alice, bob, test_channels):
     alice.write_config(f'[[channels]]\nname = "x"\npath = "{nix}"\n')
     proc = alice.nixmod("catalog", "publish")
     assert proc.returncode == 2 and "name the site catalog directory" in proc.stderr
+    proc = alice.nixmod("catalog", "publish", str(alice.home / "site"))   # not the publisher
+    assert proc.returncode == 2 and "trust only an index written by root" in proc.stderr
+    assert f'set [catalog] publisher = "{alice.user}"' in proc.stderr
+    assert not (alice.home / "site").exists()
+    alice.write_config(f'[[channels]]\nname = "x"\npath = "{nix}"\n'
+                       f'[catalog]\npublisher = "{alice.user}"\n')
     proc = alice.nixmod("catalog", "publish", str(bob.home))      # bob's directory
-    assert proc.returncode == 2 and f"is owned by {bob.user}" in proc.stderr
+    assert proc.returncode == 2 and f"{bob.home} belongs to {bob.user}" in proc.stderr
     assert not (bob.home / "nixmod-site-catalog.bin").exists()
     proc = alice.nixmod("catalog", "info", "/tmp")
     assert proc.returncode == 2 and "takes no directory" in proc.stderr
+
+
+#: run as bob: rewrite the index in DIR so that package NAME's row builds attribute OTHER.
+#: The merged index (what a user with the site's channel list loads as it is) maps each
+#: name to the attribute ``nixmod build NAME`` evaluates; a row whose name is NAME and
+#: whose attribute is OTHER is made by indexing OTHER's record under NAME.
+FORGE = """
+import json, marshal, sys
+from pathlib import Path
+from nixmod import catalogcache, catalogindex, siteindex
+from nixmod.channels import Listing
+from nixmod.config import load_config
+site, name, other = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+data = (site / siteindex.INDEX_NAME).read_bytes()
+start = data.index(b"\\n") + 1
+size = int.from_bytes(data[start:start + 8], "little")
+header = json.loads(data[start + 8:start + 8 + size])
+payload = start + 8 + size
+
+class Filed(tuple):                     # indexed under ``name``, unpacks as ``other``'s record
+    def __getitem__(self, i):
+        return name if i == 0 else tuple.__getitem__(self, i)
+
+channels, listings = [], []
+for channel, entry in header["channels"].items():
+    section = data[payload + entry["offset"]:payload + entry["offset"] + entry["size"]]
+    records, skipped = marshal.loads(section)
+    records = [r for r in records if r[0] != name]
+    records = [Filed(r) if r[0] == other else r for r in records]
+    listings.append(Listing(records, skipped, entry["listed_at"]))
+    channels.append((channel, entry["identity"], siteindex.SiteListing(records, skipped,
+                                                                       entry["listed_at"])))
+key = header["merged"]["key"]
+index, sections = catalogindex.build_index(load_config().channels, listings, print)
+index["key"] = key
+merged = (key, b"".join(catalogcache.section_image(index, sections)))
+siteindex.write_index(site, [(c, i, siteindex.SiteListing([tuple(r) for r in l.records],
+                                                          l.skipped, l.listed_at))
+                             for c, i, l in channels], {}, merged, header["catalog_format"])
+"""
+
+
+def test_a_site_dir_another_user_made_first_never_chooses_what_builds(alice, bob):
+    """Issue 24.3: bob creates the configured site_dir first in a shared sticky directory
+    (as /scratch) and publishes rows whose name is ``hello`` and whose attribute is his
+    ``evil``. alice's site trusts root only: she is warned once, naming the directory, lists
+    the channel herself, and ``nixmod build hello`` builds hello."""
+    channels = scratch_dir("planted")
+    a = write_public(channels / "a.nix", channel_nix({"hello": "1.0", "evil": "6.6"}))
+    shared = SCRATCH / f"scratch-{uuid.uuid4().hex[:8]}"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    site = shared / "catalog"
+    bob.run("mkdir", "-m", "755", str(site), check=True)
+    bob.write_config(config({"chan-a": a}, publisher=bob.user))    # bob trusts himself
+    publish(bob, site)
+    bob.run(str(VENV / "bin/python"), "-c", FORGE, str(site), "hello", "evil", check=True)
+    # what bob's index says, to him: the forgery is real
+    bob.write_config(config({"chan-a": a}, site, publisher=bob.user))
+    forged = json.loads(bob.nixmod("versions", "hello", "--json", env=NO_NIX, check=True).stdout)
+    assert [v["attr"] for v in forged] == ["evil"]
+
+    alice.write_config(config({"chan-a": a}, site))
+    versions = alice.nixmod("versions", "hello", "--json")
+    assert [v["attr"] for v in json.loads(versions.stdout)] == ["hello"], versions.stderr
+    lines = warnings(versions)
+    assert len(lines) == 1, versions.stderr
+    assert (f"site catalog unusable ({site} is not trusted: {site} belongs to {bob.user}, not "
+            f"to root (in the shared directory {shared})") in lines[0]
+    built = records(alice.nixmod("build", "hello", "--wait", "--json", check=True))[0]
+    assert built["state"] in ("built", "reused") and built["out"].endswith("-hello-1.0"), built
+    assert built["module"] == "nix/hello/1.0"
+
+
+def test_only_an_index_of_root_or_the_configured_publisher_is_trusted(alice, bob):
+    """Issue 24.3: bob is the site's ``[catalog] publisher`` here. His index is used by
+    alice when her site says so; without that key (root only), or with a parent directory
+    that others can write (the site dir could be swapped), it is one warning naming the
+    directory and she lists the channel herself."""
+    channels = scratch_dir("publisher")
+    a = write_public(channels / "a.nix", channel_nix({"staffpkg": "2.0"}))
+    parent = scratch_dir("staff")                      # root's, 755: as /opt/nixmod
+    site = parent / "catalog"
+    site.mkdir()
+    shutil.chown(site, user=bob.user, group=bob.user)
+    bob.write_config(config({"chan-a": a}, publisher=bob.user))
+    publish(bob, site)
+
+    alice.write_config(config({"chan-a": a}, site, publisher=bob.user))
+    hits, proc = search(alice, "staffpkg", env=NO_NIX)        # read, never evaluated
+    assert hits == [("staffpkg", "2.0", "chan-a")] and proc.stderr == ""
+
+    def untrusted(expected: str) -> None:
+        shutil.rmtree(alice.home / ".cache", ignore_errors=True)
+        hits, proc = search(alice, "staffpkg")
+        assert hits == [("staffpkg", "2.0", "chan-a")], proc.stderr
+        lines = warnings(proc)
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"site catalog unusable ({site} is not trusted: " in lines[0], lines[0]
+        assert expected in lines[0] and "listed for you instead" in lines[0], lines[0]
+
+    alice.write_config(config({"chan-a": a}, site))
+    untrusted(f"{site} belongs to {bob.user}, not to root")
+    alice.write_config(config({"chan-a": a}, site, publisher=bob.user))
+    parent.chmod(0o777)
+    untrusted(f"{parent} is writable by other users (mode 777, not sticky)")
+    parent.chmod(0o755)
+    site.chmod(0o775)                                         # bob's group is his own: fine
+    shutil.rmtree(alice.home / ".cache", ignore_errors=True)
+    hits, proc = search(alice, "staffpkg", env=NO_NIX)
+    assert hits == [("staffpkg", "2.0", "chan-a")] and proc.stderr == ""
+    shutil.chown(site, group=alice.user)                      # another user's group can write
+    untrusted(f"{site} is writable by other users (mode 775); only root or {bob.user} may "
+              "write it")

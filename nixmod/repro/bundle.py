@@ -9,6 +9,7 @@ daemon checks the signatures once more as it adds the paths.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,12 +21,13 @@ from typing import Sequence
 
 from nixmod import gcroots, lmod, nix
 from nixmod.config import Config
+from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_open
 from nixmod.metadata import metadata
 from nixmod.names import check_module_names
-from nixmod.pins import pin_text
-from nixmod.repro.lock import (LOCK_NAME, NIX_COMMAND, Lock, Progress, read_lock,
+from nixmod.pins import nar_string, nix_base32, pin_text
+from nixmod.repro.lock import (LOCK_NAME, NIX_COMMAND, Lock, Progress, lock_from_bytes, read_lock,
                                store_nar_hashes, system_and_store)
 
 #: characters that would change the meaning of a ``file://DIR?secret-key=KEY`` store URL
@@ -104,6 +106,10 @@ def export_bundle(config: Config, lock_path: Path, directory: Path, key: Path,
             nix.run([*NIX_COMMAND, "copy", "--derivation", "--to", url, *drvs])
         with atomic_open(staging / LOCK_NAME) as handle:
             handle.write(lock.text())
+        (staging / LOCK_NAME).chmod(0o644)
+        # the lock itself as a store path, so the key signs it too (see check_lock_signature)
+        signed_lock = nix.run(["nix-store", "--add", str(staging / LOCK_NAME)]).stdout.strip()
+        nix.run([*NIX_COMMAND, "copy", "--to", url, signed_lock])
         for item in [staging, *staging.rglob("*")]:
             item.chmod(0o755 if item.is_dir() else 0o644)
         if directory.exists():
@@ -112,7 +118,7 @@ def export_bundle(config: Config, lock_path: Path, directory: Path, key: Path,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    count = len(list(directory.glob("*.narinfo")))
+    count = len(list(directory.glob("*.narinfo"))) - 1   # the lock's own path is not a package's
     return ExportResult(directory=directory, paths=count,
                         key_name=key.read_text(encoding="ascii").split(":", 1)[0])
 
@@ -132,6 +138,75 @@ def _narinfo(directory: Path, path: str) -> dict[str, str] | None:
     return info
 
 
+def _lock_nar(content: bytes) -> tuple[str, int]:
+    """(sha256 in Nix base-32, size) of the NAR of one plain file holding ``content``:
+    what ``nix-store --add`` of the bundle's lock records."""
+    nar = bytearray()
+
+    class _Sink:
+        def update(self, data: bytes) -> None:
+            nar.extend(data)
+
+    for word in (b"nix-archive-1", b"(", b"type", b"regular", b"contents", content, b")"):
+        nar_string(_Sink(), word)
+    return nix_base32(hashlib.sha256(nar).digest()), len(nar)
+
+
+def check_lock_signature(directory: Path, content: bytes, store_dir: str) -> str | None:
+    """Why the bundle's lock (``content``) is not vouched for by a trusted key; None if it is.
+
+    Nix signs store paths, not files: ``export`` adds the lock to the store
+    (``nix-store --add``) and copies that path into the signed cache, so
+    its narinfo carries a signature over (path, NAR hash, size, references).
+    Here the path and NAR hash are computed from the bytes at hand, and Nix
+    checks the bundle's signatures for that path against a narinfo written
+    here from those values alone (``nix store verify --no-contents`` with
+    the site's ``trusted-public-keys``). Written here, not read: the
+    bundle's own narinfo may say ``CA:``, and Nix trusts a content-addressed
+    path with no signature at all, which would let anyone vouch for a lock.
+    So the name, version, drv, attr, channels and stack of every package
+    are as the key holder exported them.
+    """
+    digest, size = _lock_nar(content)
+    path = nix.run(["nix-store", "--print-fixed-path", "--recursive", "sha256", digest,
+                    LOCK_NAME]).stdout.strip()
+    try:
+        text = (directory / f"{nix.store_hash(path)}.narinfo").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    signatures = [line for line in text.splitlines() if line.startswith("Sig: ")]
+    if not signatures:
+        return (f"{LOCK_NAME} is untrusted: no signature in the bundle covers it (changed "
+                "since export, or exported by a nixmod that did not sign locks: export again)")
+    with tempfile.TemporaryDirectory(prefix="nixmod-lock-") as scratch:
+        (Path(scratch) / "nix-cache-info").write_text(f"StoreDir: {store_dir}\n")
+        (Path(scratch) / f"{nix.store_hash(path)}.narinfo").write_text(
+            f"StorePath: {path}\nURL: nar/{digest}.nar\nCompression: none\n"
+            f"NarHash: sha256:{digest}\nNarSize: {size}\nReferences: \n"
+            + "".join(f"{line}\n" for line in signatures))
+        proc = nix.run([*NIX_COMMAND, "store", "verify", "--no-contents", "--store",
+                        f"file://{_url_path(Path(scratch), 'temporary directory')}", path],
+                       check=False, site_config=True)
+    if proc.returncode != 0:
+        return (f"{LOCK_NAME} is untrusted: it is signed by no key in nix.conf "
+                "trusted-public-keys")
+    return None
+
+
+def _derivers(paths: Sequence[str], store: str | None = None) -> dict[str, str]:
+    """path -> its deriver as ``store`` (default: this machine's) records it ('' if none)."""
+    if not paths:
+        return {}
+    proc = nix.run([*NIX_COMMAND, "path-info", "--json", *(["--store", store] if store else []),
+                    *paths], check=False)
+    try:
+        entries = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return {}
+    return {str(e.get("path")): str(e.get("deriver") or "") for e in entries
+            if isinstance(e, dict)} if isinstance(entries, list) else {}
+
+
 @dataclass(frozen=True)
 class ImportResult:
     modules: list[str]
@@ -139,15 +214,21 @@ class ImportResult:
     modules_root: Path
 
 
-def check_bundle(directory: Path, lock: Lock) -> list[str]:
+def check_bundle(directory: Path, lock: Lock, lock_content: bytes) -> list[str]:
     """Every reason this bundle must not be imported ([] when it is sound).
 
-    The lock against the cache (each locked output present, its NarHash the
-    locked one), then ``nix store verify`` on the whole closure: signatures
+    The lock's own signature first (``lock_content``: the bytes ``lock``
+    was parsed from), then the lock against the cache (each locked output
+    present, its NarHash the locked one, made by the locked drv: the
+    deriver this store has for it, or the one it would record from the
+    bundle), then ``nix store verify`` on the whole closure: signatures
     against the system nix.conf's trusted keys (the daemon's; a key the user
     trusts in their own nix.conf does not count) and every NAR against its
     hash. Nothing is added to the store here.
     """
+    unsigned = check_lock_signature(directory, lock_content, lock.store_dir)
+    if unsigned:
+        return [unsigned]
     problems = []
     for package in lock.packages:
         for output, path in package.outputs.items():
@@ -158,6 +239,18 @@ def check_bundle(directory: Path, lock: Lock) -> list[str]:
             elif info.get("NarHash") != package.nar_hash[output]:
                 problems.append(f"{package.name} {package.version} output {output}: the bundle holds "
                                 f"{info.get('NarHash')}, the lock says {package.nar_hash[output]}")
+    if problems:
+        return problems
+    outputs = lock.closure_roots()
+    here = nix.valid_paths(outputs)
+    derivers = {**_derivers([p for p in outputs if p not in here], f"file://{directory}"),
+                **_derivers([p for p in outputs if p in here])}
+    for package in lock.packages:
+        for output, path in package.outputs.items():
+            if derivers.get(path) != package.drv:
+                problems.append(f"{package.name} {package.version} output {output} ({path}) is "
+                                f"made by {derivers.get(path) or 'an unknown derivation'}, the "
+                                f"lock says {package.drv}")
     if problems:
         return problems
     drvs = [p.drv for p in lock.packages if _narinfo(directory, p.drv) is not None]
@@ -185,14 +278,28 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
         raise UserError(f"{directory} is not a nixmod bundle (no nix-cache-info or {LOCK_NAME}); "
                         "make one with 'nixmod export LOCK DIR --key KEY'")
     _url_path(directory, "bundle directory")
-    lock = read_lock(directory / LOCK_NAME)
+    try:
+        lock_content = (directory / LOCK_NAME).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read lock {directory / LOCK_NAME}: {exc}") from None
+    lock = lock_from_bytes(lock_content, directory / LOCK_NAME)
     _system, store_dir = system_and_store()
     if lock.store_dir.rstrip("/") != store_dir.rstrip("/"):
         raise UserError(f"the bundle was made for store {lock.store_dir}, this site's store is "
                         f"{store_dir}; it cannot be imported here")
     for package in lock.packages:
         check_module_names(package.name, package.version)
-    problems = check_bundle(directory, lock)
+    if modules_root is not None:
+        root = Path(modules_root).absolute()
+        gcroot_dir = gcroots.stack_gcroot_dir(root, lock.stack or root.name)
+    else:
+        root = Path(config.modules.root)
+        gcroot_dir = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
+    # before anything is copied: a root in a directory another user can change is theirs to remove
+    unsafe = refusal(gcroot_dir, "GC root directory", "--modules-root (or [build] state_dir)")
+    if unsafe:
+        raise unsafe
+    problems = check_bundle(directory, lock, lock_content)
     if problems:
         raise OperationFailed(f"bundle {directory} refused, nothing imported: {problems[0]}"
                               + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
@@ -212,11 +319,7 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
 
     if modules_root is not None:
         os.umask(0o022)   # a shared tree: readable by everyone
-        root = Path(modules_root).absolute()
-        gcroot_dir = gcroots.stack_gcroot_dir(root, lock.stack or root.name)
-    else:
-        root = Path(config.modules.root)
-        gcroot_dir = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
+    ensure_dir(gcroot_dir, "GC root directory", "--modules-root (or [build] state_dir)")
     written = []
     for package in lock.packages:
         base = gcroots.gc_root(gcroot_dir, package.name, package.version)

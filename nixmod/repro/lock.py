@@ -21,11 +21,13 @@ from typing import IO, Any, Callable, Sequence
 
 from nixmod import builds, lmod, nix
 from nixmod.packages import PackageVersion
-from nixmod.config import Channel, Config
+from nixmod.config import Channel, Config, valid_channel_name
 from nixmod.errors import UserError
 from nixmod.files import atomic_open
 from nixmod.metadata import about, identity, metadata
+from nixmod.names import validate_component
 from nixmod.pins import channel_pin, pin_text
+from nixmod.pkglist import valid_attr_path
 
 Progress = Callable[[str], None]
 
@@ -103,10 +105,22 @@ def _store_path_ok(path: Any, store_dir: str) -> bool:
 
 
 def parse_lock(data: Any, source: str) -> Lock:
-    """A Lock from its JSON, every field checked: a lock is input, maybe from another site."""
+    """A Lock from its JSON, every field checked: a lock is input, maybe from another site.
+
+    Each field as the CLI checks it: name, version, output names and the
+    stack are single path components (they become module and GC-root
+    paths: a stack of ``/tmp/bobgc`` would put the roots in another user's
+    directory), channels are config-style names, attributes attribute paths.
+    """
     def bad(what: str) -> UserError:
         return UserError(f"{source}: not a usable nixmod lock: {what} "
                          "(make one with 'nixmod lock -o FILE')")
+
+    def component(value: str, what: str, where: str) -> None:
+        try:
+            validate_component(value, what)
+        except UserError as exc:
+            raise bad(f"{where}: {exc}") from None
 
     if not isinstance(data, dict) or data.get("nixmod_lock") != LOCK_FORMAT:
         raise bad(f"'nixmod_lock' must be {LOCK_FORMAT}")
@@ -116,6 +130,9 @@ def parse_lock(data: Any, source: str) -> Lock:
     channels = data.get("channels")
     if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
         raise bad("'channels' must map names to objects")
+    for name in channels:
+        if not valid_channel_name(name):
+            raise bad(f"channel name {name!r} must be letters, digits and . _ + - only")
     raw_packages = data.get("packages")
     if not isinstance(raw_packages, list) or not raw_packages:
         raise bad("'packages' must be a non-empty list")
@@ -129,11 +146,17 @@ def parse_lock(data: Any, source: str) -> Lock:
                                  if isinstance(value := raw.get(key), str) and value}
         if len(texts) != len(keys):
             raise bad(f"{where} needs name, version, channel, attr and drv as strings")
+        component(texts["name"], "name", where)
+        component(texts["version"], "version", f"{where} ({texts['name']})")
+        if not valid_attr_path(texts["attr"]):
+            raise bad(f"{where} ({texts['name']}): attr {texts['attr']!r} is not an attribute "
+                      "path (no blanks, '/' or control characters)")
         outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
         if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
                 or set(outputs) != set(hashes)):
             raise bad(f"{where} ({texts['name']}) needs 'outputs' and 'nar_hash' for the same outputs")
         for output, path in outputs.items():
+            component(output, "output", f"{where} ({texts['name']})")
             if not _store_path_ok(path, store_dir) or not isinstance(hashes[output], str) \
                     or not _NAR_HASH.fullmatch(hashes[output]):
                 raise bad(f"{where} ({texts['name']}) output {output!r}: a store path under "
@@ -149,18 +172,30 @@ def parse_lock(data: Any, source: str) -> Lock:
             name=texts["name"], version=texts["version"], channel=texts["channel"],
             attr=texts["attr"], drv=texts["drv"], outputs=dict(outputs), nar_hash=dict(hashes),
             meta={k: v for k, v in meta.items() if isinstance(v, str)}))
-    stack = data.get("stack") if isinstance(data.get("stack"), str) else None
+    stack = data.get("stack")
+    if stack is not None:
+        if not isinstance(stack, str):
+            raise bad("'stack' must be a string")
+        component(stack, "stack", "'stack'")
     return Lock(system=system, store_dir=store_dir, channels=dict(channels),
                 packages=packages, stack=stack)
 
 
 def read_lock(path: Path) -> Lock:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        content = path.read_bytes()
+    except OSError as exc:
         raise UserError(f"cannot read lock {path}: {exc}") from None
+    return lock_from_bytes(content, path)
+
+
+def lock_from_bytes(content: bytes, path: Path) -> Lock:
+    """The lock in ``content`` (read from ``path``): an import checks these very bytes'
+    signature, then parses them, so the file cannot change in between."""
     try:
-        data = json.loads(text)
+        data = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read lock {path}: {exc}") from None
     except ValueError as exc:
         raise UserError(f"{path}: not a usable nixmod lock: malformed JSON ({exc})") from None
     return parse_lock(data, str(path))
