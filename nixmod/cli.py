@@ -1,7 +1,8 @@
 """The command-line face: parse, call the core, print.
 
 Each ``cmd_*`` handler is a few lines over core functions; no logic lives
-here that the TUI would also need. Exit status (SPEC.md): 0 success, 1 the
+here that the TUI would also need (the verbs of reproducibility and site
+operations are in ``cliops``, what is printed and how in ``cliout``). Exit status (SPEC.md): 0 success, 1 the
 operation failed, 2 bad input, with one line on stderr and no traceback.
 With ``--json`` exactly one JSON document goes to stdout; progress and
 messages go to stderr so that scripts can pipe the JSON safely.
@@ -10,49 +11,19 @@ messages go to stderr so that scripts can pipe the JSON safely.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nixmod import __version__
+from nixmod.cliops import (cmd_du, cmd_export, cmd_gc, cmd_import, cmd_lock, cmd_usage,
+                           cmd_verify)
+from nixmod.cliout import emit_json, emit_table, one_line, progress
 from nixmod.config import BACKEND_NAMES, Config, load_config
 from nixmod.errors import NixmodError, UserError
 
 if TYPE_CHECKING:  # verbs import what they use, so `nixmod --help` stays quick
     from nixmod.catalog import Catalog
-
-
-# -- output helpers -------------------------------------------------------------
-
-def emit_json(data: Any) -> None:
-    """One JSON document on stdout, nothing else."""
-    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
-    sys.stdout.write("\n")
-
-
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _cell(value: Any) -> str:
-    """A table cell on one line: a newline or escape from a catalog is shown, not obeyed."""
-    text = "" if value is None else str(value)
-    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
-
-
-def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    """A plain, aligned text table (last column not padded)."""
-    cells = [[str(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for row in cells:
-        padded = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
-        print("  ".join(padded).rstrip())
-
-
-def progress(message: str) -> None:
-    """Progress for long work: stderr, so that --json stays clean."""
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- verbs ------------------------------------------------------------------------
@@ -151,12 +122,6 @@ def _catalog_publish(args: argparse.Namespace, config: Config) -> int:
                      f"FAILED: {c.error.splitlines()[-1]}" if c.error else "published", c.source)
                     for c in report], ("CHANNEL", "KIND", "PACKAGES", "STATE", "SOURCE"))
     return 1 if any(c.error for c in report) else 0
-
-
-def one_line(text: str, width: int = 70) -> str:
-    """A description squeezed to one line for tables (JSON keeps it verbatim)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width - 1] + "…"
 
 
 def _print_builds(records: Sequence[Any], as_json: bool) -> None:
@@ -293,6 +258,7 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
             emit_json(lmod.info_as_json(info))
         return 0
     # startup: loaded by this verb only
+    # startup: loaded by this verb only
     from nixmod.builds import module_requests, modules_rewritten
 
     result = lmod.refresh_modules(config, module_requests(config))
@@ -354,70 +320,6 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
                 for line in (item.error or "no error recorded").splitlines():
                     print(f"    {line}")
     return 1 if any(i.state in stacks.ENDED_BADLY for i in items) and result else 0
-
-
-# -- reproducible elsewhere: lock, export, import, verify (SPEC.md) ----------------------
-
-def cmd_lock(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from nixmod import repro  # startup: loaded by this verb only
-
-    if args.stack:
-        from nixmod import stacks  # startup: loaded by this verb only
-
-        lock = stacks.lock_stack(config, Path(args.stack), progress)
-    else:
-        lock = repro.make_lock(config, args.targets, progress=progress)
-    repro.write_lock(lock, args.output)
-    if args.output not in (None, "-"):
-        progress(f"locked {len(lock.packages)} package(s) in {args.output}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from nixmod import repro  # startup: loaded by this verb only
-
-    result = repro.export_bundle(config, Path(args.lock), Path(args.dir), Path(args.key),
-                                 progress=progress)
-    if args.json:
-        emit_json({"directory": str(result.directory), "paths": result.paths, "key": result.key_name})
-    else:
-        print(f"{result.directory}: {result.paths} store paths signed by {result.key_name}, "
-              f"and {repro.LOCK_NAME} (signed too)")
-    return 0
-
-
-def cmd_import(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from nixmod import repro  # startup: loaded by this verb only
-
-    result = repro.import_bundle(config, Path(args.dir),
-                                 modules_root=Path(args.modules_root) if args.modules_root else None,
-                                 progress=progress)
-    if args.json:
-        emit_json({"modules": result.modules, "paths": result.paths,
-                   "modules_root": str(result.modules_root)})
-    else:
-        for module in result.modules:
-            print(module)
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import repro  # startup: loaded by this verb only
-
-    results = repro.verify(config, args.targets, backend=args.backend, progress=progress)
-    if args.json:
-        emit_json([r.as_json() for r in results])
-    else:
-        emit_table([(r.module, r.output, r.result, r.node + (f" (job {r.job})" if r.job else ""),
-                     r.path, r.detail) for r in results],
-                   ["MODULE", "OUTPUT", "RESULT", "RAN ON", "STORE PATH", "DETAIL"])
-    return 0 if all(r.result == "reproducible" for r in results) else 1
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
@@ -535,6 +437,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("verify", cmd_verify, "rebuild NAME/VERSION... with --check: reproducible or differs")
     p.add_argument("targets", nargs="+", metavar="NAME/VERSION")
     p.add_argument("--backend", choices=BACKEND_NAMES)
+
+    p = verb("du", cmd_du, "disk use: your modules' closure sizes and what only each keeps "
+             "alive; --site: (staff) the whole store by user and stack")
+    p.add_argument("--site", action="store_true", help="the whole store (staff)")
+
+    p = verb("usage", cmd_usage, "(staff) module loads per module, user and node, from [usage] log")
+    p.add_argument("--since", type=float, metavar="DAYS", help="only the last DAYS days")
+
+    p = verb("gc", cmd_gc, "remove your modules (and GC roots) not loaded for DAYS days; "
+             "never a default")
+    p.add_argument("--unused-for", type=float, metavar="DAYS", default=90.0,
+                   help="last load (never loaded: the build) more than DAYS days ago; "
+                        "0: all (default 90)")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
 
     verb("doctor", cmd_doctor, "check nix, the daemon, SLURM, Lmod, bwrap/proot, paths; say how to fix each")
     return parser

@@ -86,6 +86,8 @@ class BuildConfig:
 class ModulesConfig:
     root: Path = Path("~/.local/share/nixmod/modules")
     prefix: str = "nix"
+    #: environments are <root>/<env_prefix>/<NAME>/<generation>.lua (SPEC.md)
+    env_prefix: str = "nixenv"
 
 
 @dataclass
@@ -107,12 +109,20 @@ class CatalogConfig:
 
 
 @dataclass
+class UsageConfig:
+    #: the file the site's syslog writes nixmod's usage records to (tag nixmod-usage);
+    #: what `nixmod usage` reads (staff)
+    log: Path | None = None
+
+
+@dataclass
 class Config:
     channels: list[Channel] = field(default_factory=list)
     build: BuildConfig = field(default_factory=BuildConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     shims: ShimsConfig = field(default_factory=ShimsConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     #: files that were read, in order (for `doctor` and error messages)
     sources: list[Path] = field(default_factory=list)
     #: True when the bundled demo channels are in use (no channels configured, or --demo)
@@ -163,13 +173,14 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "mem": (str, False),
         "extra_args": (list, False),
     },
-    "modules": {"root": (str, True), "prefix": (str, False)},
+    "modules": {"root": (str, True), "prefix": (str, False), "env_prefix": (str, False)},
     "shims": {
         "mode": (str, False),
         "store_dir": (str, True),
         "real_store_dir": (str, True),
     },
     "catalog": {"site_dir": (str, True), "publisher": (str, False)},
+    "usage": {"log": (str, True)},
 }
 _CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
                                    "listing": str}
@@ -266,10 +277,10 @@ def _merge_layer(layer: _Layer, merged: dict[str, Any]) -> None:
         if top == "channels":
             merged["channels"] = _parse_channels(layer, value)
             continue
-        if top not in ("build", "modules", "shims", "catalog"):
+        if top not in ("build", "modules", "shims", "catalog", "usage"):
             raise layer.fail(
                 top, None,
-                f"unknown key '{top}'; allowed: channels, build, modules, shims, catalog",
+                f"unknown key '{top}'; allowed: channels, build, modules, shims, catalog, usage",
             )
         if not isinstance(value, dict):
             raise layer.fail(top, None, f"'{top}' must be a table ([{top}])")
@@ -306,8 +317,8 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         problem = reserved_qsub_option(value)
         if problem:
             raise layer.fail(key, table, f"'build.pbs.extra_args' {problem}")
-    if table == "modules" and key == "prefix" and not _is_path_component(value):
-        raise layer.fail(key, table, f"'modules.prefix' must be one directory name (no '/', not '.' or '..'), got {value!r}")
+    if table == "modules" and key in ("prefix", "env_prefix") and not _is_path_component(value):
+        raise layer.fail(key, table, f"'modules.{key}' must be one directory name (no '/', not '.' or '..'), got {value!r}")
     if table == "catalog" and key == "site_dir" and not expand_path(value).is_absolute():
         raise layer.fail(key, table, f"'catalog.site_dir' must be an absolute path (every user "
                          f"reads it from their own working directory), got {value!r}")
@@ -419,7 +430,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, *, demo: bool = 
     for table, target in (("build", config.build), ("build.slurm", config.build.slurm),
                           ("build.pbs", config.build.pbs),
                           ("modules", config.modules), ("shims", config.shims),
-                          ("catalog", config.catalog)):
+                          ("catalog", config.catalog), ("usage", config.usage)):
         for key, (value, _layer) in merged.get(table, {}).items():
             _kind, is_path = _SCHEMA[table][key]
             if is_path:

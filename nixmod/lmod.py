@@ -42,7 +42,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
-from nixmod import nix, shims
+from nixmod import nix, shims, usage
 from nixmod.config import Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
@@ -207,7 +207,7 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
 
 
 def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
-                      programs: list[str]) -> str:
+                      programs: list[str], usage_dir: Path | None = None) -> str:
     """The modulefile text for ``request`` whose shims are in ``shim_bin``.
 
     ``request.channel_pin`` (url + sha256, path + content hash, git revision) and the
@@ -238,6 +238,7 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
         f"    rebuild = {lua_string(rebuild)}}}",
         "end",
     ]
+    lines += usage.modulefile_lines(usage_dir, lua_string)
     if programs:
         lines.append(f"prepend_path(\"PATH\", {lua_string(str(shim_bin))})")
     search_paths = _prefix_paths(request.outputs)
@@ -276,7 +277,8 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
                                      rebuild=rebuild_command(request.name, request.version,
                                                              config.demo_forced))
         atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
-                                             [p.name for p in programs]))
+                                             [p.name for p in programs],
+                                             usage_dir=_own_usage_dir(config, base)))
     except BaseException:
         # a new module that could not be written (disk full, a read-only directory) leaves
         # no shims behind that no module names; a rewrite keeps what the old module uses
@@ -309,6 +311,12 @@ def check_tree(root: Path, *, create: bool = True) -> None:
             error = refusal(directory, what, key)
             if error:
                 raise error
+
+
+def _own_usage_dir(config: Config, base: Path) -> Path | None:
+    """Where the loads of a module in ``base`` are kept for its owner: the user's own
+    tree only (a stack's modules are loaded by everyone; syslog has those)."""
+    return usage.usage_dir(config) if base == Path(config.modules.root) else None
 
 
 def set_default(config: Config, name: str, version: str, *, root: Path | None = None) -> Path:

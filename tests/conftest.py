@@ -125,6 +125,8 @@ def _rig_problems() -> list[str]:
                              capture_output=True, text=True)
     if mounted.returncode != 0 or "ro" not in mounted.stdout.strip().split(","):
         problems.append(f"{STORE_COPY} is not a read-only mount of the store")
+    if not _rsyslogd_runs():
+        problems.append(f"the rig's rsyslogd ({RSYSLOG_PIDFILE}) does not run")
     for user in TEST_USERS:
         try:
             pwd.getpwnam(user)
@@ -133,6 +135,18 @@ def _rig_problems() -> list[str]:
     if not NIXMOD.exists():
         problems.append(f"{NIXMOD} missing")
     return problems
+
+
+#: the rig's rsyslogd, which files the usage records (tests/cluster/rsyslog.sh, lib.sh)
+RSYSLOG_PIDFILE = Path("/run/nixmod-rig-rsyslogd.pid")
+
+
+def _rsyslogd_runs() -> bool:
+    try:
+        pid = RSYSLOG_PIDFILE.read_text().strip()
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "rsyslogd"
+    except OSError:
+        return False
 
 
 def _rig_was_up() -> bool:

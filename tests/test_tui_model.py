@@ -100,3 +100,17 @@ def test_path_entries_are_the_shim_bin_only_when_it_holds_programs(tmp_path: Pat
     info = ModuleInfo(module="nix/hello/2.12.1", name="hello", version="2.12.1",
                       path=tmp_path / "modules" / "nix" / "hello" / "2.12.1.lua")
     assert path_entries(config, info) == ((str(bin_dir),) if expected else ())
+
+
+def test_modules_sort_by_size_largest_first_and_by_last_load_longest_unused_first() -> None:
+    rows = [module_row("a", "1"), module_row("b", "1"), module_row("c", "1"), module_row("d", "1")]
+    disk = model.DiskTotals(modules={
+        "nix/a/1": model.ModuleDisk(closure_size=10, only_size=10, last_load=300.0),
+        "nix/b/1": model.ModuleDisk(closure_size=30, only_size=0, last_load=None),
+        "nix/c/1": model.ModuleDisk(closure_size=20, only_size=5, last_load=100.0),
+    }, total_size=60, only_size=15)
+    # d has no sizes yet (du has not reached it): last in either order
+    assert [r.name for r in model.sort_modules(rows, "size", disk)] == ["b", "c", "a", "d"]
+    assert [r.name for r in model.sort_modules(rows, "last load", disk)] == ["b", "c", "a", "d"]
+    assert [r.name for r in model.sort_modules(rows, "size", None)] == ["a", "b", "c", "d"]
+    assert "size" in model.MODULE_SORTS and "last load" in model.MODULE_SORTS

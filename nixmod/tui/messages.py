@@ -11,7 +11,7 @@ from textual.message import Message
 
 from nixmod.builds import BuildRecord, Plan
 from nixmod.catalog import Catalog
-from nixmod.tui.model import ModuleRow, ResultRow
+from nixmod.tui.model import DiskTotals, ModuleRow, ResultRow
 
 
 @dataclass
@@ -93,3 +93,11 @@ class WholeLogRead(Message):
     """A build's whole log (its end, when huge), read off the event loop for the log screen."""
 
     text: str
+
+
+@dataclass
+class DiskUsageReady(Message):
+    """The Modules screen's sizes and last loads (``nixmod du``), or why there are none."""
+
+    totals: DiskTotals | None
+    error: str = ""

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from nixmod import builds, lmod, repro
+from nixmod import builds, diskuse, lmod, repro
 from nixmod.builds.state import FINAL_STATES, BuildRecord, BuildState, set_notifier
 from nixmod.catalog import Catalog
 from nixmod.packages import Package, PackageVersion
 from nixmod.config import Config
+from nixmod.diskuse import age as age, human_size as human_size   # the faces' one format
 from nixmod.errors import NixmodError, UserError
 
 from nixmod.builds.planning import Plan
@@ -32,7 +33,7 @@ WHOLE_LOG_BYTES = 8 * 1024 * 1024
 #: what the Builds screen can sort by (o cycles), the first being the default
 BUILD_SORTS = ("newest", "name", "state")
 #: what the Modules screen can sort by
-MODULE_SORTS = ("name", "state")
+MODULE_SORTS = ("name", "state", "size", "last load")
 
 
 # -- records for the screens ----------------------------------------------------
@@ -295,16 +296,51 @@ def sort_records(records: Sequence[BuildRecord], key: str) -> list[BuildRecord]:
     return newest
 
 
+@dataclass(frozen=True)
+class ModuleDisk:
+    """What ``nixmod du`` says of one module."""
+
+    closure_size: int
+    only_size: int              # what removing it frees at the site's next collection
+    last_load: float | None
+
+
+@dataclass(frozen=True)
+class DiskTotals:
+    """``nixmod du`` for the Modules screen: per module, and the totals."""
+
+    modules: dict[str, ModuleDisk]
+    total_size: int
+    only_size: int
+
+
+def module_disk(config: Config) -> DiskTotals:
+    """Sizes and last loads of the user's modules (Nix calls: run it off the event loop)."""
+    report = diskuse.user_report(config)
+    return DiskTotals(modules={m.module: ModuleDisk(m.closure_size, m.only_size, m.last_load)
+                               for m in report.modules},
+                      total_size=report.total_size, only_size=report.only_size)
+
+
 def filter_modules(rows: Sequence["ModuleRow"], text: str) -> list["ModuleRow"]:
     words = text.lower().split()
     return [r for r in rows if all(w in f"{r.module} {r.store_path}".lower() for w in words)]
 
 
-def sort_modules(rows: Sequence["ModuleRow"], key: str) -> list["ModuleRow"]:
-    """By module name, or with the broken ones (store path gone) first."""
+def sort_modules(rows: Sequence["ModuleRow"], key: str,
+                 disk: DiskTotals | None = None) -> list["ModuleRow"]:
+    """By module name; with the broken ones (store path gone) first; the largest closure
+    first; or the longest unused first (never loaded before all): what ``gc`` would take."""
     by_name = sorted(rows, key=lambda r: r.module)
     if key == "state":
         return sorted(by_name, key=lambda r: r.valid)
+    sizes = disk.modules if disk is not None else {}
+    if key == "size":
+        return sorted(by_name, key=lambda r: -(sizes[r.module].closure_size
+                                               if r.module in sizes else -1))
+    if key == "last load":
+        return sorted(by_name, key=lambda r: (sizes[r.module].last_load or 0.0)
+                      if r.module in sizes else float("inf"))
     return by_name
 
 

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.confirm import ConfirmScreen
-from nixmod.tui.messages import SignaturesChecked, Told
+from nixmod.tui.messages import DiskUsageReady, SignaturesChecked, Told
 from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns
 
 
@@ -40,6 +40,10 @@ class ModulesScreen(NixmodScreen):
         self.shown: list[model.ModuleRow] = []
         self.highlighted: str | None = None   # the module under the cursor, whatever its row
         self.table_width = 0
+        #: sizes and last loads (``nixmod du``) and the modules they were computed for
+        self.disk: model.DiskTotals | None = None
+        self.disk_error = ""
+        self.sized_for: frozenset[str] | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
@@ -69,6 +73,23 @@ class ModulesScreen(NixmodScreen):
                    if r.valid and r.store_path and r.store_path not in self.signatures]
         if unknown:
             self.check_signatures(unknown)
+        names = frozenset(r.module for r in self.nixmod_app.module_rows)
+        if names != self.sized_for:
+            self.sized_for = names
+            self.compute_disk()
+
+    @work(thread=True, exclusive=True, group="diskuse")
+    def compute_disk(self) -> None:
+        """``nixmod du`` for the sizes and last loads (Nix calls: never on the event loop)."""
+        try:
+            totals, error = model.module_disk(self.nixmod_app.config), ""
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            totals, error = None, model.explain(exc)
+        self.post_message(DiskUsageReady(totals, error))
+
+    def on_disk_usage_ready(self, message: DiskUsageReady) -> None:
+        self.disk, self.disk_error = message.totals, message.error
+        self.fill_table()
 
     @work(thread=True, exclusive=True, group="signatures")
     def check_signatures(self, paths: list[str]) -> None:
@@ -107,17 +128,22 @@ class ModulesScreen(NixmodScreen):
     def fill_table(self) -> None:
         table = self.query_one("#modules", DataTable)
         text = self.query_one("#modules-filter", FilterInput).value
-        rows = model.sort_modules(model.filter_modules(self.nixmod_app.module_rows, text), self.sort_key)
+        rows = model.sort_modules(model.filter_modules(self.nixmod_app.module_rows, text),
+                                  self.sort_key, self.disk)
         self.shown = rows
         self.table_width = table.size.width
         shown = fit_columns(table, table.size.width or 78, [
             Column("module", "module", max([6, *(len(r.module) for r in rows)]), 12, 0),
-            Column("state", "state", 16, 5, 1),
-            Column("store", "store path", max([10, *(len(r.store_path) for r in rows)]), 12, 2,
+            Column("size", "size", 10, 9, 1),
+            Column("state", "state", 16, 5, 2),
+            Column("last", "last load", 10, 9, 3),
+            Column("store", "store path", max([10, *(len(r.store_path) for r in rows)]), 12, 4,
                    flexible=True),
         ])
         for row in rows:
+            size, last = self._disk_cells(row)
             cells = {"module": Text(row.module, style="bold", overflow="ellipsis", no_wrap=True),
+                     "size": size, "last": last,
                      "state": Text("ok") if row.valid else Text("gone: rebuild it", style="bold red"),
                      "store": Text(row.store_path or "(unknown)", overflow="ellipsis", no_wrap=True)}
             table.add_row(*(cells[key] for key in shown), key=row.module)
@@ -130,7 +156,23 @@ class ModulesScreen(NixmodScreen):
         gone = sum(1 for r in self.nixmod_app.module_rows if not r.valid)
         status.update(Text(f"{len(rows)} of {len(self.nixmod_app.module_rows)} module(s)"
                            + (f", {gone} with the store path gone" if gone else "")
-                           + f" · sorted by {self.sort_key}") if self.nixmod_app.module_rows else "")
+                           + f" · {self._total()} · sorted by {self.sort_key}")
+                      if self.nixmod_app.module_rows else "")
+
+    def _disk_cells(self, row: model.ModuleRow) -> tuple[Text, Text]:
+        """The size and last-load cells: "…" while ``du`` runs, "-" where it has nothing."""
+        if self.disk is None:
+            return Text("…" if not self.disk_error else "?", style="dim"), Text("…", style="dim")
+        disk = self.disk.modules.get(row.module)
+        if disk is None or not row.valid:
+            return Text("-", style="dim"), Text(model.age(disk.last_load) if disk else "-", style="dim")
+        return Text(model.human_size(disk.closure_size), justify="right"), Text(model.age(disk.last_load))
+
+    def _total(self) -> str:
+        if self.disk is None:
+            return f"sizes: {self.disk_error}" if self.disk_error else "sizes…"
+        return (f"total {model.human_size(self.disk.total_size)}, "
+                f"{model.human_size(self.disk.only_size)} only yours")
 
     def on_resize(self, _event: events.Resize) -> None:
         self.call_after_refresh(self._relayout)

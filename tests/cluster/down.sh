@@ -14,6 +14,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export SLURM_CONF="${SLURM_CONF:-/etc/slurm/slurm.conf}"
 failed=0   # a daemon that would not stop: said, the others are still stopped, exit 1
 
+# ---- the rig's rsyslogd (tests/cluster/rsyslog.sh), by its pid file
+stop "$RIG_RSYSLOG_PIDFILE" rsyslogd || failed=1
+
 # ---- PBS: stop what tests/cluster/pbs.sh started, before SLURM.
 bash "$(dirname "${BASH_SOURCE[0]}")/pbs.sh" down || true
 

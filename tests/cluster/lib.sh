@@ -56,3 +56,9 @@ cancel_all_jobs() {
 }
 # conf_value FILE KEY: the last KEY=value in a slurm.conf-like FILE
 conf_value() { sed -n "s/^$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1; }
+# the rig's rsyslogd (tests/cluster/rsyslog.sh): its own config and pid file, beside Debian's
+RIG_RSYSLOG_PIDFILE=/run/nixmod-rig-rsyslogd.pid
+SYSTEM_RSYSLOG_PIDFILE=/run/rsyslogd.pid
+RIG_CONF=/etc/nixmod-rig-rsyslog.conf
+RULE_CONF=/etc/rsyslog.d/nixmod-usage.conf
+USAGE_LOG=/var/log/nixmod/usage.log   # what `[usage] log` names in the rig's site config

@@ -11,6 +11,7 @@
 #          socket, only the read-only store copy at /srv/nixstore (standing in
 #          for an NFS or CVMFS export of the store host's /nix/store);
 #   Lmod, bubblewrap, proot, tmux,
+#   rsyslogd (its own config and pid file), filing nixmod's usage records,
 #   the unprivileged test users (NIXMOD_TEST_USERS) in nix-users,
 #   nixmod itself in a venv made with Debian's python3 under /opt/nixmod.
 # Daemons are stopped only by their pid files, and waited for. A slurm.conf or
@@ -306,6 +307,11 @@ fi
 # OpenPBS for the PBS backend, in a network namespace of its own (built once
 # from ../shared/vendor; see tests/cluster/pbs.sh).
 bash "$REPO/tests/cluster/pbs.sh" up || die "PBS did not come up (see /var/tmp/nixmod-pbs-*.log)"
+
+# ---------------------------------------------------------------- rsyslog
+# A real rsyslogd files nixmod's usage records (tag nixmod-usage) into
+# $USAGE_LOG, with the sender's kernel-checked uid (tests/cluster/rsyslog.sh).
+bash "$REPO/tests/cluster/rsyslog.sh" up || die "rsyslogd did not come up"
 
 # ---------------------------------------------------------------- users
 for u in "${TEST_USERS[@]}"; do
