@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nixmod import dirs, lmod, nix, shims
+from nixmod import dirs, lmod, nix, outside, shims
 from nixmod.builds import pbs
 from nixmod.channels import listing_key
 from nixmod.config import Config, current_user
@@ -46,8 +46,7 @@ class Check:
 
 def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=nix.nix_env_vars())
+        return outside.run(cmd, timeout=timeout, env=nix.nix_env_vars())
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -258,6 +257,24 @@ def _unsafe(check: Check, config: Config) -> Check:
                  f"remove it, or set {key} to a directory only you can write", True)
 
 
+def check_build_database(config: Config) -> list[Check]:
+    """Whether builds.db reads whole (``PRAGMA quick_check``, read-only: doctor changes nothing).
+
+    A file of random bytes or a damaged page makes ``status`` fail (or list
+    too little) only when it gets there; doctor looks at every page now.
+    """
+    from nixmod.builds.state import DAMAGED_ADVICE, database_damage
+
+    path = Path(config.build.state_dir) / "builds.db"
+    if not path.is_file():
+        return [Check("build database", OK, f"{path} (none yet: the first build makes it)")]
+    damage = database_damage(path)
+    if damage is not None:
+        return [Check("build database", FAIL, f"{path} is damaged ({damage})",
+                      DAMAGED_ADVICE.format(path=path), True)]
+    return [Check("build database", OK, f"{path} (integrity check passed)")]
+
+
 def check_ownership(config: Config) -> list[Check]:
     """The siblings of the modules root nixmod writes: shims (run by users) and Lmod's cache.
 
@@ -331,6 +348,7 @@ def run_checks(config: Config) -> list[Check]:
     checks.append(check_lmod())
     checks += check_shims(config)
     checks += check_paths(config)
+    checks += check_build_database(config)
     checks += check_site_catalog(config)
     return checks
 

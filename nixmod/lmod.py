@@ -42,7 +42,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
-from nixmod import nix, shims, usage
+from nixmod import nix, outside, shims, usage
 from nixmod.config import Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
@@ -343,7 +343,7 @@ def clear_default(config: Config, name: str, *, root: Path | None = None) -> boo
 def _default_version(name_dir: Path) -> str | None:
     """The version a nixmod-written ``.modulerc.lua`` makes the default, if any."""
     try:
-        text = (name_dir / _RC).read_text(encoding="utf-8")
+        text = outside.read_text(name_dir / _RC)   # a tree may be shared: any bytes
     except OSError:
         return None
     match = re.search(r'module_version\("[^"]*/([^"/]+)", "default"\)', text)
@@ -495,8 +495,8 @@ def update_spider_cache(root: Path) -> Path:
     atomic_write(timestamp, "")
     spider = lmod_libexec() / "spider"
     try:
-        proc = subprocess.run([str(spider), "-o", "spiderT", str(root)], capture_output=True,
-                              text=True, timeout=SPIDER_TIMEOUT, stdin=subprocess.DEVNULL)
+        proc = outside.run([str(spider), "-o", "spiderT", str(root)], timeout=SPIDER_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise OperationFailed(f"Lmod spider did not finish within {SPIDER_TIMEOUT} s on {root}") from None
     if proc.returncode != 0:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from nixmod import outside
+
 from nixmod.errors import OperationFailed, UserError
 
 DAEMON_SOCKET = Path("/nix/var/nix/daemon-socket/socket")
@@ -61,9 +63,9 @@ def run(args: Sequence[str], *, timeout: float | None = None, check: bool = True
     ``site_config``: as ``nix_env_vars`` (the system's nix.conf only).
     """
     cmd = [require(args[0]), *args[1:]]
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env=nix_env_vars(site_config=site_config),
-                          timeout=timeout, input=input)
+    # read tolerantly: a builder's log lines and store path names are anybody's bytes
+    proc = outside.run(cmd, env=nix_env_vars(site_config=site_config), timeout=timeout,
+                       input=input)
     if check and proc.returncode != 0:
         raise OperationFailed(f"{args[0]} failed: {last_lines(proc.stderr)}")
     return proc
@@ -128,8 +130,8 @@ def list_packages_to_file(source: Path, out: Path, progress: Callable[[str], Non
     """
     cmd = [require("nix-env"), "-f", str(source), "-qaP", "--json", "--meta", *OFFLINE_OPTIONS]
     started = time.monotonic()
-    with out.open("wb") as sink, tempfile.TemporaryFile("w+") as errors:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=errors, env=nix_env_vars(), text=True)
+    with out.open("wb") as sink, tempfile.TemporaryFile("w+b") as errors:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=errors, env=nix_env_vars())
         while True:
             try:
                 proc.wait(timeout=tick)
@@ -140,7 +142,7 @@ def list_packages_to_file(source: Path, out: Path, progress: Callable[[str], Non
                     progress(f"{label}: evaluating with nix-env, {time.monotonic() - started:.0f} s, "
                              f"{size:.1f} MB listed so far")
         errors.seek(0)
-        message = errors.read()
+        message = outside.decode(errors.read())
     if proc.returncode != 0:
         raise OperationFailed(f"nix-env -qaP failed: {last_lines(message)}")
 
@@ -171,7 +173,7 @@ def instantiate(path: Path | None, attr: str, url: str = "", sha256: str = "") -
 
 def derivation_outputs(drv: str) -> dict[str, str]:
     """Output name -> store path, read from the drv itself (it is ATerm text)."""
-    text = Path(drv).read_text()
+    text = outside.read_text(Path(drv))   # a drv's strings are bytes: any catalog's
     head = text[len("Derive(["):text.find("],[")] if text.startswith("Derive([") else ""
     outputs = dict(re.findall(r'\("([^"]+)","(/[^"]+)","[^"]*","[^"]*"\)', head))
     if not outputs:

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from nixmod import outside
 from nixmod.config import Channel, Config
 from nixmod.errors import UserError
 
@@ -101,13 +102,12 @@ def _git_rev(path: Path) -> tuple[str, bool] | None:
     if not path.is_dir() or not (path / ".git").exists() or shutil.which("git") is None:
         return None
     try:
-        head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        head = outside.run(["git", "-C", str(path), "rev-parse", "HEAD"], timeout=GIT_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=GIT_TIMEOUT,
-                               stdin=subprocess.DEVNULL)
+        dirty = outside.run(["git", "-C", str(path), "status", "--porcelain",
+                             "--untracked-files=no"], timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:   # a hung network filesystem: no git pin, the content hash still pins
         return None
     return head.stdout.strip(), bool(dirty.stdout.strip())

@@ -1,13 +1,16 @@
 """Issue 15.8 on the real rig: a state dir or build database that cannot be used is one
 clear line, said before any evaluation, and the advice never throws the user's records
-away; a builds.db truncated to 0 bytes is said once and kept beside the new one."""
+away; a builds.db truncated to 0 bytes or damaged is refused as damage (issue 24.6)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 import uuid
 
-from builds_helpers import new_counter, records, setup_builds, status
+from builds_helpers import counter_lines, new_counter, records, setup_builds, status
 from conftest import SCRATCH, UserSession
 
 
@@ -77,22 +80,116 @@ def test_a_full_disk_is_said_before_anything_and_keeps_the_records(alice, test_c
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_truncated_builds_db_is_said_once_and_kept_beside_the_new_one(alice, test_channels):
+def test_a_truncated_builds_db_is_damage_not_an_empty_history(alice, test_channels):
+    """Issue 24.6: a builds.db of 0 bytes is refused as damaged by every verb, and doctor
+    says so, until the user moves it aside; it is never read as "no builds yet"."""
     _configure(alice, test_channels)
     alice.nixmod("build", "pkg1", "--wait", check=True)
     state = alice.home / ".local/state/nixmod"
-    alice.run("truncate", "-s", "0", str(state / "builds.db"), check=True)
-
-    proc = alice.nixmod("status", "--json")
-    assert proc.returncode == 0 and records(proc) == [], proc.stderr
-    kept = sorted(state.glob("builds.db.damaged-*"))
-    assert len(kept) == 1 and kept[0].stat().st_size == 0
-    assert proc.stderr.strip().splitlines() == [
-        f"nixmod: warning: build database {state}/builds.db was empty (0 bytes: truncated?); "
-        f"kept it as {kept[0]} and started a new one, so earlier builds are not listed (their "
-        "modules are kept)"]
-    again = alice.nixmod("status")
-    assert again.returncode == 0 and again.stderr == ""
-    assert sorted(state.glob("builds.db.damaged-*")) == kept
+    db = state / "builds.db"
+    alice.run("truncate", "-s", "0", str(db), check=True)
+    advice = f"keep it (sqlite3 {db} .recover may save the records) and move it aside"
+    for args in (["status"], ["status", "--json"], ["build", "pkg2"]):
+        proc = alice.nixmod(*args)
+        assert proc.returncode == 1 and proc.stdout == "", (args, proc.stdout, proc.stderr)
+        assert proc.stderr.strip().splitlines() == [
+            f"nixmod: build database {db} is damaged (0 bytes: truncated?); {advice} to start "
+            "a new one (modules already written are kept)"], proc.stderr
+    assert db.stat().st_size == 0 and sorted(p.name for p in state.glob("builds.db*")) == \
+        ["builds.db"]                                    # nothing set aside or made behind it
+    doctor = alice.nixmod("doctor")
+    assert doctor.returncode == 1
+    assert f"[FAIL] build database: {db} is damaged (0 bytes: truncated?) -> {advice}" \
+        in doctor.stdout, doctor.stdout
+    alice.run("mv", str(db), f"{db}.damaged", check=True)
+    assert status(alice) == []
     reused = records(alice.nixmod("build", "pkg1", "--json", check=True))[0]
     assert reused["state"] == "reused" and reused["module"] == "nix/pkg1/1.0"
+
+
+def test_doctor_checks_the_build_database_page_by_page(alice, test_channels):
+    """Issue 24.6: random bytes, and a database whose header is fine but whose table pages
+    are not, are [FAIL] with the advice status gives; a whole one, or none yet, is ok."""
+    _configure(alice, test_channels)
+    db = alice.home / ".local/state/nixmod/builds.db"
+    fresh = alice.nixmod("doctor")
+    assert f"[ ok ] build database: {db} (none yet: the first build makes it)" in fresh.stdout
+    alice.nixmod("build", "pkg1", "--wait", check=True)
+    whole = alice.nixmod("doctor")
+    assert f"[ ok ] build database: {db} (integrity check passed)" in whole.stdout, whole.stdout
+    good = db.read_bytes()
+    advice = f"-> keep it (sqlite3 {db} .recover may save the records) and move it aside"
+
+    alice.run("dd", "if=/dev/urandom", f"of={db}", "bs=4096", "count=4", check=True)
+    proc = alice.nixmod("doctor")
+    assert proc.returncode == 1, proc.stdout
+    assert f"[FAIL] build database: {db} is damaged (file is not a database) {advice}" \
+        in proc.stdout, proc.stdout
+    assert alice.nixmod("status").returncode == 1
+
+    # a whole header, every page after the first overwritten: status may not meet it yet
+    alice.write(".local/state/nixmod/builds.db", "")
+    alice.run("python3", "-c", "import sys; open(sys.argv[1], 'wb').write(bytes.fromhex("
+              f"sys.argv[2]) + b'\\xa5' * {len(good) - 4096})", str(db), good[:4096].hex(),
+              check=True)
+    proc = alice.nixmod("doctor")
+    assert proc.returncode == 1, proc.stdout
+    line = next(line for line in proc.stdout.splitlines() if "build database" in line)
+    assert line.startswith(f"[FAIL] build database: {db} is damaged (") and advice in line, line
+
+
+def test_a_disk_that_fills_during_a_local_build_says_no_space_left(alice, test_channels):
+    """Issue 24.6: the state dir's file system (a small tmpfs) fills while one build runs and
+    another waits for the lane. The waiting one cannot write its log nor its record: it
+    ends failed saying "no space left on device", not "vanished"; the running one, whose
+    output is valid, is built; both show once there is room again, and --retry builds."""
+    mount = SCRATCH / f"full-{uuid.uuid4().hex[:8]}"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
+                   check=True)
+    try:
+        subprocess.run(["chown", f"{alice.user}:{alice.user}", str(mount)], check=True)
+        state = mount / "state"
+        nonce, counter = new_counter()
+        setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter,
+                     sleep=8, max_concurrent=1)
+        alice.write_config(alice.config_path.read_text().replace(
+            "[build]\n", f'[build]\nstate_dir = "{state}"\n'))
+        submitted = records(alice.nixmod("build", "slowpkg", "pkg2", "--json", check=True))
+        deadline = time.monotonic() + 60
+        while not any(r["state"] == "running" for r in status(alice)):   # one has the lane
+            assert time.monotonic() < deadline, status(alice)
+            time.sleep(0.2)
+        running, waiting = sorted(status(alice), key=lambda r: r["state"] != "running")
+        assert waiting["state"] == "queued" and len(submitted) == 2, waiting
+        # another writer fills the file system and takes any page freed
+        fill = ("import os, sys, time\n"
+                "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND)\n"
+                "while True:\n"
+                "    try:\n"
+                "        os.write(fd, bytes(4096))\n"
+                "    except OSError:\n"
+                "        time.sleep(0.02)\n")
+        filler = subprocess.Popen(["runuser", "-u", alice.user, "--", "python3", "-c", fill,
+                                   f"{mount}/fill"], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while alice.run("pgrep", "-u", alice.user, "-f", "nixmod _job").returncode == 0:
+                assert time.monotonic() < deadline, "the job steps did not end"
+                time.sleep(0.5)
+        finally:
+            os.killpg(filler.pid, signal.SIGKILL)   # runuser and the writer: its own session
+            filler.wait()
+        alice.run("rm", f"{mount}/fill", check=True)
+        shown = {r["id"]: r for r in status(alice)}
+        assert shown[running["id"]]["state"] == "built", shown[running["id"]]
+        failed = shown[waiting["id"]]
+        assert failed["state"] == "failed", (failed, counter_lines(counter))
+        assert failed["error"] == (
+            f"no space left on device in state dir {state}: the build's log and record could "
+            "not be written; free some space there and run 'nixmod build --retry'"), failed
+        retried = alice.nixmod("build", "--retry", "--wait", "--json")
+        assert retried.returncode == 0, retried.stderr
+        assert status(alice, waiting["id"])[0]["state"] == "built"
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

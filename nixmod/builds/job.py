@@ -12,6 +12,7 @@ and not the ``builds`` package.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from nixmod import nix
 from nixmod.builds.backend import Backend
 from nixmod.builds.finish import finish, gcroot_path
 from nixmod.builds.logs import NIX_REPEAT, read_log
-from nixmod.builds.state import BuildRecord, BuildState, BuildStore
+from nixmod.builds.state import MIN_FREE_BYTES, BuildRecord, BuildState, BuildStore
 from nixmod.config import load_config
 from nixmod.errors import OperationFailed
 
@@ -105,20 +106,48 @@ def run_job(manifest_path: Path, index: int, hashes: str | None = None, *,
         fresh = store.get(record.id)
         return fresh is not None and (scheduled is None or fresh.job == scheduled)
 
-    with lane:
-        if not still_mine() or not store.update_if_in_flight(
-                record, state=BuildState.RUNNING, node=this_node(), job=my_job):
-            return 0  # cancelled while it waited, or resubmitted since
-        state, error = _realise_logged(store, record, backend)
-    if not still_mine():
+    store.reserve_exit_marker(record.id)
+    state: BuildState | None = None
+    try:
+        with lane:
+            if not still_mine() or not store.update_if_in_flight(
+                    record, state=BuildState.RUNNING, node=this_node(), job=my_job):
+                return 0  # cancelled while it waited, or resubmitted since
+            state, error = _realise_logged(store, record, backend)
+        if not still_mine():
+            return 0 if state == BuildState.BUILT else 1
+        if state == BuildState.BUILT:
+            finish(config, store, record, BuildState.BUILT)
+            state, error = record.state, record.error
+        else:
+            store.update_if_in_flight(record, state=state, error=error)
+        store.write_exit_marker(record.id, state, error)
         return 0 if state == BuildState.BUILT else 1
-    if state == BuildState.BUILT:
-        finish(config, store, record, BuildState.BUILT)
-        state, error = record.state, record.error
-    else:
-        store.update_if_in_flight(record, state=state, error=error)
-    store.write_exit_marker(record.id, state, error)
-    return 0 if state == BuildState.BUILT else 1
+    except (OSError, OperationFailed) as exc:
+        if not _out_of_space(exc, store):
+            raise
+        if state != BuildState.BUILT:   # a built output is found valid by the next status: no record needed
+            store.write_reserved_exit_marker(record.id, BuildState.FAILED, _no_space(store))
+        return 1
+    finally:
+        store.drop_exit_reserve(record.id)
+
+
+def _out_of_space(exc: BaseException, store: BuildStore) -> bool:
+    """Did the state dir's file system fill (a log line, an SQLite page, a file that had no room)?"""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        fs = os.statvfs(store.state_dir)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES
+
+
+def _no_space(store: BuildStore) -> str:
+    """The cause a build stopped by a full state dir records (in its reserved exit record)."""
+    return (f"no space left on device in state dir {store.state_dir}: the build's log and record "
+            "could not be written; free some space there and run 'nixmod build --retry'")
 
 
 def _realise_logged(store: BuildStore, record: BuildRecord,

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nixmod import outside
 from nixmod.builds.records import named, open_store
 from nixmod.config import Config
 
@@ -37,7 +38,7 @@ def read_log(path: Path | str, *, start: int = 0, last: int | None = None) -> Lo
             data = handle.read()
     except FileNotFoundError:
         return LogText("", 0, start)
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    text = outside.decode(data).replace("\r\n", "\n").replace("\r", "\n")
     return LogText(text, size, begin + len(data))
 
 

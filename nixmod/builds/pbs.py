@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from nixmod import nix
+from nixmod import nix, outside
 from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import run_job
 from nixmod.builds.state import BuildRecord, BuildState, BuildStore
@@ -91,7 +91,7 @@ def _pbs_exec() -> Path | None:
     """PBS_EXEC from pbs.conf ($PBS_CONF_FILE or /etc/pbs.conf), where PBS's own tools look."""
     conf = Path(os.environ.get("PBS_CONF_FILE") or "/etc/pbs.conf")
     try:
-        text = conf.read_text()
+        text = outside.read_text(conf)
     except OSError:
         return None
     for line in text.splitlines():
@@ -120,9 +120,10 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a PBS client tool, read tolerantly (``outside.run``): qstat passes other users'
+    job variables and names through byte for byte."""
     try:
-        return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL)
+        return outside.run([_tool(args[0]), *args[1:]], timeout=120, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise OperationFailed(f"{args[0]} did not answer within 120 s (is the PBS server up?)") from None
 
@@ -196,11 +197,16 @@ def _nixmod_jobs(queue: str, user: str | None = None) -> dict[str, Job]:
     """Every nixmod build job (plain jobs and subjobs) waiting or running in ``queue``: one call.
 
     A queue listing has no array parents, only their subjobs, which carry
-    the parent's Variable_List, executable and holds.
+    the parent's Variable_List, executable and holds. Another user's job
+    with bytes that are not text anywhere in its attributes
+    (``outside.garbled``) is left out: what it says cannot be read, so it is
+    never joined; the user's own jobs are always listed.
     """
+    me = current_user()
     return {job_id: job for job_id, job in _qstat(queue, history=False).items()
             if job.attrs.get("Job_Name") == JOB_NAME and job.state not in FINISHED
-            and (user is None or job.owner == user)}
+            and (user is None or job.owner == user)
+            and (job.owner == me or not outside.garbled(job.attrs))}
 
 
 def _drv_hashes(job: Job) -> list[str]:

@@ -41,7 +41,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from nixmod import nix
+from nixmod import nix, outside
 from nixmod.builds.backend import CheckRun, SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
@@ -131,11 +131,14 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a SLURM client tool, bounded: one that does not answer in time means slurmctld is away."""
+    """Run a SLURM client tool, bounded: one that does not answer in time means slurmctld is away.
+
+    Its answer is read tolerantly (``outside.run``): squeue and scontrol pass
+    other users' comments and names through byte for byte.
+    """
     timeout = ACTION_TIMEOUT if args[0] in ("sbatch", "scancel") else QUERY_TIMEOUT
     try:
-        return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True,
-                              input=input, timeout=timeout)
+        return outside.run([_tool(args[0]), *args[1:]], input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SchedulerUnavailable(f"{args[0]} did not answer within {timeout:.0f} s; is slurmctld "
                                    "up? ('scontrol ping' says; [build] backend = \"local\" needs "
@@ -171,7 +174,10 @@ def _tasks() -> list[Task]:
     """Every nixmod build task in SLURM's queue, of every user (one ``squeue --json``).
 
     JSON, not a ``-o`` format: comments and commands are user text and may
-    hold any separator.
+    hold any separator. Another user's job with bytes that are not text
+    anywhere in its record (``outside.garbled``) is left out: what it says
+    cannot be read, so it is never joined; the user's own jobs are always
+    listed (``Task.builds`` still decides whether one is a record's).
     """
     proc = _run(["squeue", "--json"])
     if proc.returncode != 0:
@@ -185,7 +191,11 @@ def _tasks() -> list[Task]:
         first = errors[0] if isinstance(errors[0], dict) else {}
         raise SchedulerUnavailable(f"squeue failed: {first.get('description') or first}")
     tasks = []
+    me = current_user()
     for job in jobs:
+        if not isinstance(job, dict) or \
+                (_text(job.get("user_name")) != me and outside.garbled(job)):
+            continue
         name = _text(job.get("name"))
         state = _text(job.get("job_state"))
         if not _JOB_NAME_RE.fullmatch(name) or state not in QUEUED | RUNNING:
@@ -509,8 +519,7 @@ def verify(config: Config, drv: str) -> CheckRun:
     announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
     argv = [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
             shutil.which(command[0]) or command[0], *command[1:]]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=nix.nix_env_vars(),
-                          stdin=subprocess.DEVNULL)
+    proc = outside.run(argv, env=nix.nix_env_vars(), stdin=subprocess.DEVNULL)
     where = re.search(r"^nixmod-verify: node (\S+) job (\S+)$", proc.stderr, re.M)
     if not where:
         raise OperationFailed(f"srun failed: {nix.last_lines(proc.stderr, 1)}")

@@ -49,6 +49,13 @@ RETRYABLE_STATES = (BuildState.PENDING, BuildState.FAILED, BuildState.CANCELLED)
 DONE_STATES = (BuildState.BUILT, BuildState.REUSED)
 
 _BUSY_TIMEOUT_MS = 60_000
+#: bytes the job step sets aside at its start for its exit record (a full disk has no room later)
+EXIT_RESERVE_BYTES = 4096
+#: what to do with a damaged builds.db (status and doctor say the same)
+DAMAGED_ADVICE = ("keep it (sqlite3 {path} .recover may save the records) and move it aside to "
+                  "start a new one (modules already written are kept)")
+#: why a builds.db of 0 bytes is damaged
+EMPTY = "0 bytes: truncated?"
 #: below this much free space in the state dir's file system, nothing is started: a
 #: build whose record cannot be written would be a build nobody follows
 MIN_FREE_BYTES = 1 << 20
@@ -246,18 +253,21 @@ class BuildStore:
                                    f"for {_BUSY_TIMEOUT_MS // 1000} s ({text}); try again")
         if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text \
                 or "malformed" in text:
-            return OperationFailed(f"build database {self.path} is damaged ({text}); keep it "
-                                   f"(sqlite3 {self.path} .recover may save the records) and move "
-                                   "it aside to start a new one (modules already written are kept)")
+            return OperationFailed(f"build database {self.path} is damaged ({text}); "
+                                   f"{DAMAGED_ADVICE.format(path=self.path)}")
         return OperationFailed(f"build database {self.path}: {text} (your build records are kept)")
 
     def _prepare_file(self) -> None:
-        """Make sure builds.db exists whole; set an empty (truncated) one aside, saying so.
+        """Make sure builds.db exists; refuse an empty (truncated) one as damaged.
 
         A new database is made under another name and renamed into place, so
         a builds.db of 0 bytes is never one being created: it is damage (a
         full disk, a copy gone wrong). SQLite would silently take it for an
-        empty database and the user's builds would vanish from ``status``.
+        empty database and the user's builds would vanish from ``status``; it
+        is refused like any damaged database (issue 24.6), until the user
+        moves it aside, so that it is never read as "no builds yet" and
+        nixmod never starts over on its own while jobs of the lost records
+        may still be running and writing their ids.
         """
         try:
             if self.path.stat().st_size > 0:
@@ -271,17 +281,9 @@ class BuildStore:
             except FileNotFoundError:
                 size = None
             if size == 0:
-                kept = self.path.with_name(
-                    f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-                os.rename(self.path, kept)
-                for suffix in ("-wal", "-shm"):
-                    side = self.path.with_name(self.path.name + suffix)
-                    if side.exists():
-                        os.rename(side, kept.with_name(kept.name + suffix))
-                _notify(f"build database {self.path} was empty (0 bytes: truncated?); kept it as "
-                        f"{kept} and started a new one, so earlier builds are not listed "
-                        "(their modules are kept)")
-            if size in (0, None):
+                raise OperationFailed(f"build database {self.path} is damaged ({EMPTY}); "
+                                      f"{DAMAGED_ADVICE.format(path=self.path)}")
+            if size is None:
                 fresh = self.path.with_name(f".{self.path.name}.new-{os.getpid()}")
                 db = sqlite3.connect(fresh, isolation_level=None)
                 try:
@@ -442,9 +444,85 @@ class BuildStore:
         atomic_write(self.exit_marker(record_id), json.dumps({"state": state, "error": error}),
                      mode=0o600)
 
+    def _exit_reserve(self, record_id: int) -> Path:
+        return self.jobs_dir / f"{record_id}.exit.reserved"
+
+    def reserve_exit_marker(self, record_id: int) -> None:
+        """Take the room for the exit record now, while there is room (the job step's start).
+
+        A file system that fills during a build leaves no room for a new
+        file, an SQLite page or a log line; the exit record can still be
+        written over this reserved file's own blocks (``write_reserved_exit_marker``).
+        """
+        path = self._exit_reserve(record_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, b" " * EXIT_RESERVE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def write_reserved_exit_marker(self, record_id: int, state: str, error: str) -> bool:
+        """The exit record, written over the reserved file in place and renamed: no new
+        blocks needed. False when there was no reservation (or even that failed)."""
+        path = self._exit_reserve(record_id)
+        data = json.dumps({"state": state, "error": error[:EXIT_RESERVE_BYTES // 2]}).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            os.write(fd, data.ljust(EXIT_RESERVE_BYTES))   # trailing spaces: still one JSON
+            os.fsync(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        try:
+            os.replace(path, self.exit_marker(record_id))
+        except OSError:
+            return False
+        return True
+
+    def drop_exit_reserve(self, record_id: int) -> None:
+        try:
+            self._exit_reserve(record_id).unlink()
+        except OSError:
+            pass
+
     def read_exit_marker(self, record_id: int) -> dict[str, Any] | None:
         try:
             return json.loads(self.exit_marker(record_id).read_text())
         except (OSError, ValueError):
             return None
 
+
+
+def database_damage(path: Path) -> str | None:
+    """Why the build database at ``path`` is damaged (None: whole, or not made yet).
+
+    ``PRAGMA quick_check`` on a read-only connection: for ``doctor``, which
+    must find what ``status`` would only meet later (a page it does not read
+    yet) and must change nothing. A database SQLite cannot open for another
+    reason (permissions, a lock) is not called damaged here.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return EMPTY
+    except OSError:
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.DatabaseError:
+        return None
+    try:
+        rows = [str(row[0]) for row in db.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorname", "") or ""
+        if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in str(exc) \
+                or "malformed" in str(exc):
+            return str(exc)
+        return None
+    finally:
+        db.close()
+    return None if rows == ["ok"] else "; ".join(rows[:2])
