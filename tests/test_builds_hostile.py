@@ -15,8 +15,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
-                            wait_for_state)
+from builds_helpers import (counter_lines, new_counter, records, setup_builds, slurm_table,
+                            status, wait_for_state)
 from conftest import VENV
 
 PARTITION = "nixbuild"
@@ -158,6 +158,44 @@ def test_a_joined_record_follows_the_output_not_the_job(alice, bob, test_channel
         assert done["state"] == "built" and done["module"] == "nix/pkg19/1.0", done
     finally:
         bob.run("scancel", busy["job"].split("_")[0], theirs["job"].split("_")[0])
+
+
+def test_a_joined_job_is_followed_at_most_the_time_limit(alice, bob, test_channels):
+    """Issue 24 item 5: bob's copy of nixmod's job, with alice's own time limit (1 min),
+    waits behind a 100 s blocker of his, then runs nixmod's batch script and hangs. alice
+    joins it and follows it for about one time limit (pending counts), not three."""
+    nonce, counter = new_counter()
+    one_minute = slurm_table().replace('time = "00:10:00"', 'time = "00:01:00"')
+    setup_builds(alice, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1,
+                 scheduler=one_minute)
+    setup_builds(bob, test_channels, backend="slurm", nonce=nonce, counter=counter, sleep=1)
+    target = _drv_hash(bob, test_channels, "pkg20")
+    script, python = _job_script(), (VENV / "bin/nixmod").read_text().splitlines()[0][2:].strip()
+    # the batch script's job step hangs reading a manifest that is a FIFO nobody writes
+    manifest = bob.home / "hanging-manifest.json"
+    bob.run("rm", "-f", str(manifest), check=True)
+    bob.run("mkfifo", str(manifest), check=True)
+    # the blocker runs on the compute-only node: it takes no cpu from the build partition
+    blocker = _sbatch(bob, "-p", "compute", "-w", "cn01", "-t", "5", "--wrap", "sleep 100")
+    decoy = _sbatch(bob, f"--dependency=afterany:{blocker}", "-J", "nixmod-build-0",
+                    "--comment", f"nixmod:{target}", "-p", PARTITION, "--array=0", "-t", "1",
+                    script, python, str(manifest), target)
+    try:
+        started = time.monotonic()
+        proc = alice.nixmod("build", "pkg20", "--wait", "--json", timeout=400)
+        took = time.monotonic() - started
+        assert proc.returncode == 0, proc.stderr
+        assert f"joining job {decoy}_0 of {bob.user}" in proc.stderr, proc.stderr
+        record = records(proc)[0]
+        assert record["state"] == "built" and record["joined"] is False, record
+        assert f"not following job {decoy}_0 any more (followed job" in proc.stderr
+        assert "longer than the build time limit ([build.slurm].time 00:01:00)" in proc.stderr
+        # one time limit of following plus her own short build; 100 s pending + 60 s running
+        # is what it was
+        assert 55 < took < 95, took
+        assert counter_lines(counter) == [f"pkg20 1.0 {nonce}"]
+    finally:
+        bob.run("scancel", blocker, decoy)
 
 
 # -- extra_args (15.3) ------------------------------------------------------------------------

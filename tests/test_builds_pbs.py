@@ -302,6 +302,120 @@ def test_look_alike_jobs_that_cannot_build_are_not_joined(alice, bob, test_chann
         bob.run(str(PBS_BIN / "qdel"), held, other)
 
 
+def _job_code(session: UserSession) -> str:
+    """What nixmod's own PBS job runs (``python -I -c JOB_CODE MANIFEST``): a copy of it."""
+    return session.run(f"{NIXMOD.parent}/python", "-I", "-c",
+                       "from nixmod.builds.pbs import JOB_CODE; print(JOB_CODE)",
+                       check=True).stdout.strip()
+
+
+def _forged_build(bob: UserSession, drv_hash: str, manifest: Path, *qsub_args: str) -> str:
+    """bob's copy of nixmod's own job for ``drv_hash``: name, queue, NIXMOD_DRVS, executable
+    and arguments as nixmod's, with ``qsub_args`` of bob's choosing. Its job id."""
+    return bob.run(str(PBS_BIN / "qsub"), "-N", "nixmod-build", "-q", QUEUE, "-o", "/dev/null",
+                   "-v", f"NIXMOD_DRVS=nixmod:{drv_hash}", *qsub_args, "--",
+                   f"{NIXMOD.parent}/python", "-I", "-c", _job_code(bob), str(manifest),
+                   check=True).stdout.strip()
+
+
+def _hanging_manifest(bob: UserSession) -> Path:
+    """A manifest whose job step hangs: its environment file is a FIFO nobody writes, so
+    a copy of nixmod's job given it really runs nixmod's job step, and waits there."""
+    manifest = bob.home / f"manifest-{uuid.uuid4().hex[:8]}.json"
+    bob.run("mkfifo", str(manifest.with_suffix(".env.json")), check=True)
+    return manifest
+
+
+def test_copies_of_nixmods_job_that_would_wait_for_ever_are_not_joined(alice, bob,
+                                                                       test_channels):
+    """Issue 24 item 2: bob copies nixmod's PBS job exactly for the drv alice is about to
+    build, with a start in 2030 (state W), a cpu request no node has (ncpus=64), or a
+    walltime longer than alice's. alice joins none of them and builds it herself."""
+    nonce, counter = new_counter()
+    for user in (alice, bob):
+        setup_pbs(user, test_channels, nonce=nonce, counter=counter, sleep=1)
+    drv = bob.run("nix-instantiate", str(test_channels / "builds.nix"), "-A", "pkg12",
+                  check=True).stdout.strip()
+    drv_hash = Path(drv).name.split("-")[0]
+    manifest = bob.home / "manifest.json"
+    fakes: list[str] = []
+    try:
+        fakes.append(_forged_build(bob, drv_hash, manifest, "-l", "walltime=00:05:00", "-a",
+                                   "203001010000"))
+        fakes.append(_forged_build(bob, drv_hash, manifest, "-l", "walltime=00:05:00", "-l",
+                                   "select=1:ncpus=64"))
+        # runs nixmod's job step (which hangs): its walltime is its only fault
+        fakes.append(_forged_build(bob, drv_hash, _hanging_manifest(bob), "-l",
+                                   "walltime=01:00:00"))
+        assert qstat(fakes[0])[fakes[0]]["job_state"] == "W"
+        proc = alice.nixmod("build", "pkg12", "--wait", "--json", timeout=240)
+        assert proc.returncode == 0, proc.stderr
+        record = records(proc)[0]
+        assert record["joined"] is False and record["job"] not in fakes, record
+        assert record["state"] == "built"
+        assert "joining" not in proc.stderr, proc.stderr
+        assert counter_lines(counter) == [f"pkg12 1.0 {nonce}"]
+    finally:
+        if fakes:
+            bob.run(str(PBS_BIN / "qdel"), *fakes)
+
+
+def test_a_joined_pbs_job_that_gets_held_is_left_and_built_once(alice, bob, test_channels):
+    """Issue 24 item 2: alice joins bob's real build, queued behind his other one; bob then
+    qholds it. At her next look alice builds it herself, once."""
+    nonce, counter = new_counter()
+    for user in (alice, bob):
+        setup_pbs(user, test_channels, nonce=nonce, counter=counter, sleep=20)
+    busy = records(bob.nixmod("build", "pkg13", "--json", check=True))[0]
+    theirs = records(bob.nixmod("build", "slowpkg", "--json", check=True))[0]
+    try:
+        joined = alice.nixmod("build", "slowpkg", "--json", check=True)
+        mine = records(joined)[0]
+        assert mine["joined"] is True and mine["job"] == theirs["job"], joined.stderr
+        bob.run(str(PBS_BIN / "qhold"), theirs["job"], check=True)
+        done = wait_for_state(alice, mine["id"], {"built", "failed", "cancelled"}, timeout=180)
+        assert done["state"] == "built" and done["joined"] is False, done
+        assert done["job"] != theirs["job"] and done["module"] == "nix/slowpkg/3.1"
+        assert qstat(theirs["job"])[theirs["job"]]["job_state"] == "H"   # never ran
+        assert counter_lines(counter).count(f"slowpkg 3.1 {nonce}") == 1
+    finally:
+        bob.run(str(PBS_BIN / "qdel"), busy["job"], theirs["job"])
+
+
+def test_a_joined_pbs_job_is_followed_at_most_the_walltime(alice, bob, test_channels):
+    """Issue 24 item 2: a copy of nixmod's job with alice's own walltime (1 min), queued
+    behind another such copy of bob's that runs and hangs for its whole walltime, then
+    hangs itself: joined, but alice follows it for about one walltime, not two."""
+    nonce, counter = new_counter()
+    setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=1, walltime="00:01:00")
+    setup_pbs(bob, test_channels, nonce=nonce, counter=counter, sleep=1)
+    hashes = [Path(bob.run("nix-instantiate", str(test_channels / "builds.nix"), "-A", attr,
+                           check=True).stdout.strip()).name.split("-")[0]
+              for attr in ("pkg14", "pkg15")]
+    forged: list[str] = []
+    try:
+        forged.append(_forged_build(bob, hashes[0], _hanging_manifest(bob), "-l",
+                                    "walltime=00:01:00"))
+        forged.append(_forged_build(bob, hashes[1], _hanging_manifest(bob), "-l",
+                                    "walltime=00:01:00", "-W", f"depend=afterany:{forged[0]}"))
+        second = forged[1]
+        started = time.monotonic()
+        proc = alice.nixmod("build", "pkg15", "--wait", "--json", timeout=300)
+        took = time.monotonic() - started
+        assert proc.returncode == 0, proc.stderr
+        assert f"joining job {second} of {bob.user}" in proc.stderr, proc.stderr
+        record = records(proc)[0]
+        assert record["state"] == "built" and record["joined"] is False, record
+        assert f"not following job {second} any more (followed job" in proc.stderr
+        assert "longer than the build time limit ([build.pbs].walltime 00:01:00)" in proc.stderr
+        # one walltime of following plus her own short build; two would be 120 s and more
+        assert 55 < took < 100, took
+        assert counter_lines(counter) == [f"pkg15 1.0 {nonce}"]
+    finally:
+        if forged:
+            bob.run(str(PBS_BIN / "qdel"), *forged)
+
+
 def test_a_stack_on_pbs_is_one_submission(alice, test_channels):
     alice.extra_env["NIXMOD_TEST_NONCE"] = uuid.uuid4().hex[:12]
     alice.write_config(user_config(stack_channels(test_channels), "pbs", after=pbs_table()))

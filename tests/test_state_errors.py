@@ -193,3 +193,23 @@ def test_a_disk_that_fills_during_a_local_build_says_no_space_left(alice, test_c
         assert status(alice, waiting["id"])[0]["state"] == "built"
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_builds_db_from_before_joined_at_keeps_its_records(alice, test_channels):
+    """Issue 24: records gained ``joined_at`` (when a request joined another user's job). A
+    builds.db written before it has no such column; opening it adds the column and keeps
+    every record."""
+    _configure(alice, test_channels)
+    first = records(alice.nixmod("build", "pkg1", "--wait", "--json", check=True))[0]
+    db = alice.home / ".local/state/nixmod/builds.db"
+    drop = ("import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1])\n"
+            "db.execute('ALTER TABLE builds DROP COLUMN joined_at')\n"
+            "db.commit()\n"
+            "print(sorted(r[1] for r in db.execute('PRAGMA table_info(builds)')))\n")
+    before = alice.run("/usr/bin/python3", "-c", drop, str(db), check=True).stdout
+    assert "joined_at" not in before and "'node'" in before
+    shown = status(alice)
+    assert [(r["id"], r["state"], r["joined_at"]) for r in shown] == [(first["id"], "built", None)]
+    again = records(alice.nixmod("build", "pkg1", "--json", check=True))[0]
+    assert again["state"] == "reused" and again["joined_at"] is None

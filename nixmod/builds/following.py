@@ -37,9 +37,10 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
       ``built``), whatever its job says: a joined record follows the
       output, not just the job, and a job step killed after its build
       finished still gets its module.
-    * A joined record whose job SLURM no longer shows as a real build (held
-      since, stuck, ...) or whose job ended without a valid output builds
-      the drv itself, once (``_build_itself``).
+    * A joined record whose job its scheduler no longer shows as a real
+      build (held since, stuck, ...), that has followed it longer than the
+      build time limit (``joining``), or whose job ended without a valid
+      output builds the drv itself, once (``_build_itself``).
     * When a scheduler does not answer, its records keep their last-known
       states and a line goes to ``warnings`` (the caller shows it).
     """
@@ -127,7 +128,7 @@ def _build_itself(config: Config, store: BuildStore, items: list[tuple[BuildReco
             if progress:
                 progress(f"[{record.id}] {record.name} {record.version}: not following job "
                          f"{record.job} any more ({why}); building it itself")
-            store.update(record, state=BuildState.PENDING, joined=False, job=None,
+            store.update(record, state=BuildState.PENDING, joined=False, joined_at=None, job=None,
                          error=f"stopped following job {record.job}: {why}")
             records.append(record)
         if not records:

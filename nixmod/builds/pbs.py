@@ -13,12 +13,15 @@ The same contract as ``slurm.py``, in PBS's words:
   job's ``Variable_List`` as ``NIXMOD_DRVS=nixmod:<hash>:<hash>...``. Every
   user reads that attribute with ``qstat -f -F json`` (the server must have
   ``query_other_jobs = True``, see README "PBS sites"). A job is only
-  joined when it can really build: it is in the configured build queue, it
-  is not held (a dependency hold on other such jobs of the same owner is the
-  throttle, and fine), and it runs nixmod's own job step, which PBS shows
+  joined when it can really build (``_why_not``): it is in the configured
+  build queue, its walltime is no longer than the joiner's, it is not held
+  (a dependency hold on other such jobs of the same owner is the throttle,
+  and fine), does not wait for a start time, is not one PBS says can never
+  run, and it runs nixmod's own job step, which PBS shows
   as the job's ``executable`` / ``argument_list``: the job is submitted as
   ``qsub ... -- PYTHON -I -c JOB_CODE MANIFEST``, not as a script PBS would
-  keep to itself.
+  keep to itself. The same is checked again on every ``status`` and wait
+  (``follow_problems``), with ``joining``'s bound on how long to follow.
 * **The environment stays private.** sbatch exports the submitter's
   environment into the job; ``qsub -V`` would do the same but publishes it
   in ``Variable_List`` to everyone who may query jobs. The environment goes
@@ -40,38 +43,29 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-from nixmod import nix, outside
+from nixmod import nix
+from nixmod.builds import joining
 from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import run_job
+from nixmod.builds.pbs_jobs import (DRVS_PREFIX, DRVS_VAR, EXITING, FINISHED, JOB_CODE, JOB_NAME,
+                                    RUNNING, Job, _builds, _drv_hash_of, _job_of,
+                                    _largest_node_ncpus, _nixmod_jobs, _qstat, _run, _seconds,
+                                    _verdicts, _why_not)
+from nixmod.builds.pbs_jobs import submission_of as submission_of
+from nixmod.builds.pbs_jobs import tool_path as tool_path
 from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
-from nixmod.scheduler_options import scheduler_seconds
 
 NAME = "pbs"
-JOB_NAME = "nixmod-build"
-#: the job attribute other users read to join: Variable_List's NIXMOD_DRVS
-DRVS_VAR = "NIXMOD_DRVS"
-DRVS_PREFIX = "nixmod:"
-#: what the job runs (``python -I -c JOB_CODE MANIFEST``); joiners check for exactly this
-JOB_CODE = "from nixmod.builds.pbs import job_main; raise SystemExit(job_main())"
-#: job_state letters: on the way to running / running / ended (F with history, X a subjob)
-QUEUED = {"Q", "H", "W", "T", "S", "U", "M"}
-RUNNING = {"R", "E", "B"}
-FINISHED = {"F", "X"}
-#: ending: the job step has stopped, PBS is cleaning up (a dependency on it may be lost)
-EXITING = "E"
 #: how long a submission waits for jobs it depends on to finish exiting (they take < 1 s)
 STALE_HOLD_WAIT = 10.0
 #: PBS Exit_status values that say why PBS ended a job (src/include/job.h)
@@ -83,219 +77,6 @@ CANCELLED = (BuildState.CANCELLED, "the job was deleted (qdel)")
 VANISHED = (BuildState.FAILED, "job vanished without an exit record (node died or killed)")
 #: environment variables the job keeps from PBS rather than from the submitter
 _PBS_OWNED_ENV = ("TMPDIR", "ENVIRONMENT", "HOSTNAME")
-
-
-# -- finding the tools ----------------------------------------------------------------
-
-def _pbs_exec() -> Path | None:
-    """PBS_EXEC from pbs.conf ($PBS_CONF_FILE or /etc/pbs.conf), where PBS's own tools look."""
-    conf = Path(os.environ.get("PBS_CONF_FILE") or "/etc/pbs.conf")
-    try:
-        text = outside.read_text(conf)
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.strip().partition("=")
-        if key.strip() == "PBS_EXEC" and value.strip():
-            return Path(value.strip())
-    return None
-
-
-def tool_path(name: str) -> str | None:
-    """``name`` on PATH, else in ``$PBS_EXEC/bin`` (a site may not put PBS on every PATH)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    exec_dir = _pbs_exec()
-    candidate = exec_dir / "bin" / name if exec_dir else None
-    return str(candidate) if candidate and os.access(candidate, os.X_OK) else None
-
-
-def _tool(name: str) -> str:
-    path = tool_path(name)
-    if path is None:
-        raise UserError(f"'{name}' not found on PATH or in PBS_EXEC/bin of /etc/pbs.conf; the pbs "
-                        "backend needs the PBS client tools (or set [build] backend = \"local\")")
-    return path
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run a PBS client tool, read tolerantly (``outside.run``): qstat passes other users'
-    job variables and names through byte for byte."""
-    try:
-        return outside.run([_tool(args[0]), *args[1:]], timeout=120, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise OperationFailed(f"{args[0]} did not answer within 120 s (is the PBS server up?)") from None
-
-
-# -- reading the queue -----------------------------------------------------------------
-
-@dataclass
-class Job:
-    """The attributes of one PBS job (or subjob) that nixmod reads, from ``qstat -f -F json``."""
-
-    id: str
-    #: the job's attributes exactly as qstat's JSON has them (strings, numbers, nested dicts)
-    attrs: dict[str, Any]
-
-    @property
-    def state(self) -> str:
-        return str(self.attrs.get("job_state", ""))
-
-    @property
-    def owner(self) -> str:
-        return str(self.attrs.get("Job_Owner", "")).split("@")[0]
-
-    @property
-    def queue(self) -> str:
-        return str(self.attrs.get("queue", ""))
-
-    @property
-    def variables(self) -> dict[str, Any]:
-        value = self.attrs.get("Variable_List")
-        return value if isinstance(value, dict) else {}
-
-    @property
-    def exit_status(self) -> int | None:
-        value = self.attrs.get("Exit_status")
-        try:
-            return int(value) if value is not None else None
-        except (TypeError, ValueError):
-            return None
-
-    @property
-    def array_parent(self) -> str:
-        """``123[].server`` for ``123[4].server``; the id itself for a plain job."""
-        return submission_of(self.id)
-
-
-def _parse_jobs(text: str) -> dict[str, Job]:
-    data = json.loads(text, strict=False)
-    jobs = data.get("Jobs") or {}
-    if not isinstance(jobs, dict):
-        raise ValueError("'Jobs' is not an object")
-    return {job_id: Job(job_id, attrs) for job_id, attrs in jobs.items() if isinstance(attrs, dict)}
-
-
-def _qstat(operand: str, *, history: bool) -> dict[str, Job]:
-    """``qstat -f -F json -t [-x] OPERAND``: one job (an array with its subjobs), or a queue.
-
-    One operand per call: OpenPBS 23.06's ``-F json`` prints only the first
-    operand's jobs. A job PBS no longer knows is just missing from the answer.
-    """
-    proc = _run(["qstat", "-f", "-F", "json", "-t"] + (["-x"] if history else []) + [operand])
-    gone = re.search(r"Unknown Job Id|Job has finished|Unknown queue", proc.stderr)
-    if proc.returncode != 0 and not gone:
-        raise OperationFailed(f"qstat failed: {nix.last_lines(proc.stderr, 1)}")
-    try:
-        return _parse_jobs(proc.stdout) if proc.stdout.strip() else {}
-    except ValueError as exc:
-        raise OperationFailed(f"qstat printed JSON nixmod cannot read ({exc})") from None
-
-
-def _nixmod_jobs(queue: str, user: str | None = None) -> dict[str, Job]:
-    """Every nixmod build job (plain jobs and subjobs) waiting or running in ``queue``: one call.
-
-    A queue listing has no array parents, only their subjobs, which carry
-    the parent's Variable_List, executable and holds. Another user's job
-    with bytes that are not text anywhere in its attributes
-    (``outside.garbled``) is left out: what it says cannot be read, so it is
-    never joined; the user's own jobs are always listed.
-    """
-    me = current_user()
-    return {job_id: job for job_id, job in _qstat(queue, history=False).items()
-            if job.attrs.get("Job_Name") == JOB_NAME and job.state not in FINISHED
-            and (user is None or job.owner == user)
-            and (job.owner == me or not outside.garbled(job.attrs))}
-
-
-def _drv_hashes(job: Job) -> list[str]:
-    value = str(job.variables.get(DRVS_VAR, ""))
-    return value[len(DRVS_PREFIX):].split(":") if value.startswith(DRVS_PREFIX) else []
-
-
-def _index(job_id: str) -> int | None:
-    """4 for subjob ``123[4].server``; None for a plain job."""
-    match = re.search(r"\[(\d+)\]", job_id)
-    return int(match.group(1)) if match else None
-
-
-def _drv_hash_of(job_id: str, job: Job) -> str | None:
-    """The drv hash this (sub)job builds: its own entry of NIXMOD_DRVS (None: not a build)."""
-    hashes, index = _drv_hashes(job), _index(job_id)
-    if index is None:
-        return hashes[0] if len(hashes) == 1 else None
-    return hashes[index] if index < len(hashes) else None
-
-
-def _builds(job: Job, record: BuildRecord) -> bool:
-    """Is ``job`` the one ``record`` was submitted as (or joined)?
-
-    A job id alone does not say: OpenPBS hands its numbers out again after
-    a server restart that lost its counter (README "PBS sites"), so a
-    record's job may by now be someone else's. It is the record's only when
-    it builds the record's drv.
-    """
-    return _drv_hash_of(job.id, job) == nix.store_hash(record.drv)
-
-
-def _job_of(record: BuildRecord, *, history: bool) -> Job | None:
-    """The record's own job as PBS shows it (None: unknown, or its id now another job's)."""
-    job_id = record.job or ""
-    job = _qstat(job_id, history=history).get(job_id)
-    return job if job is not None and _builds(job, record) else None
-
-
-def _runs_job_step(job: Job) -> bool:
-    """Does PBS say this job runs nixmod's job step (``PYTHON -I -c JOB_CODE MANIFEST``)?"""
-    executable = re.fullmatch(r"<jsdl-hpcpa:Executable>(/[^<]*)</jsdl-hpcpa:Executable>",
-                              str(job.attrs.get("executable", "")))
-    arguments = re.findall(r"<jsdl-hpcpa:Argument>(.*?)</jsdl-hpcpa:Argument>",
-                           str(job.attrs.get("argument_list", "")), re.S)
-    return bool(executable) and len(arguments) == 4 and arguments[:3] == ["-I", "-c", JOB_CODE] \
-        and arguments[3].startswith("/")
-
-
-def _holds_only_for(job: Job, throttle: set[str]) -> bool:
-    """May a waiting job be joined? Not held, or held only by nixmod's throttle.
-
-    The throttle is ``afterany`` on the owner's earlier nixmod jobs, which
-    end by themselves. A user, operator or system hold of another kind, or
-    a dependency on anything else, could keep it waiting forever.
-    """
-    holds = str(job.attrs.get("Hold_Types", "n"))
-    after = [part for part in str(job.attrs.get("depend", "")).split(",")
-             if part.startswith("after")]
-    if holds == "n" and not after:
-        return job.state != "H"
-    if holds not in ("n", "s"):
-        return False
-    needed = []
-    for part in after:
-        kind, _, ids = part.partition(":")
-        if kind != "afterany":
-            return False
-        needed += [submission_of(i.split("@")[0]) for i in ids.split(":") if i]
-    return bool(needed) and all(i in throttle for i in needed)
-
-
-def _joinable(jobs: dict[str, Job]) -> dict[str, Job]:
-    """The jobs (of a build queue listing) that can really build: see the module docstring."""
-    candidates = {job_id: job for job_id, job in jobs.items()
-                  if job.state in QUEUED | RUNNING and _runs_job_step(job) and _drv_hashes(job)}
-    joinable: dict[str, Job] = {}
-    changed = True
-    while changed:   # a dependency on a joinable job of the same owner is fine: to a fixpoint
-        changed = False
-        for job_id, job in candidates.items():
-            if job_id in joinable:
-                continue
-            throttle = {submission_of(jid) for jid, other in joinable.items()
-                        if other.owner == job.owner}
-            if _holds_only_for(job, throttle):
-                joinable[job_id] = job
-                changed = True
-    return joinable
 
 
 def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
@@ -313,10 +94,10 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     except (OperationFailed, UserError):
         return {}
     found: dict[str, tuple[str, str]] = {}
-    for job_id, job in _joinable(jobs).items():
-        drv_hash = _drv_hash_of(job_id, job)
+    for job_id, why in _verdicts(config, jobs, time.time()).items():
+        drv_hash = _drv_hash_of(job_id, jobs[job_id]) if why is None else None
         if drv_hash is not None:
-            found.setdefault(drv_hash, (job_id, job.owner))
+            found.setdefault(drv_hash, (job_id, jobs[job_id].owner))
     return found
 
 
@@ -429,9 +210,6 @@ def _release_if_stale(job: Job, known: Mapping[str, Job] | None = None) -> str:
     return "released" if proc.returncode == 0 else ""
 
 
-def submission_of(job: str) -> str:
-    """The qsub a (sub)job id came from: ``123[4].server`` -> ``123[].server``."""
-    return re.sub(r"\[\d+\]", "[]", job)
 
 
 # -- following ------------------------------------------------------------------------------
@@ -533,9 +311,6 @@ def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
     return CANCELLED
 
 
-def _seconds(text: str) -> int | None:
-    """A PBS walltime (``[[HH:]MM:]SS``) in seconds; None when it is not one."""
-    return scheduler_seconds(text, bare_unit=1)
 
 
 def _reached_walltime(job: Job) -> bool:
@@ -583,8 +358,39 @@ def owner_of(job: str) -> str | None:
 
 
 def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
-    """No check after joining: a job is checked once, when it is joined (``_joinable``)."""
-    return {}
+    """Joined records whose job can no longer be trusted to build (held since, moved, ...),
+    or that have followed it longer than the build time limit (``joining``).
+
+    The same rules as joining (``_verdicts`` over the build queue), checked on
+    every ``status`` and wait. A job that has ended is not a problem here: ``poll``
+    says so and the core looks for its output.
+    """
+    me = current_user()
+    joined = [r for r in records if r.joined and r.job]
+    if not joined:
+        return {}
+    now = time.time()
+    queue: dict[str, Job] | None = None
+    verdicts: dict[str, str | None] = {}
+    problems: dict[int, str] = {}
+    for record in joined:
+        try:
+            job = _job_of(record, history=True)
+            if job is None or job.state in FINISHED or job.owner == me:   # ours need no proof
+                continue
+            if queue is None:
+                queue = _nixmod_jobs(config.build.pbs.queue)
+                verdicts = _verdicts(config, queue, now)
+        except OperationFailed:
+            break    # PBS did not answer: nothing is known against the jobs, ask next time
+        why = verdicts[job.id] if job.id in verdicts else \
+            _why_not(config, job, set(), now, _largest_node_ncpus)
+        why = why or joining.followed_too_long(
+            record, _seconds(config.build.pbs.walltime),
+            f"[build.pbs].walltime {config.build.pbs.walltime}", now)
+        if why:
+            problems[record.id] = why
+    return problems
 
 
 def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[object]:

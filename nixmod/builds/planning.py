@@ -56,6 +56,9 @@ class InFlight:
     job: str
     owner: str
     backend: str
+    #: when one of this user's records joined it, if one did: a request joining through
+    #: that record follows the job since then (``joining.followed_too_long``), not afresh
+    since: float | None = None
 
 
 def plan(config: Config, versions: Sequence[PackageVersion],
@@ -141,7 +144,8 @@ def _in_flight(config: Config, store: BuildStore, drvs: set[str], exclude_ids: s
             followed = BACKENDS.get(record.backend)
             if record.joined and followed is not None:
                 owner = followed.owner_of(record.job) or "another user"
-            found.setdefault(record.drv, InFlight(record.job, owner, record.backend))
+            since = (record.joined_at or record.created) if record.joined else None
+            found.setdefault(record.drv, InFlight(record.job, owner, record.backend, since))
     by_hash = {nix.store_hash(drv): drv for drv in drvs if drv not in found}
     if not by_hash:
         return found

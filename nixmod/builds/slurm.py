@@ -14,7 +14,7 @@
   job is joined only when SLURM's own record of it shows that it can really
   build (``joinable``): on the joiner's build partition, not held, not
   waiting for a start time, with a time limit no longer than the joiner's
-  own, and running nixmod's own batch script (``slurm_job.sh``, a file of
+  own (``joining`` says what is too long), and running nixmod's own batch script (``slurm_job.sh``, a file of
   the installed package, whose path SLURM reports as the job's Command) with
   the same hash list as the comment. The job step itself refuses to build a
   drv other than the one at its index in that list.
@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nixmod import nix, outside
+from nixmod.builds import joining
 from nixmod.builds.backend import CheckRun, SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
@@ -99,7 +100,6 @@ class Task:
     command: str
     reason: str
     priority: int
-    submit_time: int
 
     @property
     def index(self) -> int:
@@ -213,8 +213,7 @@ def _tasks() -> list[Task]:
                               comment=_text(job.get("comment")),
                               command=_text(job.get("command")),
                               reason=_text(job.get("state_reason")),
-                              priority=_number(job.get("priority")) or 0,
-                              submit_time=_number(job.get("submit_time")) or 0))
+                              priority=_number(job.get("priority")) or 0))
     return tasks
 
 
@@ -222,6 +221,12 @@ def _minutes(limit: str) -> int | None:
     """A SLURM time in whole minutes (a started minute counts); None = unlimited."""
     seconds = scheduler_seconds(limit, bare_unit=60)
     return None if seconds is None else -(-seconds // 60)
+
+
+def _limit_seconds(limit: str) -> float | None:
+    """A SLURM time limit in seconds (None: unlimited), as ``joining`` compares them."""
+    minutes = _minutes(limit)
+    return None if minutes is None else minutes * 60.0
 
 
 def _show_job(job: str, *, strict: bool = False) -> str | None:
@@ -279,14 +284,9 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
     prefix, suffix = _expected_command(",".join(hashes))
     if not (task.command.startswith(prefix) and task.command.endswith(suffix)):
         return f"job {task.job} does not run nixmod's job step"
-    if task.state in QUEUED:
-        if task.priority == 0 or "Held" in task.reason or task.reason in _STUCK_REASONS:
-            return f"job {task.job} is held or cannot start ({task.reason})"
-        mine = _minutes(config.build.slurm.time)
-        waited = (now or time.time()) - task.submit_time
-        if mine is not None and task.submit_time and waited > 2 * mine * 60:
-            return (f"job {task.job} has been pending for {int(waited // 60)} min, more than "
-                    f"twice the build time limit")
+    if task.state in QUEUED and (task.priority == 0 or "Held" in task.reason
+                                 or task.reason in _STUCK_REASONS):
+        return f"job {task.job} is held or cannot start ({task.reason})"
     array = task.job.partition("_")[0]
     limits = {} if limits is None else limits     # one scontrol per array, not per task
     if array not in limits:
@@ -299,11 +299,11 @@ def joinable(config: Config, task: Task, drv_hash: str, now: float | None = None
             at = time.mktime(time.strptime(eligible or "", "%Y-%m-%dT%H:%M:%S"))
         except ValueError:
             at = None
-        if at is not None and at > (now or time.time()) + 60:
+        if joining.starts_too_late(at, now or time.time()):
             return f"job {task.job} is held or cannot start (waits until {eligible})"
     limit = _field(shown, "TimeLimit")
-    theirs, mine = _minutes(limit or "UNLIMITED"), _minutes(config.build.slurm.time)
-    if mine is not None and (theirs is None or theirs > mine):
+    if joining.longer_than_mine(_limit_seconds(limit or "UNLIMITED"),
+                                _limit_seconds(config.build.slurm.time)):
         return (f"job {task.job}'s time limit ({limit}) is longer than [build.slurm].time "
                 f"({config.build.slurm.time})")
     return None
@@ -404,17 +404,21 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState 
 
 
 def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str]:
-    """Joined records whose job can no longer be trusted to build (held since, stuck, ...)."""
+    """Joined records whose job can no longer be trusted to build (held since, stuck, ...),
+    or that have followed it longer than the build time limit (``joining``)."""
     joined = [r for r in records if r.joined and r.job]
     if not joined:
         return {}
     tasks = {task.job: task for task in _tasks()}
     now, limits = time.time(), dict[str, str | None]()
+    mine = _limit_seconds(config.build.slurm.time)
     problems: dict[int, str] = {}
     for record in joined:
         task = tasks.get(record.job or "")
         if task is not None and task.owner != current_user():   # our own jobs need no proof
-            why = joinable(config, task, nix.store_hash(record.drv), now, limits)
+            why = joinable(config, task, nix.store_hash(record.drv), now, limits) \
+                or joining.followed_too_long(record, mine, f"[build.slurm].time "
+                                             f"{config.build.slurm.time}", now)
             if why:
                 problems[record.id] = why
     return problems

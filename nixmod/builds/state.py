@@ -105,6 +105,8 @@ class BuildRecord:
     backend: str = "local"
     #: True when ``job`` is somebody else's job building the same drv
     joined: bool = False
+    #: when the request started following that job (``joining.followed_too_long`` counts from it)
+    joined_at: float | None = None
     #: the host the build ran on (set by the job step itself: no accounting needed)
     node: str | None = None
     log: str = ""
@@ -152,7 +154,7 @@ CREATE TABLE IF NOT EXISTS builds (
     log TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
     homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
     module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL, node TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL, node TEXT, joined_at REAL,
     channel_pin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
@@ -160,7 +162,7 @@ CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
 """
 #: columns added after the first release, with their SQL type: an older
 #: state db gains them on open, so an upgrade never loses a user's builds
-_ADDED_COLUMNS = {"node": "TEXT", "channel_pin": "TEXT NOT NULL DEFAULT ''"}
+_ADDED_COLUMNS = {"node": "TEXT", "joined_at": "REAL", "channel_pin": "TEXT NOT NULL DEFAULT ''"}
 
 
 def _to_row(record: BuildRecord) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | No
             for record in records:
                 # created = this submission: elapsed counts from the latest attempt
                 store.update(record, state=BuildState.PENDING, error=None, job=None, joined=False,
-                             created=time.time())
+                             joined_at=None, created=time.time())
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
 
@@ -106,7 +106,7 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
         elif action == "join":
             assert flight is not None  # decide() returns the flight it joins
             store.update(record, state=BuildState.QUEUED, job=flight.job, joined=True,
-                         backend=flight.backend)
+                         backend=flight.backend, joined_at=flight.since or time.time())
             if progress:
                 progress(f"[{record.id}] {record.name} {record.version}: joining job "
                          f"{flight.job} of {flight.owner}")
@@ -134,7 +134,8 @@ def _dispatch(config: Config, store: BuildStore, records: list[BuildRecord], bac
             progress(f"submitted {len(to_build)} build(s) to {backend}: {jobs}")
     for record in duplicates:
         owner = first_of_drv[record.drv]
-        store.update(record, state=BuildState.QUEUED, job=owner.job, joined=True, backend=owner.backend)
+        store.update(record, state=BuildState.QUEUED, job=owner.job, joined=True, backend=owner.backend,
+                     joined_at=time.time())
 
 
 def submission_of(record: BuildRecord) -> str:
