@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Mapping
 
-from conftest import NIXMOD, SCRATCH, UserSession
+from rig import SCRATCH, UserSession, run_userside
 
 
 def user_config(channels: Mapping[str, Path], backend: str, *, build: str = "",
@@ -88,8 +88,4 @@ def wait_for_state(session: UserSession, record_id: int, states: set[str],
 def cancel_as_the_tui_does(session: UserSession, record_id: int) -> None:
     """Cancel through the TUI's own call (``tui.model.cancel_builds``): it acts on the
     records as last shown, with no refresh first, unlike ``nixmod cancel``."""
-    script = ("import sys\n"
-              "from nixmod.config import load_config\n"
-              "from nixmod.tui.model import cancel_builds\n"
-              "cancel_builds(load_config(), [int(sys.argv[1])])\n")
-    session.run(f"{NIXMOD.parent}/python", "-I", "-c", script, str(record_id), check=True)
+    run_userside(session, "tui_cancel", str(record_id), check=True)

@@ -34,7 +34,7 @@ if [ "$layers_rc" != 0 ]; then
     exit 1
 fi
 printf 'lint-imports: %s\n' "$(printf '%s\n' "$layers_out" | grep -E '^Contracts: ' | tail -n 1)"
-"$VENV/bin/python" -m pytest -p no:cacheprovider --timeout=600 "$@"
+"$VENV/bin/python" -m pytest -p no:cacheprovider --timeout=600 --durations=30 "$@"
 rc=$?
 if [ "$rc" = 5 ]; then echo "run-tests: no tests were collected" >&2; exit 1; fi
 exit "$rc"

@@ -14,7 +14,7 @@ import uuid
 
 from builds_helpers import (counter_lines, new_counter, records, setup_builds, status,
                             user_config, wait_for_state)
-from conftest import NIXMOD, UserSession
+from rig import NIXMOD, UserSession, run_userside
 from test_builds_hostile import _drv_hash, _job_script
 from test_builds_pbs import PBS_BIN, QUEUE, pbs_server, setup_pbs  # noqa: F401 (the fixture)
 
@@ -24,12 +24,7 @@ BAD = "$(printf 'probe\\xff\\xc3')"
 
 def _refresh_as_the_tui_does(session: UserSession) -> list[dict]:
     """The TUI's refresh (``tui.model.refresh_records``), as ``session``: (id, state) pairs."""
-    script = ("import json\n"
-              "from nixmod.config import load_config\n"
-              "from nixmod.tui.model import refresh_records\n"
-              "print(json.dumps([{'id': r.id, 'state': r.state}\n"
-              "                  for r in refresh_records(load_config())]))\n")
-    proc = session.run(f"{NIXMOD.parent}/python", "-I", "-c", script)
+    proc = run_userside(session, "tui_refresh")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     return records(proc)
 

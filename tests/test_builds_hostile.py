@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 
 from builds_helpers import (counter_lines, new_counter, records, setup_builds, slurm_table,
                             status, wait_for_state)
-from conftest import VENV
+from rig import REPO, VENV, run_userside
 
 PARTITION = "nixbuild"
 
@@ -31,9 +30,8 @@ def _drv_hash(session, channels: Path, attr: str) -> str:
 
 def _job_script() -> str:
     """The installed nixmod's batch script (what a genuine build job's Command starts with)."""
-    return subprocess.run([str(VENV / "bin/python"), "-I", "-c",
-                           "from nixmod.builds.slurm import JOB_SCRIPT; print(JOB_SCRIPT)"],
-                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+    return subprocess.run([str(VENV / "bin/python"), "-I", str(REPO / "tests/userside/installed.py"),
+                           "slurm-job-script"], capture_output=True, text=True, check=True, cwd="/").stdout.strip()
 
 
 def _sbatch(session, *args: str) -> str:
@@ -221,14 +219,6 @@ def test_extra_args_cannot_take_over_nixmods_own_options_by_abbreviation(alice, 
     assert records(built)[0]["state"] == "built"
 
 
-CHECK = textwrap.dedent("""
-    import sys
-    from nixmod.scheduler_options import reserved_sbatch_option
-    for word in sys.stdin.read().split():
-        print(word, reserved_sbatch_option([word + "=x"]) or "-")
-""")
-
-
 def test_the_extra_args_rule_is_sbatchs_own_abbreviation_rule(alice):
     """Against the installed sbatch's own option list: a word sbatch reads as one of nixmod's
     options is refused, one it reads as another option is not."""
@@ -249,8 +239,7 @@ def test_the_extra_args_rule_is_sbatchs_own_abbreviation_rule(alice):
                 matches = [prefix]
             if len(matches) == 1:
                 words[prefix] = matches[0]
-    proc = alice.run(str(VENV / "bin/python"), "-I", "-c", CHECK,
-                     input="\n".join(words), check=True)
+    proc = run_userside(alice, "sbatch_options", input="\n".join(words), check=True)
     verdict = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     for word, option in words.items():
         refused = verdict[word] != "-"

@@ -21,7 +21,7 @@ import pytest
 
 from builds_helpers import (cancel_as_the_tui_does, counter_lines, new_counter, records,
                             setup_builds, stack_channels, status, user_config, wait_for_state)
-from conftest import NIXMOD, REPO, UserSession, kill_hard
+from rig import NIXMOD, REPO, UserSession, kill_hard, run_userside
 from tui_view import svg_text
 
 PBS_BIN = Path("/opt/pbs/bin")
@@ -283,9 +283,7 @@ def test_look_alike_jobs_that_cannot_build_are_not_joined(alice, bob, test_chann
     drv = bob.run("nix-instantiate", str(test_channels / "builds.nix"), "-A", "pkg11",
                   check=True).stdout.strip()
     drv_hash = Path(drv).name.split("-")[0]
-    job_code = alice.run(f"{NIXMOD.parent}/python", "-I", "-c",
-                         "from nixmod.builds.pbs import JOB_CODE; print(JOB_CODE)",
-                         check=True).stdout.strip()
+    job_code = _job_code(alice)
     common = [str(PBS_BIN / "qsub"), "-N", "nixmod-build", "-q", QUEUE, "-o", "/dev/null",
               "-v", f"NIXMOD_DRVS=nixmod:{drv_hash}"]
     held = bob.run(*common, "-h", "--", f"{NIXMOD.parent}/python", "-I", "-c", job_code,
@@ -304,9 +302,7 @@ def test_look_alike_jobs_that_cannot_build_are_not_joined(alice, bob, test_chann
 
 def _job_code(session: UserSession) -> str:
     """What nixmod's own PBS job runs (``python -I -c JOB_CODE MANIFEST``): a copy of it."""
-    return session.run(f"{NIXMOD.parent}/python", "-I", "-c",
-                       "from nixmod.builds.pbs import JOB_CODE; print(JOB_CODE)",
-                       check=True).stdout.strip()
+    return run_userside(session, "installed", "pbs-job-code", check=True).stdout.strip()
 
 
 def _forged_build(bob: UserSession, drv_hash: str, manifest: Path, *qsub_args: str) -> str:
@@ -486,51 +482,11 @@ def test_doctor_checks_the_pbs_server_and_queue(alice, test_channels):
     assert line.startswith("[FAIL]") and "no-such-queue" in line and "[build.pbs] queue" in line
 
 
-TUI_SCRIPT = r'''
-import asyncio, json
-from nixmod.config import load_config
-from nixmod.tui.app import NixmodApp
-from nixmod.tui.selection import PlanScreen
-
-
-async def main() -> None:
-    app = NixmodApp(load_config(), refresh_seconds=0.5)
-    async with app.run_test(size=(120, 40)) as pilot:
-        async def until(condition, timeout=150):
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while not condition():
-                if loop.time() > deadline:
-                    raise SystemExit(f"timed out: {[(r.name, r.state, r.job) for r in app.records]}")
-                await pilot.pause(0.2)
-
-        async def press(*keys):
-            for key in keys:
-                await pilot.press(key)
-                await pilot.pause()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-
-        await until(lambda: app.catalog is not None or app.catalog_error)
-        await press("slash", "ctrl+a", "ctrl+k", *"slowpkg")
-        await press("enter", "enter", "space", "s")
-        await until(lambda: isinstance(app.screen, PlanScreen) and app.screen.plans)
-        await press("enter")
-        await until(lambda: any(r.name == "slowpkg" and r.state == "built" for r in app.records))
-        await pilot.pause(1)
-        record = [r for r in app.records if r.name == "slowpkg"][-1]
-        print(json.dumps({"job": record.job, "backend": record.backend,
-                          "screenshot": app.export_screenshot()}))
-
-asyncio.run(main())
-'''
-
-
 def test_the_tui_builds_screen_follows_a_pbs_build(alice, test_channels):
     """A real user submits from the TUI; the Builds screen shows the PBS job id and `built`."""
     nonce, counter = new_counter()
     setup_pbs(alice, test_channels, nonce=nonce, counter=counter, sleep=2)
-    proc = alice.run(f"{NIXMOD.parent}/python", "-I", "-c", TUI_SCRIPT, timeout=300)
+    proc = run_userside(alice, "tui_build", "slowpkg", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = json.loads(proc.stdout.strip().splitlines()[-1])
     assert shown["backend"] == "pbs" and shown["job"].split(".")[0].isdigit()

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from builds_helpers import (cancel_as_the_tui_does, counter_lines, new_counter, records,
                             setup_builds, status, wait_for_state)
-from conftest import NIXMOD
+from rig import NIXMOD
 
 
 def test_two_users_same_package_same_moment_builds_once(alice, bob, test_channels):

@@ -6,11 +6,11 @@ nixpkgs dumps. Everything runs as a real unprivileged user.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from conftest import VENV
+from rig import VENV, run_userside
+from dump_channels import channels_config
 
 #: record counts from data/README.md: every one must be indexed or reported
 REAL_DUMPS = {
@@ -28,16 +28,11 @@ def json_of(session, *args: str):
     return json.loads(proc.stdout)
 
 
-def channels_config(*channels: tuple[str, str]) -> str:
-    return "".join(f'[[channels]]\nname = "{name}"\npath = "{path}"\n\n' for name, path in channels)
-
-
-def api(session, script: str) -> subprocess.CompletedProcess[str]:
-    """Run a few lines against nixmod's Python API as the user; returns the process."""
-    prelude = ("import json\nfrom nixmod.config import load_config\n"
-               "from nixmod.catalog import Catalog\nfrom nixmod.errors import UserError\n"
-               "catalog = Catalog.load(load_config())\n")
-    return session.run(str(VENV / "bin/python"), "-c", prelude + script)
+def catalog_query(session, *question: str):
+    """The user's catalog asked through nixmod's Python API (tests/userside/catalog_query.py)."""
+    proc = run_userside(session, "catalog_query", *question)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 # -- the demo channels, evaluated by real Nix ------------------------------------------
@@ -122,21 +117,11 @@ def test_resolve_specs_ties_and_constraints(alice, demo_dir, test_channels):
     alice.write_config(channels_config(("demo-2024", demo_dir / "demo-2024"),
                                        ("tie", test_channels / "catalog-tie.nix"),
                                        ("demo-2025", demo_dir / "demo-2025")))
-    proc = api(alice, """
-def show(spec):
-    try:
-        v = catalog.resolve(spec)
-        return [v.version, v.channel]
-    except UserError as exc:
-        return "error: " + str(exc)
-specs = ["hello", "hello@2.10", "demo-2024:hello", "demo-2024:hello@2.10", "hello@>=2.11",
-         "hello@<2.11", "frob@>=2", "datefmt@>=1", "hello@9.9", "hello@>=nonsense", "nope:hello",
-         "demo-2024:cowsay-demo", "tie-only", "hello@", "hello@@2.10"]
-print(json.dumps({s: show(s) for s in specs}))
-print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
-""")
-    assert proc.returncode == 0, proc.stderr
-    resolved, versions = (json.loads(line) for line in proc.stdout.splitlines())
+    resolved = catalog_query(alice, "resolve", "hello", "hello@2.10", "demo-2024:hello", "demo-2024:hello@2.10",
+                             "hello@>=2.11", "hello@<2.11", "frob@>=2", "datefmt@>=1", "hello@9.9",
+                             "hello@>=nonsense", "nope:hello", "demo-2024:cowsay-demo", "tie-only", "hello@",
+                             "hello@@2.10")
+    versions = catalog_query(alice, "versions", "hello")
     # newest channel first; the same version in two channels: both kept, the later first
     assert versions == [["2.12.1", "demo-2025"], ["2.10", "tie"], ["2.10", "demo-2024"]]
     assert resolved["hello"] == ["2.12.1", "demo-2025"]
@@ -159,8 +144,7 @@ print(json.dumps([[v.version, v.channel] for v in catalog.versions("hello")]))
     # highest version string: with demo-2024 configured last, its 2.10 is the default
     alice.write_config(channels_config(("demo-2025", demo_dir / "demo-2025"),
                                        ("demo-2024", demo_dir / "demo-2024")))
-    proc = api(alice, "v = catalog.resolve('hello'); print(v.version, v.channel)")
-    assert proc.stdout.split() == ["2.10", "demo-2024"], proc.stderr
+    assert catalog_query(alice, "resolve", "hello") == {"hello": ["2.10", "demo-2024"]}
     assert [v["channel"] for v in json_of(alice, "versions", "hello")] == ["demo-2024", "demo-2025"]
 
 
@@ -278,8 +262,7 @@ def test_saved_dumps_in_both_formats_with_hostile_entries(alice):
     info = {c["name"]: c for c in json_of(alice, "catalog", "info")["channels"]}
     assert (info["old"]["kind"], info["old"]["packages"], info["old"]["skipped"]) == ("dump", 2, 2)
     assert (info["new"]["packages"], info["new"]["skipped"]) == (2, 0)
-    proc = api(alice, "print(json.dumps([[s.channel, s.attr, s.reason] for s in catalog.skipped()]))")
-    skipped = {attr: reason for _channel, attr, reason in json.loads(proc.stdout)}
+    skipped = {attr: reason for _channel, attr, reason in catalog_query(alice, "skipped")}
     assert set(skipped) == {"weird", "has space"} and all(skipped.values())
 
 
@@ -302,12 +285,12 @@ def test_an_empty_search_is_bad_input(alice):
 
 @pytest.fixture(scope="module")
 def real_dumps_user(request, real_dumps):
-    from conftest import BOB, _new_session
+    from rig import BOB, new_session
 
     missing = [n for n in REAL_DUMPS if not (real_dumps / f"{n}.json.gz").is_file()]
     if missing:
         pytest.fail(f"real dumps missing under {real_dumps}: {missing} (set NIXMOD_TEST_DATA)")
-    session = _new_session(BOB, "real-dumps")
+    session = new_session(BOB, "real-dumps")
     session.write_config(channels_config(*((n, real_dumps / f"{n}.json.gz") for n in REAL_DUMPS)))
     return session
 
@@ -344,19 +327,8 @@ def test_real_dumps_default_version_is_the_newest_channels(real_dumps_user):
     assert (alacritty[0]["version"], alacritty[0]["channel"]) == ("0.17.0", NEWEST)
     assert "2018-01-31" in [v["version"] for v in alacritty]
 
-    proc = api(real_dumps_user, """
-def show(spec):
-    try:
-        v = catalog.resolve(spec)
-        return [v.version, v.channel]
-    except UserError as exc:
-        return "error: " + str(exc)
-print(json.dumps({s: show(s) for s in ["lammps", "alacritty", "alacritty@unstable-2018-01-31",
-                                      "alacritty@2018-01-31", "alacritty@01", "git",
-                                      "git@>=99"]}))
-""")
-    assert proc.returncode == 0, proc.stderr
-    resolved = json.loads(proc.stdout)
+    resolved = catalog_query(real_dumps_user, "resolve", "lammps", "alacritty", "alacritty@unstable-2018-01-31",
+                             "alacritty@2018-01-31", "alacritty@01", "git", "git@>=99")
     assert resolved["lammps"] == ["22Jul2025_update4", NEWEST]
     assert resolved["alacritty"] == ["0.17.0", NEWEST]
     # the version as the nixpkgs derivation name spells it (alacritty-unstable-2018-01-31)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from test_catalog import channels_config
+from dump_channels import channels_config
 
 
 def test_usage_errors_name_nixmod_once_and_never_offer_the_hidden_job_step(alice):

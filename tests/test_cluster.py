@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from builds_helpers import new_counter, records, setup_builds, slurm_table, user_config
-from conftest import COMPUTE_PARTITION, BUILD_PARTITION, LMOD_INIT, STORE_COPY, UserSession
+from rig import COMPUTE_PARTITION, BUILD_PARTITION, LMOD_INIT, STORE_COPY, UserSession
 from modules_helpers import site_lua  # noqa: F401 (fixture)
 
 MODULES = ".local/share/nixmod/modules"

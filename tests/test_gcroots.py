@@ -14,7 +14,7 @@ import json
 import uuid
 from pathlib import Path
 
-from conftest import UserSession
+from rig import UserSession
 
 GX_CONFIG = """
 [[channels]]

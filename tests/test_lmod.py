@@ -13,6 +13,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from modules_helpers import lmod_script, site_lua, write_modules  # noqa: F401 (fixture)
+from rig import run_userside
 
 FAKE_STORE_PATH = "/nix/store/" + "a" * 32 + "-gone-1.0"
 
@@ -195,19 +196,8 @@ def test_refresh_rewrites_from_requests_and_prunes_only_what_is_gone(alice, test
         {"channel": channel, "attr": "probe", "name": "probe", "version": "1.0"},
         {"name": "gone", "version": "1.0", "outputs": {"out": FAKE_STORE_PATH}},
         {"channel": channel, "attr": "multi", "name": "multi", "version": "3.1"}], root)
-    script = f'''
-import json
-from pathlib import Path
-from nixmod import lmod
-from nixmod.config import load_config
-config = load_config()
-request = lmod.ModuleRequest(name="probe", version="1.0", description="refreshed",
-                             outputs={json.dumps(probe["outputs"])})
-result = lmod.refresh_modules(config, [request], root=Path("{root}"))
-print(json.dumps({{"written": [i.module for i in result.written],
-                   "pruned": [i.module for i in result.pruned]}}))
-'''
-    proc = alice.run("/opt/nixmod/venv/bin/python", "-c", script, check=True)
+    requests = [{"name": "probe", "version": "1.0", "description": "refreshed", "outputs": probe["outputs"]}]
+    proc = run_userside(alice, "lmod_calls", "refresh", str(root), input=json.dumps(requests), check=True)
     assert json.loads(proc.stdout) == {"written": ["nix/probe/1.0"], "pruned": ["nix/gone/1.0"]}
     assert "Description: refreshed" in (root / "nix/probe/1.0.lua").read_text()
     assert (root / "nix/multi/3.1.lua").exists()   # valid, not in the requests: kept
@@ -217,9 +207,7 @@ print(json.dumps({{"written": [i.module for i in result.written],
 def test_site_tree_spider_cache_is_written_new_then_renamed_and_used(alice, demo_dir):
     root = alice.home / "site/modules"
     write_modules(alice, [hello(demo_dir, "2024", "2.10"), hello(demo_dir, "2025", "2.12.1")], root)
-    proc = alice.run("/opt/nixmod/venv/bin/python", "-c",
-                     f"from nixmod import lmod; print(lmod.update_spider_cache(__import__('pathlib').Path('{root}')))",
-                     check=True)
+    proc = run_userside(alice, "lmod_calls", "spider-cache", str(root), check=True)
     cache = root.parent / "modules.lmodcache"
     assert proc.stdout.strip() == str(cache)
     assert "nix/hello/2.12.1" in (cache / "spiderT.lua").read_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import REPO
+from rig import REPO
 from modules_helpers import site_lua  # noqa: F401 (fixture)
 
 

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from builds_helpers import stack_channels, user_config
-from conftest import COMPUTE_PARTITION, STORE_COPY, VENV, UserSession
+from rig import COMPUTE_PARTITION, STORE_COPY, UserSession, run_userside
 from modules_helpers import site_lua  # noqa: F401 (fixture)
 from test_cluster import job_info, lmod_job, run_batch_job
 
@@ -200,9 +200,7 @@ def test_gc_dry_run_changes_nothing_and_gc_removes_only_what_it_listed(
     outs = _build(alice, "stale", "keeper", "fav")
     lib = _lib_of(alice, outs["stale"])
     # fav is the default of nix/fav, as a stack makes its defaults (.modulerc.lua)
-    alice.run(str(VENV / "bin/python"), "-c",
-              "from nixmod import lmod; from nixmod.config import load_config; "
-              "lmod.set_default(load_config(), 'fav', '1.0')", check=True)
+    run_userside(alice, "lmod_calls", "set-default", "fav", "1.0", check=True)
     # all three were built 40 days ago (their GC roots and modulefiles say so) ...
     old = alice.home / ".local/share/nixmod/modules/nix"
     roots = alice.home / ".local/state/nixmod/gcroots"

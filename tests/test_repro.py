@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from builds_helpers import counter_lines, new_counter, records, user_config
-from conftest import SCRATCH, VENV, UserSession
+from rig import SCRATCH, UserSession, run_userside
 from tui_view import WatchedApp, screen_text
 
 RIG_KEY = Path("/etc/nix/nixmod-rig-cache.sec")
@@ -148,9 +148,8 @@ def test_lock_export_delete_then_another_user_imports(alice, bob, test_channels)
                    "module show nix/counted/1.0 2>&1", check=True).stdout
     assert "counted 1.0" in ran and drv in ran and nix_hash(channel) in ran
     assert len(counter_lines(counter)) == 1, "the builder ran again"
-    signed = bob.run(str(VENV / "bin/python"), "-c", "import sys; from nixmod import repro; "
-                     "print(repro.signature_status(sys.argv[1:])[sys.argv[1]])", out, check=True)
-    assert signed.stdout.strip() == "signed by nixmod-rig-1"
+    signed = run_userside(bob, "signature", out, check=True)
+    assert signed.stdout.strip() == f"{out} signed by nixmod-rig-1"
 
     # support staff import into a stack's tree: modules there, GC roots beside it
     site = bob.home / "site/modules"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from builds_helpers import counter_lines, new_counter, records, setup_builds
-from conftest import REPO, SCRATCH, STORE_COPY, kill_hard, rig_nodes
+from rig import REPO, SCRATCH, STORE_COPY, kill_hard, rig_nodes
 
 #: every test here needs the rig (up.sh itself, run as root)
 pytestmark = pytest.mark.rig

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from builds_helpers import new_counter, records, setup_builds
-from conftest import BOB, SCRATCH, UserSession
+from rig import BOB, SCRATCH, UserSession
 
 #: what bob plants as `nixmod/__init__.py`: proof of running, as whoever imports it
 PLANTED = """import os

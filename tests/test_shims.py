@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import LMOD_INIT, SCRATCH
+from rig import LMOD_INIT, SCRATCH
 from modules_helpers import site_lua, write_modules  # noqa: F401 (fixture)
 
 

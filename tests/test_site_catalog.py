@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from builds_helpers import new_counter, records
-from conftest import SCRATCH, VENV
+from rig import SCRATCH, VENV, run_userside
 
 #: a PATH with nixmod but no nix-env: any evaluation fails
 NO_NIX = {"PATH": f"{VENV}/bin"}
@@ -135,11 +135,7 @@ def test_stale_index_falls_back_per_user_with_one_warning(alice, bob):
     assert len(lines) == 1 and "channel chan-a changed since it was published (stale)" in lines[0]
     assert f"nixmod catalog publish {site}" in lines[0]
     # the TUI lists the same line among the catalog's problems
-    shown = bob.run(str(VENV / "bin/python"), "-c",
-                    "from nixmod.config import load_config\n"
-                    "from nixmod.tui.model import catalog_problems, load_catalog\n"
-                    "config = load_config()\n"
-                    "print(catalog_problems(config, load_catalog(config)))", check=True)
+    shown = run_userside(bob, "catalog_query", "tui-problems", check=True)
     assert lines[0].removeprefix("nixmod: warning: ") in shown.stdout
 
     # staff publishes again: the next search uses the index and the warning is gone
@@ -304,46 +300,6 @@ def test_bad_catalog_config_is_one_line_and_exit_2(alice, bob, test_channels):
     assert proc.returncode == 2 and "takes no directory" in proc.stderr
 
 
-#: run as bob: rewrite the index in DIR so that package NAME's row builds attribute OTHER.
-#: The merged index (what a user with the site's channel list loads as it is) maps each
-#: name to the attribute ``nixmod build NAME`` evaluates; a row whose name is NAME and
-#: whose attribute is OTHER is made by indexing OTHER's record under NAME.
-FORGE = """
-import json, marshal, sys
-from pathlib import Path
-from nixmod import catalogcache, catalogindex, siteindex
-from nixmod.channels import Listing
-from nixmod.config import load_config
-site, name, other = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-data = (site / siteindex.INDEX_NAME).read_bytes()
-start = data.index(b"\\n") + 1
-size = int.from_bytes(data[start:start + 8], "little")
-header = json.loads(data[start + 8:start + 8 + size])
-payload = start + 8 + size
-
-class Filed(tuple):                     # indexed under ``name``, unpacks as ``other``'s record
-    def __getitem__(self, i):
-        return name if i == 0 else tuple.__getitem__(self, i)
-
-channels, listings = [], []
-for channel, entry in header["channels"].items():
-    section = data[payload + entry["offset"]:payload + entry["offset"] + entry["size"]]
-    records, skipped = marshal.loads(section)
-    records = [r for r in records if r[0] != name]
-    records = [Filed(r) if r[0] == other else r for r in records]
-    listings.append(Listing(records, skipped, entry["listed_at"]))
-    channels.append((channel, entry["identity"], siteindex.SiteListing(records, skipped,
-                                                                       entry["listed_at"])))
-key = header["merged"]["key"]
-index, sections = catalogindex.build_index(load_config().channels, listings, print)
-index["key"] = key
-merged = (key, b"".join(catalogcache.section_image(index, sections)))
-siteindex.write_index(site, [(c, i, siteindex.SiteListing([tuple(r) for r in l.records],
-                                                          l.skipped, l.listed_at))
-                             for c, i, l in channels], {}, merged, header["catalog_format"])
-"""
-
-
 def test_a_site_dir_another_user_made_first_never_chooses_what_builds(alice, bob):
     """Issue 24.3: bob creates the configured site_dir first in a shared sticky directory
     (as /scratch) and publishes rows whose name is ``hello`` and whose attribute is his
@@ -358,7 +314,7 @@ def test_a_site_dir_another_user_made_first_never_chooses_what_builds(alice, bob
     bob.run("mkdir", "-m", "755", str(site), check=True)
     bob.write_config(config({"chan-a": a}, publisher=bob.user))    # bob trusts himself
     publish(bob, site)
-    bob.run(str(VENV / "bin/python"), "-c", FORGE, str(site), "hello", "evil", check=True)
+    run_userside(bob, "forge_site_index", str(site), "hello", "evil", check=True)
     # what bob's index says, to him: the forgery is real
     bob.write_config(config({"chan-a": a}, site, publisher=bob.user))
     forged = json.loads(bob.nixmod("versions", "hello", "--json", env=NO_NIX, check=True).stdout)

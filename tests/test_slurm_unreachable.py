@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from builds_helpers import counter_lines, new_counter, records, setup_builds, status
-from conftest import SCRATCH
+from rig import SCRATCH
 
 
 @pytest.fixture

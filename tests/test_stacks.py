@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from builds_helpers import slurm_table, stack_channels, user_config
-from conftest import ALICE, UserSession, _new_session
+from rig import ALICE, UserSession, new_session
 
 STACK = """\
 [stack]
@@ -81,7 +81,7 @@ class BuiltStack:
 @pytest.fixture(scope="module")
 def built(test_channels) -> BuiltStack:
     """One stack build with --wait, shared by the tests that look at its outcome."""
-    alice = _new_session(ALICE, "stacks")
+    alice = new_session(ALICE, "stacks")
     _configure(alice, test_channels)
     root = alice.home / "site" / "modules"
     stack_file = alice.write("stack.toml", STACK.format(root=root))
@@ -178,7 +178,7 @@ def test_removing_a_package_from_the_file_removes_its_module(built, bob, test_ch
     The copy uses the same nonce, so its drvs are the ones ``built`` made: every package is
     reused, nothing is submitted. ``broken`` is left out, so every build here succeeds.
     """
-    alice = _new_session(ALICE, "stacks-removal")
+    alice = new_session(ALICE, "stacks-removal")
     _configure(alice, test_channels)
     alice.extra_env["NIXMOD_TEST_NONCE"] = built.alice.extra_env["NIXMOD_TEST_NONCE"]
     root = alice.home / "site" / "modules"

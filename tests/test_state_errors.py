@@ -11,7 +11,7 @@ import time
 import uuid
 
 from builds_helpers import counter_lines, new_counter, records, setup_builds, status
-from conftest import SCRATCH, UserSession
+from rig import SCRATCH, UserSession
 
 
 def _configure(alice: UserSession, test_channels, state_dir=None) -> None:

@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from textual.worker import WorkerCancelled
 
 from nixmod.config import load_config
 from nixmod.lmod import ModuleRequest, write_module
@@ -26,7 +25,8 @@ from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import LogScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.selection import PlanScreen
-from tui_view import WatchedApp, screen_text
+from tui_view import (WatchedApp, after, footer_text, keys, notifications, record_of, screen_text, settle,
+                      type_query, wait_until)
 
 SIZES = [(80, 24), (120, 40)]
 SIZE_IDS = ["80x24", "120x40"]
@@ -86,42 +86,6 @@ def own_demo_config(tui_home, tmp_path):
     config.build.state_dir = tmp_path / "state"
     config.modules.root = tmp_path / "modules"
     return config
-
-
-async def settle(pilot) -> None:
-    """Wait until the catalog is in and every worker (search, refresh) has reported."""
-    app = pilot.app
-    for _ in range(600):
-        if app.catalog is not None or app.catalog_error:
-            break
-        await pilot.pause(0.05)
-    for _ in range(3):
-        try:
-            await app.workers.wait_for_complete()
-        except WorkerCancelled:   # a newer refresh (an exclusive worker) replaced it
-            pass
-        await pilot.pause()
-
-
-def steady_cursor(app) -> None:
-    """A blinking text cursor is on or off by the clock: a snapshot shows it steady."""
-    from textual.widgets import Input
-
-    for screen in app.screen_stack:
-        for box in screen.query(Input):
-            box.cursor_blink = False
-
-
-def after(*keys: str):
-    """A run_before for snap_compare: settle, press ``keys``, settle again."""
-    async def run(pilot) -> None:
-        await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
-        steady_cursor(pilot.app)
-        await pilot.pause()
-    return run
 
 
 def quiet_app(config) -> NixmodApp:
@@ -197,40 +161,6 @@ def build_config(tui_home, tmp_path, test_channels, monkeypatch):
                            f'[modules]\nroot = "{tmp_path}/modules"\n')
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return load_config(config_file)
-
-
-async def wait_until(pilot, condition, timeout: float = 90.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out; screen {pilot.app.screen}, records "
-                                 f"{[(r.name, r.state, r.error) for r in pilot.app.records]}, "
-                                 f"notifications {notifications(pilot.app)}")
-        await pilot.pause(0.2)
-
-
-def record_of(app: NixmodApp, name: str):
-    matching = [r for r in app.records if r.name == name]
-    return matching[-1] if matching else None
-
-
-def notifications(app: NixmodApp) -> list[str]:
-    """What the app has told the user so far (every app here is a WatchedApp)."""
-    assert isinstance(app, WatchedApp)
-    return app.told
-
-
-async def keys(pilot, *names: str) -> None:
-    """Press keys one at a time, letting each one's focus change land (as a person would)."""
-    for name in names:
-        await pilot.press(name)
-        await pilot.pause()
-
-
-async def type_query(pilot, text: str) -> None:
-    await keys(pilot, "slash", "ctrl+a", "ctrl+k", *text)
-    await settle(pilot)
 
 
 def test_search_pick_submit_build_module(build_config):
@@ -352,33 +282,6 @@ async def _retry_a_failed_build(build_config):
         assert app.is_running
 
 
-def test_a_crash_exits_non_zero(own_demo_config):
-    """An unexpected exception ends the app with status 1, so a shell (or a wrapper) sees it."""
-    from textual.binding import Binding
-
-    from nixmod.tui.app import exit_status
-
-    class Crashing(NixmodApp):
-        BINDINGS = [Binding("x", "crash", "Crash")]
-
-        def action_crash(self) -> None:
-            raise RuntimeError("a bug")
-
-    async def press_x(pilot) -> None:
-        await pilot.pause(0.5)
-        await pilot.press("escape", "x")
-
-    app = Crashing(own_demo_config, watch_builds=False)
-    assert exit_status(app, headless=True, size=(80, 24), auto_pilot=press_x) == 1
-    normal = WatchedApp(own_demo_config, watch_builds=False)
-
-    async def quit_now(pilot) -> None:
-        await pilot.pause(0.5)
-        await pilot.press("escape", "q")
-
-    assert exit_status(normal, headless=True, size=(80, 24), auto_pilot=quit_now) == 0
-
-
 def test_a_damaged_build_database_is_told_on_the_screen(own_demo_config):
     asyncio.run(_damaged_build_database_is_told(own_demo_config))
 
@@ -397,38 +300,13 @@ async def _damaged_build_database_is_told(config):
     assert len(sorted(state.glob("builds.db.damaged-*"))) == 1
 
 
-def test_bad_channel_keeps_the_app_usable(tui_home, tmp_path):
-    asyncio.run(_bad_channel_keeps_the_app_usable(tui_home, tmp_path))
-
-
-async def _bad_channel_keeps_the_app_usable(tui_home, tmp_path):
-    """No catalog: a clear reason; the other screens and the help still work."""
-    config_file = tmp_path / "config.toml"
-    config_file.write_text(f'[[channels]]\nname = "site"\npath = "{tmp_path}/missing"\n'
-                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
-                           f'[modules]\nroot = "{tmp_path}/modules"\n')
-    app = WatchedApp(load_config(config_file), watch_builds=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        text = screen_text(app)
-        assert "channel site could not be read" in text and "config.toml" in text, text
-        assert "Traceback" not in text
-        await keys(pilot, "s")                       # submit with nothing picked: a warning
-        await keys(pilot, "down", "3")
-        await pilot.pause()
-        assert app.current_mode == "builds"
-        await keys(pilot, "question_mark")
-        await pilot.pause()
-        assert type(app.screen).__name__ == "HelpScreen"
-
-
 def test_tui_quits_when_its_terminal_hangs_up(alice):
     """A real user's `nixmod` on a real pty: the terminal goes away with no SIGHUP
     delivered (as under runuser or su), and the app must end, not spin on the dead tty."""
     import select
     import subprocess
 
-    from conftest import NIXMOD
+    from rig import NIXMOD
 
     master, slave = os.openpty()
     env = [f"{k}={v}" for k, v in (alice.env() | {"TERM": "xterm-256color"}).items()]
@@ -451,31 +329,6 @@ def test_tui_quits_when_its_terminal_hangs_up(alice):
         os.killpg(proc.pid, 9)   # runuser and the app: the new session's process group
         raise AssertionError("the TUI kept running after its terminal hung up")
     assert code == 0
-
-
-@pytest.mark.parametrize("where", ["search box", "help screen", "modules screen"])
-def test_ctrl_c_quits_from_anywhere(demo_config, where):
-    asyncio.run(_ctrl_c_quits_from_anywhere(demo_config, where))
-
-
-async def _ctrl_c_quits_from_anywhere(demo_config, where):
-    """ctrl+c ends the app wherever the user is, even in the search box (where Textual
-    would otherwise copy) and on a pushed screen (where it would only hint at ctrl+q)."""
-    app = quiet_app(demo_config)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        if where == "help screen":
-            await keys(pilot, "down", "question_mark")
-            assert type(app.screen).__name__ == "HelpScreen"
-        elif where == "modules screen":
-            await keys(pilot, "down", "4")
-            assert app.current_mode == "modules"
-        else:
-            assert type(app.focused).__name__ == "FilterInput"
-        await pilot.press("ctrl+c")
-        await pilot.pause()
-        assert not app.is_running
-    assert app.return_code in (0, None)
 
 
 def test_a_version_that_cannot_name_a_module_is_refused_in_the_plan(tui_home, tmp_path, test_channels,
@@ -524,11 +377,6 @@ async def _nix_missing_names_the_machine_not_the_config(tmp_path, monkeypatch):
 
 
 # -- what a new user hit first (issue 10) ------------------------------------------------
-
-def footer_text(app: NixmodApp) -> str:
-    """The footer line: the last line of the screen."""
-    return screen_text(app).splitlines()[-1]
-
 
 def test_versions_cursor_starts_on_the_newest_of_each_package(own_demo_config):
     asyncio.run(_versions_cursor_resets(own_demo_config))
@@ -638,49 +486,6 @@ async def _selection_clear_and_undo(own_demo_config):
         assert len(app.selection) == 2
 
 
-@pytest.fixture
-def dump_config(tui_home, tmp_path, monkeypatch):
-    """One channel that is a saved package list (nix-env --json): browse only."""
-    dump = tmp_path / "saved.json"
-    dump.write_text('{"oldtool": {"name": "oldtool-1.2", "pname": "oldtool", "version": "1.2", '
-                    '"system": "x86_64-linux", "outputs": {"out": null}, '
-                    '"meta": {"description": "A tool from a saved list"}}}')
-    config_file = tmp_path / "config.toml"
-    config_file.write_text(f'[[channels]]\nname = "saved"\npath = "{dump}"\n'
-                           f'[build]\nstate_dir = "{tmp_path}/state"\n'
-                           f'[modules]\nroot = "{tmp_path}/modules"\n')
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return load_config(config_file)
-
-
-def test_a_saved_package_list_is_browse_only(dump_config):
-    asyncio.run(_browse_only(dump_config))
-
-
-async def _browse_only(dump_config):
-    """Versions say `browse only`, the footer offers no pick or submit, space explains,
-    and the plan dialog explains instead of offering a Submit that does nothing."""
-    app = WatchedApp(dump_config, watch_builds=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await type_query(pilot, "oldtool")
-        await keys(pilot, "enter", "enter")
-        text = screen_text(app)
-        assert "browse only" in text and "available" not in text, text
-        assert "Pick" not in footer_text(app) and "Submit" not in footer_text(app), footer_text(app)
-        await keys(pilot, "space")
-        assert len(app.selection) == 0
-        assert any("browse only" in m and "cannot be built" in m for m in notifications(app))
-        # a pick that got in anyway (the palette, a future path): the dialog explains
-        app.selection.toggle(app.catalog.package("oldtool").versions[0])
-        app.push_screen(PlanScreen())
-        await wait_until(pilot, lambda: "Nothing here can be built" in screen_text(app), timeout=20)
-        assert "saved package list" in screen_text(app)
-        assert "Submit" not in screen_text(app).split("Nothing here can be built")[1]
-        await keys(pilot, "enter")
-        assert isinstance(app.screen, PlanScreen) and app.records == []
-
-
 def test_builds_keep_the_highlighted_build_and_the_log_stays_put(own_demo_config):
     asyncio.run(_builds_highlight_and_log(own_demo_config))
 
@@ -757,37 +562,6 @@ async def _builds_highlight_and_log(own_demo_config):
         assert [r.name for r in app.screen.shown][0] == "broken"
 
 
-def test_modules_filter_sort_and_remove(own_demo_config):
-    asyncio.run(_modules_remove(own_demo_config))
-
-
-async def _modules_remove(own_demo_config):
-    """d on Modules asks, then does what `nixmod modules remove` does."""
-    for version in ("2.10", "2.12.1"):
-        write_module(own_demo_config, ModuleRequest(name="hello", version=version, description="demo",
-                                                outputs={"out": FAKE_STORE_PATH}))
-    write_module(own_demo_config, ModuleRequest(name="jq-demo", version="1.7.1", description="demo",
-                                            outputs={"out": FAKE_STORE_PATH}))
-    modulefile = own_demo_config.modules.root / "nix" / "hello" / "2.10.lua"
-    assert modulefile.exists()
-    app = WatchedApp(own_demo_config, refresh_seconds=0.3)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await keys(pilot, "escape", "4")
-        await wait_until(pilot, lambda: len(app.module_rows) == 3)
-        text = screen_text(app)
-        assert "store path" in text and FAKE_STORE_PATH[:30] in text, text
-        await keys(pilot, "slash", *"hello/", "enter")
-        assert [r.module for r in app.screen.shown] == ["nix/hello/2.10", "nix/hello/2.12.1"]
-        await keys(pilot, "d")
-        assert isinstance(app.screen, ConfirmScreen) and "nix/hello/2.10" in screen_text(app)
-        await keys(pilot, "escape")
-        assert modulefile.exists()
-        await keys(pilot, "d", "y")
-        await wait_until(pilot, lambda: not modulefile.exists() and len(app.module_rows) == 2)
-        assert any("Removed nix/hello/2.10" in m for m in notifications(app))
-
-
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_layout_keeps_what_matters_visible(own_demo_config, tmp_path, size):
     asyncio.run(_layout(own_demo_config, tmp_path, size))
@@ -828,23 +602,6 @@ async def _layout(own_demo_config, tmp_path, size):
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)
         assert "selection 0" in screen_text(app).splitlines()[0]
-
-
-def test_help_says_there_is_more_below(own_demo_config):
-    asyncio.run(_help_more(own_demo_config))
-
-
-async def _help_more(own_demo_config):
-    app = quiet_app(own_demo_config)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await keys(pilot, "f1")
-        await pilot.pause()
-        assert "more" in screen_text(app), screen_text(app)
-        assert "esc" in screen_text(app)
-        await keys(pilot, "end")
-        await pilot.pause()
-        assert "↓ more" not in screen_text(app)
 
 
 def test_keys_typed_ahead_of_the_search_act_on_its_result(own_demo_config):

@@ -54,7 +54,8 @@ from nixmod import nix
 from nixmod.builds import joining
 from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import run_job
-from nixmod.builds.pbs_jobs import (DRVS_PREFIX, DRVS_VAR, EXITING, FINISHED, JOB_CODE, JOB_NAME,
+from nixmod.builds.pbs_jobs import JOB_CODE as JOB_CODE   # what a PBS job runs (tests read it here)
+from nixmod.builds.pbs_jobs import (DRVS_PREFIX, DRVS_VAR, EXITING, FINISHED, JOB_NAME,
                                     RUNNING, Job, _builds, _drv_hash_of, _job_of,
                                     _largest_node_ncpus, _nixmod_jobs, _qstat, _run, _seconds,
                                     _verdicts, _why_not)

@@ -63,12 +63,14 @@ class NixmodApp(App[int]):
         Binding("3", "switch_mode('builds')", "Builds", show=False),
         Binding("4", "switch_mode('modules')", "Modules", show=False),
         # ? and q are letters in a text box: their own actions, hidden from the footer there
-        Binding("question_mark", "help_key", "Help", key_display="?"),
-        Binding("f1", "help", "Help", show=False),
-        Binding("q", "quit_key", "Quit"),
+        Binding("question_mark", "help_key", "Help", key_display="?",
+                tooltip="every key; esc closes it (the border says when there is more below)"),
+        Binding("f1", "help", "Help", show=False,
+                tooltip="every key; esc closes it (the border says when there is more below)"),
+        Binding("q", "quit_key", "Quit", tooltip="quit"),
         # Textual makes ctrl+c "copy" in inputs and a "press ctrl+q" hint elsewhere;
         # a terminal user's ctrl+c means "stop this program", on every screen.
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, tooltip="quit"),
     ]
 
     def __init__(self, config: Config, *, refresh_seconds: float = REFRESH_SECONDS,

@@ -37,12 +37,14 @@ class BrowseScreen(NixmodScreen):
     MODE = "browse"
 
     BINDINGS = [
-        Binding("slash", "focus_search", "Search", key_display="/"),
-        Binding("space", "pick", "Pick"),
+        Binding("slash", "focus_search", "Search", key_display="/", tooltip="into the search box"),
+        Binding("space", "pick", "Pick", tooltip="pick / unpick the highlighted version (in the results: the "
+                "newest, the one the header names)"),
         # when the footer offers no Pick (a browse-only package), space still says why
         Binding("space", "pick_refused", "Pick", show=False),
-        Binding("s", "submit", "Submit"),
-        Binding("escape", "back", "Back", show=False),
+        Binding("s", "submit", "Submit",
+                tooltip="submit the selection: shows what will be reused, joined or built first"),
+        Binding("escape", "back", "Back", show=False, tooltip="back from the versions to the results"),
     ]
 
     def __init__(self) -> None:

@@ -37,13 +37,14 @@ class BuildsScreen(NixmodScreen):
     AUTO_FOCUS = "#builds"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter", key_display="/"),
-        Binding("o", "sort", "Sort"),
-        Binding("l", "open_log", "Whole log"),
-        Binding("c", "cancel_build", "Cancel"),
-        Binding("r", "retry_build", "Retry"),
-        Binding("f5", "refresh", "Refresh", show=False),
-        Binding("v", "verify_build", "Verify", show=False),
+        Binding("slash", "focus_filter", "Filter", key_display="/", tooltip="into the filter box"),
+        Binding("o", "sort", "Sort", tooltip="sort: newest, name, state"),
+        Binding("l", "open_log", "Whole log", tooltip="the highlighted build's whole log, full-screen"),
+        Binding("c", "cancel_build", "Cancel", tooltip="cancel the highlighted build (asks first: y / n)"),
+        Binding("r", "retry_build", "Retry", tooltip="retry a failed or cancelled build"),
+        Binding("f5", "refresh", "Refresh", show=False, tooltip="ask for the states now"),
+        Binding("v", "verify_build", "Verify", show=False,
+                tooltip="verify: rebuild the highlighted built package and compare, as `nixmod verify`"),
     ]
 
     def __init__(self) -> None:
@@ -269,12 +270,12 @@ class LogScreen(UsesNixmodApp, Screen[None]):
     """One build's whole log, full-screen: scroll it, search it with the terminal, esc back."""
 
     BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back", key_display="esc"),
-        Binding("g,home", "top", "Top", key_display="g"),
-        Binding("G,end", "bottom", "Bottom", key_display="G"),
-        Binding("j", "down", "Down", show=False),
-        Binding("k", "up", "Up", show=False),
-        Binding("f5", "reload", "Reload"),
+        Binding("escape,q", "app.pop_screen", "Back", key_display="esc", tooltip="back to Builds"),
+        Binding("g,home", "top", "Top", key_display="g", tooltip="top"),
+        Binding("G,end", "bottom", "Bottom", key_display="G", tooltip="bottom"),
+        Binding("j", "down", "Down", show=False, tooltip="move down"),
+        Binding("k", "up", "Up", show=False, tooltip="move up"),
+        Binding("f5", "reload", "Reload", tooltip="read the log again"),
     ]
 
     def __init__(self, record: BuildRecord) -> None:

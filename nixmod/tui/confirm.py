@@ -14,8 +14,8 @@ class ConfirmScreen(ModalScreen[bool]):
     """Asks ``question``; dismisses with True only on y (or ↵ on the named action)."""
 
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No", key_display="n/esc"),
+        Binding("y", "answer(True)", "Yes", tooltip="yes"),
+        Binding("n,escape", "answer(False)", "No", key_display="n/esc", tooltip="no"),
     ]
 
     def __init__(self, title: str, question: str) -> None:

@@ -24,12 +24,14 @@ class ModulesScreen(NixmodScreen):
     AUTO_FOCUS = "#modules"   # the list, not the filter box: keys work at once
 
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter", key_display="/"),
-        Binding("o", "sort", "Sort"),
-        Binding("y", "copy_line", "Copy load line"),
-        Binding("u", "copy_use", "Copy use line", show=False),
-        Binding("L", "lock_modules", "Lock these", show=False),
-        Binding("d,delete", "remove_module", "Remove"),
+        Binding("slash", "focus_filter", "Filter", key_display="/", tooltip="into the filter box"),
+        Binding("o", "sort", "Sort", tooltip="sort: name, broken first"),
+        Binding("y", "copy_line", "Copy load line", tooltip="copy the `module load` line (OSC 52)"),
+        Binding("u", "copy_use", "Copy use line", show=False, tooltip="copy the `module use` line"),
+        Binding("L", "lock_modules", "Lock these", show=False,
+                tooltip="lock the built modules listed, as `nixmod lock`, to a new file in HOME"),
+        Binding("d,delete", "remove_module", "Remove",
+                tooltip="remove the module, as `nixmod modules remove` does (asks first)"),
     ]
 
     def __init__(self) -> None:

@@ -27,11 +27,11 @@ class SelectionScreen(NixmodScreen):
     MODE = "selection"
 
     BINDINGS = [
-        Binding("s", "submit", "Submit"),
-        Binding("d,delete", "remove", "Remove"),
+        Binding("s", "submit", "Submit", tooltip="submit the selection (the plan first)"),
+        Binding("d,delete", "remove", "Remove", tooltip="remove the highlighted pick"),
         # not c: c cancels a build on the Builds screen; clearing is undoable (u)
-        Binding("D", "clear", "Clear all", key_display="D"),
-        Binding("u", "undo", "Undo"),
+        Binding("D", "clear", "Clear all", key_display="D", tooltip="clear all (u undoes it)"),
+        Binding("u", "undo", "Undo", tooltip="undo the last removal or clear"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -99,8 +99,8 @@ class PlanScreen(UsesNixmodApp, ModalScreen[None]):
     """What submitting will do, per version, before anything is submitted."""
 
     BINDINGS = [
-        Binding("enter,y", "confirm", "Submit", key_display="↵/y"),
-        Binding("escape,n", "dismiss_plan", "Back"),
+        Binding("enter,y", "confirm", "Submit", key_display="↵/y", tooltip="submit what the plan shows"),
+        Binding("escape,n", "dismiss_plan", "Back", tooltip="back; nothing is submitted"),
     ]
 
     def __init__(self) -> None:

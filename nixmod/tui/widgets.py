@@ -66,10 +66,10 @@ class NavTable(DataTable):
     """A row table that also moves the way k9s, lazygit and htop users expect: j k g G."""
 
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
+        Binding("j", "cursor_down", "Down", show=False, tooltip="move down"),
+        Binding("k", "cursor_up", "Up", show=False, tooltip="move up"),
+        Binding("g", "scroll_top", "Top", show=False, tooltip="top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, tooltip="bottom"),
     ]
 
 
@@ -85,11 +85,14 @@ class FilterInput(Input):
     # priority: the app runs these as each key arrives, so in a burst of keys
     # (`samtools ↵ ↵ space` typed at once) the keys after ↵ already go to the list
     BINDINGS = [
-        Binding("enter", "apply", "Apply", key_display="↵", priority=True),
-        Binding("escape", "leave", "Leave box", key_display="esc", priority=True),
-        Binding("down", "leave", "Leave box", show=False, priority=True),
-        Binding("f1", "app.help", "Help"),
-        Binding("ctrl+c", "app.quit", "Quit", key_display="^c"),
+        Binding("enter", "apply", "Apply", key_display="↵", priority=True,
+                tooltip="apply and move to the list (in the box every other key is text)"),
+        Binding("escape", "leave", "Leave box", key_display="esc", priority=True,
+                tooltip="leave the box for the list (esc never goes into it)"),
+        Binding("down", "leave", "Leave box", show=False, priority=True,
+                tooltip="leave the box for the list (esc never goes into it)"),
+        Binding("f1", "app.help", "Help", tooltip="every key"),
+        Binding("ctrl+c", "app.quit", "Quit", key_display="^c", tooltip="quit"),
     ]
 
     def __init__(self, *, list_id: str, placeholder: str, id: str) -> None:
