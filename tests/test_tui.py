@@ -282,22 +282,27 @@ async def _retry_a_failed_build(build_config):
         assert app.is_running
 
 
-def test_a_damaged_build_database_is_told_on_the_screen(own_demo_config):
-    asyncio.run(_damaged_build_database_is_told(own_demo_config))
+def test_a_store_notice_is_told_on_the_screen(own_demo_config):
+    asyncio.run(_store_notice_is_told(own_demo_config))
 
 
-async def _damaged_build_database_is_told(config):
-    """The core's warning that the CLI prints on stderr (a truncated builds.db set aside)
-    reaches a TUI user as a notification: the TUI's stderr is under its screen."""
+async def _store_notice_is_told(config):
+    """A notice of the core that the CLI prints as a warning on stderr (GC roots of the old
+    layout that could not be moved) reaches a TUI user as a notification: the TUI's stderr
+    is under its screen. The old root is kept."""
     state = Path(config.build.state_dir)
-    state.mkdir(parents=True, mode=0o700)
-    (state / "builds.db").write_bytes(b"")
+    roots = state / "gcroots"
+    roots.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    old = roots / "hello-2.10"
+    old.symlink_to("/etc")            # not a store path: registering it again fails
     app = WatchedApp(config, watch_builds=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        [told] = [text for text in notifications(app) if "build database" in text]
-        assert "was empty (0 bytes: truncated?)" in told and "started a new one" in told, told
-    assert len(sorted(state.glob("builds.db.damaged-*"))) == 1
+        [told] = [text for text in notifications(app) if "GC roots" in text]
+        assert told.startswith(f"GC roots in {roots} could not all be moved to the new layout"), told
+        assert "the old ones are kept" in told, told
+    assert old.is_symlink()
 
 
 def test_tui_quits_when_its_terminal_hangs_up(alice):
