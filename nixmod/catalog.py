@@ -26,294 +26,24 @@ import bisect
 import heapq
 import itertools
 import marshal
-import re
-import time
 from array import array
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
-from nixmod.config import Channel, Config
-from nixmod.errors import UserError
 from nixmod.catalogcache import FORMAT, cache_sections, digest, parse_sections, read_sections
-from nixmod.channels import ChannelLister, Listing, channel_identity, channel_kind, require_writable
-from nixmod.versions import sort_key
-
-if TYPE_CHECKING:
-    from nixmod.siteindex import SiteIndex
+from nixmod.catalogindex import (COMMON_TRIGRAM, WORD, build_index, edit_distance, trigrams_of,
+                                 typo_budget)
+from nixmod.channels import ChannelLister, channel_identity, require_writable
+from nixmod.config import Config
+from nixmod.errors import UserError
+from nixmod.names import check_module_names
+from nixmod.packages import (MATCH_KINDS, CatalogInfo, ChannelError, ChannelInfo, Package,
+                             PackageVersion, SearchHit, SkippedEntry, display_version)
+from nixmod.siteindex import SiteIndex, SiteIndexError, open_site
 
 Progress = Callable[[str], None]
-T = TypeVar("T")
-
-
-# -- records (the contract other parts code against) -------------------------------
-
-@dataclass(frozen=True)
-class PackageVersion:
-    """One version of one package, as one channel pins it."""
-
-    name: str                 # the attribute path: what users type (SPEC.md NAME)
-    version: str
-    channel: str
-    attr: str                 # attribute path inside the channel (== name today)
-    pname: str = ""           # the derivation's own pname (hdf5 -> hdf5-cpp)
-    description: str = ""
-    homepage: str = ""
-    license: str = ""         # display string, e.g. "MIT, BSD-3-Clause"
-    platforms: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ("out",)
-    main_program: str = ""
-
-
-@dataclass
-class Package:
-    """A name and all its versions across channels: the newest channel's first.
-
-    ``versions[0]`` is what ``nixmod build NAME`` picks (the module docstring
-    says why channel order, not Nix's version order across channels).
-    """
-
-    name: str
-    versions: list[PackageVersion] = field(default_factory=list)
-
-    @property
-    def newest(self) -> PackageVersion:
-        return self.versions[0]
-
-
-#: how a search hit matched, best first; SearchHit.rank is the position here.
-#: "component": the last component of the attribute path is the query.
-MATCH_KINDS = ("exact", "program", "component", "prefix", "name", "fuzzy", "description")
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One search result: the package (versions newest first) and why it matched."""
-
-    package: Package
-    kind: str                 # one of MATCH_KINDS
-    rank: int                 # MATCH_KINDS.index(kind): lower is better
-
-    @property
-    def newest(self) -> PackageVersion:
-        return self.package.newest
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    """What the catalog knows about one configured channel."""
-
-    name: str
-    source: str               # the path or url, for people
-    kind: str                 # "dump" | "nix" | "url"
-    packages: int = 0         # records indexed
-    skipped: int = 0          # entries reported instead of indexed
-    error: str = ""           # Nix's (or the reader's) message when the channel failed
-    listed_at: float = 0.0    # when it was evaluated or read (epoch seconds)
-
-
-@dataclass(frozen=True)
-class ChannelError:
-    """A channel that could not be listed; the others still load."""
-
-    channel: str
-    message: str
-
-
-@dataclass(frozen=True)
-class SkippedEntry:
-    """A listed entry that did not become a record, with the reason."""
-
-    channel: str
-    attr: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class CatalogInfo:
-    """``nixmod catalog info``: where the index is, how old, what it holds."""
-
-    cache: str
-    built_at: float
-    packages: int             # distinct names
-    versions: int             # (name, channel) records
-    channels: list[ChannelInfo]
-
-    @property
-    def age_seconds(self) -> float:
-        return max(0.0, time.time() - self.built_at)
-
-
-# -- building the merged index ----------------------------------------------------
-
-_WORD = re.compile(r"[a-z0-9]+")
-_MAX_WORDS_PER_PACKAGE = 200
-
-
-def _trigrams(text: str) -> set[str]:
-    """Trigrams of each dotted component, padded so that starts and ends count."""
-    grams: set[str] = set()
-    for part in text.split("."):
-        padded = f"^{part}$"
-        grams.update(padded[i:i + 3] for i in range(len(padded) - 2))
-    return grams
-
-
-def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
-    """Sorted keys, span offsets (n+1) and the concatenated id lists, as arrays."""
-    keys = sorted(index)
-    spans = array("I", [0])
-    ids = array("I")
-    for key in keys:
-        ids.extend(index[key])
-        spans.append(len(ids))
-    return keys, spans.tobytes(), ids.tobytes()
-
-
-def _build_index(channels: list[Channel], listings: list[Listing], progress: Progress
-                 ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
-    by_name: dict[str, list[tuple[int, tuple]]] = {}
-    for index in range(len(listings)):
-        for record in listings[index].records:
-            by_name.setdefault(record[0], []).append((index, record))
-    progress(f"indexing {len(by_name)} packages from {len(channels)} channels")
-    names = sorted(by_name, key=lambda n: (n.lower(), n))
-    lower = [n.lower() for n in names]
-    platforms: dict[tuple, int] = {}
-    outputs: dict[tuple, int] = {}
-    details = bytearray()
-    offsets = array("Q", [0])
-    masks: list[int] = []
-    programs: dict[str, list[int]] = {}
-    # id lists as arrays: millions of postings as Python ints would cost ~10x the memory
-    trigrams: dict[str, array] = {}
-    words: dict[str, array] = {}
-    #: last component of a dotted attribute path -> packages (numpy -> python3xxPackages.numpy)
-    tails: dict[str, array] = {}
-    default_versions: list[str] = []
-    for package_id, name in enumerate(names):
-        entries = version_order(by_name[name], channel_of=lambda e: e[0],
-                                version_of=lambda e: e[1][1])
-        default_versions.append(entries[0][1][1])
-        rows = []
-        mask = 0
-        package_words: set[str] = set()
-        package_programs: set[str] = set()
-        for channel_index, rec in entries:
-            attr, version, pname, description, homepage, license, plats, outs, program = rec
-            rows.append((version, channel_index, "" if attr == name else attr, pname, description,
-                         homepage, license, platforms.setdefault(tuple(plats), len(platforms)),
-                         outputs.setdefault(tuple(outs), len(outputs)), program))
-            mask |= 1 << channel_index
-            package_words.update(_WORD.findall(description.lower()))
-            if program:
-                package_programs.add(program.lower())
-        details += marshal.dumps(rows)
-        offsets.append(len(details))
-        masks.append(mask)
-        for program in package_programs:
-            programs.setdefault(program, []).append(package_id)
-        for gram in _trigrams(lower[package_id]):
-            trigrams.setdefault(gram, array("I")).append(package_id)
-        _head, dot, tail = lower[package_id].rpartition(".")
-        if dot:
-            tails.setdefault(tail, array("I")).append(package_id)
-        for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
-                                     _MAX_WORDS_PER_PACKAGE):
-            words.setdefault(word, array("I")).append(package_id)
-    gram_keys, gram_spans, gram_ids = _postings(trigrams)
-    word_keys, word_spans, word_ids = _postings(words)
-    tail_keys, tail_spans, tail_ids = _postings(tails)
-    infos = [ChannelInfo(name=c.name, kind=channel_kind(c),
-                         source=str(c.path or c.url) + (f" (listed from {c.listing})"
-                                                        if c.listing else ""),
-                         packages=len(l.records), skipped=len(l.skipped), error=l.error,
-                         listed_at=l.listed_at)
-             for c, l in zip(channels, listings)]
-    skipped = [(c.name, attr, reason) for c, l in zip(channels, listings) for attr, reason in l.skipped]
-    header = {"format": FORMAT, "built_at": time.time(), "packages": len(names),
-              "versions": sum(len(l.records) for l in listings),
-              "channels": [tuple(asdict(i).values()) for i in infos]}
-    sections: dict[str, bytes | bytearray] = {
-        "names": marshal.dumps(names), "lower": marshal.dumps(lower),
-        "masks": marshal.dumps(masks), "programs": marshal.dumps(programs),
-        "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
-        "word_keys": marshal.dumps(word_keys), "word_spans": word_spans, "word_ids": word_ids,
-        "tail_keys": marshal.dumps(tail_keys), "tail_spans": tail_spans, "tail_ids": tail_ids,
-        "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
-        "offsets": offsets.tobytes(), "details": details,
-        "skipped": marshal.dumps(skipped),
-        "tie_order": _tie_order(lower, masks, default_versions).tobytes(),
-    }
-    return header, sections
-
-
-def version_order(items: Iterable[T], channel_of: Callable[[T], int],
-                  version_of: Callable[[T], str]) -> list[T]:
-    """``items`` in the order ``versions`` lists and ``build NAME`` picks from.
-
-    The newest channel (the highest index: channels are configured newest
-    last) first; within one channel, Nix's version order, newest first.
-    """
-    return sorted(items, key=lambda item: (channel_of(item), sort_key(version_of(item))),
-                  reverse=True)
-
-
-#: more channels than anyone configures; only bounds a bit field in ``_tie_order``
-_MAX_CHANNELS = 1 << 16
-
-
-def _tie_order(lower: list[str], masks: list[int], versions: list[str]) -> array:
-    """Per package, its place among all packages when two match a query equally well.
-
-    First the packages that the newest channel has (the highest bit of the
-    channel mask), then shorter names, then newer default versions (Nix's
-    order), then the name. Computed once here, so that a search compares
-    one integer per candidate and never unpacks a package's records.
-    """
-    # distinct versions only (far fewer than packages): their keys are the costly part
-    newest_first = sorted(set(versions), key=sort_key, reverse=True)
-    place_of = {version: place for place, version in enumerate(newest_first)}
-    # one int per package rather than a tuple: (newest channel, length, version, id) packed
-    # into bit fields sorts the same and costs a fraction of the memory at 150k packages
-    ranked = sorted(range(len(lower)), key=lambda p: (
-        ((((_MAX_CHANNELS - masks[p].bit_length()) << 16 | min(len(lower[p]), 0xFFFF)) << 32
-          | place_of[versions[p]]) << 32) | p))
-    order = array("I", bytes(4 * len(lower)))
-    for place, package_id in enumerate(ranked):
-        order[package_id] = place
-    return order
-
-
-# -- fuzzy matching -------------------------------------------------------------
-
-def edit_distance(a: str, b: str, limit: int) -> int:
-    """Damerau-Levenshtein (adjacent swaps count 1), giving up above ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return previous[-1]
-
-
-_COMMON_TRIGRAM = 4000
-
-
-def _typo_budget(query: str) -> int:
-    """How many typos a query of this length may carry and still mean something."""
-    return 0 if len(query) < 4 else (1 if len(query) < 8 else 2)
 
 
 # -- the catalog ------------------------------------------------------------------
@@ -354,8 +84,6 @@ class Catalog:
         site: SiteIndex | None = None
         site_stamp = site_warning = ""
         if site_dir is not None:
-            from nixmod.siteindex import SiteIndexError, open_site
-
             try:
                 site = open_site(site_dir, config.catalog.publisher)
                 site_stamp = repr(site.stamp)
@@ -390,7 +118,7 @@ class Catalog:
         finally:
             if site is not None:
                 site.close()
-        header, sections = _build_index(config.channels, listings, say)
+        header, sections = build_index(config.channels, listings, say)
         header["key"] = key
         if lister.site_misses:
             site_warning = (f"site catalog {site_dir}: {'; '.join(lister.site_misses)}; "
@@ -410,8 +138,6 @@ class Catalog:
         A damaged one is added to ``problems``: the per-channel listings may
         still serve, but staff should hear of it.
         """
-        from nixmod.siteindex import SiteIndexError
-
         try:
             image = site.merged(key)
         except SiteIndexError as exc:
@@ -567,15 +293,15 @@ class Catalog:
                             "or NAME@>=VERSION")
         versions = self.versions(name, channel)
         if not wanted:
-            return _buildable(versions[0])
+            return _can_name_a_module(versions[0])
         if wanted[0] in "<>=!~":
-            return _buildable(self._matching(name, wanted, versions))
+            return _can_name_a_module(self._matching(name, wanted, versions))
         for version in versions:
             if version.version == wanted:
-                return _buildable(version)
+                return _can_name_a_module(version)
         for version in versions:
             if _drv_name_ends_with(version, wanted):
-                return _buildable(version)
+                return _can_name_a_module(version)
         listed = ", ".join(f"{display_version(v.version)} ({v.channel})" for v in versions)
         raise UserError(f"{name} has no version {wanted!r}; available: {listed}")
 
@@ -693,12 +419,12 @@ class Catalog:
             position = blob.find(text, position + 1)
 
     def _fuzzy(self, text: str) -> Iterable[tuple[Any, int]]:
-        budget = _typo_budget(text)
+        budget = typo_budget(text)
         if budget == 0:
             return
         lookup, spans, ids = self._grams
         counts: Counter[int] = Counter()
-        grams = _trigrams(text)
+        grams = trigrams_of(text)
         # An edit breaks up to 4 trigrams (a swap); trigrams shared by a huge
         # share of names ("pyt", "ack") say little and cost most, so skip them.
         needed = len(grams) - 4 * budget
@@ -706,7 +432,7 @@ class Catalog:
             slot = lookup.get(gram)
             if slot is None:
                 continue
-            if spans[slot + 1] - spans[slot] > _COMMON_TRIGRAM:
+            if spans[slot + 1] - spans[slot] > COMMON_TRIGRAM:
                 needed -= 1
                 continue
             counts.update(ids[spans[slot]:spans[slot + 1]])
@@ -724,7 +450,7 @@ class Catalog:
     def _by_description(self, text: str) -> Iterable[tuple[Any, int]]:
         keys, spans, ids = self._words
         matched: set[int] | None = None
-        for word in _WORD.findall(text):
+        for word in WORD.findall(text):
             found: set[int] = set()
             index = bisect.bisect_left(keys, word)
             while index < len(keys) and (keys[index] == word or
@@ -754,12 +480,6 @@ class Catalog:
         return self._header["packages"]
 
 
-def display_version(version: str) -> str:
-    """A version for a table or a message: nix-env leaves some empty
-    (``lammps-stable_22Aug2018`` has no version after its name), shown as ``(none)``."""
-    return version if version else "(none)"
-
-
 def _distinct_versions(versions: Iterable[PackageVersion]) -> str:
     """The versions, each once, in order: one version pinned by four channels is one choice."""
     return ", ".join(display_version(v) for v in dict.fromkeys(v.version for v in versions))
@@ -777,17 +497,7 @@ def _drv_name_ends_with(version: PackageVersion, wanted: str) -> bool:
     return len(wanted) > len(version.version) and drv_name.endswith("-" + wanted)
 
 
-def _buildable(version: PackageVersion) -> PackageVersion:
+def _can_name_a_module(version: PackageVersion) -> PackageVersion:
     """``version`` if its name and version can name a modulefile (what a build ends in)."""
-    from nixmod.lmod import check_module_names
-
     check_module_names(version.name, version.version)
     return version
-
-
-def version_json(version: PackageVersion) -> dict[str, Any]:
-    """A PackageVersion as JSON for ``--json`` output (lists, not tuples)."""
-    data = asdict(version)
-    data["platforms"] = list(version.platforms)
-    data["outputs"] = list(version.outputs)
-    return data

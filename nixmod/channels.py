@@ -15,16 +15,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from nixmod import __version__
+from nixmod import __version__, nix, pkglist
 from nixmod.catalogcache import FORMAT, Progress, cache_sections, digest, read_sections
 from nixmod.config import DEMO_DIR, Channel
 from nixmod.errors import NixmodError, UserError
 from nixmod.files import atomic_write
-
-if TYPE_CHECKING:
-    from nixmod.siteindex import SiteIndex
+from nixmod.siteindex import SiteIndex, SiteIndexError
 
 
 def require_writable(directory: Path) -> None:
@@ -84,6 +81,11 @@ def channel_identity(channel: Channel) -> tuple:
     return (channel_kind(channel), tuple(parts))
 
 
+def listing_key(channel: Channel) -> str:
+    """The key a listing of ``channel`` is filed under, in the per-user cache and the site index."""
+    return digest((FORMAT, channel_identity(channel)))
+
+
 @dataclass
 class Listing:
     """One channel's records (as marshal-friendly tuples) and what was skipped."""
@@ -106,8 +108,6 @@ class ChannelLister:
     def listing(self, channel: Channel, identity: tuple, refresh: bool) -> Listing:
         key = digest((FORMAT, identity))
         if self.site is not None:
-            from nixmod.siteindex import SiteIndexError
-
             try:
                 got = self.site.listing(channel.name, key)
                 return Listing(got.records, got.skipped, got.listed_at)
@@ -140,8 +140,6 @@ class ChannelLister:
         return listing
 
     def _list(self, channel: Channel) -> tuple[list, list]:
-        from nixmod import nix, pkglist
-
         saved = channel.listing or (channel.path if channel.is_dump else None)
         if saved is not None:
             if not saved.is_file():
@@ -165,8 +163,6 @@ class ChannelLister:
 
     def _url_expression(self, channel: Channel) -> Path:
         """A small .nix file importing the pinned tarball, for nix-env -f."""
-        from nixmod import nix
-
         path = self.cache_dir / "sources" / f"{digest((channel.url, channel.sha256))}.nix"
         text = nix.tarball_expression(channel.url, channel.sha256) + "\n"
         if not path.is_file() or path.read_text() != text:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nixmod import lmod
+from nixmod import gcroots, lmod
 from nixmod.config import Config
 from nixmod.diskuse import Holdings, OwnedModule, holdings, iso_time, prefix_config, stack_of
 from nixmod.errors import UserError
@@ -145,7 +145,7 @@ def _remove_module(config: Config, owned: OwnedModule) -> None:
 
 def _remove_root(config: Config, link: Path) -> None:
     """Unlink a stray root of the user's and the directories it leaves empty."""
-    top = lmod.personal_gcroot_dir(Path(config.build.state_dir))
+    top = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
     link.unlink(missing_ok=True)
     parent = link.parent
     while parent != top and top in parent.parents:

@@ -1,7 +1,8 @@
 """The command-line face: parse, call the core, print.
 
 Each ``cmd_*`` handler is a few lines over core functions; no logic lives
-here that the TUI would also need. Exit status (SPEC.md): 0 success, 1 the
+here that the TUI would also need (the verbs of reproducibility and site
+operations are in ``cliops``, what is printed and how in ``cliout``). Exit status (SPEC.md): 0 success, 1 the
 operation failed, 2 bad input, with one line on stderr and no traceback.
 With ``--json`` exactly one JSON document goes to stdout; progress and
 messages go to stderr so that scripts can pipe the JSON safely.
@@ -10,64 +11,32 @@ messages go to stderr so that scripts can pipe the JSON safely.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nixmod import __version__
-from nixmod.config import Config, load_config
+from nixmod.cliops import (cmd_du, cmd_export, cmd_gc, cmd_import, cmd_lock, cmd_usage,
+                           cmd_verify)
+from nixmod.cliout import emit_json, emit_table, one_line, progress
+from nixmod.config import BACKEND_NAMES, Config, load_config
 from nixmod.errors import NixmodError, UserError
 
 if TYPE_CHECKING:  # verbs import what they use, so `nixmod --help` stays quick
     from nixmod.catalog import Catalog
 
 
-# -- output helpers -------------------------------------------------------------
-
-def emit_json(data: Any) -> None:
-    """One JSON document on stdout, nothing else."""
-    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
-    sys.stdout.write("\n")
-
-
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _cell(value: Any) -> str:
-    """A table cell on one line: a newline or escape from a catalog is shown, not obeyed."""
-    text = "" if value is None else str(value)
-    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
-
-
-def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    """A plain, aligned text table (last column not padded)."""
-    cells = [[str(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for row in cells:
-        padded = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
-        print("  ".join(padded).rstrip())
-
-
-def progress(message: str) -> None:
-    """Progress for long work: stderr, so that --json stays clean."""
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- verbs ------------------------------------------------------------------------
 
 def cmd_tui(args: argparse.Namespace, config: Config) -> int:
-    try:
-        from nixmod.tui.app import run_app
-    except ImportError as exc:  # the TUI issue has not landed in this build
-        raise UserError(f"the TUI is not built yet ({exc}); use the CLI verbs (nixmod --help)") from None
+    from nixmod.tui.app import run_app   # startup: Textual loads only for the TUI
+
     return run_app(config)
 
 
 def load_catalog(config: Config, refresh: bool = False) -> Catalog:
     """The catalog, with one stderr line per channel that failed to list."""
-    from nixmod.catalog import Catalog
+    from nixmod.catalog import Catalog  # startup: loaded by this verb only
 
     catalog = Catalog.load(config, progress, refresh=refresh)
     for error in catalog.errors:
@@ -78,7 +47,7 @@ def load_catalog(config: Config, refresh: bool = False) -> Catalog:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import display_version, version_json
+    from nixmod.packages import display_version, version_json  # startup: loaded by this verb only
 
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
@@ -102,7 +71,7 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_versions(args: argparse.Namespace, config: Config) -> int:
-    from nixmod.catalog import display_version, version_json
+    from nixmod.packages import display_version, version_json  # startup: loaded by this verb only
 
     versions = load_catalog(config).versions(args.name, channel=args.channel)
     if args.json:
@@ -140,7 +109,7 @@ def _catalog_publish(args: argparse.Namespace, config: Config) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from nixmod.siteindex import publish
+    from nixmod.publish import publish  # startup: loaded by this verb only
 
     if not args.dir:
         raise UserError("nixmod catalog publish: name the site catalog directory, "
@@ -155,12 +124,6 @@ def _catalog_publish(args: argparse.Namespace, config: Config) -> int:
     return 1 if any(c.error for c in report) else 0
 
 
-def one_line(text: str, width: int = 70) -> str:
-    """A description squeezed to one line for tables (JSON keeps it verbatim)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width - 1] + "…"
-
-
 def _print_builds(records: Sequence[Any], as_json: bool) -> None:
     """Build records as SPEC's JSON list, or as a table."""
     if as_json:
@@ -172,7 +135,7 @@ def _print_builds(records: Sequence[Any], as_json: bool) -> None:
 
 
 def cmd_build(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     try:
         if args.retry and args.lock:
@@ -184,7 +147,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         elif args.lock:
             from pathlib import Path
 
-            from nixmod import repro
+            from nixmod import repro  # startup: loaded by this verb only
 
             if args.specs:
                 raise UserError("nixmod build: give either packages or --lock FILE, not both")
@@ -212,13 +175,13 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         progress(f"warning: {warning}")
     if args.wait:
         # a build whose module could not be written is not a success: the user has nothing to load
-        return 0 if all(r.state in ("built", "reused") and r.module and not r.error
+        return 0 if all(r.state in builds.DONE_STATES and r.module and not r.error
                         for r in records) else 1
     return 0
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     ids = builds.parse_ids(args.ids) or None
     warnings: list[str] = []
@@ -239,7 +202,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     record_id = builds.parse_ids([args.id])[0]
     if args.json:
@@ -261,14 +224,13 @@ def cmd_logs(args: argparse.Namespace, config: Config) -> int:
 
 
 def _read_log(path: Any) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
+    from nixmod import builds  # startup: loaded by this verb only
+
+    return builds.read_log(path).text
 
 
 def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import builds
+    from nixmod import builds  # startup: loaded by this verb only
 
     ids = builds.parse_ids(args.ids)
     ended = {r.id: r.state for r in builds.refresh(config, ids) if r.finished}
@@ -279,18 +241,8 @@ def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def cmd_job(args: argparse.Namespace, config: Config) -> int:
-    """The job step a scheduler or a local worker runs (not for people)."""
-    from pathlib import Path
-
-    from nixmod import builds
-    from nixmod.builds.job import run_job
-
-    return run_job(Path(args.manifest), args.index, args.hashes, backends=builds.BACKENDS)
-
-
 def cmd_modules(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import lmod
+    from nixmod import lmod  # startup: loaded by this verb only
 
     if args.action == "list":
         infos = lmod.list_modules(config)
@@ -307,6 +259,8 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             emit_json(lmod.info_as_json(info))
         return 0
+    # startup: loaded by this verb only
+    # startup: loaded by this verb only
     from nixmod.builds import module_requests, modules_rewritten
 
     result = lmod.refresh_modules(config, module_requests(config))
@@ -321,7 +275,8 @@ def cmd_modules(args: argparse.Namespace, config: Config) -> int:
 def cmd_stack(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from nixmod import stacks
+    from nixmod import stacks  # startup: loaded by this verb only
+    from nixmod.stackfile import StackInvalid  # startup: loaded by this verb only
 
     path = Path(args.file)
     if args.lock and args.action != "build":
@@ -341,7 +296,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
         if args.action == "build":
             lock = None
             if args.lock:
-                from nixmod import repro
+                from nixmod import repro  # startup: loaded by this verb only
 
                 lock = repro.read_lock(Path(args.lock))
             result = stacks.build_stack(config, path, wait=args.wait, retry=args.retry,
@@ -349,7 +304,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
             items = result.items
         else:
             result, items = None, stacks.stack_status(config, path, progress=progress)
-    except stacks.StackInvalid as exc:
+    except StackInvalid as exc:
         for problem in exc.report.problems:
             progress(str(problem))
         raise
@@ -362,163 +317,15 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
         if result is not None:
             print(result.summary())
         for item in items:
-            if item.state in ("failed", "cancelled"):
+            if item.state in stacks.ENDED_BADLY:
                 print(f"FAILED {item.name} {item.version} (build {item.build_id}, log {item.log}):")
                 for line in (item.error or "no error recorded").splitlines():
                     print(f"    {line}")
-    return 1 if any(i.state in ("failed", "cancelled") for i in items) and result else 0
-
-
-# -- reproducible elsewhere: lock, export, import, verify (SPEC.md) ----------------------
-
-def cmd_lock(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from nixmod import repro
-
-    lock = repro.make_lock(config, args.targets, stack_file=Path(args.stack) if args.stack else None,
-                           progress=progress)
-    repro.write_lock(lock, args.output)
-    if args.output not in (None, "-"):
-        progress(f"locked {len(lock.packages)} package(s) in {args.output}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from nixmod import repro
-
-    result = repro.export_bundle(config, Path(args.lock), Path(args.dir), Path(args.key),
-                                 progress=progress)
-    if args.json:
-        emit_json({"directory": str(result.directory), "paths": result.paths, "key": result.key_name})
-    else:
-        print(f"{result.directory}: {result.paths} store paths signed by {result.key_name}, "
-              f"and {repro.LOCK_NAME} (signed too)")
-    return 0
-
-
-def cmd_import(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from nixmod import repro
-
-    result = repro.import_bundle(config, Path(args.dir),
-                                 modules_root=Path(args.modules_root) if args.modules_root else None,
-                                 progress=progress)
-    if args.json:
-        emit_json({"modules": result.modules, "paths": result.paths,
-                   "modules_root": str(result.modules_root)})
-    else:
-        for module in result.modules:
-            print(module)
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import repro
-
-    results = repro.verify(config, args.targets, backend=args.backend, progress=progress)
-    if args.json:
-        emit_json([r.as_json() for r in results])
-    else:
-        emit_table([(r.module, r.output, r.result, r.node + (f" (job {r.job})" if r.job else ""),
-                     r.path, r.detail) for r in results],
-                   ["MODULE", "OUTPUT", "RESULT", "RAN ON", "STORE PATH", "DETAIL"])
-    return 0 if all(r.result == "reproducible" for r in results) else 1
-
-
-# -- operations: disk, usage, cleanup (SPEC.md) ------------------------------------------------
-
-def cmd_du(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import diskuse
-
-    if args.site:
-        site = diskuse.site_report()
-        if args.json:
-            emit_json(site.as_json())
-            return 0
-        print(f"store: {diskuse.human_size(site.total_size)} in {site.paths} paths")
-        emit_table([(g.kind, g.name, g.roots, diskuse.human_size(g.alive_size),
-                     diskuse.human_size(g.only_size)) for g in site.groups],
-                   ["KIND", "OWNER", "ROOTS", "KEEPS ALIVE", "ONLY THEY KEEP"])
-        print(f"held by no root (the next nix-store --gc frees it): "
-              f"{diskuse.human_size(site.dead_size)} in {site.dead_paths} paths")
-        for note in site.notes:
-            progress(f"note: {note}")
-        return 0
-    report = diskuse.user_report(config)
-    if args.json:
-        emit_json(report.as_json())
-        return 0
-    if not report.modules:
-        print(f"no modules under {config.modules.root}; 'nixmod build NAME' makes one")
-        return 0
-    emit_table([(m.module, diskuse.human_size(m.closure_size), diskuse.human_size(m.only_size),
-                 diskuse.age(m.last_load), ("default " if m.default else "")
-                 + ("" if m.valid else "missing")) for m in report.modules],
-               ["MODULE", "CLOSURE", "ONLY IT", "LAST LOAD", ""])
-    print(f"total: {diskuse.human_size(report.total_size)} in the closures of "
-          f"{len(report.modules)}; {diskuse.human_size(report.only_size)} kept alive only by them")
-    for note in report.notes:
-        progress(f"note: {note}")
-    return 0
-
-
-def cmd_usage(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import diskuse, usage
-
-    report = usage.read_log(config, args.since)
-    if args.json:
-        emit_json(report.as_json())
-        return 0
-    span = f"in the last {args.since:g} days" if args.since is not None else "in the log"
-    print(f"{report.loads} loads {span} ({report.log})")
-    emit_table([(m, n, u, diskuse.age(t)) for m, n, u, t in report.by_module()],
-               ["MODULE", "LOADS", "USERS", "LAST LOAD"])
-    print()
-    emit_table(report.by_user(), ["USER", "LOADS"])
-    print()
-    emit_table(report.by_node(), ["NODE", "LOADS"])
-    if report.unverified:
-        progress(f"note: {report.unverified} line(s) carry no uid from syslog: counted under the user "
-                 "they name, which the sender could have typed (README: the rsyslog line)")
-    return 0
-
-
-def cmd_gc(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import cleanup, diskuse
-
-    days = cleanup.check_days(args.unused_for)
-    held = diskuse.holdings(config)
-    plan = cleanup.plan(config, days, held=held)
-    if not args.dry_run:
-        plan = cleanup.apply(config, plan, held=held)
-    if args.json:
-        emit_json(plan.as_json())
-        return 0
-    verb = "would remove" if args.dry_run else "removed"
-    listed = plan.candidates if args.dry_run else [c for c in plan.candidates
-                                                   if c.target in plan.removed]
-    if listed:
-        print(f"{verb} (unused for more than {days:g} days):")
-        emit_table([(c.target, c.kind, diskuse.age(c.last_load),
-                     diskuse.human_size(c.frees)) for c in listed],
-                   ["TARGET", "KIND", "LAST LOAD", "FREES"])
-    else:
-        print(f"nothing unused for more than {days:g} days")
-    for spared in plan.spared:
-        print(f"kept {spared.target}: {spared.reason}")
-    if listed:
-        print(f"together they free {diskuse.human_size(plan.frees)} at the next collection"
-              + (" (nothing was changed: --dry-run)" if args.dry_run else ""))
-    print(cleanup.STORE_NOTE)
-    return 0
+    return 1 if any(i.state in stacks.ENDED_BADLY for i in items) and result else 0
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
-    from nixmod import doctor
+    from nixmod import doctor  # startup: loaded by this verb only
 
     checks = doctor.run_checks(config)
     if args.json:
@@ -580,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("build", cmd_build, "build SPEC... (NAME, NAME@VERSION, CHANNEL:NAME)")
     p.add_argument("specs", nargs="*", metavar="SPEC")
     p.add_argument("--wait", action="store_true", help="wait until every build ends")
-    p.add_argument("--backend", choices=["local", "slurm", "pbs"])
+    p.add_argument("--backend", choices=BACKEND_NAMES)
     p.add_argument("--retry", action="store_true",
                    help="resubmit pending/failed/cancelled builds (all, or those named)")
     p.add_argument("--lock", metavar="FILE",
@@ -631,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("verify", cmd_verify, "rebuild NAME/VERSION... with --check: reproducible or differs")
     p.add_argument("targets", nargs="+", metavar="NAME/VERSION")
-    p.add_argument("--backend", choices=["local", "slurm"])
+    p.add_argument("--backend", choices=BACKEND_NAMES)
 
     p = verb("du", cmd_du, "disk use: your modules' closure sizes and what only each keeps "
              "alive; --site: (staff) the whole store by user and stack")
@@ -651,22 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _job_parser() -> argparse.ArgumentParser:
-    """The hidden job step's own parser: not a verb, so no list of choices shows it."""
-    parser = _Parser(prog="nixmod _job", parents=[_common()])
-    parser.set_defaults(handler=cmd_job)
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--hashes")   # a SLURM job's comment hash list (see builds/slurm_job.sh)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    hidden_job = argv[:1] == ["_job"]
-    parser = _job_parser() if hidden_job else build_parser()
+    if argv[:1] == ["_job"]:
+        # the job step as jobs queued by an earlier nixmod still call it (python -m nixmod _job)
+        from nixmod.builds.step import main as job_step   # startup: the CLI never loads it
+
+        return job_step(argv[1:])
+    parser = build_parser()
     try:
-        args = parser.parse_args(argv[1:] if hidden_job else argv)
+        args = parser.parse_args(argv)
         for name in ("config", "json", "demo"):
             if not hasattr(args, name):
                 setattr(args, name, None if name == "config" else False)

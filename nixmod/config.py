@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the package requires 3.11, kept for the tomli fallback
-    import tomli as tomllib
+import tomllib
 
 from nixmod.errors import UserError
+from nixmod.scheduler_options import reserved_qsub_option, reserved_sbatch_option
 
 SITE_CONFIG = Path("/etc/nixmod/config.toml")
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -192,7 +189,9 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
 _CHANNEL_KEYS: dict[str, type] = {"name": str, "path": str, "url": str, "sha256": str,
                                    "listing": str}
 _LIST_SUFFIXES = (".json", ".json.gz")
-_BACKENDS = ("local", "slurm", "pbs")
+#: every ``[build] backend`` name; ``builds.registry.BACKENDS`` maps each to its module
+#: (and refuses to load when the two disagree)
+BACKEND_NAMES = ("local", "slurm", "pbs")
 _SHIM_MODES = ("auto", "direct", "bwrap", "proot")
 
 
@@ -306,8 +305,8 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         raise layer.fail(key, table, f"unknown key '{table}.{key}'; allowed: {allowed}")
     kind, _is_path = schema[key]
     _check_value(layer, table, key, value, kind)
-    if table == "build" and key == "backend" and value not in _BACKENDS:
-        raise layer.fail(key, table, f"'build.backend' must be one of {', '.join(_BACKENDS)}, got {value!r}")
+    if table == "build" and key == "backend" and value not in BACKEND_NAMES:
+        raise layer.fail(key, table, f"'build.backend' must be one of {', '.join(BACKEND_NAMES)}, got {value!r}")
     if table == "build" and key == "max_concurrent" and value < 1:
         raise layer.fail(key, table, f"'build.max_concurrent' must be at least 1, got {value}")
     if table == "build" and key == "poll_seconds" and value < 1:
@@ -316,14 +315,12 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
     if table == "shims" and key == "mode" and value not in _SHIM_MODES:
         raise layer.fail(key, table, f"'shims.mode' must be one of {', '.join(_SHIM_MODES)}, got {value!r}")
     if table == "build.slurm" and key == "extra_args":
-        taken = _reserved_sbatch_option(value)
+        taken = reserved_sbatch_option(value)
         if taken:
             raise layer.fail(key, table, f"'build.slurm.extra_args' may not set {taken} (sbatch "
                              "reads any unique prefix of a long option as that option): nixmod "
                              "sets it itself to find, throttle and follow its builds")
     if table == "build.pbs" and key == "extra_args":
-        from nixmod.builds.pbs import reserved_qsub_option
-
         problem = reserved_qsub_option(value)
         if problem:
             raise layer.fail(key, table, f"'build.pbs.extra_args' {problem}")
@@ -336,52 +333,6 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         raise layer.fail(key, table, f"'catalog.publisher' must be one account name (the staff "
                          f"account whose site index users trust, e.g. \"nixstaff\"), got {value!r}")
     merged.setdefault(table, {})[key] = (value, layer)
-
-
-#: sbatch options the SLURM backend sets itself or relies on (long form: short form). A job
-#: renamed, re-commented, re-scripted or sent elsewhere by extra_args would look vanished to
-#: nixmod, or could not be joined; a requeued one would run twice (see builds/slurm.py).
-_RESERVED_SBATCH = {"--job-name": "J", "--comment": "", "--array": "a", "--output": "o",
-                    "--error": "e", "--dependency": "d", "--chdir": "D", "--parsable": "",
-                    "--wrap": "", "--partition": "p", "--requeue": "", "--no-requeue": "",
-                    "--hold": "H"}
-#: sbatch's short options that take a value (the rest of a cluster like -vJx is that value)
-_SBATCH_SHORT_WITH_VALUE = set("AabcCDdeGiJLMmNnoptSwx")
-
-
-def _reserved_sbatch_option(args: list[str]) -> str | None:
-    """The nixmod-owned sbatch option that one of ``args`` would set, if any.
-
-    sbatch parses with getopt_long, which takes any unambiguous prefix of a
-    long option for the option (``--comm=x`` is ``--comment=x``), and an
-    ambiguous one is an error. So every ``--X`` where X starts one of our
-    options is refused: either sbatch would read it as ours, or it would
-    refuse it anyway. No sbatch option is itself a prefix of one of ours, so
-    nothing sbatch reads as another option is refused (tests check this
-    against the installed ``sbatch --help``). Short options may be bundled
-    (``-vJname``): each letter up to the first that takes a value counts.
-    """
-    for arg in args:
-        if arg == "--":
-            return "--"          # sbatch would take the next word as the batch script
-        if arg.startswith("--"):
-            option = arg.split("=", 1)[0]
-            if len(option) > 2:
-                taken = [long for long in _RESERVED_SBATCH if long.startswith(option)]
-                if option in taken:
-                    return option
-                if len(taken) == 1:
-                    return f"{taken[0]} (as {option})"
-                if taken:
-                    return f"{option} (a prefix of {', '.join(taken)})"
-        elif arg.startswith("-") and len(arg) > 1:
-            for letter in arg[1:]:
-                taken = [long for long, short in _RESERVED_SBATCH.items() if short == letter]
-                if taken:
-                    return f"{taken[0]} (as -{letter})"
-                if letter in _SBATCH_SHORT_WITH_VALUE or not letter.isalpha():
-                    break
-    return None
 
 
 def valid_channel_name(name: str) -> bool:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from nixmod import lmod, nix
+from nixmod import gcroots, lmod, nix
 from nixmod.config import Config
 from nixmod.errors import OperationFailed, UserError
 from nixmod.usage import last_loads
@@ -71,7 +71,7 @@ def prefix_config(config: Config, prefix: str) -> Config:
 def owned_modules(config: Config) -> list[OwnedModule]:
     """The user's modules (``[modules] prefix``) and environments (``env_prefix``)."""
     loads = last_loads(config)
-    roots_dir = lmod.personal_gcroot_dir(Path(config.build.state_dir))
+    roots_dir = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
     owned = []
     for kind, prefix in (("module", config.modules.prefix),
                          ("environment", config.modules.env_prefix)):
@@ -87,7 +87,7 @@ def _built(roots_dir: Path, info: lmod.ModuleInfo) -> float:
     """When a module was built: its GC root was made then (a rewrite by ``modules
     refresh`` keeps it), else the modulefile's own time."""
     try:
-        return os.lstat(lmod.gc_root(roots_dir, info.name, info.version)).st_mtime
+        return os.lstat(gcroots.gc_root(roots_dir, info.name, info.version)).st_mtime
     except (OSError, UserError):
         try:
             return info.path.stat().st_mtime
@@ -113,12 +113,12 @@ def own_root_links(config: Config, info: lmod.ModuleInfo) -> set[str]:
     """The GC root links the build of ``info`` has in the user's state dir (both spellings:
     as given to the daemon and with symlinks resolved)."""
     try:
-        root = lmod.gc_root(lmod.personal_gcroot_dir(Path(config.build.state_dir)),
+        root = gcroots.gc_root(gcroots.personal_gcroot_dir(Path(config.build.state_dir)),
                             info.name, info.version)
     except UserError:
         return set()
     links = set()
-    for link in lmod.gc_root_links(root, info.outputs):
+    for link in gcroots.gc_root_links(root, info.outputs):
         links |= {str(link), os.path.join(os.path.realpath(link.parent), link.name)}
     return links
 
@@ -266,7 +266,7 @@ def orphan_roots(config: Config, modules: Sequence[OwnedModule]) -> dict[str, st
     """link -> store path of the user's own GC roots that no module of theirs names
     (a module removed by hand, roots of the old flat layout kept under ``.legacy``)."""
     named = set().union(*(own_root_links(config, m.info) for m in modules)) if modules else set()
-    top = lmod.personal_gcroot_dir(Path(config.build.state_dir))
+    top = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
     found: dict[str, str] = {}
     for directory, _dirs, files in os.walk(top):
         for name in files + _dirs:

@@ -16,8 +16,11 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nixmod import dirs, nix, outside
+from nixmod import dirs, lmod, nix, outside, shims
+from nixmod.builds import pbs
+from nixmod.channels import listing_key
 from nixmod.config import Config, current_user
+from nixmod.siteindex import SiteIndexError, open_site
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LMOD_CANDIDATES = (
@@ -135,8 +138,6 @@ def check_pbs(config: Config) -> list[Check]:
     Only when the backend is pbs: a SLURM site with PBS's tools lying
     around (or a PBS server that is down) is not this user's problem.
     """
-    from nixmod.builds import pbs
-
     required = config.build.backend == "pbs"
     if not required:
         return []
@@ -280,8 +281,6 @@ def check_ownership(config: Config) -> list[Check]:
     Another user who owns one of them, or a symlink there, could swap a shim
     and run a program as whoever loads the module (see ``nixmod.dirs``).
     """
-    from nixmod import lmod, shims
-
     checks = []
     root = config.modules.root
     for path, name in ((shims.shims_root(root), "shims dir"),
@@ -302,7 +301,6 @@ def check_site_catalog(config: Config) -> list[Check]:
     """Whether ``[catalog] site_dir`` spares this user evaluating: usable, fresh, complete."""
     import time
 
-    from nixmod.siteindex import SiteIndexError, open_site
 
     site_dir = config.catalog.site_dir
     if site_dir is None:
@@ -310,7 +308,7 @@ def check_site_catalog(config: Config) -> list[Check]:
     fix = f"staff: run 'nixmod catalog publish {site_dir}' with the site's config"
     try:
         with open_site(site_dir, config.catalog.publisher) as site:
-            missing = site.uncovered(config.channels)
+            missing = site.uncovered({c.name: listing_key(c) for c in config.channels})
             published = site.header.get("published_at")
             publisher = site.header.get("publisher")
     except SiteIndexError as exc:

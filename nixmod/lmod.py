@@ -26,14 +26,8 @@ Choices, and why:
   raises an LmodError naming the path and the ``nixmod build`` that brings it
   back. Without the hook the module loads and the shim prints the same
   message when the program is run.
-* GC roots, registered by the builds code, follow one scheme (``gc_root``):
-  ``<gcroots>/<NAME>/<version>/result`` for output ``out`` and
-  ``.../result-<output>`` for the others (nix-build's names), a directory per
-  NAME and version because neither can contain ``/``: the old flat
-  ``<NAME>-<version>`` let ``gx`` 1-2 and ``gx-1`` 2 share one root, and the
-  collector then deleted the other output. ``migrate_gc_roots`` moves roots
-  of the old layout. ``remove_module`` deletes the roots of the tree it
-  changes and leaves the store path to the collector.
+* GC roots are named by ``nixmod.gcroots``. ``remove_module`` deletes the
+  roots of the tree it changes and leaves the store path to the collector.
 """
 
 from __future__ import annotations
@@ -48,11 +42,13 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
-from nixmod import nix, outside, shims
+from nixmod import nix, outside, shims, usage
 from nixmod.config import Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
+from nixmod.gcroots import personal_gcroot_dir, remove_gc_roots
+from nixmod.names import validate_component
 
 
 @dataclass(frozen=True)
@@ -68,6 +64,9 @@ class ModuleRequest:
     attr: str = ""
     drv: str = ""
     outputs: dict[str, str] = field(default_factory=dict)   # output name -> store path
+    #: how the channel was pinned when the build was submitted (``pins.module_channel_pin``),
+    #: one line for the module's help; kept in the request so a rewrite keeps it
+    channel_pin: str = ""
 
     @property
     def store_path(self) -> str:
@@ -103,10 +102,6 @@ _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _RC = ".modulerc.lua"
 #: seconds Lmod's spider may take to index a stack's tree (thousands of modules take a few)
 SPIDER_TIMEOUT = 600
-#: NAME and version become path components and shell words in `module load`:
-#: letters, digits and a few punctuation marks nixpkgs uses; never '/', never a leading '.'
-#: (the same set the builds code keeps in GC root names, so the two always agree)
-_COMPONENT = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
 
 #: Search paths set from what a store path contains (cf. Spack's
 #: prefix_inspections and EasyBuild's module generator). PATH is absent on
@@ -129,29 +124,6 @@ _NOT_XDG = {"man", "info", "doc", "aclocal", "pkgconfig", "cmake", "locale", "li
 
 
 # -- names and places -----------------------------------------------------------------
-
-def validate_component(value: str, what: str) -> str:
-    """``value`` if it is safe as one path component and Lmod name part, else UserError."""
-    if (not isinstance(value, str) or not _COMPONENT.fullmatch(value) or ".." in value
-            or len(value.encode()) > 200):
-        raise UserError(f"{what} {value!r} is not usable as a module {what}: use letters, digits "
-                        "and . _ + - only, not starting with '.' (no '/' or '..')")
-    return value
-
-
-def check_module_names(name: str, version: str) -> None:
-    """Refuse, before anything is built, a package that could never become a module.
-
-    A derivation may be named without a version, or with ``?`` or ``=`` in
-    it (Nix allows both); built anyway, it would end "built" with no module
-    and the user would have spent a build slot on nothing.
-    """
-    try:
-        validate_component(name, "name")
-        validate_component(version, "version")
-    except UserError as exc:
-        raise UserError(f"cannot build {name} {version!r}: {exc}; nothing was built") from None
-
 
 def modules_root(config: Config, root: Path | None = None) -> Path:
     return Path(root) if root is not None else Path(config.modules.root)
@@ -218,12 +190,12 @@ def _prefix_paths(outputs: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path,
-               rebuild: str, channel_pin: str = "") -> str:
+               rebuild: str) -> str:
     lines = [f"{module}: {request.description}" if request.description else module, ""]
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
     for label, value in (("Homepage", request.homepage), ("License", request.license),
-                         ("Derivation", request.drv), ("Channel pin", channel_pin)):
+                         ("Derivation", request.drv), ("Channel pin", request.channel_pin)):
         if value:
             lines.append(f"{label}: {value}")
     for output, path in request.outputs.items():
@@ -235,11 +207,10 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
 
 
 def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
-                      programs: list[str], channel_pin: str = "",
-                      usage_dir: Path | None = None) -> str:
+                      programs: list[str], usage_dir: Path | None = None) -> str:
     """The modulefile text for ``request`` whose shims are in ``shim_bin``.
 
-    ``channel_pin`` (url + sha256, path + content hash, git revision) and the
+    ``request.channel_pin`` (url + sha256, path + content hash, git revision) and the
     drv go into ``module show`` / ``module help``: what says exactly which
     build this is (SPEC.md "Reproducible elsewhere").
     """
@@ -249,14 +220,14 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     fields = [("Name", request.name), ("Version", request.version),
               ("Description", request.description), ("Homepage", request.homepage),
               ("License", request.license), ("Channel", request.channel),
-              ("Attribute", request.attr or request.name), ("Channel pin", channel_pin),
+              ("Attribute", request.attr or request.name), ("Channel pin", request.channel_pin),
               ("Derivation", request.drv), ("Store path", request.store_path),
               ("Keywords", ", ".join(dict.fromkeys(["nix", request.name, *programs])))]
     whatis = [f"{label}: {value}" for label, value in fields if value]
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
-    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild, channel_pin))})")
+    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild))})")
     paths = ", ".join(lua_string(p) for p in request.outputs.values())
     lines += [
         "-- lua/SitePackage.lua defines this: a clear error when the store path is not on this node",
@@ -267,9 +238,7 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
         f"    rebuild = {lua_string(rebuild)}}}",
         "end",
     ]
-    from nixmod.usage import modulefile_lines
-
-    lines += modulefile_lines(usage_dir, lua_string)
+    lines += usage.modulefile_lines(usage_dir, lua_string)
     if programs:
         lines.append(f"prepend_path(\"PATH\", {lua_string(str(shim_bin))})")
     search_paths = _prefix_paths(request.outputs)
@@ -286,19 +255,15 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
 # -- writing and removing ------------------------------------------------------------------
 
 def write_module(config: Config, request: ModuleRequest, *, root: Path | None = None,
-                 default: bool = False, channel_pin: str | None = None) -> ModuleInfo:
+                 default: bool = False) -> ModuleInfo:
     """Write the shims, then the modulefile, for one build; optionally make it the default.
 
     Everything is validated before the first byte is written, and the
     modulefile comes last, so a module never points at shims that are not
-    there yet. ``channel_pin`` None: how the configured channel is pinned now
-    (an import passes the pin its lock recorded).
+    there yet. The help shows ``request.channel_pin``, taken when the build
+    was submitted (an import passes the pin its lock recorded).
     """
     path = module_path(config, request.name, request.version, root=root)
-    if channel_pin is None:
-        from nixmod.repro import module_channel_pin
-
-        channel_pin = module_channel_pin(config, request.channel) if request.channel else ""
     if not request.outputs or not all(os.path.isabs(p) for p in request.outputs.values()):
         raise UserError(f"module {request.name}/{request.version} needs the store paths of its "
                         f"outputs, got {request.outputs!r}")
@@ -312,7 +277,7 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
                                      rebuild=rebuild_command(request.name, request.version,
                                                              config.demo_forced))
         atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
-                                             [p.name for p in programs], channel_pin,
+                                             [p.name for p in programs],
                                              usage_dir=_own_usage_dir(config, base)))
     except BaseException:
         # a new module that could not be written (disk full, a read-only directory) leaves
@@ -351,9 +316,7 @@ def check_tree(root: Path, *, create: bool = True) -> None:
 def _own_usage_dir(config: Config, base: Path) -> Path | None:
     """Where the loads of a module in ``base`` are kept for its owner: the user's own
     tree only (a stack's modules are loaded by everyone; syslog has those)."""
-    from nixmod.usage import usage_dir
-
-    return usage_dir(config) if base == Path(config.modules.root) else None
+    return usage.usage_dir(config) if base == Path(config.modules.root) else None
 
 
 def set_default(config: Config, name: str, version: str, *, root: Path | None = None) -> Path:
@@ -385,131 +348,6 @@ def _default_version(name_dir: Path) -> str | None:
         return None
     match = re.search(r'module_version\("[^"]*/([^"/]+)", "default"\)', text)
     return match.group(1) if match else None
-
-
-def gc_root(directory: Path, name: str, version: str) -> Path:
-    """The ``--add-root`` path of one build in ``directory``: ``<NAME>/<version>/result``.
-
-    The one place the scheme lives (builds register roots with it, modules
-    and stacks remove them with it, ``migrate_gc_roots`` moves old ones to
-    it). NAME and version are single path components (``validate_component``),
-    so two builds never share a root, whatever their names.
-    """
-    return Path(directory) / validate_component(name, "name") / \
-        validate_component(version, "version") / "result"
-
-
-def personal_gcroot_dir(state_dir: Path) -> Path:
-    """Where the GC roots of a user's own builds live: ``<state_dir>/gcroots``."""
-    return Path(state_dir) / "gcroots"
-
-
-def stack_gcroot_dir(modules_root: Path, stack: str) -> Path:
-    """Where the GC roots of what a stack published into ``modules_root`` live.
-
-    ``<modules_root>/../gcroots/<stack>``: one directory staff can list to see
-    what the stack keeps alive, beside the tree (not in it, so that Lmod never
-    walks store symlinks). Builds, stack removal and imports all name it here.
-    """
-    return Path(modules_root).parent / "gcroots" / stack
-
-
-def gc_root_link(root: Path, output: str) -> Path:
-    """The link ``nix-store --realise DRV --add-root ROOT`` makes for one output:
-    ROOT for ``out``, ``ROOT-<output>`` for the others."""
-    return root if output == "out" else root.with_name(f"{root.name}-{output}")
-
-
-def gc_root_links(root: Path, outputs: Iterable[str]) -> list[Path]:
-    """Every link a build's roots may have (``out`` always, whether it has one or not)."""
-    return [gc_root_link(root, output) for output in dict.fromkeys(["out", *outputs])]
-
-
-def remove_gc_roots(directory: Path, name: str, version: str, outputs: Iterable[str]) -> None:
-    """Unlink one build's roots in ``directory`` and the directories the scheme made for them."""
-    root = gc_root(directory, name, version)
-    for link in gc_root_links(root, outputs):
-        link.unlink(missing_ok=True)
-    for empty in (root.parent, root.parent.parent):
-        try:
-            empty.rmdir()
-        except OSError:
-            break   # not empty: another version (or output) of NAME keeps it
-
-
-def has_legacy_gc_roots(directory: Path) -> bool:
-    """Does ``directory`` hold roots of the old flat layout (symlinks directly in it)?"""
-    try:
-        return any(entry.is_symlink() for entry in os.scandir(directory))
-    except OSError:
-        return False
-
-
-def _legacy_gc_root(directory: Path, name: str, version: str) -> Path:
-    """Where roots were before ``gc_root``'s scheme: ``<NAME>-<version>``, flat (could collide)."""
-    return Path(directory) / re.sub(r"[^A-Za-z0-9._+-]", "_", f"{name}-{version}").lstrip(".")
-
-
-#: where ``migrate_gc_roots`` keeps old roots it cannot attribute to a build (NAME never
-#: starts with '.', so no build's directory is called that)
-LEGACY_ROOTS = ".legacy"
-
-
-def migrate_gc_roots(directory: Path, known: Iterable[ModuleRequest]) -> list[Path]:
-    """Move GC roots of the old flat layout in ``directory`` to ``gc_root``'s; the new links.
-
-    ``known`` are the builds whose roots live in ``directory`` (from the
-    build records). Each old link that points at one of a build's outputs
-    is registered again at its new place (``nix-store --add-root``: a
-    renamed link would leave the daemon's indirect root pointing nowhere)
-    and only then removed. A build that lost its root to a collision gets
-    one again if its output is still valid. Old links that no build
-    explains are moved under ``.legacy/`` (still registered): nothing that
-    was alive before is left to the collector.
-    """
-    directory = Path(directory)
-    try:
-        old = {entry.name: Path(entry.path) for entry in os.scandir(directory)
-               if entry.is_symlink()}
-    except FileNotFoundError:
-        return []
-    if not old:
-        return []
-    known = [request for request in known if request.outputs]
-    paths = sorted({p for request in known for p in request.outputs.values()})
-    valid = nix.valid_paths(paths) if paths else set()
-    made: list[Path] = []
-    for request in known:
-        legacy = _legacy_gc_root(directory, request.name, request.version)
-        try:
-            new_root = gc_root(directory, request.name, request.version)
-        except UserError:
-            continue   # a name no module can have (recorded before names were checked)
-        for output, new_link in zip(dict.fromkeys(["out", *request.outputs]),
-                                    gc_root_links(new_root, request.outputs)):
-            target = request.outputs.get(output)
-            old_link = legacy if output == "out" else legacy.with_name(f"{legacy.name}-{output}")
-            if target is None or target not in valid:
-                continue
-            claimed = old_link.name in old and os.readlink(old_link) == target
-            if not new_link.is_symlink():
-                _add_root(new_link, target)
-                made.append(new_link)
-            if claimed:
-                old_link.unlink()
-                del old[old_link.name]
-    for name, link in old.items():
-        target = os.readlink(link)
-        if os.path.exists(target):
-            _add_root(directory / LEGACY_ROOTS / name, target)
-        link.unlink()
-    return made
-
-
-def _add_root(link: Path, store_path: str) -> None:
-    """Register ``link`` as an indirect GC root of a valid ``store_path`` (nothing is built)."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    nix.run(nix.realise_command(store_path, link))
 
 
 def remove_module(config: Config, name: str, version: str, *, root: Path | None = None,

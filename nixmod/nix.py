@@ -204,6 +204,11 @@ def main_output(outputs: Mapping[str, str]) -> str:
     return outputs.get("out") or next(iter(outputs.values()), "")
 
 
+def check_command(drv: str) -> list[str]:
+    """``nix-store --realise DRV --check``: build ``drv`` again and compare with the store."""
+    return ["nix-store", "--realise", drv, "--check", *OFFLINE_OPTIONS]
+
+
 def realise_command(drv: str, gc_root: Path | None = None) -> list[str]:
     """The argv that builds ``drv`` through the daemon (used by both backends)."""
     cmd = ["nix-store", "--realise", drv, *OFFLINE_OPTIONS]

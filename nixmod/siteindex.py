@@ -1,6 +1,6 @@
 """The site catalog: channel listings published once by staff, read by every user.
 
-``nixmod catalog publish DIR`` lists each configured channel once and writes
+``nixmod catalog publish DIR`` (``nixmod.publish``) lists each configured channel once and writes
 one file, ``DIR/nixmod-site-catalog.bin``, that holds every channel's records
 keyed by the channel's identity (the same identity the per-user cache uses,
 so a listing is only ever used for the very channel it was made from), plus
@@ -40,9 +40,10 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from nixmod import __version__
+from nixmod import __version__, dirs
+from nixmod.config import current_user
 from nixmod.errors import UserError
 from nixmod.files import atomic_open
 
@@ -52,8 +53,6 @@ _MAGIC = b"NIXMOD-SITE-CATALOG\n"
 _MAX_HEADER = 16 << 20       # far above any real channel list; a bigger one is not ours
 Progress = Callable[[str], None]
 
-if TYPE_CHECKING:
-    from nixmod.config import Channel, Config
 
 
 class SiteIndexError(Exception):
@@ -97,8 +96,6 @@ def _check_directory(directory: Path, trusted: frozenset[int]) -> os.stat_result
     ``nixmod.dirs.problem`` walks DIR and every directory above it (symlinks
     included) with the same rules that guard what nixmod writes.
     """
-    from nixmod import dirs
-
     why = dirs.problem(directory, trusted)
     if why is not None:
         raise SiteIndexError(f"{directory} is not trusted: {why}; only an index that "
@@ -145,8 +142,6 @@ class SiteIndex:
             raise
 
     def _check_file(self, st: os.stat_result) -> None:
-        from nixmod import dirs
-
         if not stat.S_ISREG(st.st_mode):
             raise SiteIndexError(f"{self.path} is not a regular file")
         if st.st_uid not in self.trusted:
@@ -224,15 +219,13 @@ class SiteIndex:
             raise SiteIndexError(f"channel {name} failed when it was published")
         raise SiteIndexError(f"channel {name} is not in it")
 
-    def uncovered(self, channels: list[Channel]) -> list[str]:
-        """Why each of these config channels would be listed per user (empty: all covered)."""
-        from nixmod.catalogcache import FORMAT as CATALOG_FORMAT, digest
-        from nixmod.channels import channel_identity
-
+    def uncovered(self, keys: dict[str, str]) -> list[str]:
+        """Why each channel (name -> listing key, ``channels.listing_key``) would be listed
+        per user (empty: all covered)."""
         reasons = []
-        for channel in channels:
+        for name, key in keys.items():
             try:
-                self._entry(channel.name, digest((CATALOG_FORMAT, channel_identity(channel))))
+                self._entry(name, key)
             except SiteIndexError as exc:
                 reasons.append(str(exc))
         return reasons
@@ -315,17 +308,6 @@ def open_site(directory: Path, publisher: str = "") -> SiteIndex:
 
 # -- publishing -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class PublishedChannel:
-    """What ``catalog publish`` did with one channel."""
-
-    name: str
-    kind: str
-    source: str
-    packages: int
-    error: str = ""
-
-
 def check_publish_dir(directory: Path, publisher: str = "") -> None:
     """Refuse, before any work, a directory whose index users would not trust.
 
@@ -334,8 +316,6 @@ def check_publish_dir(directory: Path, publisher: str = "") -> None:
     change, so publishing as anyone else, or into any other directory,
     would only make every user list the channels themselves.
     """
-    from nixmod import dirs
-
     if directory.is_symlink() and not directory.is_dir():
         raise UserError(f"catalog publish: {directory} is a dangling symlink; give a directory")
     if directory.exists() and not directory.is_dir():
@@ -402,8 +382,6 @@ def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
         table[name] = {**add(data), "identity": identity, "packages": len(listing.records),
                        "listed_at": listing.listed_at}
     merged_entry = {**add(merged[1]), "key": merged[0]} if merged else None
-    from nixmod.config import current_user
-
     header = json.dumps({"format": FORMAT, "catalog_format": catalog_format, "nixmod": __version__,
                          "published_at": time.time(), "publisher": current_user(),
                          "channels": table, "failed": failed, "merged": merged_entry,
@@ -415,48 +393,3 @@ def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
         for data in sections:
             out.write(data)
     return path
-
-
-def publish(config: "Config", directory: Path, progress: Progress | None = None
-            ) -> list[PublishedChannel]:
-    """List each of ``config``'s channels once and publish the index into ``directory``.
-
-    Channels are listed through the publisher's own per-channel cache (keyed
-    by identity, so it is as true as a fresh listing) and never from an older
-    site index. A channel that fails is recorded as failed (users list it
-    themselves); the others are still published. The merged index is added
-    only when every channel listed.
-    """
-    from nixmod import catalog, catalogcache, channels
-
-    say = progress or (lambda message: None)
-    directory = directory.absolute()
-    check_publish_dir(directory, config.catalog.publisher)
-    cache = config.cache_dir / "catalog"
-    channels.require_writable(cache)
-    lister = channels.ChannelLister(cache, say)
-    identities = [channels.channel_identity(c) for c in config.channels]
-    listings = [lister.listing(c, i, False) for c, i in zip(config.channels, identities)]
-    published: list[tuple[str, str, SiteListing]] = []
-    failed: dict[str, str] = {}
-    report: list[PublishedChannel] = []
-    for channel, identity, listing in zip(config.channels, identities, listings):
-        kind = channels.channel_kind(channel)
-        source = str(channel.listing or channel.path or channel.url)
-        if listing.error:
-            failed[channel.name] = listing.error
-        else:
-            published.append((channel.name, catalogcache.digest((catalogcache.FORMAT, identity)),
-                              SiteListing(listing.records, listing.skipped, listing.listed_at)))
-        report.append(PublishedChannel(channel.name, kind, source, len(listing.records),
-                                       listing.error))
-    merged = None
-    if not failed:
-        key = catalogcache.digest((catalogcache.FORMAT, [(c.name, i)
-                                                for c, i in zip(config.channels, identities)]))
-        header, sections = catalog._build_index(config.channels, listings, say)
-        header["key"] = key
-        merged = (key, b"".join(catalogcache.section_image(header, sections)))
-    path = write_index(directory, published, failed, merged, catalogcache.FORMAT)
-    say(f"catalog publish: {len(published)} of {len(config.channels)} channels in {path}")
-    return report

@@ -16,237 +16,27 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from nixmod import dirs, nix
-from nixmod.config import Config, current_user, expand_path, key_line
+from nixmod import builds, dirs, gcroots, lmod, nix, shims
+from nixmod.config import Config, current_user, key_line
 from nixmod.dirs import ensure_dir
 from nixmod.errors import UserError
+from nixmod.stackfile import (CheckReport, Problem, Resolved, Stack, StackEntry, StackInvalid, closest,
+                              parse_stack)
 
-if TYPE_CHECKING:  # imported where used: `stack check` must not pay for builds/repro
-    from nixmod.builds import BuildRecord, Plan
-    from nixmod.catalog import Catalog, PackageVersion
-    from nixmod.lmod import ModuleInfo
-    from nixmod.repro import Lock
+from nixmod.builds.state import BuildRecord, BuildState
+from nixmod.lmod import ModuleInfo
+from nixmod.packages import PackageVersion
+
+if TYPE_CHECKING:  # loaded where used, for start-up time: `stack check` plans no build
+    from nixmod.builds.planning import Plan
+    from nixmod.catalog import Catalog
+    from nixmod.repro.lock import Lock
 
 Progress = Callable[[str], None]
-
-_STACK_KEYS: dict[str, type] = {"name": str, "modules_root": str}
-_PACKAGE_KEYS: dict[str, type] = {"name": str, "version": str, "channel": str, "default": bool}
-_TOP_KEYS = ("stack", "package")
-_STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_TOML_LINE = re.compile(r"at line (\d+)")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One mistake in a stack file: where, what, and how to put it right."""
-
-    file: str
-    line: int | None
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}; fix: {self.fix}"
-
-
-@dataclass(frozen=True)
-class StackEntry:
-    """One ``[[package]]`` as written (version/channel empty when not given)."""
-
-    name: str
-    version: str = ""
-    channel: str = ""
-    default: bool = False
-    line: int | None = None                  # the [[package]] header
-    key_lines: dict[str, int] = field(default_factory=dict, compare=False)
-
-    def line_of(self, key: str) -> int | None:
-        """The line of ``key`` in this entry, else its header: where the fix goes."""
-        return self.key_lines.get(key, self.line)
-
-
-@dataclass
-class Stack:
-    """A parsed stack file; ``modules_root`` is absolute (relative paths are from the file)."""
-
-    file: Path
-    name: str
-    modules_root: Path
-    entries: list[StackEntry] = field(default_factory=list)
-
-    @property
-    def gcroot_dir(self) -> Path:
-        """Where this stack's GC roots live (``lmod.stack_gcroot_dir``)."""
-        from nixmod.lmod import stack_gcroot_dir
-
-        return stack_gcroot_dir(self.modules_root, self.name)
-
-
-@dataclass
-class Resolved:
-    """A stack entry and the catalog version it names."""
-
-    entry: StackEntry
-    version: PackageVersion
-
-
-@dataclass
-class CheckReport:
-    """Everything ``stack check`` found: the stack (if it parsed) and every problem."""
-
-    file: Path
-    stack: Stack | None
-    resolved: list[Resolved] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def as_json(self) -> dict[str, Any]:
-        stack = None
-        if self.stack is not None:
-            stack = {"name": self.stack.name, "modules_root": str(self.stack.modules_root),
-                     "gcroot_dir": str(self.stack.gcroot_dir)}
-        return {
-            "file": str(self.file),
-            "ok": self.ok,
-            "stack": stack,
-            "packages": [{"name": r.version.name, "version": r.version.version,
-                          "channel": r.version.channel, "default": r.entry.default,
-                          "line": r.entry.line} for r in self.resolved],
-            "problems": [asdict(p) for p in self.problems],
-        }
-
-
-class StackInvalid(UserError):
-    """A stack file with problems: the message is one line, ``report`` has them all."""
-
-    def __init__(self, report: CheckReport):
-        self.report = report
-        count = len(report.problems)
-        super().__init__(f"{report.file}: {count} problem{'s' if count != 1 else ''} "
-                         f"(first: {report.problems[0]}); nothing was done")
-
-
-# -- parsing --------------------------------------------------------------------------
-
-def _closest(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean X?)' when a choice is close to ``word``, else ''."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {match[0]!r}?" if match else ""
-
-
-class _Reader:
-    """One stack file's text and data, collecting problems with their lines."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.problems: list[Problem] = []
-        self.text = ""
-
-    def problem(self, message: str, fix: str, *, key: str | None = None,
-                table: str | None = None, occurrence: int = 0) -> None:
-        line = key_line(self.text, key, table, occurrence) if key else None
-        if line is None and table:
-            line = key_line(self.text, table, table, occurrence)
-        self.problems.append(Problem(str(self.path), line, message, fix))
-
-    def check_keys(self, data: dict[str, Any], allowed: dict[str, type], table: str,
-                   occurrence: int = 0) -> None:
-        """Unknown keys and wrong types, each with a fix."""
-        label = f"[[{table}]]" if table == "package" else f"[{table}]"
-        for key, value in data.items():
-            if key not in allowed:
-                hint = _closest(key, allowed) or f"allowed keys: {', '.join(allowed)}"
-                self.problem(f"unknown key {key!r} in {label}", f"remove it or rename it ({hint})",
-                             key=key, table=table, occurrence=occurrence)
-                continue
-            kind = allowed[key]
-            if not isinstance(value, kind):
-                shown, example = ("true or false", "true") if kind is bool else ("a string", '"..."')
-                self.problem(f"{table}.{key} must be {shown}, got {value!r}",
-                             f"write {key} = {example}", key=key, table=table, occurrence=occurrence)
-
-
-def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]]:
-    """Read the file; return the stack (None if it cannot be read at all) and the problems."""
-    reader = _Reader(path)
-    try:
-        reader.text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read stack file: {exc}") from None
-    try:
-        data = tomllib.loads(reader.text)
-    except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        reader.problems.append(Problem(str(path), int(found.group(1)) if found else None,
-                                       f"malformed TOML: {exc}", "correct the TOML syntax there"))
-        return None, reader.problems
-
-    for key in data:
-        if key not in _TOP_KEYS:
-            hint = _closest(key, _TOP_KEYS) or "a stack file has [stack] and [[package]] tables only"
-            reader.problem(f"unknown key {key!r}", f"remove it ({hint})", key=key, table=None)
-
-    head = data.get("stack")
-    if not isinstance(head, dict):
-        reader.problem("no [stack] table", 'add [stack] with name = "..." and modules_root = "..."')
-        head = {}
-    reader.check_keys(head, _STACK_KEYS, "stack")
-    name_value = head.get("name")
-    name = name_value if isinstance(name_value, str) else ""
-    if not name:
-        reader.problem("[stack] has no name", 'add name = "site-2026a" under [stack]',
-                       key="stack", table="stack")
-    elif not _STACK_NAME.fullmatch(name):
-        reader.problem(f"stack name {name!r} is not a plain name",
-                       "use letters, digits and . _ + - only (it names a directory)",
-                       key="name", table="stack")
-    root_text = head.get("modules_root") if isinstance(head.get("modules_root"), str) else ""
-    root = expand_path(root_text) if root_text else config.modules.root
-    if not root.is_absolute():
-        root = path.resolve().parent / root
-
-    packages = data.get("package", [])
-    if not isinstance(packages, list) or not all(isinstance(p, dict) for p in packages):
-        reader.problem("'package' must be an array of tables", "write each package as [[package]]",
-                       key="package", table=None)
-        packages = []
-    if not packages:
-        reader.problem("the stack names no package", 'add [[package]] with name = "..."')
-    entries = []
-    for index, raw in enumerate(packages):
-        reader.check_keys(raw, _PACKAGE_KEYS, "package", index)
-        header = key_line(reader.text, "package", "package", index)
-        pkg_name = raw.get("name")
-        if not isinstance(pkg_name, str) or not pkg_name:
-            reader.problems.append(Problem(str(path), header, f"[[package]] #{index + 1} has no name",
-                                           'add name = "<attribute path>" (see nixmod search)'))
-            continue
-
-        def text(key: str) -> str:
-            value = raw.get(key, "")
-            return value if isinstance(value, str) else ""
-
-        lines = {key: key_line(reader.text, key, "package", index) for key in raw}
-        entries.append(StackEntry(name=pkg_name, version=text("version"), channel=text("channel"),
-                                  default=raw.get("default") is True, line=header,
-                                  key_lines={k: v for k, v in lines.items() if v}))
-    return Stack(file=path, name=name, modules_root=root, entries=entries), reader.problems
-
 
 # -- checking against the catalog and the filesystem ------------------------------------
 
@@ -267,7 +57,7 @@ def _fix_for(catalog: Catalog, entry: StackEntry) -> tuple[str, str]:
     """The key at fault and the nearest thing the catalog does have (a channel, a version)."""
     known = [c.name for c in catalog.channels]
     if entry.channel and entry.channel not in known:
-        hint = _closest(entry.channel, known) or f"channels: {', '.join(known)}"
+        hint = closest(entry.channel, known) or f"channels: {', '.join(known)}"
         return "channel", f"set channel to a configured one ({hint})"
     try:
         versions = catalog.versions(entry.name)
@@ -297,8 +87,6 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                                            "set modules_root to a directory you can write "
                                            "(its parent holds gcroots/)"))
             break  # the GC root directory is next to modules_root: one fix for both
-    from nixmod import lmod, shims
-
     for directory, what in ((stack.modules_root, "modules_root"),
                             (shims.shims_root(stack.modules_root), "shims directory"),
                             (lmod.spider_cache_dir(stack.modules_root), "Lmod spider cache"),
@@ -310,7 +98,7 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                                            "remove it, or set modules_root to a directory only "
                                            "you can write"))
     if catalog is None:
-        from nixmod.catalog import Catalog  # the catalog evaluates channels: only when needed
+        from nixmod.catalog import Catalog  # startup: loaded (and channels evaluated) only when needed
         catalog = Catalog.load(config, progress=progress)
 
     first_seen: dict[tuple[str, str], StackEntry] = {}
@@ -349,20 +137,32 @@ def load_stack(config: Config, path: Path, progress: Progress | None = None) -> 
     return report
 
 
+def lock_stack(config: Config, path: Path, progress: Progress | None = None) -> Lock:
+    """``nixmod lock --stack FILE``: a lock of the packages the stack published."""
+    from nixmod.repro.lock import lock_tree   # startup: `stack check` loads no builds code
+
+    report = load_stack(config, path, progress=progress)
+    assert report.stack is not None
+    return lock_tree(config, report.stack.modules_root,
+                     [(r.version.name, r.version.version) for r in report.resolved],
+                     stack=report.stack.name, missing_hint=f"run 'nixmod stack build {path}' first",
+                     progress=progress)
+
+
 def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
     """The stack file's name, tree and defaults, with the lock's packages instead of the catalog's.
 
     A year later the catalog may no longer resolve the file's names to the
     same versions; the lock says which ones, the file says where they go.
     """
-    from nixmod import repro
+    from nixmod.repro.lock import locked_versions   # startup: `stack check` loads no builds code
 
     stack, problems = parse_stack(path, config)
     report = CheckReport(file=path, stack=stack, problems=problems)
     if stack is None or problems:
         raise StackInvalid(report) if problems else UserError(f"{path}: cannot read the stack")
     defaults = {entry.name: entry for entry in stack.entries if entry.default}
-    for version in repro.locked_versions(lock):
+    for version in locked_versions(lock):
         named = defaults.get(version.name)
         default = named is not None and named.version in ("", version.version)
         report.resolved.append(Resolved(entry=StackEntry(name=version.name, version=version.version,
@@ -377,6 +177,8 @@ def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
 UP_TO_DATE = "up to date"      # valid, module published: nothing to do
 IN_FLIGHT = "in flight"        # an earlier stack build of this drv is still queued or running
 FAILED_EARLIER = "failed earlier"  # the same drv failed before: not resubmitted without --retry
+#: the build states of an item that ended without its module
+ENDED_BADLY = (BuildState.FAILED, BuildState.CANCELLED)
 
 
 @dataclass
@@ -415,7 +217,7 @@ class StackBuildResult:
 
     @property
     def failed(self) -> list[StackItem]:
-        return [item for item in self.items if item.state in ("failed", "cancelled")]
+        return [item for item in self.items if item.state in ENDED_BADLY]
 
     @property
     def submitted(self) -> int:
@@ -492,16 +294,14 @@ def _remove_unlisted(config: Config, stack: Stack, keep: set[tuple[str, str]],
     modules built there with ``nixmod build`` (rooted in the state dir) are
     not the stack's to remove.
     """
-    from nixmod import lmod
-
     removed = []
     for info in lmod.list_modules(config, root=stack.modules_root):
         if (info.name, info.version) in keep:
             continue
         # the roots nix-store --add-root made for this build: named after it, pointing at its outputs
         targets = set(info.outputs.values())
-        roots = [link for link in lmod.gc_root_links(
-                     lmod.gc_root(stack.gcroot_dir, info.name, info.version), info.outputs)
+        roots = [link for link in gcroots.gc_root_links(
+                     gcroots.gc_root(stack.gcroot_dir, info.name, info.version), info.outputs)
                  if link.is_symlink() and os.readlink(link) in targets]
         if not roots:
             continue
@@ -530,9 +330,9 @@ def _standing(plan: Plan, module: ModuleInfo | None, earlier: BuildRecord | None
         return UP_TO_DATE
     if earlier is None or plan.action == "reuse":
         return None
-    if earlier.state in ("pending", "queued", "running"):
+    if earlier.state in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING):
         return IN_FLIGHT
-    if earlier.state in ("failed", "cancelled") and plan.action == "build" and not retry:
+    if earlier.state in ENDED_BADLY and plan.action == "build" and not retry:
         return FAILED_EARLIER
     return None
 
@@ -553,8 +353,6 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     """
     import time
 
-    from nixmod import builds, lmod, shims
-
     started = time.monotonic()
     # SLURM jobs inherit the submitter's umask: what they publish is readable by all
     os.umask(0o022)
@@ -562,10 +360,10 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
     if lock is None:
         report = load_stack(config, path, progress=progress)
     else:
-        from nixmod import repro
+        from nixmod.repro.lock import locked_plans   # startup, as above
 
         report = locked_stack_report(config, path, lock)
-        config, plans = repro.locked_plans(config, lock, progress)
+        config, plans = locked_plans(config, lock, progress)
     stack = report.stack
     assert stack is not None
     # everyone's `module load` runs what is published here: no other user may change it
@@ -586,7 +384,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
         earlier = history.get(plan.drv)
         standing = _standing(plan, module, earlier, retry=retry)
         if standing is None:
-            item = _item(entry, version, plan.action, state="pending",
+            item = _item(entry, version, plan.action, state=BuildState.PENDING,
                          out=nix.main_output(plan.outputs))
             to_submit.append((item, replace(plan, default=entry.default)))
         elif standing == UP_TO_DATE:
@@ -594,7 +392,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             if entry.default and not module.default:
                 lmod.set_default(config, version.name, version.version, root=stack.modules_root)
             item = _item(entry, version, UP_TO_DATE, state=earlier.state if earlier and
-                         earlier.state in ("built", "reused") else "built",
+                         earlier.state in (BuildState.BUILT, BuildState.REUSED) else BuildState.BUILT,
                          out=module.store_path, module=module.module)
             if earlier is not None:
                 item.build_id, item.job, item.log = earlier.id, earlier.job, earlier.log
@@ -637,7 +435,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             if item.build_id in finals:
                 _take(item, finals[item.build_id])
     _readable_by_all(stack.modules_root, shims.shims_root(stack.modules_root), stack.gcroot_dir)
-    if all(item.state not in ("pending", "queued", "running") for item in items):
+    if all(item.state not in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING) for item in items):
         lmod.update_spider_cache(stack.modules_root)
     return StackBuildResult(stack=stack, items=items, removed=removed, arrays=arrays,
                             seconds=time.monotonic() - started)
@@ -653,8 +451,6 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
     from the published tree, without evaluating anything: status must be
     quick to run in a loop while an overnight build goes on.
     """
-    from nixmod import builds, lmod
-
     report = load_stack(config, path, progress=progress)
     stack = report.stack
     assert stack is not None
@@ -673,8 +469,8 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
         item = _item(resolved.entry, version, "", record)
         if module is not None and module.valid:
             item.module, item.out = module.module, module.store_path
-            if item.state not in ("built", "reused"):
-                item.state = "built" if record is None or record.finished else item.state
+            if item.state not in (BuildState.BUILT, BuildState.REUSED):
+                item.state = BuildState.BUILT if record is None or record.finished else item.state
         elif record is None:
             item.state = "not built"
         item.action = item.state

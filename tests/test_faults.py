@@ -19,8 +19,8 @@ from builds_helpers import counter_lines, new_counter, records, setup_builds, st
 
 
 def _job_step_pids(user: str) -> list[int]:
-    """Pids of the user's ``nixmod _job`` processes (the job steps) running now."""
-    out = subprocess.run(["pgrep", "-u", user, "-f", "--", "-m nixmod _job"],
+    """Pids of the user's ``python -m nixmod.builds.step`` processes (the job steps) running now."""
+    out = subprocess.run(["pgrep", "-u", user, "-f", "--", "-m nixmod.builds.step"],
                          capture_output=True, text=True).stdout
     pids = [int(p) for p in out.split()]
     assert pids, "no job step found"

@@ -60,7 +60,8 @@ def _arrays_in_slurm(session: UserSession) -> set[str]:
     """Job arrays SLURM itself remembers (MinJobAge) whose work dir is this user's state dir:
     an independent count of the sbatch calls nixmod made for this session."""
     state_dir = session.home / ".local/state/nixmod"
-    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True).stdout
+    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, encoding="utf-8",
+                         errors="replace").stdout   # other users' jobs may hold any bytes
     arrays = set()
     for line in out.splitlines():
         workdir = re.search(r"\bWorkDir=(\S+)", line)

@@ -174,7 +174,7 @@ def test_a_disk_that_fills_during_a_local_build_says_no_space_left(alice, test_c
                                    f"{mount}/fill"], start_new_session=True)
         try:
             deadline = time.monotonic() + 120
-            while alice.run("pgrep", "-u", alice.user, "-f", "nixmod _job").returncode == 0:
+            while alice.run("pgrep", "-u", alice.user, "-f", "nixmod.builds.step").returncode == 0:
                 assert time.monotonic() < deadline, "the job steps did not end"
                 time.sleep(0.5)
         finally:

@@ -282,6 +282,29 @@ async def _retry_a_failed_build(build_config):
         assert app.is_running
 
 
+def test_a_store_notice_is_told_on_the_screen(own_demo_config):
+    asyncio.run(_store_notice_is_told(own_demo_config))
+
+
+async def _store_notice_is_told(config):
+    """A notice of the core that the CLI prints as a warning on stderr (GC roots of the old
+    layout that could not be moved) reaches a TUI user as a notification: the TUI's stderr
+    is under its screen. The old root is kept."""
+    state = Path(config.build.state_dir)
+    roots = state / "gcroots"
+    roots.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    old = roots / "hello-2.10"
+    old.symlink_to("/etc")            # not a store path: registering it again fails
+    app = WatchedApp(config, watch_builds=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        [told] = [text for text in notifications(app) if "GC roots" in text]
+        assert told.startswith(f"GC roots in {roots} could not all be moved to the new layout"), told
+        assert "the old ones are kept" in told, told
+    assert old.is_symlink()
+
+
 def test_tui_quits_when_its_terminal_hangs_up(alice):
     """A real user's `nixmod` on a real pty: the terminal goes away with no SIGHUP
     delivered (as under runuser or su), and the app must end, not spin on the dead tty."""

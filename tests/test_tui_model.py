@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nixmod.builds.state import BuildRecord
-from nixmod.catalog import Package, PackageVersion
+from nixmod.packages import Package, PackageVersion
 from nixmod.config import Config
 from nixmod.lmod import ModuleInfo, path_entries
 from nixmod.tui import model

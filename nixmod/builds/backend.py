@@ -38,17 +38,30 @@ This module imports no backend (the backends import it for
 
 from __future__ import annotations
 
+import socket
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod import nix
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config
 from nixmod.errors import OperationFailed
 
 
 class SchedulerUnavailable(OperationFailed):
     """The scheduler did not answer (restarting, down): states are the last known ones."""
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """How a ``nix-store --realise DRV --check`` rebuild ended, and where it ran."""
+
+    returncode: int
+    stderr: str
+    node: str           # the host the rebuild ran on
+    job: str = ""       # its scheduler job, if it ran as one
 
 
 class Backend(Protocol):
@@ -79,7 +92,7 @@ class Backend(Protocol):
     # -- following (builds.refresh / cancel) -----------------------------------------------
 
     def poll(self, store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
-             ) -> dict[int, str | None]:
+             ) -> dict[int, BuildState | None]:
         """record id -> ``queued`` / ``running``, or None once its job has left the queue.
 
         ``max_age``: an answer of the scheduler that young (shared by the user's
@@ -91,7 +104,7 @@ class Backend(Protocol):
         """Joined records whose job can no longer be trusted to build, with why ({} if n/a)."""
         ...
 
-    def ended(self, record: BuildRecord) -> tuple[str, str]:
+    def ended(self, record: BuildRecord) -> tuple[BuildState, str]:
         """(state, error) of a job that left the queue without an exit record."""
         ...
 
@@ -109,12 +122,22 @@ class Backend(Protocol):
         """Held while the job step builds: the throttle, unless the scheduler throttles."""
         ...
 
-    def stop_reason(self, record: BuildRecord) -> tuple[str, str]:
+    def stop_reason(self, record: BuildRecord) -> tuple[BuildState, str]:
         """(state, error) of a job step told to stop (a cancel, or the time limit)."""
         ...
 
     # -- verify (repro.verify) -------------------------------------------------------------
 
-    def verify_command(self, config: Config, command: list[str]) -> list[str]:
-        """``command`` (a ``nix-store --check`` rebuild) run where this backend builds."""
+    #: where ``verify`` rebuilds, for its progress line ("here", "on the build partition")
+    VERIFY_PLACE: str
+
+    def verify(self, config: Config, drv: str) -> CheckRun:
+        """Rebuild ``drv`` with ``--check`` where this backend builds (``nix.check_command``)."""
         ...
+
+
+def verify_here(drv: str) -> CheckRun:
+    """``Backend.verify`` for a backend that rebuilds on this host (local; PBS has no
+    interactive step for it)."""
+    proc = nix.run(nix.check_command(drv), check=False)
+    return CheckRun(proc.returncode, proc.stderr, socket.gethostname())

@@ -9,22 +9,18 @@ neither imports the other nor the ``builds`` package.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from nixmod import nix
+from nixmod import lmod, nix
 from nixmod.builds.state import BuildRecord, BuildStore
 from nixmod.config import Config
 from nixmod.errors import OperationFailed
+from nixmod.gcroots import gc_root
 from nixmod.metadata import metadata
-
-if TYPE_CHECKING:
-    from nixmod.lmod import ModuleRequest
+from nixmod.pins import module_channel_pin
 
 
 def gcroot_path(store: BuildStore, record: BuildRecord) -> Path:
     """Where this build's GC root goes (its directory made): a stack's directory or the state dir's."""
-    from nixmod.lmod import gc_root
-
     root = gc_root(Path(record.gcroot_dir or store.default_gcroot_dir), record.name, record.version)
     root.parent.mkdir(parents=True, exist_ok=True)
     return root
@@ -56,16 +52,21 @@ def finish(config: Config, store: BuildStore, record: BuildRecord, state: str,
 
 def write_module(config: Config, record: BuildRecord) -> str:
     """Write the record's module into its tree (a stack's, else ``[modules].root``)."""
-    from nixmod import lmod
-
-    info = lmod.write_module(config, module_request(record),
+    info = lmod.write_module(config, module_request(record, config),
                         root=Path(record.module_root) if record.module_root else None,
                         default=record.module_default)
     return info.module
 
 
-def module_request(record: BuildRecord) -> ModuleRequest:
-    """What lmod needs to write a record's module (the record's metadata)."""
-    from nixmod import lmod
+def module_request(record: BuildRecord, config: Config | None = None) -> lmod.ModuleRequest:
+    """What lmod needs to write a record's module (the record's metadata and channel pin).
 
-    return lmod.ModuleRequest(**metadata(record), drv=record.drv, outputs=dict(record.outputs))
+    The pin is the one taken when the build was submitted; a record from
+    before nixmod kept it (empty) gets the channel's pin now when ``config``
+    is given, as its module had when it was first written.
+    """
+    pin = record.channel_pin
+    if not pin and config is not None and record.channel:
+        pin = module_channel_pin(config, record.channel)
+    return lmod.ModuleRequest(**metadata(record), drv=record.drv, outputs=dict(record.outputs),
+                              channel_pin=pin)

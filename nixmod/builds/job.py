@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -27,12 +26,18 @@ from typing import Mapping
 from nixmod import nix
 from nixmod.builds.backend import Backend
 from nixmod.builds.finish import finish, gcroot_path
-from nixmod.builds.state import MIN_FREE_BYTES, BuildRecord, BuildStore
+from nixmod.builds.logs import NIX_REPEAT, read_log
+from nixmod.builds.state import MIN_FREE_BYTES, BuildRecord, BuildState, BuildStore
 from nixmod.config import load_config
 from nixmod.errors import OperationFailed
 
 #: how many lines of a failed build's log go into the record's ``error``
 ERROR_TAIL_LINES = 8
+
+
+#: the job step's entry point (``step.py``), as ``python -m`` runs it; a local worker is
+#: known in /proc by it
+JOB_STEP_MODULE = "nixmod.builds.step"
 
 
 def job_argv(manifest: Path) -> list[str]:
@@ -44,7 +49,7 @@ def job_argv(manifest: Path) -> list[str]:
     also ignores PYTHONPATH and the user site directory: the job imports
     the installed nixmod and nothing else.
     """
-    return [sys.executable, "-I", "-m", "nixmod", "_job", "--manifest", str(manifest)]
+    return [sys.executable, "-I", "-m", JOB_STEP_MODULE, "--manifest", str(manifest)]
 
 
 def this_node() -> str:
@@ -102,27 +107,27 @@ def run_job(manifest_path: Path, index: int, hashes: str | None = None, *,
         return fresh is not None and (scheduled is None or fresh.job == scheduled)
 
     store.reserve_exit_marker(record.id)
-    state: str | None = None
+    state: BuildState | None = None
     try:
         with lane:
             if not still_mine() or not store.update_if_in_flight(
-                    record, state="running", node=this_node(), job=my_job):
+                    record, state=BuildState.RUNNING, node=this_node(), job=my_job):
                 return 0  # cancelled while it waited, or resubmitted since
             state, error = _realise_logged(store, record, backend)
         if not still_mine():
-            return 0 if state == "built" else 1
-        if state == "built":
-            finish(config, store, record, "built")
+            return 0 if state == BuildState.BUILT else 1
+        if state == BuildState.BUILT:
+            finish(config, store, record, BuildState.BUILT)
             state, error = record.state, record.error
         else:
             store.update_if_in_flight(record, state=state, error=error)
         store.write_exit_marker(record.id, state, error)
-        return 0 if state == "built" else 1
+        return 0 if state == BuildState.BUILT else 1
     except (OSError, OperationFailed) as exc:
         if not _out_of_space(exc, store):
             raise
-        if state != "built":   # a built output is found valid by the next status: no record needed
-            store.write_reserved_exit_marker(record.id, "failed", _no_space(store))
+        if state != BuildState.BUILT:   # a built output is found valid by the next status: no record needed
+            store.write_reserved_exit_marker(record.id, BuildState.FAILED, _no_space(store))
         return 1
     finally:
         store.drop_exit_reserve(record.id)
@@ -146,7 +151,7 @@ def _no_space(store: BuildStore) -> str:
 
 
 def _realise_logged(store: BuildStore, record: BuildRecord,
-                    backend: Backend) -> tuple[str, str | None]:
+                    backend: Backend) -> tuple[BuildState, str | None]:
     """Run nix-store --realise into the record's log; (end state, error) when it stops."""
     stopped: list[int] = []
     with open(record.log, "a", encoding="utf-8") as log:
@@ -166,8 +171,8 @@ def _realise_logged(store: BuildStore, record: BuildRecord,
     if stopped:
         return backend.stop_reason(record)
     if code != 0:
-        return "failed", _log_tail(Path(record.log))
-    return "built", None
+        return BuildState.FAILED, _log_tail(Path(record.log))
+    return BuildState.BUILT, None
 
 
 def _die_with_parent() -> None:
@@ -189,6 +194,5 @@ def _die_with_parent() -> None:
 
 def _log_tail(log: Path) -> str:
     """The end of a failed build's log, without Nix's repeat of the builder's last lines."""
-    lines = [line for line in log.read_text(errors="replace").splitlines()
-             if not re.match(r"\s*(>|For full logs|last \d+ log lines)", line)]
+    lines = [line for line in read_log(log).text.splitlines() if not NIX_REPEAT.match(line)]
     return nix.last_lines("\n".join(lines), ERROR_TAIL_LINES)

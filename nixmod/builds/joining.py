@@ -3,7 +3,7 @@
 A joined request waits for a job that its owner controls and can make wait
 for ever (a start time years ahead, a hold, a resource request no node
 has, a dependency on a job that never ends). Each backend reads its
-scheduler's own record of the job (``slurm.joinable``, ``pbs._why_not``);
+scheduler's own record of the job (``slurm.joinable``, ``pbs_jobs._why_not``);
 what counts as too long is decided here, once, for all of them:
 
 * a job whose time limit is longer than the joiner's own (or unlimited) is

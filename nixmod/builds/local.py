@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from nixmod.builds.job import job_argv
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.backend import CheckRun, verify_here
+from nixmod.builds.job import JOB_STEP_MODULE, job_argv
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 
 NAME = "local"
@@ -35,7 +36,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
                                     stdin=subprocess.DEVNULL, stdout=worker_log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     cwd=store.state_dir)
-        store.update(record, state="queued", job=f"local:{proc.pid}")
+        store.update(record, state=BuildState.QUEUED, job=f"local:{proc.pid}")
 
 
 @contextmanager
@@ -79,24 +80,24 @@ def _alive(pid: int) -> bool:
         return False
     zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
     starting = cmdline == [b""] and owner == os.geteuid()
-    return (b"_job" in cmdline or starting) and not zombie
+    return (JOB_STEP_MODULE.encode() in cmdline or starting) and not zombie
 
 
 def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
-         ) -> dict[int, str | None]:
+         ) -> dict[int, BuildState | None]:
     """A live worker's record keeps the state it set itself; a dead one's is None.
 
     No scheduler to spare: the pids are checked every time (``max_age`` is unused).
     """
-    states: dict[int, str | None] = {}
+    states: dict[int, BuildState | None] = {}
     for record in records:
         pid = _pid(record)
         states[record.id] = record.state if pid is not None and _alive(pid) else None
     return states
 
 
-def ended(record: BuildRecord) -> tuple[str, str]:
-    return "failed", "the build worker vanished without an exit record (killed or machine restarted)"
+def ended(record: BuildRecord) -> tuple[BuildState, str]:
+    return BuildState.FAILED, "the build worker vanished without an exit record (killed or machine restarted)"
 
 
 def cancel(record: BuildRecord) -> None:
@@ -113,8 +114,8 @@ def current_job_id() -> str | None:
     return None
 
 
-def stop_reason(record: BuildRecord) -> tuple[str, str]:
-    return "cancelled", "cancelled (the build worker was stopped)"
+def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
+    return BuildState.CANCELLED, "cancelled (the build worker was stopped)"
 
 
 def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, str]]:
@@ -138,6 +139,9 @@ def submission_of(job: str) -> str:
     return job
 
 
-def verify_command(config: Config, command: list[str]) -> list[str]:
+VERIFY_PLACE = "here"
+
+
+def verify(config: Config, drv: str) -> CheckRun:
     """A local rebuild runs here."""
-    return command
+    return verify_here(drv)

@@ -45,10 +45,11 @@ from typing import Callable
 
 from nixmod import nix, outside
 from nixmod.builds import joining, pollcache
-from nixmod.builds.backend import SchedulerUnavailable
-from nixmod.builds.state import BuildRecord, BuildStore
+from nixmod.builds.backend import CheckRun, SchedulerUnavailable
+from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
 from nixmod.errors import OperationFailed, UserError
+from nixmod.scheduler_options import scheduler_seconds
 
 NAME = "slurm"
 #: every nixmod build job's name starts so; lane L's jobs are ``nixmod-build-L``
@@ -69,18 +70,18 @@ _STUCK_REASONS = {"BeginTime", "DependencyNeverSatisfied", "JobHeldUser", "JobHe
                   "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit"}
 #: how a job that left the queue ended, when its own exit record is missing
 ENDED = {
-    "CANCELLED": ("cancelled", "the job was cancelled (scancel)"),
-    "TIMEOUT": ("failed", "the job reached its time limit ([build.slurm].time)"),
-    "NODE_FAIL": ("failed", "the build node failed (node failure); 'nixmod build --retry' "
+    "CANCELLED": (BuildState.CANCELLED, "the job was cancelled (scancel)"),
+    "TIMEOUT": (BuildState.FAILED, "the job reached its time limit ([build.slurm].time)"),
+    "NODE_FAIL": (BuildState.FAILED, "the build node failed (node failure); 'nixmod build --retry' "
                   "starts it again"),
-    "BOOT_FAIL": ("failed", "the build node failed to boot"),
-    "OUT_OF_MEMORY": ("failed", "the job ran out of memory ([build.slurm].mem)"),
-    "PREEMPTED": ("failed", "the job was preempted"),
-    "DEADLINE": ("failed", "the job missed its deadline"),
-    "FAILED": ("failed", "the job failed before recording how"),
-    "COMPLETED": ("failed", "the job completed but the output is not valid"),
+    "BOOT_FAIL": (BuildState.FAILED, "the build node failed to boot"),
+    "OUT_OF_MEMORY": (BuildState.FAILED, "the job ran out of memory ([build.slurm].mem)"),
+    "PREEMPTED": (BuildState.FAILED, "the job was preempted"),
+    "DEADLINE": (BuildState.FAILED, "the job missed its deadline"),
+    "FAILED": (BuildState.FAILED, "the job failed before recording how"),
+    "COMPLETED": (BuildState.FAILED, "the job completed but the output is not valid"),
 }
-VANISHED = ("failed", "job vanished without an exit record (node died or killed)")
+VANISHED = (BuildState.FAILED, "job vanished without an exit record (node died or killed)")
 #: seconds a query (squeue, scontrol) may take: a healthy slurmctld answers in
 #: milliseconds, an unreachable one makes the tools retry for 9-18 s
 QUERY_TIMEOUT = 5.0
@@ -359,22 +360,9 @@ def _cached_show(state_dir: Path, job: str, max_age: float) -> str | None:
 
 
 def _minutes(limit: str) -> int | None:
-    """A SLURM time ("MM", "MM:SS", "HH:MM:SS", "D-HH[:MM[:SS]]") in whole minutes; None = unlimited."""
-    text = limit.strip()
-    if text.upper() in ("UNLIMITED", "INFINITE", "-1", ""):
-        return None
-    days, _, clock = text.rpartition("-")
-    parts = [int(p) for p in clock.split(":") if p.isdigit()]
-    if days:
-        hours, minutes, seconds = (parts + [0, 0, 0])[:3]
-    elif len(parts) == 3:
-        hours, minutes, seconds = parts
-    elif len(parts) == 2:
-        hours, (minutes, seconds) = 0, parts
-    else:
-        hours, minutes, seconds = 0, (parts or [0])[0], 0
-    total = (int(days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
-    return total
+    """A SLURM time in whole minutes (a started minute counts); None = unlimited."""
+    seconds = scheduler_seconds(limit, bare_unit=60)
+    return None if seconds is None else -(-seconds // 60)
 
 
 def _limit_seconds(limit: str) -> float | None:
@@ -543,11 +531,11 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
         if not array.isdigit():
             raise OperationFailed(f"sbatch printed no job id: {proc.stdout.strip()!r}")
         for index, record in enumerate(mine):
-            store.update(record, state="queued", job=f"{array}_{index}")
+            store.update(record, state=BuildState.QUEUED, job=f"{array}_{index}")
 
 
 def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
-         ) -> dict[int, str | None]:
+         ) -> dict[int, BuildState | None]:
     """queued/running for jobs still in the queue (any owner), None for those gone
     and for a job id that now names a task building something else (``Task.builds``).
 
@@ -559,14 +547,14 @@ def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
     Raises SchedulerUnavailable when slurmctld does not answer.
     """
     live = _followed(store.state_dir, records, max_age)
-    states: dict[int, str | None] = {}
+    states: dict[int, BuildState | None] = {}
     for record in records:
         task, asked = live.get(record.job or "", (None, 0.0))
         if asked < record.updated and record.state in ("queued", "running"):
             states[record.id] = record.state
             continue
         states[record.id] = None if task is None or not task.builds(record) \
-            else "queued" if task.state in QUEUED else "running"
+            else BuildState.QUEUED if task.state in QUEUED else BuildState.RUNNING
     return states
 
 
@@ -605,7 +593,7 @@ def _scontrol_state(job: str) -> str | None:
     return _field(_show_job(job, strict=True), "JobState")
 
 
-def ended(record: BuildRecord) -> tuple[str, str]:
+def ended(record: BuildRecord) -> tuple[BuildState, str]:
     """How a job that left the queue without an exit record ended, as far as SLURM knows."""
     state = _scontrol_state(record.job or "")
     return ENDED.get(state or "", VANISHED)
@@ -628,7 +616,7 @@ def current_job_id() -> str | None:
     return f"{array}_{task}" if array and task else None
 
 
-def stop_reason(record: BuildRecord) -> tuple[str, str]:
+def stop_reason(record: BuildRecord) -> tuple[BuildState, str]:
     """Told to stop: at (or past) the job's start + time limit it is the time limit, else a cancel.
 
     When SLURM sends SIGTERM for the time limit the job still shows as
@@ -671,12 +659,19 @@ def submission_of(job: str) -> str:
     return job.split("_")[0]
 
 
-def verify_command(config: Config, command: list[str]) -> list[str]:
-    """``command`` as one ``srun`` step on the build partition, with the build's limits.
+VERIFY_PLACE = "on the build partition"
+
+
+def verify(config: Config, drv: str) -> CheckRun:
+    """``nix-store --check`` as one ``srun`` step on the build partition, with the build's limits.
 
     The step names its node and job on stderr first (``nixmod-verify: node N
     job J``): verify reports where it ran.
     """
+    if shutil.which("srun") is None:
+        raise UserError("'srun' not found on PATH; verify with the slurm backend needs "
+                        "the SLURM client tools (or --backend local)")
+    command = nix.check_command(drv)
     slurm = config.build.slurm
     srun = ["srun", "--job-name", "nixmod-verify", "--partition", slurm.partition,
             "--time", slurm.time, "--cpus-per-task", str(slurm.cpus_per_task), "--mem", slurm.mem,
@@ -686,5 +681,10 @@ def verify_command(config: Config, command: list[str]) -> list[str]:
     if slurm.qos:
         srun += ["--qos", slurm.qos]
     announce = 'echo "nixmod-verify: node ${SLURMD_NODENAME:-?} job ${SLURM_JOB_ID:-?}" >&2; exec "$@"'
-    return [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
+    argv = [*srun, *slurm.extra_args, "/bin/sh", "-c", announce, "sh",
             shutil.which(command[0]) or command[0], *command[1:]]
+    proc = outside.run(argv, env=nix.nix_env_vars(), stdin=subprocess.DEVNULL)
+    where = re.search(r"^nixmod-verify: node (\S+) job (\S+)$", proc.stderr, re.M)
+    if not where:
+        raise OperationFailed(f"srun failed: {nix.last_lines(proc.stderr, 1)}")
+    return CheckRun(proc.returncode, proc.stderr, where.group(1), where.group(2))

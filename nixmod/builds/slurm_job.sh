@@ -9,4 +9,4 @@
 # array index, so the comment others join on is what the job really builds.
 # -I: never import from the working directory or PYTHON* variables.
 [ "$#" -eq 3 ] || { echo "nixmod: batch script needs PYTHON MANIFEST HASHES" >&2; exit 2; }
-exec "$1" -I -m nixmod _job --manifest "$2" --hashes "$3" --index "$SLURM_ARRAY_TASK_ID"
+exec "$1" -I -m nixmod.builds.step --manifest "$2" --hashes "$3" --index "$SLURM_ARRAY_TASK_ID"

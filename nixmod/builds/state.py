@@ -18,20 +18,35 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
-from nixmod.lmod import personal_gcroot_dir
+from nixmod.gcroots import personal_gcroot_dir
+
+class BuildState(StrEnum):
+    """SPEC.md's build states. A ``str`` enum: SQLite rows and ``--json`` keep the same strings."""
+
+    PENDING = "pending"       # recorded, not (yet) accepted by a scheduler
+    QUEUED = "queued"
+    RUNNING = "running"
+    BUILT = "built"
+    REUSED = "reused"         # every output was valid already
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
 
 #: states where the build has ended; nothing about it will change by itself
-FINAL_STATES = ("built", "reused", "failed", "cancelled")
+FINAL_STATES = (BuildState.BUILT, BuildState.REUSED, BuildState.FAILED, BuildState.CANCELLED)
 #: states a scheduler (or a local worker) is responsible for
-IN_FLIGHT_STATES = ("queued", "running")
+IN_FLIGHT_STATES = (BuildState.QUEUED, BuildState.RUNNING)
 #: states `build --retry` resubmits
-RETRYABLE_STATES = ("pending", "failed", "cancelled")
+RETRYABLE_STATES = (BuildState.PENDING, BuildState.FAILED, BuildState.CANCELLED)
+#: states whose module is (or was) written: the builds ``modules refresh`` rewrites
+DONE_STATES = (BuildState.BUILT, BuildState.REUSED)
 
 _BUSY_TIMEOUT_MS = 60_000
 #: bytes the job step sets aside at its start for its exit record (a full disk has no room later)
@@ -59,10 +74,11 @@ def notify(message: str) -> None:
     _notify(message)
 
 
-def set_notifier(notify: Callable[[str], None]) -> None:
-    """Send notices (a damaged database set aside) to ``notify`` instead of stderr (the TUI)."""
+def set_notifier(notify: Callable[[str], None] | None) -> None:
+    """Send notices (a damaged database set aside) to ``notify`` instead of stderr (the TUI
+    while it runs, ``tui.model.route_store_notices``); None: to stderr again."""
     global _notify
-    _notify = notify
+    _notify = notify if notify is not None else _print_notice
 
 
 @dataclass
@@ -81,7 +97,7 @@ class BuildRecord:
     attr: str = ""
     drv: str = ""
     out: str = ""
-    state: str = "pending"
+    state: BuildState = BuildState.PENDING
     job: str | None = None
     module: str | None = None
     error: str | None = None
@@ -100,6 +116,9 @@ class BuildRecord:
     module_root: str | None = None
     module_default: bool = False
     gcroot_dir: str | None = None
+    #: how the channel was pinned when the build was submitted (``pins.module_channel_pin``):
+    #: the module shows it, and the job step may run hours later, on a changed checkout
+    channel_pin: str = ""
     created: float = 0.0
     updated: float = 0.0
 
@@ -113,7 +132,7 @@ class BuildRecord:
         ``reuse`` (its outputs were valid), ``join`` (somebody's job builds the drv) or
         ``build`` (a job of its own). A joined record that had to build the drv itself
         says ``build`` from then on."""
-        if self.state == "reused":
+        if self.state == BuildState.REUSED:
             return "reuse"
         return "join" if self.joined else "build"
 
@@ -135,14 +154,15 @@ CREATE TABLE IF NOT EXISTS builds (
     log TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
     homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
     module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL, node TEXT, joined_at REAL
+    created REAL NOT NULL, updated REAL NOT NULL, node TEXT, joined_at REAL,
+    channel_pin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
 CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
 """
 #: columns added after the first release, with their SQL type: an older
 #: state db gains them on open, so an upgrade never loses a user's builds
-_ADDED_COLUMNS = {"node": "TEXT", "joined_at": "REAL"}
+_ADDED_COLUMNS = {"node": "TEXT", "joined_at": "REAL", "channel_pin": "TEXT NOT NULL DEFAULT ''"}
 
 
 def _to_row(record: BuildRecord) -> dict[str, Any]:
@@ -160,6 +180,7 @@ def _from_row(row: sqlite3.Row) -> BuildRecord:
         values[key] = json.loads(values[key] or "{}")
     for key in _BOOL_COLUMNS:
         values[key] = bool(values[key])
+    values["state"] = BuildState(values["state"])
     return BuildRecord(**values)
 
 
@@ -354,7 +375,7 @@ class BuildStore:
             except BlockingIOError:
                 return set()
             try:
-                return {r.id for r in self.select(ids=ids, states=("pending",))}
+                return {r.id for r in self.select(ids=ids, states=(BuildState.PENDING,))}
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

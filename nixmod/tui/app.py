@@ -22,16 +22,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from nixmod.builds import BuildRecord, Plan
+from nixmod.builds import BuildRecord, BuildState, Plan
 from nixmod.catalog import Catalog
 from nixmod.config import Config
 from nixmod.tui import model
-from nixmod.tui.base import NixmodScreen
+from nixmod.tui.base import NixmodAppApi, NixmodScreen
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
 from nixmod.tui.help import HelpScreen
 from nixmod.tui.messages import (ActionDone, CatalogFailed, CatalogProgress, CatalogReady,
-                                 StateRefreshed, Submitted)
+                                 StateRefreshed, Submitted, Told)
 from nixmod.tui.modules import ModulesScreen
 from nixmod.tui.palette import PackageCommands
 from nixmod.tui.selection import SelectionScreen
@@ -102,6 +102,7 @@ class NixmodApp(App[int]):
     # -- start-up ---------------------------------------------------------------
 
     def on_mount(self) -> None:
+        model.route_store_notices(self._told_by_the_core)
         self.sub_title = self._subtitle()
         self.load_catalog()
         self.refresh_state()
@@ -234,9 +235,9 @@ class NixmodApp(App[int]):
     def on_state_refreshed(self, message: StateRefreshed) -> None:
         if self._records_seen:
             for record in model.build_transitions(self.records, message.records):
-                failed = record.state in ("failed", "cancelled")
+                failed = record.state in (BuildState.FAILED, BuildState.CANCELLED)
                 text = f"{record.name} {record.version}: {record.state}"
-                if record.state == "failed" and record.error:
+                if record.state == BuildState.FAILED and record.error:
                     text += f": {model.failure_cause(record)}"
                 self.notify(text, title="Build finished" if not failed else "Build ended",
                             severity="error" if failed else "information", markup=False)
@@ -262,6 +263,17 @@ class NixmodApp(App[int]):
             self.highlight_build = max(r.id for r in message.records)
         self.switch_mode("builds")
         self.refresh_state()
+
+    def _told_by_the_core(self, text: str) -> None:
+        """A notice of the core, from any worker thread: a message, then a notification."""
+        self.post_message(Told(text, severity="warning", title="nixmod"))
+
+    def on_unmount(self) -> None:
+        model.route_store_notices(None)
+
+    def on_told(self, message: Told) -> None:
+        self.notify(message.text, title=message.title, markup=False, timeout=message.timeout,
+                    severity=message.severity)  # type: ignore[arg-type]
 
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, severity=message.severity, markup=False)  # type: ignore[arg-type]
@@ -359,7 +371,9 @@ def terminal_hung_up(stream: Any) -> bool:
 
 def run_app(config: Config) -> int:
     """Entry point for ``nixmod`` with no verb."""
-    return exit_status(NixmodApp(config))
+    app = NixmodApp(config)
+    _promised: NixmodAppApi = app   # mypy checks that the app has what the screens use of it
+    return exit_status(app)
 
 
 def exit_status(app: App, **run_options: Any) -> int:

@@ -8,10 +8,47 @@ from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
+from nixmod.builds.state import BuildRecord
+from nixmod.catalog import Catalog
+from nixmod.config import Config
+from nixmod.tui import model
 from nixmod.tui.widgets import nav_text
 
-if TYPE_CHECKING:  # app.py imports every screen, which import this module
-    from nixmod.tui.app import NixmodApp
+if TYPE_CHECKING:
+    from nixmod.builds.planning import Plan
+
+
+class NixmodAppApi(Protocol):
+    """What the screens use of ``NixmodApp``: its state and the actions it runs in workers.
+
+    The app imports every screen; the screens know the app only by this
+    promise (``app.py`` has mypy check that ``NixmodApp`` keeps it), so the
+    app and its screens do not import each other in a loop.
+    """
+
+    config: Config
+    catalog: Catalog | None
+    catalog_status: str
+    catalog_error: str
+    selection: model.Selection
+    records: list[BuildRecord]
+    module_rows: list[model.ModuleRow]
+    state_error: str
+    followed_build: int | None      # the build whose log the Builds screen follows
+    log_text: str
+    highlight_build: int | None
+    checked: float | None           # when the scheduler last answered about the builds (epoch)
+
+    # the actions; most run as a Textual worker (what they return is not the screens' concern)
+    def selection_changed(self) -> object: ...
+    def refresh_state(self) -> object: ...
+    def check_now(self) -> object: ...
+    def submit(self, plans: list[Plan]) -> object: ...
+    def cancel_build(self, build_id: int) -> object: ...
+    def remove_module(self, row: model.ModuleRow) -> object: ...
+    def retry_build(self, record: BuildRecord) -> object: ...
+    def follow_build(self, build_id: int | None) -> object: ...
+    def show_package(self, name: str) -> object: ...
 
 
 class _HasApp(Protocol):
@@ -28,8 +65,8 @@ class UsesNixmodApp:
     """
 
     @property
-    def nixmod_app(self: _HasApp) -> NixmodApp:
-        return cast("NixmodApp", self.app)
+    def nixmod_app(self: _HasApp) -> NixmodAppApi:
+        return cast(NixmodAppApi, self.app)
 
 
 class NixmodScreen(UsesNixmodApp, Screen[None]):

@@ -22,10 +22,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from nixmod.catalog import Catalog, Package, PackageVersion
+from nixmod.catalog import Catalog
+from nixmod.packages import Package, PackageVersion
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone
+from nixmod.tui.selection import PlanScreen
 from nixmod.tui.widgets import Column, FilterInput, NavTable, detail_text, fit_columns, state_text
 
 
@@ -270,8 +272,7 @@ class BrowseScreen(NixmodScreen):
         return [c.name for c in self.nixmod_app.config.channels if c.name not in browse_only]
 
     def _buildable(self, versions: list[PackageVersion]) -> list[PackageVersion]:
-        browse_only = model.browse_only_channels(self.nixmod_app.config)
-        return [v for v in versions if v.channel not in browse_only]
+        return [v for v in versions if model.can_build(self.nixmod_app.config, v)]
 
     def on_descendant_focus(self, _event: events.DescendantFocus) -> None:
         self.show_status()
@@ -334,8 +335,6 @@ class BrowseScreen(NixmodScreen):
         self.nixmod_app.selection_changed()
 
     def action_submit(self) -> None:
-        from nixmod.tui.selection import PlanScreen
-
         if not len(self.nixmod_app.selection):
             self.notify("The selection is empty: press space on a package or version first",
                         severity="warning")

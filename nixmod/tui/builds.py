@@ -22,10 +22,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
 from nixmod.builds import BuildRecord
-from nixmod.builds.state import RETRYABLE_STATES
+from nixmod.builds.state import RETRYABLE_STATES, BuildState
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen, UsesNixmodApp
 from nixmod.tui.confirm import ConfirmScreen
+from nixmod.tui.messages import Told, WholeLogRead
 from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns, state_text
 
 
@@ -138,9 +139,9 @@ class BuildsScreen(NixmodScreen):
         if running and checked:
             text += f" · {checked} (f5 now)"
         record = self.selected_record()
-        if record is not None and record.state == "failed" and record.error:
+        if record is not None and record.state == BuildState.FAILED and record.error:
             text += f" · #{record.id} failed: {model.failure_cause(record)}"
-        elif record is not None and record.state in ("built", "reused"):
+        elif record is not None and record.state in (BuildState.BUILT, BuildState.REUSED):
             text += " · v verify (rebuild and compare)"
         status.update(Text(text))
 
@@ -244,7 +245,7 @@ class BuildsScreen(NixmodScreen):
 
     def action_verify_build(self) -> None:
         record = self.selected_record()
-        if record is None or record.state not in ("built", "reused"):
+        if record is None or record.state not in (BuildState.BUILT, BuildState.REUSED):
             self.notify("Only a built package can be verified", severity="warning")
             return
         self.notify(f"Verifying {record.name} {record.version}: rebuilding it to compare",
@@ -254,22 +255,16 @@ class BuildsScreen(NixmodScreen):
     @work(thread=True, group="verify")
     def verify_build(self, record: BuildRecord) -> None:
         """``nixmod verify`` of one built package: rebuild with --check, compare."""
-        from pathlib import Path
-
-        from nixmod import repro
-
         try:
-            results = repro.verify(self.nixmod_app.config, [f"{record.name}/{record.version}"],
-                                   modules_root=Path(record.module_root) if record.module_root else None)
+            results = model.verify_build(self.nixmod_app.config, record)
         except Exception as error:  # noqa: BLE001
-            self.app.call_from_thread(self.notify, f"Could not verify {record.name}: "
-                                      f"{model.explain(error)}", severity="error", markup=False)
+            self.post_message(Told(f"Could not verify {record.name}: {model.explain(error)}",
+                                   severity="error"))
             return
         same = all(r.result == "reproducible" for r in results)
         text = f"{record.name} {record.version}: " + ", ".join(
             f"{r.output} {r.result}" for r in results) + f" (on {results[0].node})"
-        self.app.call_from_thread(self.notify, text, title="Verified",
-                                  severity="information" if same else "error", markup=False)
+        self.post_message(Told(text, title="Verified", severity="information" if same else "error"))
 
     def action_refresh(self) -> None:
         self.nixmod_app.check_now()
@@ -303,8 +298,10 @@ class LogScreen(UsesNixmodApp, Screen[None]):
 
     @work(thread=True, exclusive=True, group="whole-log")
     def load(self) -> None:
-        text = model.whole_log(self.record)
-        self.app.call_from_thread(self.show, text)
+        self.post_message(WholeLogRead(model.whole_log(self.record)))
+
+    def on_whole_log_read(self, message: WholeLogRead) -> None:
+        self.show(message.text)
 
     def show(self, text: str) -> None:
         log = self.query_one("#whole-log", Log)

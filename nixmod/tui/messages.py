@@ -73,6 +73,31 @@ class ActionDone(Message):
 
 
 @dataclass
+class Told(Message):
+    """Something for the user to read: a worker's result, or a notice of the core's (a
+    damaged build database set aside) that the CLI would print as a warning."""
+
+    text: str
+    severity: str = "information"
+    title: str = ""
+    timeout: float | None = None    # seconds shown (None: Textual's default)
+
+
+@dataclass
+class SignaturesChecked(Message):
+    """Store path -> "signed by KEY" / "built here" / "untrusted", for the Modules screen."""
+
+    status: dict[str, str]
+
+
+@dataclass
+class WholeLogRead(Message):
+    """A build's whole log (its end, when huge), read off the event loop for the log screen."""
+
+    text: str
+
+
+@dataclass
 class DiskUsageReady(Message):
     """The Modules screen's sizes and last loads (``nixmod du``), or why there are none."""
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from nixmod.builds.state import FINAL_STATES
-from nixmod.catalog import Catalog, Package, PackageVersion
+from nixmod import builds, diskuse, lmod, repro
+from nixmod.builds.state import FINAL_STATES, BuildRecord, BuildState, set_notifier
+from nixmod.catalog import Catalog
+from nixmod.packages import Package, PackageVersion
 from nixmod.config import Config
+from nixmod.diskuse import age as age, human_size as human_size   # the faces' one format
 from nixmod.errors import NixmodError, UserError
 
-if TYPE_CHECKING:  # nixmod.builds and nixmod.lmod are imported when first used (start-up time)
-    from nixmod.builds import BuildRecord, Plan
-    from nixmod.lmod import ModuleInfo
+from nixmod.builds.planning import Plan
+from nixmod.lmod import ModuleInfo
 
 #: the most search results the list shows: a few screenfuls; past that, typing more is quicker
 RESULT_LIMIT = 100
@@ -189,6 +191,8 @@ def browse_only_channels(config: Config) -> frozenset[str]:
 
 
 def can_build(config: Config, version: PackageVersion) -> bool:
+    """"Buildable", the one meaning the faces use: its channel is not a saved package list
+    (the name rules are the catalog's: ``resolve`` refuses a name no module can have)."""
     return version.channel not in browse_only_channels(config)
 
 
@@ -221,7 +225,7 @@ def version_status(version: PackageVersion, records: Sequence[BuildRecord], modu
     if not matching:
         return ""
     record = matching[-1]
-    if record.state in ("queued", "running") and record.job:
+    if record.state in (BuildState.QUEUED, BuildState.RUNNING) and record.job:
         return f"{record.state} (job {record.job})"
     return str(record.state)
 
@@ -230,21 +234,14 @@ def version_status(version: PackageVersion, records: Sequence[BuildRecord], modu
 
 def plan_selection(config: Config, selection: Selection) -> list[Plan]:
     """What submitting would do: reuse, join or build, per version (nothing submitted)."""
-    from nixmod import builds
-
     if not selection.items:
         raise UserError("the selection is empty; pick a version in Browse (space) first")
     return builds.plan(config, list(selection.items))
 
 
-def plan_action(plan: Plan) -> str:
-    """reuse / join / build."""
-    return plan.action
-
-
 def plan_summary(plan: Plan) -> str:
     """One phrase per plan line: what will happen and why."""
-    action = plan_action(plan)
+    action = plan.action
     job = plan.job
     if action == "reuse":
         return "reuse: already built"
@@ -256,8 +253,6 @@ def plan_summary(plan: Plan) -> str:
 
 
 def submit_plans(config: Config, plans: Sequence[Plan]) -> list[BuildRecord]:
-    from nixmod import builds
-
     return builds.submit(config, list(plans))
 
 
@@ -268,7 +263,6 @@ def refresh_records(config: Config, max_age: float) -> tuple[list[BuildRecord], 
     nixmod processes, is older than ``max_age`` (SPEC "Gentle on the
     scheduler"); a build's end shows sooner, from the job's own records.
     """
-    from nixmod import builds
     from nixmod.builds import pollcache
 
     records = list(builds.refresh(config, max_age=max_age))
@@ -284,22 +278,16 @@ def checked_ago(checked: float | None, now: float) -> str:
 
 
 def cancel_builds(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
-    from nixmod import builds
-
     return list(builds.cancel(config, list(ids)))
 
 
 def retry_build(config: Config, build_id: int) -> list[BuildRecord]:
     """Resubmit a failed or cancelled build as it was (same drv)."""
-    from nixmod import builds
-
     return list(builds.retry(config, [build_id]))
 
 
 def failure_cause(record: BuildRecord) -> str:
     """Why a build failed, in one line (the core's rule, so the CLI says the same)."""
-    from nixmod import builds
-
     return builds.failure_cause(record.error or "") if record.error else ""
 
 
@@ -318,7 +306,8 @@ def sort_records(records: Sequence[BuildRecord], key: str) -> list[BuildRecord]:
     if key == "name":
         return sorted(newest, key=lambda r: (r.name.lower(), r.version))
     if key == "state":
-        order = ("running", "queued", "pending", "failed", "cancelled", "built", "reused")
+        order = (BuildState.RUNNING, BuildState.QUEUED, BuildState.PENDING, BuildState.FAILED,
+                 BuildState.CANCELLED, BuildState.BUILT, BuildState.REUSED)
         return sorted(newest, key=lambda r: order.index(r.state) if r.state in order else len(order))
     return newest
 
@@ -343,8 +332,6 @@ class DiskTotals:
 
 def module_disk(config: Config) -> DiskTotals:
     """Sizes and last loads of the user's modules (Nix calls: run it off the event loop)."""
-    from nixmod import diskuse
-
     report = diskuse.user_report(config)
     return DiskTotals(modules={m.module: ModuleDisk(m.closure_size, m.only_size, m.last_load)
                                for m in report.modules},
@@ -390,11 +377,8 @@ def _log_end(record: BuildRecord, limit: int) -> tuple[str, int, Path | None]:
     path = log_path(record)
     if path is None or not path.is_file():
         return "", 0, None
-    with path.open("rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - limit))
-        return handle.read().decode("utf-8", errors="replace"), size, path
+    read = builds.read_log(path, last=limit)
+    return read.text, read.size, path
 
 
 def log_tail(record: BuildRecord, lines: int = LOG_TAIL_LINES) -> str:
@@ -427,8 +411,6 @@ def elapsed(record: BuildRecord, now: float) -> str:
 # -- modules --------------------------------------------------------------------
 
 def module_rows(config: Config) -> list[ModuleRow]:
-    from nixmod import lmod
-
     rows = []
     for info in lmod.list_modules(config):
         rows.append(ModuleRow(
@@ -443,9 +425,31 @@ def module_rows(config: Config) -> list[ModuleRow]:
 
 def remove_module(config: Config, row: ModuleRow) -> ModuleInfo:
     """What `nixmod modules remove NAME/VERSION` does: modulefile, shims, default and GC roots."""
-    from nixmod import lmod
-
     return lmod.remove_module(config, row.name, row.version)
+
+
+# -- reproducibility ------------------------------------------------------------
+
+def verify_build(config: Config, record: BuildRecord) -> list[repro.VerifyResult]:
+    """``nixmod verify`` of one built package (its own tree): rebuild with --check, compare."""
+    return repro.verify(config, [f"{record.name}/{record.version}"],
+                        modules_root=Path(record.module_root) if record.module_root else None)
+
+
+def signature_status(paths: list[str]) -> dict[str, str]:
+    """Whether each store path carries a trusted signature (two Nix calls)."""
+    return repro.signature_status(paths)
+
+
+def lock_modules(config: Config, targets: list[str], path: Path) -> None:
+    """``nixmod lock -o PATH`` of the modules ``targets`` (NAME/VERSION)."""
+    repro.write_lock(repro.make_lock(config, targets), str(path))
+
+
+def route_store_notices(to: Callable[[str], None] | None) -> None:
+    """Where the core's notices go (a damaged build database set aside): ``to`` while the
+    TUI runs (its stderr is the screen), stderr again with None."""
+    set_notifier(to)
 
 
 # -- errors ---------------------------------------------------------------------

@@ -11,9 +11,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
-from nixmod.tui.messages import DiskUsageReady
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.confirm import ConfirmScreen
+from nixmod.tui.messages import DiskUsageReady, SignaturesChecked, Told
 from nixmod.tui.widgets import Column, FilterInput, NavTable, fit_columns
 
 
@@ -96,16 +96,14 @@ class ModulesScreen(NixmodScreen):
     @work(thread=True, exclusive=True, group="signatures")
     def check_signatures(self, paths: list[str]) -> None:
         """Whether each module's outputs carry a trusted signature (two Nix calls, off the loop)."""
-        from nixmod import repro
-
         try:
-            status = repro.signature_status(paths)
+            status = model.signature_status(paths)
         except Exception as error:  # noqa: BLE001 - shown, not raised
             status = {path: f"unknown ({model.explain(error)})" for path in paths}
-        self.app.call_from_thread(self._signatures_checked, status)
+        self.post_message(SignaturesChecked(status))
 
-    def _signatures_checked(self, status: dict[str, str]) -> None:
-        self.signatures.update(status)
+    def on_signatures_checked(self, message: SignaturesChecked) -> None:
+        self.signatures.update(message.status)
         self.show(self.selected())
 
     def action_lock_modules(self) -> None:
@@ -120,18 +118,14 @@ class ModulesScreen(NixmodScreen):
         import time
         from pathlib import Path
 
-        from nixmod import repro
-
         targets = [f"{row.name}/{row.version}" for row in self.nixmod_app.module_rows if row.valid]
         path = Path.home() / f"nixmod-{time.strftime('%Y%m%d-%H%M%S')}.lock"
         try:
-            repro.write_lock(repro.make_lock(self.nixmod_app.config, targets), str(path))
+            model.lock_modules(self.nixmod_app.config, targets, path)
         except Exception as error:  # noqa: BLE001
-            self.app.call_from_thread(self.notify, f"Could not lock: {model.explain(error)}",
-                                      severity="error", markup=False)
+            self.post_message(Told(f"Could not lock: {model.explain(error)}", severity="error"))
             return
-        self.app.call_from_thread(self.notify, f"Locked {len(targets)} module(s) in {path}",
-                                  markup=False, timeout=8)
+        self.post_message(Told(f"Locked {len(targets)} module(s) in {path}", timeout=8))
 
     def fill_table(self) -> None:
         table = self.query_one("#modules", DataTable)
@@ -169,22 +163,18 @@ class ModulesScreen(NixmodScreen):
 
     def _disk_cells(self, row: model.ModuleRow) -> tuple[Text, Text]:
         """The size and last-load cells: "…" while ``du`` runs, "-" where it has nothing."""
-        from nixmod.diskuse import age, human_size
-
         if self.disk is None:
             return Text("…" if not self.disk_error else "?", style="dim"), Text("…", style="dim")
         disk = self.disk.modules.get(row.module)
         if disk is None or not row.valid:
-            return Text("-", style="dim"), Text(age(disk.last_load) if disk else "-", style="dim")
-        return Text(human_size(disk.closure_size), justify="right"), Text(age(disk.last_load))
+            return Text("-", style="dim"), Text(model.age(disk.last_load) if disk else "-", style="dim")
+        return Text(model.human_size(disk.closure_size), justify="right"), Text(model.age(disk.last_load))
 
     def _total(self) -> str:
-        from nixmod.diskuse import human_size
-
         if self.disk is None:
             return f"sizes: {self.disk_error}" if self.disk_error else "sizes…"
-        return (f"total {human_size(self.disk.total_size)}, "
-                f"{human_size(self.disk.only_size)} only yours")
+        return (f"total {model.human_size(self.disk.total_size)}, "
+                f"{model.human_size(self.disk.only_size)} only yours")
 
     def on_resize(self, _event: events.Resize) -> None:
         self.call_after_refresh(self._relayout)

@@ -164,7 +164,7 @@ class PlanScreen(UsesNixmodApp, ModalScreen[None]):
         self.refresh_bindings()
         counts: dict[str, int] = {}
         for plan in message.plans:
-            action = model.plan_action(plan)
+            action = plan.action
             counts[action] = counts.get(action, 0) + 1
             version = plan.version
             table.add_row(Text(version.name, style="bold"), Text(version.version),

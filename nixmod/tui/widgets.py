@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable, Input
 
-from nixmod.catalog import Package
+from nixmod.packages import Package
 from nixmod.tui import model
 
 #: state word -> style; the words themselves carry the meaning without colour

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, SupportsIndex
 
-from nixmod import catalog, catalogcache, siteindex
+from nixmod import catalogcache, catalogindex, siteindex
 from nixmod.channels import Listing
 from nixmod.config import load_config
 
@@ -48,7 +48,7 @@ def forge(site: Path, name: str, other: str) -> None:
         channels.append((channel, entry["identity"], siteindex.SiteListing(records, skipped,
                                                                            entry["listed_at"])))
     key = header["merged"]["key"]
-    index, sections = catalog._build_index(load_config().channels, listings, print)
+    index, sections = catalogindex.build_index(load_config().channels, listings, print)
     index["key"] = key
     merged = (key, b"".join(catalogcache.section_image(index, sections)))
     siteindex.write_index(site, [(c, i, siteindex.SiteListing([tuple(r) for r in listing.records],

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from nixmod.config import _reserved_sbatch_option
+from nixmod.scheduler_options import reserved_sbatch_option
 
 if __name__ == "__main__":
     for word in sys.stdin.read().split():
-        print(word, _reserved_sbatch_option([word + "=x"]) or "-")
+        print(word, reserved_sbatch_option([word + "=x"]) or "-")

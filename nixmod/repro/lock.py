@@ -1,0 +1,370 @@
+"""The lock: exactly which derivations and bytes a module set is, and building exactly that.
+
+``make_lock`` writes, for the user's modules (or a stack's, ``lock_tree``),
+each drv, its outputs and their NAR hashes, and enough about each channel
+to get it again (``pins.channel_pin``: url + sha256, or a path with a
+content hash and git revision). ``locked_plans`` evaluates every locked
+package again and refuses (exit 2, nothing submitted) when any drv
+differs; otherwise the plans go through the normal build path (reuse,
+join, build). The derivation is what makes a package exactly itself: two
+evaluations that give the same drv build the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any, Callable, Sequence
+
+from nixmod import builds, lmod, nix
+from nixmod.packages import PackageVersion
+from nixmod.config import Channel, Config, valid_channel_name
+from nixmod.errors import UserError
+from nixmod.files import atomic_open
+from nixmod.metadata import about, identity, metadata
+from nixmod.names import validate_component
+from nixmod.pins import channel_pin, pin_text
+from nixmod.pkglist import valid_attr_path
+
+Progress = Callable[[str], None]
+
+LOCK_FORMAT = 1
+LOCK_NAME = "nixmod.lock"
+NIX_COMMAND = ["nix", "--extra-experimental-features", "nix-command"]
+_NAR_HASH = re.compile(r"sha256:[0-9a-df-np-sv-z]{52}")
+
+
+# -- the lock document ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One package of a lock: what it is and exactly which derivation and bytes."""
+
+    name: str
+    version: str
+    channel: str
+    attr: str
+    drv: str
+    outputs: dict[str, str]
+    nar_hash: dict[str, str]
+    #: description, homepage, license: so an imported module reads like a built one
+    meta: dict[str, str] = field(default_factory=dict)
+
+    # the lock keeps them under "meta"; as properties, a locked package is ``Described``
+    @property
+    def description(self) -> str:
+        return self.meta.get("description", "")
+
+    @property
+    def homepage(self) -> str:
+        return self.meta.get("homepage", "")
+
+    @property
+    def license(self) -> str:
+        return self.meta.get("license", "")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "channel": self.channel,
+                "attr": self.attr, "drv": self.drv, "outputs": dict(self.outputs),
+                "nar_hash": dict(self.nar_hash), "meta": dict(self.meta)}
+
+
+@dataclass(frozen=True)
+class Lock:
+    """SPEC.md's lock: system, store dir, channels, packages (and the stack it came from)."""
+
+    system: str
+    store_dir: str
+    channels: dict[str, dict[str, Any]]
+    packages: list[LockedPackage]
+    stack: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"nixmod_lock": LOCK_FORMAT, "system": self.system,
+                                "store_dir": self.store_dir, "channels": self.channels,
+                                "packages": [p.as_json() for p in self.packages]}
+        if self.stack:
+            data["stack"] = self.stack
+        return data
+
+    def text(self) -> str:
+        return json.dumps(self.as_json(), indent=2) + "\n"
+
+    def closure_roots(self) -> list[str]:
+        """Every locked output path, in lock order, once."""
+        return list(dict.fromkeys(p for pkg in self.packages for p in pkg.outputs.values()))
+
+
+def _store_path_ok(path: Any, store_dir: str) -> bool:
+    return (isinstance(path, str) and path.startswith(store_dir.rstrip("/") + "/")
+            and re.fullmatch(r"[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+",
+                             path[len(store_dir.rstrip("/")) + 1:]) is not None)
+
+
+def parse_lock(data: Any, source: str) -> Lock:
+    """A Lock from its JSON, every field checked: a lock is input, maybe from another site.
+
+    Each field as the CLI checks it: name, version, output names and the
+    stack are single path components (they become module and GC-root
+    paths: a stack of ``/tmp/bobgc`` would put the roots in another user's
+    directory), channels are config-style names, attributes attribute paths.
+    """
+    def bad(what: str) -> UserError:
+        return UserError(f"{source}: not a usable nixmod lock: {what} "
+                         "(make one with 'nixmod lock -o FILE')")
+
+    def component(value: str, what: str, where: str) -> None:
+        try:
+            validate_component(value, what)
+        except UserError as exc:
+            raise bad(f"{where}: {exc}") from None
+
+    if not isinstance(data, dict) or data.get("nixmod_lock") != LOCK_FORMAT:
+        raise bad(f"'nixmod_lock' must be {LOCK_FORMAT}")
+    system, store_dir = data.get("system"), data.get("store_dir")
+    if not isinstance(system, str) or not isinstance(store_dir, str) or not store_dir.startswith("/"):
+        raise bad("'system' and 'store_dir' must be strings")
+    channels = data.get("channels")
+    if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
+        raise bad("'channels' must map names to objects")
+    for name in channels:
+        if not valid_channel_name(name):
+            raise bad(f"channel name {name!r} must be letters, digits and . _ + - only")
+    raw_packages = data.get("packages")
+    if not isinstance(raw_packages, list) or not raw_packages:
+        raise bad("'packages' must be a non-empty list")
+    packages = []
+    for index, raw in enumerate(raw_packages):
+        where = f"package #{index + 1}"
+        if not isinstance(raw, dict):
+            raise bad(f"{where} is not an object")
+        keys = ("name", "version", "channel", "attr", "drv")
+        texts: dict[str, str] = {key: value for key in keys
+                                 if isinstance(value := raw.get(key), str) and value}
+        if len(texts) != len(keys):
+            raise bad(f"{where} needs name, version, channel, attr and drv as strings")
+        component(texts["name"], "name", where)
+        component(texts["version"], "version", f"{where} ({texts['name']})")
+        if not valid_attr_path(texts["attr"]):
+            raise bad(f"{where} ({texts['name']}): attr {texts['attr']!r} is not an attribute "
+                      "path (no blanks, '/' or control characters)")
+        outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
+        if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
+                or set(outputs) != set(hashes)):
+            raise bad(f"{where} ({texts['name']}) needs 'outputs' and 'nar_hash' for the same outputs")
+        for output, path in outputs.items():
+            component(output, "output", f"{where} ({texts['name']})")
+            if not _store_path_ok(path, store_dir) or not isinstance(hashes[output], str) \
+                    or not _NAR_HASH.fullmatch(hashes[output]):
+                raise bad(f"{where} ({texts['name']}) output {output!r}: a store path under "
+                          f"{store_dir} and a 'sha256:…' hash are needed")
+        if not _store_path_ok(texts["drv"], store_dir) or not texts["drv"].endswith(".drv"):
+            raise bad(f"{where} ({texts['name']}): drv must be a .drv path under {store_dir}")
+        if texts["channel"] not in channels:
+            raise bad(f"{where} ({texts['name']}) names channel {texts['channel']!r}, "
+                      "which 'channels' does not describe")
+        meta_value = raw.get("meta")
+        meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
+        packages.append(LockedPackage(
+            name=texts["name"], version=texts["version"], channel=texts["channel"],
+            attr=texts["attr"], drv=texts["drv"], outputs=dict(outputs), nar_hash=dict(hashes),
+            meta={k: v for k, v in meta.items() if isinstance(v, str)}))
+    stack = data.get("stack")
+    if stack is not None:
+        if not isinstance(stack, str):
+            raise bad("'stack' must be a string")
+        component(stack, "stack", "'stack'")
+    return Lock(system=system, store_dir=store_dir, channels=dict(channels),
+                packages=packages, stack=stack)
+
+
+def read_lock(path: Path) -> Lock:
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read lock {path}: {exc}") from None
+    return lock_from_bytes(content, path)
+
+
+def lock_from_bytes(content: bytes, path: Path) -> Lock:
+    """The lock in ``content`` (read from ``path``): an import checks these very bytes'
+    signature, then parses them, so the file cannot change in between."""
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read lock {path}: {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: not a usable nixmod lock: malformed JSON ({exc})") from None
+    return parse_lock(data, str(path))
+
+
+def write_lock(lock: Lock, output: str | None, stdout: IO[str] | None = None) -> None:
+    """The lock to ``output`` (atomically), or to stdout for None / ``-``."""
+    if output in (None, "-"):
+        (stdout or sys.stdout).write(lock.text())
+        return
+    with atomic_open(Path(str(output))) as handle:
+        handle.write(lock.text())
+
+
+# -- making a lock ----------------------------------------------------------------------------
+
+def system_and_store() -> tuple[str, str]:
+    proc = nix.run(["nix-instantiate", "--eval", "--json", "--strict", "-E",
+                    "{ system = builtins.currentSystem; store = builtins.storeDir; }",
+                    *nix.OFFLINE_OPTIONS])
+    data = json.loads(proc.stdout)
+    return str(data["system"]), str(data["store"])
+
+
+def store_nar_hashes(paths: Sequence[str]) -> dict[str, str]:
+    """path -> ``sha256:<base32>`` NAR hash as the store records it (``nix-store -q --hash``)."""
+    found: dict[str, str] = {}
+    for path in paths:
+        found[path] = nix.run(["nix-store", "--query", "--hash", path]).stdout.strip()
+    return found
+
+
+def _lock_modules(config: Config, root: Path, names: Sequence[tuple[str, str]],
+                  missing_hint: str | None) -> list[lmod.ModuleRequest]:
+    """The ModuleRequests of the modules ``names`` (NAME, version) in the tree ``root``."""
+    requests = []
+    for name, version in names:
+        request = lmod.read_request(lmod.module_path(config, name, version, root=root))
+        if request is None:
+            hint = missing_hint or f"build it first ({lmod.rebuild_command(name, version)})"
+            raise UserError(f"no module {lmod.module_name(config, name, version)} under {root}; {hint}")
+        requests.append(request)
+    if not requests:
+        raise UserError(f"no modules under {root} to lock; build something first (nixmod build NAME)")
+    return requests
+
+
+def make_lock(config: Config, targets: Sequence[str] = (), *,
+              progress: Progress | None = None) -> Lock:
+    """A lock of the user's modules (all, or ``targets``); a stack's is ``stacks.lock_stack``."""
+    names = [lmod.parse_target(config, t) for t in targets] if targets else [
+        (i.name, i.version) for i in lmod.list_modules(config)]
+    return lock_tree(config, Path(config.modules.root), names, progress=progress)
+
+
+def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
+              stack: str | None = None, missing_hint: str | None = None,
+              progress: Progress | None = None) -> Lock:
+    """A lock of the modules ``names`` in the tree ``root`` (``stack``: the stack that owns it)."""
+    requests = _lock_modules(config, root, names, missing_hint)
+    stack_name = stack
+    paths = [p for r in requests for p in r.outputs.values()]
+    valid = nix.valid_paths(paths)
+    for request in requests:
+        missing = [p for p in request.outputs.values() if p not in valid]
+        if missing or not request.drv or not request.outputs:
+            raise UserError(f"{request.name} {request.version}: its outputs are not in the store "
+                            f"({', '.join(missing) or 'no outputs recorded'}); rebuild it "
+                            f"({lmod.rebuild_command(request.name, request.version)}), then lock")
+    hashes = store_nar_hashes(paths)
+    channels: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r.channel for r in requests):
+        try:
+            channel = config.channel(name)
+        except UserError:
+            raise UserError(f"channel {name!r} (of module {next(r.name for r in requests if r.channel == name)}) "
+                            "is not configured any more; a lock must say how to get it") from None
+        if progress:
+            progress(f"hashing channel {name} ({channel.path or channel.url})")
+        channels[name] = channel_pin(channel)
+    system, store_dir = system_and_store()
+    packages = [LockedPackage(**identity(r), drv=r.drv, outputs=dict(r.outputs),
+                              nar_hash={o: hashes[p] for o, p in r.outputs.items()},
+                              meta={key: str(text) for key, text in about(r).items()})
+                for r in requests]
+    return Lock(system=system, store_dir=store_dir, channels=channels, packages=packages,
+                stack=stack_name)
+
+
+# -- building exactly a lock --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A locked package whose evaluation now gives another derivation."""
+
+    name: str
+    version: str
+    locked: str
+    evaluated: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}: locked {self.locked}, evaluated {self.evaluated}"
+
+
+class LockMismatch(UserError):
+    """Some drvs differ from the lock: exit 2, every one named, nothing submitted."""
+
+    def __init__(self, mismatches: list[Mismatch]):
+        self.mismatches = mismatches
+        count = len(mismatches)
+        super().__init__(f"{count} package{'s' if count != 1 else ''} no longer evaluate to the "
+                         f"locked derivation: {'; '.join(map(str, mismatches))}; nothing was "
+                         "submitted (the channel or an overlay changed since the lock)")
+
+
+def lock_config(config: Config, lock: Lock, progress: Progress | None = None) -> Config:
+    """``config`` with every channel the lock needs: a url channel comes from the lock itself.
+
+    A path channel must be configured here under the same name (the lock
+    cannot carry a directory); its content hash is compared, for the user's
+    information only: the drv comparison decides.
+    """
+    channels = list(config.channels)
+    known = {c.name: c for c in channels}
+    for name, pin in lock.channels.items():
+        if name in known:
+            here = known[name]
+            if progress and here.path is not None and pin.get("nar_hash") and here.path.exists():
+                try:
+                    now = channel_pin(here).get("nar_hash")
+                except (OSError, UserError):
+                    now = None
+                if now and now != pin["nar_hash"]:
+                    progress(f"channel {name}: content differs from the lock's ({now}, locked "
+                             f"{pin['nar_hash']}); comparing derivations")
+            continue
+        if isinstance(pin.get("url"), str) and isinstance(pin.get("sha256"), str) and pin["url"]:
+            channels.append(Channel(name=name, url=pin["url"], sha256=pin["sha256"]))
+        elif any(p.channel == name for p in lock.packages):
+            raise UserError(f"the lock needs channel {name!r} ({pin_text(pin)}), which is not "
+                            "configured here; add a [[channels]] entry of that name with that path")
+    return replace(config, channels=channels)
+
+
+def locked_versions(lock: Lock) -> list[PackageVersion]:
+    """A catalog PackageVersion per locked package (the lock carries all a build needs)."""
+    return [PackageVersion(**metadata(p), outputs=tuple(p.outputs))
+            for p in lock.packages]
+
+
+def check_plans(lock: Lock, plans: Sequence[builds.Plan]) -> None:
+    """LockMismatch unless every plan's drv is the locked one (plans in lock order)."""
+    mismatches = [Mismatch(p.name, p.version, p.drv, plan.drv)
+                  for p, plan in zip(lock.packages, plans) if plan.drv != p.drv]
+    if mismatches:
+        raise LockMismatch(mismatches)
+
+
+def locked_plans(config: Config, lock: Lock, progress: Progress | None = None
+                 ) -> tuple[Config, list[builds.Plan]]:
+    """Evaluate every locked package again; plans only when all drvs equal the lock."""
+    config = lock_config(config, lock, progress)
+    plans = builds.plan(config, locked_versions(lock), progress=progress)
+    check_plans(lock, plans)
+    return config, plans
+
+
+def build_locked(config: Config, lock: Lock, *, backend: str | None = None,
+                 progress: Progress | None = None) -> list[builds.BuildRecord]:
+    """``nixmod build --lock``: exactly the locked drvs, reused, joined or built."""
+    config, plans = locked_plans(config, lock, progress)
+    return builds.submit(config, plans, backend=backend, progress=progress)
