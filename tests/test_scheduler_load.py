@@ -103,7 +103,7 @@ def test_a_job_killed_without_its_exit_record_shows_within_poll_seconds(alice, t
         assert not waited.done(), waited.result().stderr
         # the job step, killed outright as a dying node would leave it: no exit record
         manifest = next((alice.home / ".local/state/nixmod/jobs").glob("manifest-*.json"))
-        pids = subprocess.run(["pgrep", "-u", alice.user, "-f", f"_job --manifest {manifest}"],
+        pids = subprocess.run(["pgrep", "-u", alice.user, "-f", "--", f"--manifest {manifest}"],
                               capture_output=True, text=True).stdout.split()
         assert pids, "the job step is not running"
         kill_hard(pids, "the job step")
