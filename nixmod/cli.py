@@ -186,7 +186,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     ids = builds.parse_ids(args.ids) or None
     warnings: list[str] = []
     if args.watch:
-        records = builds.wait(config, ids or [r.id for r in builds.refresh(config)],
+        everything = ids or [r.id for r in builds.refresh(config,
+                                                          max_age=config.build.poll_seconds)]
+        records = builds.wait(config, everything,
                               progress=progress, warnings=warnings)
     else:
         records = builds.refresh(config, ids, warnings=warnings)

@@ -78,6 +78,9 @@ class BuildConfig:
     backend: str = "local"
     max_concurrent: int = 2
     state_dir: Path = Path("~/.local/state/nixmod")
+    #: a waiting nixmod (--wait, status --watch, the TUI) asks the scheduler at most this often
+    #: (SPEC "Gentle on the scheduler"); its own job's end it learns from the job's exit record
+    poll_seconds: int = 30
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     pbs: PbsConfig = field(default_factory=PbsConfig)
 
@@ -155,6 +158,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "backend": (str, False),
         "max_concurrent": (int, False),
         "state_dir": (str, True),
+        "poll_seconds": (int, False),
     },
     "build.slurm": {
         "partition": (str, False),
@@ -305,6 +309,9 @@ def _merge_key(layer: _Layer, merged: dict[str, Any], table: str, key: str, valu
         raise layer.fail(key, table, f"'build.backend' must be one of {', '.join(BACKEND_NAMES)}, got {value!r}")
     if table == "build" and key == "max_concurrent" and value < 1:
         raise layer.fail(key, table, f"'build.max_concurrent' must be at least 1, got {value}")
+    if table == "build" and key == "poll_seconds" and value < 1:
+        raise layer.fail(key, table, f"'build.poll_seconds' must be at least 1 (seconds between "
+                         f"two questions to the scheduler; default 30), got {value}")
     if table == "shims" and key == "mode" and value not in _SHIM_MODES:
         raise layer.fail(key, table, f"'shims.mode' must be one of {', '.join(_SHIM_MODES)}, got {value!r}")
     if table == "build.slurm" and key == "extra_args":

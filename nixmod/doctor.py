@@ -340,7 +340,9 @@ def run_checks(config: Config) -> list[Check]:
     channels = ", ".join(c.name for c in config.channels)
     checks = [Check("config", OK, f"files: {sources}; channels: {channels}"
                     + (" (bundled demo)" if config.demo else "")
-                    + f"; backend: {config.build.backend}")]
+                    + f"; backend: {config.build.backend}"
+                    + f"; scheduler asked at most every {config.build.poll_seconds} s "
+                      "while waiting ([build] poll_seconds)")]
     checks += check_channels(config)
     checks += check_nix()
     checks += check_slurm(config)

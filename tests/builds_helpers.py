@@ -12,17 +12,24 @@ from typing import Mapping
 from rig import SCRATCH, UserSession, run_userside
 
 
+#: ``[build] poll_seconds`` of the tests' users: a waiting nixmod (``--wait``, the TUI) sees
+#: a cancel from outside or a lost node within this, not within the default 30 s
+TEST_POLL_SECONDS = 2
+
+
 def user_config(channels: Mapping[str, Path], backend: str, *, build: str = "",
-                after: str = "") -> str:
+                after: str = "", poll_seconds: int | None = TEST_POLL_SECONDS) -> str:
     """A user's config.toml over test channels (name -> file).
 
-    The ``[[channels]]``, then ``[build]`` with ``backend`` and the ``build``
-    lines, then ``after`` (the scheduler's table, ``[shims]``, ...), which ends
-    the file: a test may append keys to its last table.
+    The ``[[channels]]``, then ``[build]`` with ``backend``, ``poll_seconds``
+    (None: the default) and the ``build`` lines, then ``after`` (the
+    scheduler's table, ``[shims]``, ...), which ends the file: a test may
+    append keys to its last table.
     """
     text = "".join(f'\n[[channels]]\nname = "{name}"\npath = "{path}"\n'
                    for name, path in channels.items())
-    text += f'\n[build]\nbackend = "{backend}"\n{build}'
+    poll = f"poll_seconds = {poll_seconds}\n" if poll_seconds is not None else ""
+    text += f'\n[build]\nbackend = "{backend}"\n{poll}{build}'
     return text + (f"\n{after}" if after else "")
 
 
@@ -39,16 +46,18 @@ def stack_channels(channels: Path) -> dict[str, Path]:
 
 def setup_builds(session: UserSession, channels: Path, *, backend: str, nonce: str,
                  counter: Path, sleep: float = 2, max_concurrent: int = 2,
-                 partition: str = "nixbuild", scheduler: str | None = None) -> None:
+                 partition: str = "nixbuild", scheduler: str | None = None,
+                 poll_seconds: int | None = TEST_POLL_SECONDS) -> None:
     """Point ``session`` at the builds test channel with the given backend and throttle.
 
     ``scheduler``: the backend's own table; by default ``[build.slurm]`` on ``partition``.
+    ``poll_seconds``: ``[build] poll_seconds`` (None: nixmod's default).
     """
     session.extra_env.update(NIXMOD_TEST_NONCE=nonce, NIXMOD_TEST_COUNTER=str(counter),
                              NIXMOD_TEST_SLEEP=str(sleep))
     session.write_config(user_config(
         {"buildtest": channels / "builds.nix"}, backend,
-        build=f"max_concurrent = {max_concurrent}\n",
+        build=f"max_concurrent = {max_concurrent}\n", poll_seconds=poll_seconds,
         after=slurm_table(partition) if scheduler is None else scheduler))
 
 

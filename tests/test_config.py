@@ -90,6 +90,8 @@ def test_demo_flag_forces_demo_channels_local_backend_and_own_corners(layers):
     ('[build]\nmax_concurrent = "two"\n', r":2: key 'build.max_concurrent' must be an integer"),
     ('[build]\nmax_concurrent = true\n', r":2: key 'build.max_concurrent' must be an integer"),
     ('[build]\nmax_concurrent = 0\n', r":2: 'build.max_concurrent' must be at least 1"),
+    ('[build]\npoll_seconds = 0\n', r":2: 'build.poll_seconds' must be at least 1 \(seconds"),
+    ('[build]\npoll_seconds = 2.5\n', r":2: key 'build.poll_seconds' must be an integer"),
     ('[build]\nbackend = "torque"\n', r":2: 'build.backend' must be one of local, slurm, pbs"),
     ('[build.pbs]\nncpus = "2"\n', r":2: key 'build.pbs.ncpus' must be an integer"),
     ('[build.pbs]\nnodes = 2\n', r":2: unknown key 'build.pbs.nodes'"),

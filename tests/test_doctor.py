@@ -29,6 +29,15 @@ def test_doctor_is_all_green_on_the_rig(alice):
         assert name in names
 
 
+def test_doctor_shows_the_poll_period_in_force(alice):
+    """Admins and users see how often a waiting nixmod asks the scheduler (SPEC default 30)."""
+    alice.write_config(SLURM_CONFIG)
+    assert "scheduler asked at most every 30 s while waiting ([build] poll_seconds)" in \
+        alice.nixmod("doctor", env=_green_env(alice)).stdout
+    alice.write_config(SLURM_CONFIG.replace("[build]\n", "[build]\npoll_seconds = 90\n"))
+    assert "scheduler asked at most every 90 s" in alice.nixmod("doctor", env=_green_env(alice)).stdout
+
+
 def test_doctor_json_is_one_clean_document(alice):
     alice.write_config(SLURM_CONFIG)
     proc = alice.nixmod("doctor", "--json", env=_green_env(alice))

@@ -629,3 +629,22 @@ async def _typed_ahead(own_demo_config):
             app.focused, app.screen.pending, app.screen.shown_query, app.screen.query_one("#search").value,
             notifications(app))
         assert app.focused is app.screen.query_one("#versions")
+
+
+def test_the_check_now_key_asks_at_most_once_per_five_seconds_and_says_so(own_demo_config):
+    """f5 on Builds asks the scheduler now; pressed again within 5 s it says when it may
+    ask again instead of asking (a key held down must not become an squeue loop)."""
+    async def run() -> None:
+        app = WatchedApp(own_demo_config, watch_builds=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await keys(pilot, "down", "3", "f5")   # out of the search box, to Builds
+            await wait_until(pilot, lambda: any("Asking the scheduler" in t
+                                                for t in notifications(app)))
+            await keys(pilot, "f5")
+            await wait_until(pilot, lambda: any("f5 asks again in" in t
+                                                for t in notifications(app)))
+            refused = [t for t in notifications(app) if "f5 asks again in" in t][0]
+            assert "at most once per 5 s" in refused, refused
+            assert len([t for t in notifications(app) if "Asking the scheduler" in t]) == 1
+    asyncio.run(run())

@@ -22,6 +22,10 @@ What every backend must keep, whatever its scheduler:
   says how one ended when its own exit record is missing. A scheduler that does not answer raises
   ``SchedulerUnavailable`` from ``poll``: the core keeps the last-known
   states and says so.
+* Gentle on the scheduler (SPEC): ``poll`` asks only about the user's
+  jobs and the jobs it joined (server-side filters: user, job ids), and
+  shares one answer per ``max_age`` with the user's other nixmod
+  processes (``pollcache``); ``follow_problems`` reads that same answer.
 * ``queued_drv_hashes`` lists only jobs the scheduler's own record shows
   to be genuine nixmod builds (anyone can fake a comment); a backend with
   no shared queue returns ``{}``.
@@ -87,8 +91,13 @@ class Backend(Protocol):
 
     # -- following (builds.refresh / cancel) -----------------------------------------------
 
-    def poll(self, store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
-        """record id -> ``queued`` / ``running``, or None once its job has left the queue."""
+    def poll(self, store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
+             ) -> dict[int, BuildState | None]:
+        """record id -> ``queued`` / ``running``, or None once its job has left the queue.
+
+        ``max_age``: an answer of the scheduler that young (shared by the user's
+        nixmod processes, ``pollcache``) is good enough; 0 asks now.
+        """
         ...
 
     def follow_problems(self, config: Config, records: list[BuildRecord]) -> dict[int, str]:

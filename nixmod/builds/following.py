@@ -12,6 +12,7 @@ import time
 from typing import Iterator, Sequence
 
 from nixmod import nix
+from nixmod.builds import pollcache
 from nixmod.builds.backend import Backend, SchedulerUnavailable
 from nixmod.builds.finish import finish
 from nixmod.builds.logs import log_path, read_log
@@ -30,8 +31,14 @@ SCHEDULER_OUTAGE_LIMIT = 300.0
 
 def refresh(config: Config, ids: Sequence[int] | None = None, *,
             warnings: list[str] | None = None,
-            progress: Progress | None = None) -> list[BuildRecord]:
+            progress: Progress | None = None, max_age: float = 0.0) -> list[BuildRecord]:
     """Bring the records up to date with the schedulers and the store.
+
+    ``max_age``: a scheduler answer that young, shared by the user's nixmod
+    processes, is used instead of asking (0: ask now, as a plain ``status``
+    does once). A waiting caller passes ``[build] poll_seconds``; it still
+    sees its own jobs end at once, from the records the job step writes
+    (``_ended_by_exit_record``).
 
     * A record whose outputs are all valid is finished (GC root, module,
       ``built``), whatever its job says: a joined record follows the
@@ -58,14 +65,14 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
                 finish(config, store, record, BuildState.BUILT)
                 if redundant and record.backend in BACKENDS:
                     _drop_redundant_job(BACKENDS[record.backend], record)
-        live = [r for r in live if r.id not in valid]
+        live = [r for r in live if r.id not in valid and not _ended_by_exit_record(store, r)]
         itself: list[tuple[BuildRecord, str]] = []
         for name, backend in BACKENDS.items():
             mine = [r for r in live if r.backend == name]
             if not mine:
                 continue
             try:
-                states = backend.poll(store, mine)
+                states = backend.poll(store, mine, max_age=max_age)
                 problems = backend.follow_problems(config, mine)
                 for record in mine:
                     now = states.get(record.id)
@@ -85,6 +92,28 @@ def refresh(config: Config, ids: Sequence[int] | None = None, *,
         if itself:
             _build_itself(config, store, itself, progress)
         return records
+
+
+def _ended_by_exit_record(store: BuildStore, record: BuildRecord) -> bool:
+    """Has the record's own job said how it ended (its exit record), so no scheduler need be asked?
+
+    The job step writes the store and then the exit record (``job.run_job``);
+    the record read above may predate both, and the store may not have been
+    writable from the build node. A joined record's job is somebody else's:
+    its end is learnt from the store (valid outputs) or the scheduler.
+    """
+    if record.joined or not record.job:
+        return False
+    marker = store.read_exit_marker(record.id)
+    if not marker or marker.get("state") not in FINAL_STATES:
+        fresh = store.get(record.id)
+        if fresh is None or not fresh.finished:
+            return False
+        marker = {"state": fresh.state, "error": fresh.error}
+    error = marker.get("error")
+    store.update_if_in_flight(record, state=marker["state"],
+                              error=error if isinstance(error, str) else None)
+    return True
 
 
 def _drop_redundant_job(backend: Backend, record: BuildRecord) -> None:
@@ -185,7 +214,8 @@ def wait(config: Config, ids: Sequence[int], progress: Progress | None = None,
     outage_since: float | None = None
     while True:
         now_warnings: list[str] = []
-        records = refresh(config, ids, warnings=now_warnings, progress=progress)
+        records = refresh(config, ids, warnings=now_warnings, progress=progress,
+                          max_age=config.build.poll_seconds)
         if now_warnings:
             if outage_since is None:
                 outage_since = time.monotonic()
@@ -233,6 +263,7 @@ def cancel(config: Config, ids: Sequence[int]) -> list[BuildRecord]:
                 continue
             if record.job and not record.joined and record.state in IN_FLIGHT_STATES:
                 BACKENDS[record.backend].cancel(record)
+                pollcache.forget(store.state_dir, "")   # the queue seen before is not the queue now
             store.update_if_in_flight(record, state=BuildState.CANCELLED, error="cancelled by the user")
         return records
 
@@ -242,7 +273,7 @@ def follow_log(config: Config, record_id: int, interval: float = 0.5) -> Iterato
     path = log_path(config, record_id)
     offset = 0
     while True:
-        record = refresh(config, [record_id])[0]
+        record = refresh(config, [record_id], max_age=config.build.poll_seconds)[0]
         ended = record.finished or bool(orphaned(config, [record]))
         read = read_log(path, start=offset)
         chunk, offset = read.text, read.end

@@ -83,8 +83,12 @@ def _alive(pid: int) -> bool:
     return (JOB_STEP_MODULE.encode() in cmdline or starting) and not zombie
 
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
-    """A live worker's record keeps the state it set itself; a dead one's is None."""
+def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
+         ) -> dict[int, BuildState | None]:
+    """A live worker's record keeps the state it set itself; a dead one's is None.
+
+    No scheduler to spare: the pids are checked every time (``max_age`` is unused).
+    """
     states: dict[int, BuildState | None] = {}
     for record in records:
         pid = _pid(record)

@@ -47,11 +47,12 @@ import signal
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from nixmod import nix
-from nixmod.builds import joining
+from nixmod.builds import joining, pollcache
 from nixmod.builds.backend import CheckRun, verify_here
 from nixmod.builds.job import run_job
 from nixmod.builds.pbs_jobs import JOB_CODE as JOB_CODE   # what a PBS job runs (tests read it here)
@@ -91,7 +92,7 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     if config.build.backend != NAME or tool_path("qstat") is None:
         return {}
     try:
-        jobs = _nixmod_jobs(config.build.pbs.queue)
+        jobs = _join_look(config)
     except (OperationFailed, UserError):
         return {}
     found: dict[str, tuple[str, str]] = {}
@@ -100,6 +101,24 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
         if drv_hash is not None:
             found.setdefault(drv_hash, (job_id, jobs[job_id].owner))
     return found
+
+
+def _join_look(config: Config) -> dict[str, Job]:
+    """Every user's nixmod jobs in the build queue (``qstat`` by queue): one look per submission.
+
+    ``plan`` and the submission's second decision under its lock read the
+    same answer (for up to ``poll_seconds``, ``pollcache``); our own qsub
+    drops it. The submission's own throttle (``submit``) lists the queue
+    afresh: it must see the jobs still there now.
+    """
+    queue = config.build.pbs.queue
+    answer = pollcache.ask(config.build.state_dir, f"pbs:join:{queue}", config.build.poll_seconds,
+                           partial(_queue_rows, queue), _valid_row, share_failure=False)
+    return {str(row["id"]): Job(str(row["id"]), dict(row["attrs"])) for row in answer.rows}
+
+
+def _queue_rows(queue: str) -> list[dict[str, Any]]:
+    return [{"id": job_id, "attrs": job.attrs} for job_id, job in _nixmod_jobs(queue).items()]
 
 
 # -- submitting -------------------------------------------------------------------------
@@ -162,6 +181,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
     job = proc.stdout.strip().splitlines()[-1].strip() if proc.stdout.strip() else ""
     if not re.fullmatch(r"\d+(\[\])?(\.[\w.-]+)?", job):
         raise OperationFailed(f"qsub printed no job id: {proc.stdout.strip()!r}")
+    pollcache.forget(store.state_dir, "pbs:")   # the queue has changed: not what was seen
     for index, record in enumerate(records):
         store.update(record, state=BuildState.QUEUED,
                      job=job.replace("[]", f"[{index}]") if len(records) > 1 else job)
@@ -215,18 +235,28 @@ def _release_if_stale(job: Job, known: Mapping[str, Job] | None = None) -> str:
 
 # -- following ------------------------------------------------------------------------------
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
+def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
+         ) -> dict[int, BuildState | None]:
     """queued/running for jobs PBS still runs or queues (any owner), None for ended ones
     and for a job id that PBS has given to another job since (``_builds``).
 
-    One ``qstat -x`` per submission (an array with all its subjobs). A
-    submission of ours that PBS forgot to release is released on the way
-    (``_release_if_stale``).
+    One ``qstat -x`` per submission (an array with all its subjobs: the
+    server looks up those ids only), shared with the user's other nixmod
+    processes for ``max_age`` seconds (``pollcache``). An answer older than
+    the record's last change does not move it (the next answer decides). A submission of ours that PBS forgot to release is
+    released on the way (``_release_if_stale``).
     """
     jobs: dict[str, Job] = {}
+    asked: dict[str, float] = {}
     submissions = sorted({submission_of(r.job) for r in records if r.job})
     for submission in submissions:
-        jobs.update(_qstat(submission, history=True))
+        answer = pollcache.ask(store.state_dir, CACHE_KEY + submission, max_age,
+                               partial(_submission_rows, submission), _valid_row)
+        jobs.update((str(row["id"]), Job(str(row["id"]), dict(row["attrs"])))
+                    for row in answer.rows)
+        asked[submission] = answer.time
+    unseen = {r.id: r.state for r in records if r.job and r.state in ("queued", "running")
+              and asked.get(submission_of(r.job), 0.0) < r.updated}
     followed = {r.id: r.job for r in records
                 if r.job and r.job in jobs and _builds(jobs[r.job], r)}
     me = current_user()
@@ -238,13 +268,30 @@ def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState 
     states: dict[int, BuildState | None] = {}
     for record in records:
         job = jobs.get(followed.get(record.id) or "")
-        if job is None or job.state in FINISHED:
+        if record.id in unseen:
+            states[record.id] = unseen[record.id]
+        elif job is None or job.state in FINISHED:
             states[record.id] = None
         elif job.state in RUNNING:
             states[record.id] = BuildState.RUNNING
         else:
             states[record.id] = BuildState.QUEUED
     return states
+
+
+#: key prefix of this backend's answers in the shared cache (``pollcache``)
+CACHE_KEY = "pbs:job:"
+
+
+def _submission_rows(submission: str) -> list[dict[str, Any]]:
+    """What ``qstat -x`` says of one submission, as rows for ``pollcache``."""
+    return [{"id": job_id, "attrs": job.attrs}
+            for job_id, job in _qstat(submission, history=True).items()]
+
+
+def _valid_row(row: dict[str, Any]) -> bool:
+    return set(row) == {"id", "attrs"} and isinstance(row["id"], str) \
+        and isinstance(row["attrs"], dict)
 
 
 def _explain(job: Job | None) -> tuple[BuildState, str]:
@@ -375,12 +422,12 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
     verdicts: dict[str, str | None] = {}
     problems: dict[int, str] = {}
     for record in joined:
-        try:
-            job = _job_of(record, history=True)
+        try:   # the answers poll has just read and the submission's look: shared (pollcache)
+            job = _followed_job(config, record)
             if job is None or job.state in FINISHED or job.owner == me:   # ours need no proof
                 continue
             if queue is None:
-                queue = _nixmod_jobs(config.build.pbs.queue)
+                queue = _join_look(config)
                 verdicts = _verdicts(config, queue, now)
         except OperationFailed:
             break    # PBS did not answer: nothing is known against the jobs, ask next time
@@ -392,6 +439,18 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
         if why:
             problems[record.id] = why
     return problems
+
+
+def _followed_job(config: Config, record: BuildRecord) -> Job | None:
+    """The record's job as ``poll`` last saw it (its shared answer, for up to ``poll_seconds``);
+    None when PBS does not show it or the id now names another job (``_builds``)."""
+    submission = submission_of(record.job or "")
+    answer = pollcache.ask(config.build.state_dir, CACHE_KEY + submission,
+                           config.build.poll_seconds, partial(_submission_rows, submission),
+                           _valid_row)
+    row = next((r for r in answer.rows if r["id"] == record.job), None)
+    job = Job(str(row["id"]), dict(row["attrs"])) if row is not None else None
+    return job if job is not None and _builds(job, record) else None
 
 
 def lane(store: BuildStore, max_concurrent: int) -> AbstractContextManager[object]:

@@ -39,10 +39,12 @@ import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from nixmod import nix, outside
-from nixmod.builds import joining
+from nixmod.builds import joining, pollcache
 from nixmod.builds.backend import CheckRun, SchedulerUnavailable
 from nixmod.builds.state import BuildRecord, BuildState, BuildStore
 from nixmod.config import Config, current_user
@@ -170,16 +172,24 @@ def _indexes(spec: str) -> list[int]:
     return out
 
 
-def _tasks() -> list[Task]:
-    """Every nixmod build task in SLURM's queue, of every user (one ``squeue --json``).
+def _tasks(partition: str) -> list[Task]:
+    """Every nixmod build task on ``partition``, of every user (one ``squeue --json``).
 
-    JSON, not a ``-o`` format: comments and commands are user text and may
-    hold any separator. Another user's job with bytes that are not text
-    anywhere in its record (``outside.garbled``) is left out: what it says
-    cannot be read, so it is never joined; the user's own jobs are always
-    listed (``Task.builds`` still decides whether one is a record's).
+    The join look: a submission's one look at other users' jobs (SPEC
+    "Gentle on the scheduler"). JSON, not a ``-o`` format: other users'
+    comments and commands are user text and may hold any separator. SLURM
+    has no server-side filter for "jobs of any user with this name": a
+    name or partition filter is applied by squeue after slurmctld sent
+    every job (measured: one REQUEST_JOB_INFO either way, README "Load on
+    the scheduler"), and SLURM 22.05's ``--json`` prints the whole queue
+    whatever the filter; the partition is passed so that a SLURM that
+    filters JSON prints only it.
+    Another user's job with bytes that are not text anywhere in its record
+    (``outside.garbled``) is left out: what it says cannot be read, so it is
+    never joined; the user's own jobs are always listed (``Task.builds``
+    still decides whether one is a record's).
     """
-    proc = _run(["squeue", "--json"])
+    proc = _run(["squeue", "--json", "--partition", partition])
     if proc.returncode != 0:
         raise SchedulerUnavailable(f"squeue failed: {nix.last_lines(proc.stderr, 2)}")
     try:
@@ -215,6 +225,138 @@ def _tasks() -> list[Task]:
                               reason=_text(job.get("state_reason")),
                               priority=_number(job.get("priority")) or 0))
     return tasks
+
+
+#: ``squeue -o``: the fields a follower reads, the user's own text last (``_parse_task``)
+_FORMAT = "%i|%T|%u|%P|%Q|%r|%j|%k|%o"
+#: one task in ``_FORMAT``: system fields, then a nixmod job name and a nixmod comment (neither
+#: can hold ``|`` or a newline), then the command, the rest of the text
+_TASK_RE = re.compile(r"(\d+_\d+)\|([A-Z_]+)\|([^|\n]*)\|([^|\n]*)\|(\d*)\|([^|\n]*)\|"
+                      r"(nixmod-build(?:-\d{1,4})?)\|(nixmod:[0-9a-z,]*)\|(.*)", re.S)
+#: key prefix of this backend's answers in the shared cache (``pollcache``)
+CACHE_KEY = "slurm:"
+
+
+def _parse_task(text: str) -> Task | None:
+    """A nixmod task from one ``_FORMAT`` record (None when it is not one)."""
+    match = _TASK_RE.fullmatch(text)
+    if match is None:
+        return None
+    job, state, owner, partition, priority, reason, name, comment, command = match.groups()
+    return Task(job=job, state=state, owner=owner, name=name, partition=partition,
+                comment=comment, command=command, reason=reason,
+                priority=int(priority) if priority else 0)
+
+
+def _squeue_format(args: list[str]) -> str:
+    """``squeue --local -h -r -o _FORMAT ARGS``: one line per task (arrays spelt out).
+
+    ``--local``: the jobs of this cluster, as squeue shows by default, without
+    first asking slurmctld whether it is in a federation (one RPC less).
+    """
+    proc = _run(["squeue", "--local", "-h", "-r", "-o", _FORMAT, *args])
+    if proc.returncode != 0:
+        if "invalid job id" in proc.stderr.lower():
+            return ""    # SLURM has forgotten the job: it is not in the queue
+        raise SchedulerUnavailable(f"squeue failed: {nix.last_lines(proc.stderr, 2)}")
+    return proc.stdout
+
+
+def _my_tasks() -> list[Task]:
+    """This user's nixmod tasks: ``squeue --me``, which slurmctld filters itself.
+
+    ``--me`` is answered with REQUEST_JOB_USER_INFO (the user's jobs only),
+    where the ``--json`` form, a name or a partition filter is answered with
+    every job of the cluster (README "Load on the scheduler"). The text is
+    the user's own; a line that is not a nixmod task is skipped.
+    """
+    tasks = (_parse_task(line) for line in _squeue_format(["--me"]).splitlines())
+    return [t for t in tasks if t is not None and t.state in QUEUED | RUNNING]
+
+
+def _job_task(job: str) -> Task | None:
+    """One task by its id (``squeue -j ARRAY_TASK``: REQUEST_JOB_INFO_SINGLE), any owner.
+
+    The whole answer is one record, so another user's comment or command
+    cannot add a line that looks like a second job; None when the job is
+    not a nixmod task in the queue, or is another user's whose record holds
+    bytes that are not text (``outside.garbled``: what it says cannot be read).
+    """
+    if not re.fullmatch(r"\d+_\d+", job):
+        return None
+    text = _squeue_format(["-j", job]).removesuffix("\n")
+    task = _parse_task(text)
+    if task is None or task.job != job or task.state not in QUEUED | RUNNING:
+        return None
+    return task if task.owner == current_user() or not outside.garbled(text) else None
+
+
+def _job_tasks(job: str) -> list[Task]:
+    task = _job_task(job)
+    return [task] if task is not None else []
+
+
+def _task_row(task: Task) -> dict[str, object]:
+    return {name: getattr(task, name) for name in Task.__dataclass_fields__}
+
+
+def _valid_row(row: dict[str, object]) -> bool:
+    """A cached task: every field of ``Task`` with its type, nothing else."""
+    fields = Task.__dataclass_fields__
+    return set(row) == set(fields) and all(
+        isinstance(row[name], int) and not isinstance(row[name], bool)
+        if name == "priority" else isinstance(row[name], str) for name in fields)
+
+
+def _cached_tasks(state_dir: Path, key: str, max_age: float, query: Callable[[], list[Task]],
+                  share_failure: bool = True) -> tuple[list[Task], float]:
+    """``query``'s tasks, shared for ``max_age`` seconds by the user's nixmod processes."""
+    answer = pollcache.ask(state_dir, CACHE_KEY + key, max_age,
+                           lambda: [_task_row(t) for t in query()], _valid_row,
+                           share_failure=share_failure)
+    return [Task(**row) for row in answer.rows], answer.time
+
+
+def _join_look(config: Config) -> list[Task]:
+    """Every user's nixmod tasks on the build partition: one look per submission.
+
+    ``plan``, the submission's second decision under its lock and its lane
+    choice read the same answer (for up to ``poll_seconds``); our own
+    ``sbatch`` and ``scancel`` drop it.
+    """
+    partition = config.build.slurm.partition
+    return _cached_tasks(config.build.state_dir, f"join:{partition}", config.build.poll_seconds,
+                         lambda: _tasks(partition), share_failure=False)[0]
+
+
+def _followed(state_dir: Path, records: list[BuildRecord], max_age: float
+              ) -> dict[str, tuple[Task | None, float]]:
+    """job -> (its task or None, when SLURM said so) for every record's job.
+
+    Our own jobs: one ``squeue --me``. A joined job of another user: one
+    ``squeue -j`` each. Both shared through ``pollcache`` for ``max_age``.
+    """
+    found: dict[str, tuple[Task | None, float]] = {}
+    jobs = {r.job for r in records if r.job}
+    if any(r.job and not r.joined for r in records):
+        mine, asked = _cached_tasks(state_dir, "mine", max_age, _my_tasks)
+        listed = {t.job: t for t in mine}
+        for record in records:
+            if record.job and not record.joined:
+                found[record.job] = (listed.get(record.job), asked)
+        found.update((job, (listed[job], asked)) for job in jobs if job in listed)
+    for job in sorted(jobs - found.keys()):
+        tasks, asked = _cached_tasks(state_dir, f"job:{job}", max_age, partial(_job_tasks, job))
+        found[job] = (tasks[0] if tasks and tasks[0].job == job else None, asked)
+    return found
+
+
+def _cached_show(state_dir: Path, job: str, max_age: float) -> str | None:
+    """``_show_job(job)``'s line, shared like the tasks (joinable's time limit, begin time)."""
+    answer = pollcache.ask(state_dir, f"{CACHE_KEY}show:{job}", max_age,
+                           lambda: [{"line": line} for line in [_show_job(job)] if line],
+                           lambda row: set(row) == {"line"} and isinstance(row["line"], str))
+    return str(answer.rows[0]["line"]) if answer.rows else None
 
 
 def _minutes(limit: str) -> int | None:
@@ -321,7 +463,7 @@ def queued_drv_hashes(config: Config, wanted: set[str]) -> dict[str, tuple[str, 
     found: dict[str, tuple[str, str]] = {}
     now, limits = time.time(), dict[str, str | None]()
     try:
-        for task in _tasks():
+        for task in _join_look(config):
             drv_hash = task.drv_hash
             if drv_hash is not None and drv_hash in wanted - found.keys() \
                     and joinable(config, task, drv_hash, now, limits) is None:
@@ -338,10 +480,13 @@ def owner_of(job: str) -> str | None:
 
 
 def _lanes(config: Config, records: list[BuildRecord]) -> dict[int, list[BuildRecord]]:
-    """Spread ``records`` over the least-loaded of this user's ``max_concurrent`` lanes."""
+    """Spread ``records`` over the least-loaded of this user's ``max_concurrent`` lanes.
+
+    The load is read from the submission's join look (no question of its own).
+    """
     count = config.build.max_concurrent
     load = [0] * count
-    for task in _tasks():
+    for task in _join_look(config):
         if task.owner == current_user():
             suffix = task.name.rpartition("-")[2]
             if suffix.isdigit() and int(suffix) < count:
@@ -381,6 +526,7 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
         proc = _run(_sbatch_args(config, store, mine, lane, manifest))
         if proc.returncode != 0:
             raise OperationFailed(f"sbatch failed: {nix.last_lines(proc.stderr, 1)}")
+        pollcache.forget(store.state_dir, CACHE_KEY)   # the queue has changed: not what was seen
         array = proc.stdout.strip().split(";")[0]
         if not array.isdigit():
             raise OperationFailed(f"sbatch printed no job id: {proc.stdout.strip()!r}")
@@ -388,16 +534,25 @@ def submit(config: Config, store: BuildStore, records: list[BuildRecord], manife
             store.update(record, state=BuildState.QUEUED, job=f"{array}_{index}")
 
 
-def poll(store: BuildStore, records: list[BuildRecord]) -> dict[int, BuildState | None]:
+def poll(store: BuildStore, records: list[BuildRecord], max_age: float = 0.0
+         ) -> dict[int, BuildState | None]:
     """queued/running for jobs still in the queue (any owner), None for those gone
     and for a job id that now names a task building something else (``Task.builds``).
 
+    ``max_age``: an answer that young, shared with the user's other nixmod
+    processes, is used instead of asking (``_followed``). An answer older
+    than the record's last change (submitted since, or its job step said
+    ``running``) does not move it: a job missing from it is not gone, a
+    pending one has not gone back to the queue; the next answer decides.
     Raises SchedulerUnavailable when slurmctld does not answer.
     """
-    live = {task.job: task for task in _tasks()}
+    live = _followed(store.state_dir, records, max_age)
     states: dict[int, BuildState | None] = {}
     for record in records:
-        task = live.get(record.job or "")
+        task, asked = live.get(record.job or "", (None, 0.0))
+        if asked < record.updated and record.state in ("queued", "running"):
+            states[record.id] = record.state
+            continue
         states[record.id] = None if task is None or not task.builds(record) \
             else BuildState.QUEUED if task.state in QUEUED else BuildState.RUNNING
     return states
@@ -409,13 +564,18 @@ def follow_problems(config: Config, records: list[BuildRecord]) -> dict[int, str
     joined = [r for r in records if r.joined and r.job]
     if not joined:
         return {}
-    tasks = {task.job: task for task in _tasks()}
+    # the answers poll has just read (or asked for): no question of its own
+    state_dir, max_age = config.build.state_dir, float(config.build.poll_seconds)
+    tasks = _followed(state_dir, joined, max_age)
     now, limits = time.time(), dict[str, str | None]()
     mine = _limit_seconds(config.build.slurm.time)
     problems: dict[int, str] = {}
     for record in joined:
-        task = tasks.get(record.job or "")
+        task = tasks.get(record.job or "", (None, 0.0))[0]
         if task is not None and task.owner != current_user():   # our own jobs need no proof
+            array = task.job.partition("_")[0]
+            if array not in limits:
+                limits[array] = _cached_show(state_dir, task.job, max_age)
             why = joinable(config, task, nix.store_hash(record.drv), now, limits) \
                 or joining.followed_too_long(record, mine, f"[build.slurm].time "
                                              f"{config.build.slurm.time}", now)
@@ -442,7 +602,7 @@ def ended(record: BuildRecord) -> tuple[BuildState, str]:
 def cancel(record: BuildRecord) -> None:
     """scancel the record's task, and only it: a job id that now names a task building
     something else (``Task.builds``) is left alone, and the record is simply cancelled."""
-    task = next((t for t in _tasks() if t.job == record.job), None)
+    task = _job_task(record.job or "")
     if task is None or not task.builds(record):
         return
     proc = _run(["scancel", record.job or ""])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import select
 import sys
+import time
 from typing import Any, Iterable
 
 from textual import work
@@ -36,8 +37,11 @@ from nixmod.tui.palette import PackageCommands
 from nixmod.tui.selection import SelectionScreen
 from nixmod.tui.widgets import FilterInput
 
-#: seconds between refreshes of build states (squeue) and modules
+#: seconds between refreshes of the build records and modules (the store and the jobs' exit
+#: records; the scheduler itself is asked at most every [build] poll_seconds)
 REFRESH_SECONDS = 2.0
+#: the refresh key asks the scheduler now, at most this often (and says so when pressed sooner)
+CHECK_NOW_SECONDS = 5.0
 #: seconds between checks that the terminal is still there
 HANGUP_CHECK_SECONDS = 1.0
 
@@ -91,6 +95,9 @@ class NixmodApp(App[int]):
         self._records_seen = False
         #: a build the Builds screen should highlight next (the newest one just submitted)
         self.highlight_build: int | None = None
+        #: when the scheduler last answered about the builds (epoch), shown as "checked N s ago"
+        self.checked: float | None = None
+        self._checked_now_at: float | None = None   # monotonic time of the last "check now"
 
     # -- start-up ---------------------------------------------------------------
 
@@ -143,12 +150,18 @@ class NixmodApp(App[int]):
         self.post_message(CatalogReady(catalog))
 
     @work(thread=True, exclusive=True, group="state")
-    def refresh_state(self) -> None:
-        """Build states (squeue), modules and the followed log, off the event loop."""
+    def refresh_state(self, now: bool = False) -> None:
+        """Build states, modules and the followed log, off the event loop.
+
+        The scheduler is asked only when the user's last answer is older than
+        ``[build] poll_seconds`` (``now``: than ``CHECK_NOW_SECONDS``).
+        """
         worker = get_current_worker()
         errors = []
+        checked = self.checked
+        max_age = CHECK_NOW_SECONDS if now else float(self.config.build.poll_seconds)
         try:
-            records = model.refresh_records(self.config)
+            records, checked = model.refresh_records(self.config, max_age)
         except Exception as error:  # noqa: BLE001
             records, errors = list(self.records), [model.explain(error)]
         try:
@@ -162,7 +175,8 @@ class NixmodApp(App[int]):
             if record.id == followed:
                 log_text = model.log_tail(record)
         if not worker.is_cancelled:
-            self.post_message(StateRefreshed(records, modules, "; ".join(errors), followed, log_text))
+            self.post_message(StateRefreshed(records, modules, "; ".join(errors), followed, log_text,
+                                             checked))
 
     @work(thread=True, exclusive=True, group="submit")
     def submit(self, plans: list[Plan]) -> None:
@@ -230,6 +244,7 @@ class NixmodApp(App[int]):
         self._records_seen = True
         self.records = message.records
         self.module_rows = message.modules
+        self.checked = message.checked
         if message.error and message.error != self.state_error:
             self.notify(message.error, title="Cannot read builds", severity="warning", markup=False)
         self.state_error = message.error
@@ -297,6 +312,24 @@ class NixmodApp(App[int]):
             return False
         return True
 
+    def check_now(self) -> None:
+        """The refresh key: ask the scheduler now, at most once per ``CHECK_NOW_SECONDS``.
+
+        Pressed sooner, it says when it works again instead of asking: a key
+        held down must not become the squeue loop sites forbid.
+        """
+        at = time.monotonic()
+        if self._checked_now_at is not None and at - self._checked_now_at < CHECK_NOW_SECONDS:
+            wait = CHECK_NOW_SECONDS - (at - self._checked_now_at)
+            self.notify(f"Checked the scheduler {at - self._checked_now_at:.0f} s ago; f5 asks "
+                        f"again in {max(1, round(wait))} s (at most once per "
+                        f"{CHECK_NOW_SECONDS:.0f} s)", title="Not yet", severity="warning",
+                        markup=False)
+            return
+        self._checked_now_at = at
+        self.notify("Asking the scheduler for the builds' states now", markup=False)
+        self.refresh_state(now=True)
+
     def follow_build(self, build_id: int | None) -> None:
         """The Builds screen moved its cursor: follow that log from now on."""
         if build_id != self.followed_build:
@@ -319,7 +352,8 @@ class NixmodApp(App[int]):
         yield SystemCommand("Selection", "Review and submit the picked versions", lambda: self.switch_mode("selection"))
         yield SystemCommand("Builds", "Your builds, their states and logs", lambda: self.switch_mode("builds"))
         yield SystemCommand("Modules", "Your modules and how to load them", lambda: self.switch_mode("modules"))
-        yield SystemCommand("Refresh builds", "Ask the scheduler for fresh states now", self.refresh_state)
+        yield SystemCommand("Refresh builds", "Ask the scheduler for fresh states now "
+                            "(at most once per 5 s)", self.check_now)
         yield SystemCommand("Help", "Keys and how nixmod works", self.action_help)
         yield from super().get_system_commands(screen)
 

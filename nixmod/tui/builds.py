@@ -42,7 +42,8 @@ class BuildsScreen(NixmodScreen):
         Binding("l", "open_log", "Whole log", tooltip="the highlighted build's whole log, full-screen"),
         Binding("c", "cancel_build", "Cancel", tooltip="cancel the highlighted build (asks first: y / n)"),
         Binding("r", "retry_build", "Retry", tooltip="retry a failed or cancelled build"),
-        Binding("f5", "refresh", "Refresh", show=False, tooltip="ask for the states now"),
+        Binding("f5", "refresh", "Check now", show=False,
+                tooltip="ask the scheduler for the states now (at most once per 5 s)"),
         Binding("v", "verify_build", "Verify", show=False,
                 tooltip="verify: rebuild the highlighted built package and compare, as `nixmod verify`"),
     ]
@@ -134,6 +135,9 @@ class BuildsScreen(NixmodScreen):
             return
         running = sum(1 for r in records if not r.finished)
         text = f"{len(self.shown)} of {len(records)} build(s), {running} in flight · sorted by {self.sort_key}"
+        checked = model.checked_ago(self.nixmod_app.checked, time.time())
+        if running and checked:
+            text += f" · {checked} (f5 now)"
         record = self.selected_record()
         if record is not None and record.state == BuildState.FAILED and record.error:
             text += f" · #{record.id} failed: {model.failure_cause(record)}"
@@ -263,7 +267,7 @@ class BuildsScreen(NixmodScreen):
         self.post_message(Told(text, title="Verified", severity="information" if same else "error"))
 
     def action_refresh(self) -> None:
-        self.nixmod_app.refresh_state()
+        self.nixmod_app.check_now()
 
 
 class LogScreen(UsesNixmodApp, Screen[None]):

@@ -48,6 +48,8 @@ class StateRefreshed(Message):
     error: str = ""
     log_id: int | None = None
     log_text: str = ""
+    #: when the scheduler last answered about the builds (epoch; None: not asked lately)
+    checked: float | None = None
 
 
 @dataclass

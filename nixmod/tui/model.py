@@ -256,9 +256,25 @@ def submit_plans(config: Config, plans: Sequence[Plan]) -> list[BuildRecord]:
     return builds.submit(config, list(plans))
 
 
-def refresh_records(config: Config) -> list[BuildRecord]:
-    """The user's build records with fresh states (runs squeue on the slurm backend)."""
-    return list(builds.refresh(config))
+def refresh_records(config: Config, max_age: float) -> tuple[list[BuildRecord], float | None]:
+    """The user's build records, and when the scheduler last answered about them (epoch).
+
+    The scheduler is asked only when its last answer, shared by the user's
+    nixmod processes, is older than ``max_age`` (SPEC "Gentle on the
+    scheduler"); a build's end shows sooner, from the job's own records.
+    """
+    from nixmod.builds import pollcache
+
+    records = list(builds.refresh(config, max_age=max_age))
+    return records, pollcache.last_checked(config.build.state_dir)
+
+
+def checked_ago(checked: float | None, now: float) -> str:
+    """"checked 12 s ago" for the Builds status line ("" when the scheduler was not asked)."""
+    if checked is None:
+        return ""
+    seconds = max(0, int(now - checked))
+    return f"checked {seconds} s ago" if seconds < 120 else f"checked {seconds // 60} min ago"
 
 
 def cancel_builds(config: Config, ids: Sequence[int]) -> list[BuildRecord]:

@@ -8,4 +8,6 @@ from nixmod.config import load_config
 from nixmod.tui.model import refresh_records
 
 if __name__ == "__main__":
-    print(json.dumps([{"id": r.id, "state": r.state} for r in refresh_records(load_config())]))
+    config = load_config()
+    records, _checked = refresh_records(config, config.build.poll_seconds)   # as the TUI asks
+    print(json.dumps([{"id": r.id, "state": r.state} for r in records]))
