@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from nixmod.builds.pbs import JOB_CODE
-from nixmod.builds.slurm import JOB_SCRIPT
+from nixmod.builds.slurm_jobs import JOB_SCRIPT
 from nixmod.config import DEMO_DIR
 
 FACTS = {"demo-dir": str(DEMO_DIR), "slurm-job-script": str(JOB_SCRIPT), "pbs-job-code": JOB_CODE}
