@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any, Callable
 
+from textual.worker import WorkerCancelled
+
 from nixmod.config import load_config
 from nixmod.tui.app import NixmodApp
 from nixmod.tui.selection import PlanScreen
@@ -32,8 +34,12 @@ async def build(name: str) -> dict[str, Any]:
             for key in keys:
                 await pilot.press(key)
                 await pilot.pause()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            for _ in range(3):
+                try:
+                    await app.workers.wait_for_complete()
+                except WorkerCancelled:   # a newer refresh (an exclusive worker) replaced it
+                    pass
+                await pilot.pause()
 
         await until(lambda: app.catalog is not None or app.catalog_error)
         await press("slash", "ctrl+a", "ctrl+k", *name)
