@@ -107,7 +107,8 @@ def _daemon_pids() -> dict[str, str]:
     values = dict(re.findall(r"^(\w+)\s+= (.*)$", config, re.M))
     nodes = rig_nodes()
     files = {"nix-daemon": "/run/nix-daemon.pid", "munged": "/run/munge/munged.pid",
-             "slurmctld": values["SlurmctldPidFile"]}
+             "slurmctld": values["SlurmctldPidFile"],
+             "rsyslogd": "/run/nixmod-rig-rsyslogd.pid"}
     for node in (nodes.build, nodes.compute_only):
         files[f"slurmd {node}"] = values["SlurmdPidFile"].replace("%n", node)
     pids = {name: Path(path).read_text().strip() for name, path in files.items()}

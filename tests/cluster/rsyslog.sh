@@ -59,6 +59,9 @@ EOF
     if [ "$changed" = 1 ]; then stop "$RIG_RSYSLOG_PIDFILE" rsyslogd || exit 1; fi
     if ! pid_of "$RIG_RSYSLOG_PIDFILE" rsyslogd >/dev/null; then
         rsyslogd -N1 -f "$RIG_CONF" >/dev/null 2>&1 || die "rsyslogd -N1 -f $RIG_CONF: the config does not check"
+        # a pid file with no rsyslogd of ours behind it (a machine restored after a kill,
+        # as CI finds it): rsyslogd refuses to start over a pid file that exists
+        rm -f "$RIG_RSYSLOG_PIDFILE"
         say "starting rsyslogd ($RIG_CONF, usage records into $USAGE_LOG)"
         rsyslogd -f "$RIG_CONF" -i "$RIG_RSYSLOG_PIDFILE" || die "rsyslogd did not start"
         for _ in $(seq 50); do
