@@ -335,6 +335,57 @@ def check_channels(config: Config) -> list[Check]:
                   "(newest last) to build packages")]
 
 
+def _mentions(path: Path, word: str) -> bool:
+    """Whether a file nixmod did not write exists, is readable and holds ``word``."""
+    try:
+        return word in outside.read_text(path)
+    except OSError:
+        return False
+
+
+def check_usage(config: Config) -> list[Check]:
+    """Whether module loads are recorded: the Lmod hook, the syslog socket, the site's log.
+
+    Nothing here blocks a build, so every problem is a warning; but without
+    the hook ``gc --unused-for`` goes by build time alone and ``usage`` stays
+    empty, which staff would otherwise only notice months later.
+    """
+    checks = []
+    hooked = [hook for hook in (Path(d) / "SitePackage.lua"
+                                for d in os.environ.get("LMOD_PACKAGE_PATH", "").split(":") if d)
+              if _mentions(hook, "nixmod_record_load")]
+    if hooked:
+        checks.append(Check("usage hook", OK, f"{hooked[0]} records every module load"))
+    else:
+        checks.append(Check("usage hook", WARN, "no SitePackage.lua with nixmod's hook on "
+                            "LMOD_PACKAGE_PATH: module loads are not recorded, so 'gc "
+                            "--unused-for' goes by build time and 'usage' stays empty",
+                            "staff: install lua/*.lua and set LMOD_PACKAGE_PATH (README "
+                            "'Lmod: the site hook')"))
+    socket = Path("/dev/log")
+    if socket.is_socket():
+        checks.append(Check("syslog", OK, f"{socket} accepts the site's usage records"))
+    else:
+        checks.append(Check("syslog", WARN, f"{socket} is not a socket: no syslog daemon takes "
+                            "usage records (only the user's own last loads are kept)",
+                            "staff: run rsyslogd with the rule in README 'Disk and usage'"))
+    log = config.usage.log
+    if log is not None:
+        try:
+            with open(log, "rb") as opened:
+                size = os.fstat(opened.fileno()).st_size
+        except FileNotFoundError:
+            checks.append(Check("usage log", WARN, f"{log} ([usage] log) does not exist",
+                                "staff: check the rsyslog rule's file name, or fix [usage] log"))
+        except OSError as exc:
+            checks.append(Check("usage log", WARN, f"{log} ([usage] log) cannot be read by "
+                                f"{current_user()}: {exc.strerror}",
+                                "only staff who can read it run 'nixmod usage'"))
+        else:
+            checks.append(Check("usage log", OK, f"{log} readable ({size} bytes)"))
+    return checks
+
+
 def run_checks(config: Config) -> list[Check]:
     sources = ", ".join(map(str, config.sources)) or "none (built-in defaults)"
     channels = ", ".join(c.name for c in config.channels)
@@ -352,6 +403,7 @@ def run_checks(config: Config) -> list[Check]:
     checks += check_paths(config)
     checks += check_build_database(config)
     checks += check_site_catalog(config)
+    checks += check_usage(config)
     return checks
 
 

@@ -13,8 +13,10 @@ SLURM_CONFIG = '[build]\nbackend = "slurm"\n[build.slurm]\npartition = "nixbuild
 
 
 def _green_env(session) -> dict[str, str]:
-    """Put the modules root on MODULEPATH, as `module use` would."""
-    return {"MODULEPATH": str(session.home / ".local/share/nixmod/modules")}
+    """Put the modules root on MODULEPATH, as `module use` would, and the site's Lmod hook
+    on LMOD_PACKAGE_PATH, as the rig's site installs it."""
+    return {"MODULEPATH": str(session.home / ".local/share/nixmod/modules"),
+            "LMOD_PACKAGE_PATH": "/opt/nixmod/lua"}
 
 
 def test_doctor_is_all_green_on_the_rig(alice):
@@ -52,3 +54,23 @@ def test_doctor_names_an_unwritable_modules_root_with_a_fix(alice):
     assert proc.returncode == 1
     line = next(l for l in proc.stdout.splitlines() if "modules root" in l)
     assert line.startswith("[FAIL]") and "not writable" in line and "set [modules] root" in line
+
+
+def test_doctor_says_whether_module_loads_are_recorded(alice):
+    """Without the site hook or syslog, `usage` stays empty and `gc` goes by build time:
+    doctor says so (a warning, not a failure), and says yes once the hook is on the path."""
+    alice.write_config('[usage]\nlog = "/root/no-such-usage.log"\n')
+    proc = alice.nixmod("doctor", "--json", env={**_green_env(alice), "LMOD_PACKAGE_PATH": ""})
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["usage hook"]["status"] == "warn"
+    assert "module loads are not recorded" in checks["usage hook"]["detail"]
+    assert "LMOD_PACKAGE_PATH" in checks["usage hook"]["fix"]
+    assert checks["usage log"]["status"] == "warn"
+    assert "/root/no-such-usage.log" in checks["usage log"]["detail"]
+    assert checks["syslog"]["status"] == "ok"          # the rig's rsyslogd holds /dev/log
+
+    proc = alice.nixmod("doctor", "--json",
+                        env={**_green_env(alice), "LMOD_PACKAGE_PATH": "/opt/nixmod/lua"})
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["usage hook"]["status"] == "ok", checks["usage hook"]
+    assert "/opt/nixmod/lua/SitePackage.lua" in checks["usage hook"]["detail"]
