@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
@@ -176,3 +177,21 @@ def userside_script(name: str) -> Path:
 def run_userside(session: UserSession, name: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run the user-side script ``name`` as ``session``'s user with the installed nixmod."""
     return session.run(str(VENV / "bin/python"), "-I", str(userside_script(name)), *args, **kw)
+
+
+@contextmanager
+def small_tmpfs(owner: str, size: str = "4m") -> Iterator[Path]:
+    """A real, small file system (a tmpfs the suite mounts) owned by ``owner``, to fill up.
+
+    Full-disk behaviour is only honest on a real full disk; it is unmounted
+    (lazily: a user's process may still hold a file there) however the test ends.
+    """
+    mount = SCRATCH / f"full-{uuid.uuid4().hex[:8]}"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount)],
+                   check=True)
+    try:
+        subprocess.run(["chown", f"{owner}:{owner}", str(mount)], check=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

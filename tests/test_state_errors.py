@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 
 from builds_helpers import counter_lines, new_counter, records, setup_builds, status
-from rig import SCRATCH, UserSession
+from rig import UserSession, small_tmpfs
 
 
 def _configure(alice: UserSession, test_channels, state_dir=None) -> None:
@@ -61,12 +60,7 @@ def test_an_unwritable_state_dir_keeps_its_records(alice, test_channels):
 
 def test_a_full_disk_is_said_before_anything_and_keeps_the_records(alice, test_channels):
     """A real full file system: a small tmpfs (mounted by the suite) for the state dir."""
-    mount = SCRATCH / f"full-{uuid.uuid4().hex[:8]}"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
-                   check=True)
-    try:
-        subprocess.run(["chown", f"{alice.user}:{alice.user}", str(mount)], check=True)
+    with small_tmpfs(alice.user) as mount:
         state = mount / "state"
         _configure(alice, test_channels, state_dir=state)
         first = records(alice.nixmod("build", "pkg1", "--wait", "--json", check=True))[0]
@@ -76,8 +70,6 @@ def test_a_full_disk_is_said_before_anything_and_keeps_the_records(alice, test_c
                       "free some space there", "your build records are kept")
         alice.run("rm", f"{mount}/fill", check=True)
         assert [(r["id"], r["state"]) for r in status(alice)] == [(first["id"], "built")]
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_truncated_builds_db_is_damage_not_an_empty_history(alice, test_channels):
@@ -143,12 +135,7 @@ def test_a_disk_that_fills_during_a_local_build_says_no_space_left(alice, test_c
     another waits for the lane. The waiting one cannot write its log nor its record: it
     ends failed saying "no space left on device", not "vanished"; the running one, whose
     output is valid, is built; both show once there is room again, and --retry builds."""
-    mount = SCRATCH / f"full-{uuid.uuid4().hex[:8]}"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
-                   check=True)
-    try:
-        subprocess.run(["chown", f"{alice.user}:{alice.user}", str(mount)], check=True)
+    with small_tmpfs(alice.user) as mount:
         state = mount / "state"
         nonce, counter = new_counter()
         setup_builds(alice, test_channels, backend="local", nonce=nonce, counter=counter,
@@ -191,8 +178,6 @@ def test_a_disk_that_fills_during_a_local_build_says_no_space_left(alice, test_c
         retried = alice.nixmod("build", "--retry", "--wait", "--json")
         assert retried.returncode == 0, retried.stderr
         assert status(alice, waiting["id"])[0]["state"] == "built"
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_builds_db_from_before_joined_at_keeps_its_records(alice, test_channels):
