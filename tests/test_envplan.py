@@ -47,6 +47,13 @@ def test_r_packages_go_into_r_wrapper_override():
         in text and "pkgs.R\n" not in text
 
 
+def test_attribute_names_from_a_catalog_never_become_nix_code():
+    text = environment_expression("python3", ['python3Packages.in', 'python3Packages.a"${b}',
+                                              'x; y = builtins.exec', "3to2"])
+    assert 'ps."a\\"\\${b}"' in text and 'ps."in"' in text
+    assert 'pkgs."x; y = builtins".exec' in text and 'pkgs."3to2"' in text
+
+
 def test_the_newest_channel_with_every_package_is_chosen_and_channel_pins_it(catalog):
     assert plan_environment(catalog, [NUMPY], CHANNELS).channel == "demo-2025"
     old = plan_environment(catalog, [NUMPY], CHANNELS, channel="demo-2024")
