@@ -80,6 +80,8 @@ def test_two_users_same_environment_under_two_names_is_one_store_path_built_once
         setup_env_user(user, test_channels, backend="slurm", nonce=nonce, counter=counter)
     first = created(alice.nixmod("env", "create", "mine", REQUESTS, NUMPY, "hello", "--json",
                                  timeout=300))
+    twice = alice.nixmod("env", "create", "mine", "hello")   # built or still in flight: taken
+    assert twice.returncode == 2 and "environment mine exists" in twice.stderr, twice.stderr
     # bob names the packages in another order, under another NAME, while alice's job runs
     second = created(bob.nixmod("env", "create", "theirs", "hello", NUMPY, REQUESTS, "--wait",
                                 "--json", timeout=400))
