@@ -121,6 +121,12 @@ def test_a_refused_submission_keeps_the_environment_s_build_pending_and_says_its
     [pending] = json.loads(proc.stdout)["builds"]
     assert (pending["name"], pending["version"], pending["state"]) == ("sci", "1", "pending")
     assert counter_lines(counter) == []
+    alice.write_config(alice.config_path.read_text().replace(
+        'partition = "nosuchpartition"', f'partition = "{BUILD_PARTITION}"'))
+    retried = alice.nixmod("build", "--retry", str(pending["id"]), "--wait", timeout=400)
+    assert retried.returncode == 0, retried.stderr
+    [generation] = json.loads(alice.nixmod("env", "list", "--json", check=True).stdout)
+    assert generation["module"] == "nixenv/sci/1" and generation["packages"][0]["attr"] == NUMPY
 
 
 # -- generations ----------------------------------------------------------------------------
