@@ -37,17 +37,18 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
-from nixmod import nix, outside, shims, usage
+from nixmod import envtext, nix, outside, shims, usage
 from nixmod.config import Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
-from nixmod.gcroots import personal_gcroot_dir, remove_gc_roots
+from nixmod.gcroots import environment_gcroot_dir, personal_gcroot_dir, remove_gc_roots
+from nixmod.metadata import Identity
 from nixmod.names import validate_component
 
 
@@ -67,6 +68,15 @@ class ModuleRequest:
     #: how the channel was pinned when the build was submitted (``pins.module_channel_pin``),
     #: one line for the module's help; kept in the request so a rewrite keeps it
     channel_pin: str = ""
+    #: an environment's packages (``envplan.EnvPlan.packages``), sorted by attribute; empty
+    #: for a package's module. The module lists them (``extensions``, whatis, help)
+    packages: list[Identity] = field(default_factory=list)
+    #: an environment's interpreter attribute (``python312``, ``rWrapper``), "" for none
+    interpreter: str = ""
+
+    @property
+    def is_environment(self) -> bool:
+        return bool(self.packages)
 
     @property
     def store_path(self) -> str:
@@ -129,6 +139,16 @@ def modules_root(config: Config, root: Path | None = None) -> Path:
     return Path(root) if root is not None else Path(config.modules.root)
 
 
+def environment_config(config: Config) -> Config:
+    """``config`` whose module tree is the environments' (``[modules] env_prefix``).
+
+    An environment's generation is a module like a build's, under another
+    prefix: every function here (write, list, remove, defaults) works on it
+    through this config, as ``diskuse.prefix_config`` does for ``du`` and ``gc``.
+    """
+    return replace(config, modules=replace(config.modules, prefix=config.modules.env_prefix))
+
+
 def module_name(config: Config, name: str, version: str) -> str:
     """What ``module load`` takes: ``nix/hello/2.12.1``."""
     return f"{config.modules.prefix}/{name}/{version}"
@@ -143,6 +163,13 @@ def module_path(config: Config, name: str, version: str, *, root: Path | None = 
 def env_root_variable(name: str) -> str:
     """``NIXMOD_<NAME>_ROOT`` with NAME upper-cased and other characters as ``_`` (SPEC.md)."""
     return "NIXMOD_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_ROOT"
+
+
+def module_rebuild(config: Config, request: ModuleRequest) -> str:
+    """The command that brings ``request``'s store paths back (``envtext`` for an environment)."""
+    if request.is_environment:
+        return envtext.environment_rebuild(request.name, request.packages, config.demo_forced)
+    return rebuild_command(request.name, request.version, config.demo_forced)
 
 
 def rebuild_command(name: str, version: str, demo: bool = False) -> str:
@@ -190,7 +217,7 @@ def _prefix_paths(outputs: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path,
-               rebuild: str) -> str:
+               rebuild: str, demo: bool = False) -> str:
     lines = [f"{module}: {request.description}" if request.description else module, ""]
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
@@ -203,6 +230,9 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
     if programs:
         lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
     lines.append(f"Rebuild with: {rebuild}")
+    hint = envtext.environment_hint(request.attr or request.name, demo)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
 
 
@@ -217,6 +247,8 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     module = module_name(config, request.name, request.version)
     rebuild = rebuild_command(request.name, request.version, config.demo_forced)
     header = json.dumps(asdict(request), sort_keys=True)
+    if request.is_environment:
+        return _render_environment(config, request, module, header, shim_bin, programs, usage_dir)
     fields = [("Name", request.name), ("Version", request.version),
               ("Description", request.description), ("Homepage", request.homepage),
               ("License", request.license), ("Channel", request.channel),
@@ -227,7 +259,42 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
-    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild))})")
+    help_text = _help_text(request, module, programs, shim_bin, rebuild, config.demo_forced)
+    lines.append(f"help({lua_string(help_text)})")
+    return "\n".join(lines + _body(config, request, shim_bin, programs, usage_dir, rebuild,
+                                   request.name)) + "\n"
+
+
+def _render_environment(config: Config, request: ModuleRequest, module: str, header: str,
+                        shim_bin: Path, programs: list[str], usage_dir: Path | None) -> str:
+    """An environment's modulefile: its packages in whatis, help and ``extensions()``.
+
+    ``extensions("numpy/2.1.0", …)`` is Lmod's way to say a module provides
+    packages of its own, so ``module spider numpy`` names the environment.
+    """
+    listed = ", ".join(f"{p.get('attr') or p.get('name')} {p.get('version', '')}".strip()
+                       for p in request.packages)
+    fields = [("Name", f"{config.modules.prefix}/{request.name}"),
+              ("Generation", request.version), ("Description", request.description),
+              ("Channel", request.channel), ("Interpreter", request.interpreter),
+              ("Packages", listed), ("Channel pin", request.channel_pin),
+              ("Derivation", request.drv), ("Store path", request.store_path),
+              ("Keywords", ", ".join(dict.fromkeys(["nix", "environment", request.name, *programs])))]
+    lines = ["-- nixmod environment (generated by `nixmod env`)", _HEADER + header]
+    lines += [f"whatis({lua_string(f'{label}: {value}')})" for label, value in fields if value]
+    lines.append(f"help({lua_string(envtext.environment_help(request, module, programs, shim_bin))})")
+    extensions = [envtext.extension(p) for p in request.packages]
+    if extensions:
+        lines.append("extensions(" + ", ".join(lua_string(e) for e in extensions) + ")")
+    rebuild = module_rebuild(config, request)
+    return "\n".join(lines + _body(config, request, shim_bin, programs, usage_dir, rebuild,
+                                   f"{config.modules.prefix}_{request.name}")) + "\n"
+
+
+def _body(config: Config, request: ModuleRequest, shim_bin: Path, programs: list[str],
+          usage_dir: Path | None, rebuild: str, root_name: str) -> list[str]:
+    """What a module does on load: the store check, usage, PATH (shims), search paths, ROOT."""
+    lines: list[str] = []
     paths = ", ".join(lua_string(p) for p in request.outputs.values())
     lines += [
         "-- lua/SitePackage.lua defines this: a clear error when the store path is not on this node",
@@ -247,9 +314,9 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     # a MANPATH of only store dirs would hide every system man page.
     lines += [f"append_path(\"{var}\", \"\")" for var in _KEEP_DEFAULTS
               if any(v == var for v, _dir in search_paths)]
-    lines.append(f"setenv({lua_string(env_root_variable(request.name))}, "
+    lines.append(f"setenv({lua_string(env_root_variable(root_name))}, "
                  f"{lua_string(request.store_path)})")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # -- writing and removing ------------------------------------------------------------------
@@ -274,8 +341,7 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
     replacing = path.exists() or shim_dir.exists()
     try:
         programs = shims.write_shims(config, shim_dir, request.outputs,
-                                     rebuild=rebuild_command(request.name, request.version,
-                                                             config.demo_forced))
+                                     rebuild=module_rebuild(config, request))
         atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
                                              [p.name for p in programs],
                                              usage_dir=_own_usage_dir(config, base)))
@@ -371,7 +437,7 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     if _default_version(path.parent) == version:
         (path.parent / _RC).unlink()
     if gcroot_dir is None and modules_root(config, root) == Path(config.modules.root):
-        gcroot_dir = personal_gcroot_dir(Path(config.build.state_dir))
+        gcroot_dir = own_gcroot_dir(config)
     if gcroot_dir is not None:
         remove_gc_roots(gcroot_dir, name, version, info.outputs)
     shims.remove_shims(shims.shim_dir(modules_root(config, root), config.modules.prefix, name, version))
@@ -380,6 +446,14 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     except OSError:
         pass
     return info
+
+
+def own_gcroot_dir(config: Config) -> Path:
+    """Where the roots of the user's own modules in ``config``'s tree live: the state dir's,
+    or its ``.environments`` for the environments' tree (``environment_config``)."""
+    state_dir = Path(config.build.state_dir)
+    return environment_gcroot_dir(state_dir) if config.modules.prefix == config.modules.env_prefix \
+        else personal_gcroot_dir(state_dir)
 
 
 # -- reading the tree ------------------------------------------------------------------------

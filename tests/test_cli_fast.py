@@ -29,7 +29,7 @@ def test_search_prints_a_table_and_says_where_it_read_from(dump_home: DumpHome) 
     assert header.split() == ["NAME", "VERSIONS", "CHANNEL", "DESCRIPTION"]
     assert first.startswith("ripgrep") and "14.1.0, 13.0.0" in first and "demo-2025" in first
     # the first run lists the dumps (on stderr: stdout stays the answer); the next is cached
-    assert "reading" in proc.stderr and "14 packages from 2 channels" in proc.stderr
+    assert "reading" in proc.stderr and "17 packages from 2 channels" in proc.stderr
     again = dump_home.nixmod("search", "rg")
     assert again.stdout == proc.stdout and again.stderr == ""
 
@@ -78,9 +78,15 @@ def test_status_with_no_builds(dump_home: DumpHome) -> None:
 
 def test_catalog_info_counts_the_dumps(dump_home: DumpHome) -> None:
     info = json_of(dump_home, "catalog", "info")
-    assert isinstance(info, dict) and (info["packages"], info["versions"]) == (14, 20)
+    assert isinstance(info, dict) and (info["packages"], info["versions"]) == (17, 24)
     assert [(c["name"], c["kind"], c["packages"], c["error"]) for c in info["channels"]] == [
-        ("demo-2024", "dump", 10, ""), ("demo-2025", "dump", 10, "")]
+        ("demo-2024", "dump", 11, ""), ("demo-2025", "dump", 13, "")]
+
+
+def test_env_list_with_no_environment(dump_home: DumpHome) -> None:
+    proc = dump_home.nixmod("env", "list")
+    assert proc.returncode == 0 and "no environments yet" in proc.stdout, proc.stderr
+    assert json_of(dump_home, "env", "list") == []
 
 
 def test_help_lists_the_verbs_and_not_the_job_step(dump_home: DumpHome) -> None:
@@ -100,6 +106,13 @@ def test_help_lists_the_verbs_and_not_the_job_step(dump_home: DumpHome) -> None:
     (("versions", "hello@2.10"), "unknown package 'hello@2.10'"),   # versions takes a NAME
     (("build", "hello"), "is a saved package list"),
     (("status", "notanumber"), "notanumber"),
+    (("env", "create", "sci", "python3Packages.numpy-demo"), "'demo-2025' is a saved package list"),
+    (("env", "create", "sci", "python3Packages.numpy-demo", "python311Packages.scipy-demo"),
+     "need two interpreters (python3 and python311)"),
+    (("env", "create", "a/b", "hello"), "environment name 'a/b' is not usable"),
+    (("env", "create", "sci"), "name at least one package"),
+    (("env", "show", "nosuch"), "no environment nosuch"),
+    (("env", "remove", "nosuch/1"), "no environment nosuch/1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(dump_home: DumpHome, args: tuple[str, ...], says: str) -> None:
     assert dump_home.nixmod("catalog", "info").returncode == 0    # cached: no progress lines below
