@@ -289,7 +289,9 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
             for problem in report.problems:
                 print(problem)
             if report.ok and report.stack is not None:
-                print(f"{path}: ok: stack {report.stack.name}, {len(report.resolved)} packages, "
+                envs = (f", {len(report.environments)} environment"
+                        f"{'s' if len(report.environments) != 1 else ''}" if report.environments else "")
+                print(f"{path}: ok: stack {report.stack.name}, {len(report.resolved)} packages{envs}, "
                       f"modules under {report.stack.modules_root}")
         return 0 if report.ok else 2
     try:

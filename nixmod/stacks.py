@@ -24,8 +24,8 @@ from nixmod import builds, dirs, gcroots, lmod, nix, shims
 from nixmod.config import Config, current_user, key_line
 from nixmod.dirs import ensure_dir
 from nixmod.errors import UserError
-from nixmod.stackfile import (CheckReport, Problem, Resolved, Stack, StackEntry, StackInvalid, closest,
-                              parse_stack)
+from nixmod.stackfile import (CheckReport, EnvironmentEntry, Problem, Resolved, ResolvedEnvironment, Stack,
+                              StackEntry, StackInvalid, closest, parse_stack)
 
 from nixmod.builds.state import BuildRecord, BuildState
 from nixmod.lmod import ModuleInfo
@@ -125,8 +125,38 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                 continue
             default_of[version.name] = entry
         report.resolved.append(Resolved(entry=entry, version=version))
+    for environment in stack.environments:
+        resolved_env, env_problems = _resolve_environment(catalog, environment, file)
+        report.problems += env_problems
+        if resolved_env is not None:
+            report.environments.append(resolved_env)
     report.problems.sort(key=lambda problem: problem.line or 0)
     return report
+
+
+def _resolve_environment(catalog: Catalog, entry: EnvironmentEntry, file: str
+                         ) -> tuple[ResolvedEnvironment | None, list[Problem]]:
+    """The catalog versions of an environment's SPECs, or a problem per SPEC that names none.
+
+    Every SPEC is looked up at once (all of an environment's mistakes in one
+    ``stack check``), in the entry's channel when it names one.
+    """
+    known = [c.name for c in catalog.channels]
+    if entry.channel and entry.channel not in known:
+        hint = closest(entry.channel, known) or f"channels: {', '.join(known)}"
+        return None, [Problem(file, entry.line_of("channel"), f"environment {entry.name}: unknown "
+                              f"channel {entry.channel!r}", f"set channel to a configured one ({hint})")]
+    versions, problems = [], []
+    for spec in entry.packages:
+        named = spec if ":" in spec.split("@", 1)[0] or not entry.channel else f"{entry.channel}:{spec}"
+        try:
+            versions.append(catalog.resolve(named))
+        except UserError as exc:
+            problems.append(Problem(file, entry.line_of("packages"), f"environment {entry.name}: {exc}",
+                                    "list packages by the attribute path `nixmod search` shows"))
+    if problems:
+        return None, problems
+    return ResolvedEnvironment(entry=entry, versions=versions), []
 
 
 def load_stack(config: Config, path: Path, progress: Progress | None = None) -> CheckReport:
