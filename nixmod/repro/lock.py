@@ -73,19 +73,55 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class EnvironmentMember:
+    """One package of a locked environment: which attribute, at which version."""
+
+    name: str
+    version: str
+    attr: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "attr": self.attr}
+
+
+@dataclass(frozen=True)
+class LockedEnvironment:
+    """One environment of a lock: its packages, and exactly which derivation and bytes.
+
+    The drv depends only on the channel and the sorted package set (never on
+    the NAME), so two sites that evaluate the same members get the same drv;
+    the NAME says which module the environment becomes.
+    """
+
+    name: str
+    channel: str
+    packages: tuple[EnvironmentMember, ...]
+    drv: str
+    outputs: dict[str, str]
+    nar_hash: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "channel": self.channel,
+                "packages": [p.as_json() for p in self.packages], "drv": self.drv,
+                "outputs": dict(self.outputs), "nar_hash": dict(self.nar_hash)}
+
+
+@dataclass(frozen=True)
 class Lock:
-    """SPEC.md's lock: system, store dir, channels, packages (and the stack it came from)."""
+    """SPEC.md's lock: system, store dir, channels, packages, environments (and the stack it came from)."""
 
     system: str
     store_dir: str
     channels: dict[str, dict[str, Any]]
     packages: list[LockedPackage]
     stack: str | None = None
+    environments: list[LockedEnvironment] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"nixmod_lock": LOCK_FORMAT, "system": self.system,
                                 "store_dir": self.store_dir, "channels": self.channels,
-                                "packages": [p.as_json() for p in self.packages]}
+                                "packages": [p.as_json() for p in self.packages],
+                                "environments": [e.as_json() for e in self.environments]}
         if self.stack:
             data["stack"] = self.stack
         return data
@@ -94,8 +130,14 @@ class Lock:
         return json.dumps(self.as_json(), indent=2) + "\n"
 
     def closure_roots(self) -> list[str]:
-        """Every locked output path, in lock order, once."""
-        return list(dict.fromkeys(p for pkg in self.packages for p in pkg.outputs.values()))
+        """Every locked output path (packages, then environments), in lock order, once."""
+        built: list[LockedPackage | LockedEnvironment] = [*self.packages, *self.environments]
+        return list(dict.fromkeys(p for item in built for p in item.outputs.values()))
+
+    def drvs(self) -> list[str]:
+        """Every locked derivation (packages, then environments), once."""
+        built: list[LockedPackage | LockedEnvironment] = [*self.packages, *self.environments]
+        return list(dict.fromkeys(item.drv for item in built))
 
 
 def _store_path_ok(path: Any, store_dir: str) -> bool:
@@ -134,8 +176,11 @@ def parse_lock(data: Any, source: str) -> Lock:
         if not valid_channel_name(name):
             raise bad(f"channel name {name!r} must be letters, digits and . _ + - only")
     raw_packages = data.get("packages")
-    if not isinstance(raw_packages, list) or not raw_packages:
-        raise bad("'packages' must be a non-empty list")
+    raw_environments = data.get("environments", [])
+    if not isinstance(raw_packages, list) or not isinstance(raw_environments, list):
+        raise bad("'packages' and 'environments' must be lists")
+    if not raw_packages and not raw_environments:
+        raise bad("'packages' and 'environments' are both empty: nothing is locked")
     packages = []
     for index, raw in enumerate(raw_packages):
         where = f"package #{index + 1}"
@@ -151,18 +196,7 @@ def parse_lock(data: Any, source: str) -> Lock:
         if not valid_attr_path(texts["attr"]):
             raise bad(f"{where} ({texts['name']}): attr {texts['attr']!r} is not an attribute "
                       "path (no blanks, '/' or control characters)")
-        outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
-        if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
-                or set(outputs) != set(hashes)):
-            raise bad(f"{where} ({texts['name']}) needs 'outputs' and 'nar_hash' for the same outputs")
-        for output, path in outputs.items():
-            component(output, "output", f"{where} ({texts['name']})")
-            if not _store_path_ok(path, store_dir) or not isinstance(hashes[output], str) \
-                    or not _NAR_HASH.fullmatch(hashes[output]):
-                raise bad(f"{where} ({texts['name']}) output {output!r}: a store path under "
-                          f"{store_dir} and a 'sha256:…' hash are needed")
-        if not _store_path_ok(texts["drv"], store_dir) or not texts["drv"].endswith(".drv"):
-            raise bad(f"{where} ({texts['name']}): drv must be a .drv path under {store_dir}")
+        outputs, hashes = _built(raw, texts["drv"], store_dir, f"{where} ({texts['name']})", bad)
         if texts["channel"] not in channels:
             raise bad(f"{where} ({texts['name']}) names channel {texts['channel']!r}, "
                       "which 'channels' does not describe")
@@ -177,8 +211,74 @@ def parse_lock(data: Any, source: str) -> Lock:
         if not isinstance(stack, str):
             raise bad("'stack' must be a string")
         component(stack, "stack", "'stack'")
+    environments = [_parse_environment(raw, f"environment #{index + 1}", store_dir, channels, bad)
+                    for index, raw in enumerate(raw_environments)]
+    names = [e.name for e in environments]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise bad(f"environment {twice!r} is locked twice")
     return Lock(system=system, store_dir=store_dir, channels=dict(channels),
-                packages=packages, stack=stack)
+                packages=packages, stack=stack, environments=environments)
+
+
+def _built(raw: dict[str, Any], drv: str, store_dir: str, where: str,
+           bad: Callable[[str], UserError]) -> tuple[dict[str, str], dict[str, str]]:
+    """The checked ``outputs`` and ``nar_hash`` of a locked package or environment."""
+    outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
+    if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
+            or set(outputs) != set(hashes)):
+        raise bad(f"{where} needs 'outputs' and 'nar_hash' for the same outputs")
+    for output, path in outputs.items():
+        try:
+            validate_component(output, "output")
+        except UserError as exc:
+            raise bad(f"{where}: {exc}") from None
+        if not _store_path_ok(path, store_dir) or not isinstance(hashes[output], str) \
+                or not _NAR_HASH.fullmatch(hashes[output]):
+            raise bad(f"{where} output {output!r}: a store path under "
+                      f"{store_dir} and a 'sha256:…' hash are needed")
+    if not _store_path_ok(drv, store_dir) or not drv.endswith(".drv"):
+        raise bad(f"{where}: drv must be a .drv path under {store_dir}")
+    return dict(outputs), dict(hashes)
+
+
+def _parse_environment(raw: Any, where: str, store_dir: str, channels: dict[str, Any],
+                       bad: Callable[[str], UserError]) -> LockedEnvironment:
+    """One ``environments`` entry, every field checked as a package's is.
+
+    The name becomes a module directory (``<env_prefix>/NAME``), each
+    member's attribute goes into a Nix expression: both are held to the
+    rules a package's name and attribute are.
+    """
+    if not isinstance(raw, dict):
+        raise bad(f"{where} is not an object")
+    name, channel, drv = raw.get("name"), raw.get("channel"), raw.get("drv")
+    if not all(isinstance(v, str) and v for v in (name, channel, drv)):
+        raise bad(f"{where} needs name, channel and drv as strings")
+    assert isinstance(name, str) and isinstance(channel, str) and isinstance(drv, str)
+    try:
+        validate_component(name, "name")
+    except UserError as exc:
+        raise bad(f"{where}: {exc}") from None
+    where = f"{where} ({name})"
+    if channel not in channels:
+        raise bad(f"{where} names channel {channel!r}, which 'channels' does not describe")
+    members = raw.get("packages")
+    if not isinstance(members, list) or not members:
+        raise bad(f"{where} needs 'packages', a non-empty list")
+    parsed = []
+    for member in members:
+        texts = {key: value for key in ("name", "version", "attr")
+                 if isinstance(member, dict) and isinstance(value := member.get(key), str) and value}
+        if len(texts) != 3:
+            raise bad(f"{where}: each package needs name, version and attr as strings")
+        if not valid_attr_path(texts["attr"]):
+            raise bad(f"{where}: attr {texts['attr']!r} is not an attribute path "
+                      "(no blanks, '/' or control characters)")
+        parsed.append(EnvironmentMember(**texts))
+    outputs, hashes = _built(raw, drv, store_dir, where, bad)
+    return LockedEnvironment(name=name, channel=channel, packages=tuple(parsed), drv=drv,
+                             outputs=outputs, nar_hash=hashes)
 
 
 def read_lock(path: Path) -> Lock:
