@@ -48,6 +48,7 @@ from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
 from nixmod.gcroots import personal_gcroot_dir, remove_gc_roots
+from nixmod.metadata import Identity
 from nixmod.names import validate_component
 
 
@@ -67,6 +68,15 @@ class ModuleRequest:
     #: how the channel was pinned when the build was submitted (``pins.module_channel_pin``),
     #: one line for the module's help; kept in the request so a rewrite keeps it
     channel_pin: str = ""
+    #: an environment's packages (``envplan.EnvPlan.packages``), sorted by attribute; empty
+    #: for a package's module. The module lists them (``extensions``, whatis, help)
+    packages: list[Identity] = field(default_factory=list)
+    #: an environment's interpreter attribute (``python312``, ``rWrapper``), "" for none
+    interpreter: str = ""
+
+    @property
+    def is_environment(self) -> bool:
+        return bool(self.packages)
 
     @property
     def store_path(self) -> str:

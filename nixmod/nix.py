@@ -171,6 +171,24 @@ def instantiate(path: Path | None, attr: str, url: str = "", sha256: str = "") -
     return Instantiated(drv=drv, outputs=derivation_outputs(drv))
 
 
+def instantiate_expression(path: Path | None, function: str, url: str = "",
+                           sha256: str = "") -> Instantiated:
+    """Instantiate ``function`` (Nix text ``pkgs: …``) applied to a channel's package set.
+
+    An environment (``nixmod.envplan``) is such a function: the channel is
+    imported here exactly as ``channel_expression`` names it for
+    ``instantiate``, so the drv depends on the channel and the function's
+    text only, never on who asks or from where.
+    """
+    channel = (f"import {nix_string(str(Path(path).absolute()))} {{}}" if path is not None
+               else f"{tarball_expression(url, sha256)} {{}}")
+    proc = run(["nix-instantiate", "-E", f"({function.strip()}) ({channel})", *OFFLINE_OPTIONS])
+    drvs = [line for line in proc.stdout.split() if line.endswith(".drv")]
+    if not drvs:
+        raise OperationFailed("nix-instantiate gave no derivation for the environment")
+    return Instantiated(drv=drvs[0], outputs=derivation_outputs(drvs[0]))
+
+
 def derivation_outputs(drv: str) -> dict[str, str]:
     """Output name -> store path, read from the drv itself (it is ATerm text)."""
     text = outside.read_text(Path(drv))   # a drv's strings are bytes: any catalog's
