@@ -107,15 +107,12 @@ class Resolved:
 
 @dataclass
 class ResolvedEnvironment:
-    """An ``[[environment]]`` and the catalog versions its package SPECs name."""
+    """An ``[[environment]]`` as planned: its channel, interpreter and members (sorted by attr)."""
 
     entry: EnvironmentEntry
     versions: list[PackageVersion]
-
-    @property
-    def channel(self) -> str:
-        """The one channel of the environment (the entry's, else the one its packages resolved in)."""
-        return self.entry.channel or (self.versions[0].channel if self.versions else "")
+    channel: str
+    interpreter: str = ""               # "" for an environment with no interpreter
 
 
 @dataclass
@@ -145,7 +142,7 @@ class CheckReport:
                           "channel": r.version.channel, "default": r.entry.default,
                           "line": r.entry.line} for r in self.resolved],
             "environments": [{"name": e.entry.name, "channel": e.channel, "default": e.entry.default,
-                              "line": e.entry.line,
+                              "line": e.entry.line, "interpreter": e.interpreter or None,
                               "packages": [{"name": v.name, "version": v.version, "attr": v.attr}
                                            for v in e.versions]} for e in self.environments],
             "problems": [asdict(p) for p in self.problems],

@@ -136,27 +136,36 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
 
 def _resolve_environment(catalog: Catalog, entry: EnvironmentEntry, file: str
                          ) -> tuple[ResolvedEnvironment | None, list[Problem]]:
-    """The catalog versions of an environment's SPECs, or a problem per SPEC that names none.
+    """The environment as ``env create`` would plan it (``envplan``), or its problems.
 
-    Every SPEC is looked up at once (all of an environment's mistakes in one
-    ``stack check``), in the entry's channel when it names one.
+    An unknown channel is named with the nearest configured one; every
+    package SPEC that names nothing gets its own line (all of them in one
+    ``stack check``); then the planner's own refusal (two interpreters, two
+    channels, a package outside its interpreter's set), in its words.
     """
+    from nixmod.envplan import plan_environment   # startup: a stack without environments plans none
+
     known = [c.name for c in catalog.channels]
     if entry.channel and entry.channel not in known:
         hint = closest(entry.channel, known) or f"channels: {', '.join(known)}"
         return None, [Problem(file, entry.line_of("channel"), f"environment {entry.name}: unknown "
                               f"channel {entry.channel!r}", f"set channel to a configured one ({hint})")]
-    versions, problems = [], []
+    problems = []
     for spec in entry.packages:
-        named = spec if ":" in spec.split("@", 1)[0] or not entry.channel else f"{entry.channel}:{spec}"
         try:
-            versions.append(catalog.resolve(named))
+            catalog.resolve(spec)
         except UserError as exc:
             problems.append(Problem(file, entry.line_of("packages"), f"environment {entry.name}: {exc}",
                                     "list packages by the attribute path `nixmod search` shows"))
     if problems:
         return None, problems
-    return ResolvedEnvironment(entry=entry, versions=versions), []
+    try:
+        plan = plan_environment(catalog, entry.packages, known, entry.channel or None)
+    except UserError as exc:
+        return None, [Problem(file, entry.line_of("packages"), f"environment {entry.name}: {exc}",
+                              "make the packages one interpreter's and one channel's")]
+    return ResolvedEnvironment(entry=entry, versions=list(plan.members), channel=plan.channel,
+                               interpreter=plan.interpreter or ""), []
 
 
 def load_stack(config: Config, path: Path, progress: Progress | None = None) -> CheckReport:

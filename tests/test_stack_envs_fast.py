@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from dump_channels import DumpHome
+from dump_channels import DUMPS, DumpHome
 
 GOOD = """\
 [stack]
@@ -76,8 +76,9 @@ def test_a_stack_with_environments_checks_ok_and_lists_them(dump_home: DumpHome)
     envs = {e["name"]: e for e in report["environments"]}
     assert envs["sci"]["default"] is True and envs["sci"]["line"] == 8
     assert envs["sci"]["channel"] == "demo-2025"
-    assert [p["name"] for p in envs["sci"]["packages"]] == [
-        "python3Packages.numpy-demo", "python3Packages.requests-demo", "jq-demo"]
+    assert envs["sci"]["interpreter"] == "python3" and envs["old"]["interpreter"] == "python3"
+    assert [p["name"] for p in envs["sci"]["packages"]] == [   # sorted by attribute, as planned
+        "jq-demo", "python3Packages.numpy-demo", "python3Packages.requests-demo"]
     assert envs["old"]["channel"] == "demo-2024" and envs["old"]["default"] is False
 
 
@@ -101,3 +102,31 @@ def test_every_environment_mistake_is_named_with_its_line_and_fix(dump_home: Dum
     assert len(lines) == 8 and all("; fix: " in line for line in lines), out
     assert "Traceback" not in proc.stderr
     assert not root.exists()
+
+
+MIXED = """\
+[stack]
+name = "site-mixed"
+modules_root = "{root}"
+
+[[environment]]
+name = "ok"
+packages = ["python313Packages.numpy", "python313Packages.scipy", "jq"]
+
+[[environment]]
+name = "mixed"
+packages = ["python313Packages.numpy",
+            "python314Packages.scipy"]
+"""
+
+
+def test_an_environment_of_two_interpreters_is_refused_naming_both(dump_home: DumpHome) -> None:
+    """On real nixpkgs names: the planner's refusal, at the environment's packages line."""
+    dump_home.write_config(("nixpkgs-26.11", DUMPS / "nixpkgs-26.11-envs.json"))
+    stack_file = dump_home.base / "mixed.toml"
+    stack_file.write_text(MIXED.format(root=dump_home.base / "site"))
+    proc = dump_home.nixmod("stack", "check", str(stack_file))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"{stack_file}:11: environment mixed: python313Packages.numpy "
+                                  "and python314Packages.scipy need two interpreters"), proc.stdout
+    assert len(proc.stdout.splitlines()) == 1, proc.stdout
