@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[3] / "shared/data/nixpkgs"
+#: ../shared/data/nixpkgs of the first directory above the checkout that has one
+DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else next(
+    (p / "shared/data/nixpkgs" for p in HERE.parents if (p / "shared/data/nixpkgs").is_dir()),
+    HERE.parents[2] / "shared/data/nixpkgs")
 
 TOOLS = ["jq", "ripgrep", "git", "cmake", "hdf5", "gcc", "openmpi", "R", "rWrapper",
          "python3", "python312", "python313", "python314"]
