@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 from nixmod.builds import BuildRecord, BuildState, Plan
 from nixmod.catalog import Catalog
 from nixmod.config import Config
-from nixmod.tui import model
+from nixmod.tui import envmodel, model
 from nixmod.tui.base import NixmodAppApi, NixmodScreen
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
@@ -182,6 +182,16 @@ class NixmodApp(App[int]):
     def submit(self, plans: list[Plan]) -> None:
         try:
             records = model.submit_plans(self.config, plans)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(Submitted(error=model.explain(error)))
+            return
+        self.post_message(Submitted(records=list(records)))
+
+    @work(thread=True, exclusive=True, group="submit")
+    def create_environment(self, preview: envmodel.EnvPreview) -> None:
+        """Submit the environment the plan dialog showed (reuse, join or build) and write its module."""
+        try:
+            records = envmodel.create_environment(self.config, preview)
         except Exception as error:  # noqa: BLE001
             self.post_message(Submitted(error=model.explain(error)))
             return

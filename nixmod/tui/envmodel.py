@@ -1,0 +1,136 @@
+"""What the TUI shows of environments, worked out in plain Python (no Textual import).
+
+Beside ``model`` (packages, builds, modules): making an environment of the
+selection (a name, then the plan: interpreter, packages, reuse / join /
+build), the user's environments for the Modules screen, and which of them
+hold a package for Browse. The rules are the core's (``envplan`` plans,
+``environments`` builds and lists); here they are only arranged for the
+screens. Every function that touches Nix or the disk is called from thread
+workers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from nixmod.builds.state import BuildRecord
+from nixmod.config import Config
+from nixmod.envplan import EnvPlan, Lookup, plan_environment, require_buildable, role_of
+from nixmod.errors import UserError
+from nixmod.names import validate_component
+from nixmod.packages import PackageVersion
+
+#: what the plan says of a member that goes into buildEnv as it is
+BESIDE = "beside it (buildEnv)"
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One package of a planned environment and where it goes."""
+
+    name: str
+    version: str
+    goes_into: str      # "python313.withPackages", "rWrapper.override", "the interpreter", BESIDE
+
+
+@dataclass(frozen=True)
+class EnvPreview:
+    """What making the environment NAME of the selection would do, before anything is submitted.
+
+    ``blocked``: why it cannot be built here (a browse-only channel), shown
+    in place of the action; ``action``: reuse / join / build (the core's
+    forecast, "" when blocked); ``forecast``: the core's plan, handed back to
+    it to submit.
+    """
+
+    name: str
+    plan: EnvPlan
+    members: tuple[MemberRow, ...]
+    action: str = ""
+    job: str | None = None
+    blocked: str = ""
+    forecast: object | None = None
+
+    @property
+    def interpreter_text(self) -> str:
+        return self.plan.interpreter or "none (buildEnv of the packages)"
+
+    @property
+    def will(self) -> str:
+        """One phrase: what submitting does (the words of the package plan dialog)."""
+        if self.blocked:
+            return "cannot be built here"
+        if self.action == "reuse":
+            return "reuse: already built (by you or someone else)"
+        if self.action == "join":
+            return f"join: already building (job {self.job})" if self.job else "join: already building"
+        if self.action == "build":
+            return "build: new"
+        return self.action
+
+
+def check_env_name(name: str) -> str:
+    """"" when ``name`` can name an environment (it becomes ``<env_prefix>/NAME``), else why not."""
+    if not name.strip():
+        return "type a name, e.g. sci"
+    try:
+        validate_component(name.strip(), "name")
+    except UserError as exc:
+        return str(exc)
+    return ""
+
+
+def selection_specs(versions: Sequence[PackageVersion]) -> list[str]:
+    """The picks as ``env create`` SPECs, each pinned to its channel and version: the
+    environment is what was picked, and picks of two channels are refused by name."""
+    return [f"{v.channel}:{v.name}@{v.version}" for v in versions]
+
+
+def member_rows(plan: EnvPlan) -> tuple[MemberRow, ...]:
+    """Each member with where it goes (the planner's rule: ``envplan.role_of``)."""
+    rows = []
+    for member in plan.members:
+        role = role_of(member.attr)
+        if role.is_interpreter:
+            goes = "the interpreter"
+        elif role.in_set and plan.interpreter == "rWrapper":
+            goes = "rWrapper.override"
+        elif role.in_set:
+            goes = f"{role.interpreter}.withPackages"
+        else:
+            goes = BESIDE
+        rows.append(MemberRow(member.name, member.version, goes))
+    return tuple(rows)
+
+
+def plan_from_selection(config: Config, catalog: Lookup, name: str,
+                        versions: Sequence[PackageVersion]) -> EnvPreview:
+    """The plan of environment ``name`` of ``versions`` (UserError: refused, one line).
+
+    Planning is the core's, in-process; then a browse-only channel is
+    ``blocked`` (the plan is still shown: the user sees what it would be).
+    """
+    why = check_env_name(name)
+    if why:
+        raise UserError(why)
+    if not versions:
+        raise UserError("the selection is empty; pick packages in Browse (space) first")
+    channels = [c.name for c in config.channels]
+    plan = plan_environment(catalog, selection_specs(versions), channels)
+    blocked = ""
+    try:
+        require_buildable(config, plan)
+    except UserError as exc:
+        blocked = str(exc)
+    return EnvPreview(name=name.strip(), plan=plan, members=member_rows(plan), blocked=blocked)
+
+
+def create_environment(config: Config, preview: EnvPreview) -> list[BuildRecord]:
+    """Submit the environment ``preview`` showed, as ``nixmod env create`` does.
+
+    Wired to the core's ``environments`` module when it lands on this branch
+    (the envcore branch); until then the dialog's confirm says so in one line.
+    """
+    raise UserError(f"making environment {preview.name} from the TUI needs nixmod's environments "
+                    "core; run 'nixmod env create' instead")
