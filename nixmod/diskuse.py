@@ -113,8 +113,9 @@ def own_root_links(config: Config, info: lmod.ModuleInfo) -> set[str]:
     """The GC root links the build of ``info`` has in the user's state dir (both spellings:
     as given to the daemon and with symlinks resolved)."""
     try:
-        root = gcroots.gc_root(gcroots.personal_gcroot_dir(Path(config.build.state_dir)),
-                            info.name, info.version)
+        tree = lmod.environment_config(config) \
+            if info.module.startswith(f"{config.modules.env_prefix}/") else config
+        root = gcroots.gc_root(lmod.own_gcroot_dir(tree), info.name, info.version)
     except UserError:
         return set()
     links = set()

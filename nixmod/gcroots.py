@@ -24,7 +24,7 @@ from nixmod import nix
 from nixmod.errors import UserError
 from nixmod.names import validate_component
 
-__all__ = ["gc_root", "personal_gcroot_dir", "stack_gcroot_dir", "gc_root_link", "gc_root_links",
+__all__ = ["gc_root", "personal_gcroot_dir", "environment_gcroot_dir", "ENVIRONMENTS", "stack_gcroot_dir", "gc_root_link", "gc_root_links",
            "remove_gc_roots", "has_legacy_gc_roots", "migrate_gc_roots", "LEGACY_ROOTS"]
 
 
@@ -56,6 +56,16 @@ def gc_root(directory: Path, name: str, version: str) -> Path:
 def personal_gcroot_dir(state_dir: Path) -> Path:
     """Where the GC roots of a user's own builds live: ``<state_dir>/gcroots``."""
     return Path(state_dir) / "gcroots"
+
+
+#: the directory of a user's environments' roots inside their GC root dir: NAME never starts
+#: with '.', so environment ``sci`` generation 1 never shares a root with package ``sci`` 1
+ENVIRONMENTS = ".environments"
+
+
+def environment_gcroot_dir(state_dir: Path) -> Path:
+    """Where the GC roots of a user's environments live: ``<state_dir>/gcroots/.environments``."""
+    return personal_gcroot_dir(state_dir) / ENVIRONMENTS
 
 
 def stack_gcroot_dir(modules_root: Path, stack: str) -> Path:

@@ -37,17 +37,17 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Iterable
 
-from nixmod import nix, outside, shims, usage
+from nixmod import envtext, nix, outside, shims, usage
 from nixmod.config import Config
 from nixmod.dirs import ensure_dir, refusal
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
-from nixmod.gcroots import personal_gcroot_dir, remove_gc_roots
+from nixmod.gcroots import environment_gcroot_dir, personal_gcroot_dir, remove_gc_roots
 from nixmod.metadata import Identity
 from nixmod.names import validate_component
 
@@ -139,6 +139,20 @@ def modules_root(config: Config, root: Path | None = None) -> Path:
     return Path(root) if root is not None else Path(config.modules.root)
 
 
+def environment_config(config: Config) -> Config:
+    """``config`` whose module tree is the environments' (``[modules] env_prefix``).
+
+    An environment's generation is a module like a build's, under another
+    prefix: every function here (write, list, remove, defaults) works on it
+    through this config, as ``diskuse.prefix_config`` does for ``du`` and ``gc``.
+    """
+    return replace(config, modules=replace(config.modules, prefix=config.modules.env_prefix))
+
+
+def _is_environment_tree(config: Config) -> bool:
+    return config.modules.prefix == config.modules.env_prefix
+
+
 def module_name(config: Config, name: str, version: str) -> str:
     """What ``module load`` takes: ``nix/hello/2.12.1``."""
     return f"{config.modules.prefix}/{name}/{version}"
@@ -200,7 +214,7 @@ def _prefix_paths(outputs: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bin: Path,
-               rebuild: str) -> str:
+               rebuild: str, demo: bool = False) -> str:
     lines = [f"{module}: {request.description}" if request.description else module, ""]
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
@@ -213,6 +227,9 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
     if programs:
         lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
     lines.append(f"Rebuild with: {rebuild}")
+    hint = envtext.environment_hint(request.attr or request.name, demo)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
 
 
@@ -227,6 +244,8 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     module = module_name(config, request.name, request.version)
     rebuild = rebuild_command(request.name, request.version, config.demo_forced)
     header = json.dumps(asdict(request), sort_keys=True)
+    if request.is_environment:
+        return _render_environment(config, request, module, header, shim_bin, programs, usage_dir)
     fields = [("Name", request.name), ("Version", request.version),
               ("Description", request.description), ("Homepage", request.homepage),
               ("License", request.license), ("Channel", request.channel),
@@ -237,7 +256,42 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
-    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild))})")
+    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild, config.demo_forced))})")
+    return "\n".join(lines + _body(config, request, shim_bin, programs, usage_dir, rebuild,
+                                   request.name)) + "\n"
+
+
+def _render_environment(config: Config, request: ModuleRequest, module: str, header: str,
+                        shim_bin: Path, programs: list[str], usage_dir: Path | None) -> str:
+    """An environment's modulefile: its packages in whatis, help and ``extensions()``.
+
+    ``extensions("numpy/2.1.0", …)`` is Lmod's way to say a module provides
+    packages of its own, so ``module spider numpy`` names the environment.
+    """
+    listed = ", ".join(f"{p.get('attr') or p.get('name')} {p.get('version', '')}".strip()
+                       for p in request.packages)
+    fields = [("Name", f"{config.modules.prefix}/{request.name}"),
+              ("Generation", request.version), ("Description", request.description),
+              ("Channel", request.channel), ("Interpreter", request.interpreter),
+              ("Packages", listed), ("Channel pin", request.channel_pin),
+              ("Derivation", request.drv), ("Store path", request.store_path),
+              ("Keywords", ", ".join(dict.fromkeys(["nix", "environment", request.name, *programs])))]
+    lines = ["-- nixmod environment (generated by `nixmod env`)", _HEADER + header]
+    lines += [f"whatis({lua_string(f'{label}: {value}')})" for label, value in fields if value]
+    lines.append(f"help({lua_string(envtext.environment_help(request, module, programs, shim_bin))})")
+    extensions = [envtext.extension(p) for p in request.packages]
+    if extensions:
+        lines.append("extensions(" + ", ".join(lua_string(e) for e in extensions) + ")")
+    rebuild = f"nixmod env create {shlex.quote(request.name)} " + " ".join(
+        shlex.quote(str(p.get("attr") or p.get("name"))) for p in request.packages)
+    return "\n".join(lines + _body(config, request, shim_bin, programs, usage_dir, rebuild,
+                                   f"{config.modules.prefix}_{request.name}")) + "\n"
+
+
+def _body(config: Config, request: ModuleRequest, shim_bin: Path, programs: list[str],
+          usage_dir: Path | None, rebuild: str, root_name: str) -> list[str]:
+    """What a module does on load: the store check, usage, PATH (shims), search paths, ROOT."""
+    lines: list[str] = []
     paths = ", ".join(lua_string(p) for p in request.outputs.values())
     lines += [
         "-- lua/SitePackage.lua defines this: a clear error when the store path is not on this node",
@@ -257,9 +311,9 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     # a MANPATH of only store dirs would hide every system man page.
     lines += [f"append_path(\"{var}\", \"\")" for var in _KEEP_DEFAULTS
               if any(v == var for v, _dir in search_paths)]
-    lines.append(f"setenv({lua_string(env_root_variable(request.name))}, "
+    lines.append(f"setenv({lua_string(env_root_variable(root_name))}, "
                  f"{lua_string(request.store_path)})")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # -- writing and removing ------------------------------------------------------------------
@@ -381,7 +435,7 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     if _default_version(path.parent) == version:
         (path.parent / _RC).unlink()
     if gcroot_dir is None and modules_root(config, root) == Path(config.modules.root):
-        gcroot_dir = personal_gcroot_dir(Path(config.build.state_dir))
+        gcroot_dir = own_gcroot_dir(config)
     if gcroot_dir is not None:
         remove_gc_roots(gcroot_dir, name, version, info.outputs)
     shims.remove_shims(shims.shim_dir(modules_root(config, root), config.modules.prefix, name, version))
@@ -390,6 +444,14 @@ def remove_module(config: Config, name: str, version: str, *, root: Path | None 
     except OSError:
         pass
     return info
+
+
+def own_gcroot_dir(config: Config) -> Path:
+    """Where the roots of the user's own modules in ``config``'s tree live: the state dir's,
+    or its ``.environments`` for the environments' tree (``environment_config``)."""
+    state_dir = Path(config.build.state_dir)
+    return environment_gcroot_dir(state_dir) if _is_environment_tree(config) \
+        else personal_gcroot_dir(state_dir)
 
 
 # -- reading the tree ------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def test_cache_is_reused_rebuilt_when_corrupt_and_refreshed(alice):
     refreshed = alice.nixmod("catalog", "refresh", check=True)
     assert refreshed.stderr.count("evaluating") == 2
     info = json_of(alice, "catalog", "info")
-    assert info["packages"] == 14 and info["versions"] == 20
+    assert info["packages"] == 17 and info["versions"] == 24
     assert [(c["name"], c["kind"], c["packages"], c["error"]) for c in info["channels"]] == [
         ("demo-2024", "nix", 10, ""), ("demo-2025", "nix", 10, "")]
     assert info["cache"] == str(index) and info["age_seconds"] < 60

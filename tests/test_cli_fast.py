@@ -29,7 +29,7 @@ def test_search_prints_a_table_and_says_where_it_read_from(dump_home: DumpHome) 
     assert header.split() == ["NAME", "VERSIONS", "CHANNEL", "DESCRIPTION"]
     assert first.startswith("ripgrep") and "14.1.0, 13.0.0" in first and "demo-2025" in first
     # the first run lists the dumps (on stderr: stdout stays the answer); the next is cached
-    assert "reading" in proc.stderr and "14 packages from 2 channels" in proc.stderr
+    assert "reading" in proc.stderr and "17 packages from 2 channels" in proc.stderr
     again = dump_home.nixmod("search", "rg")
     assert again.stdout == proc.stdout and again.stderr == ""
 
@@ -78,9 +78,9 @@ def test_status_with_no_builds(dump_home: DumpHome) -> None:
 
 def test_catalog_info_counts_the_dumps(dump_home: DumpHome) -> None:
     info = json_of(dump_home, "catalog", "info")
-    assert isinstance(info, dict) and (info["packages"], info["versions"]) == (14, 20)
+    assert isinstance(info, dict) and (info["packages"], info["versions"]) == (17, 24)
     assert [(c["name"], c["kind"], c["packages"], c["error"]) for c in info["channels"]] == [
-        ("demo-2024", "dump", 10, ""), ("demo-2025", "dump", 10, "")]
+        ("demo-2024", "dump", 11, ""), ("demo-2025", "dump", 13, "")]
 
 
 def test_help_lists_the_verbs_and_not_the_job_step(dump_home: DumpHome) -> None:

@@ -277,8 +277,8 @@ async def _browse(config, size):
         await settle(pilot)
         assert app.catalog_error == ""
         text = screen_text(app)
-        assert "14 packages in 2 channel(s)" in text, text
-        assert len(app.screen.result_names) == 14 and app.screen.result_names[0] == "bioinfo-tools"
+        assert "17 packages in 2 channel(s)" in text, text
+        assert len(app.screen.result_names) == 17 and app.screen.result_names[0] == "bioinfo-tools"
         assert "demo-2024, demo-2025" in text.splitlines()[0] and "Traceback" not in text
         assert type(app.focused).__name__ == "FilterInput"
         await paste_query(pilot, "rg")

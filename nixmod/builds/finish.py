@@ -52,7 +52,8 @@ def finish(config: Config, store: BuildStore, record: BuildRecord, state: str,
 
 def write_module(config: Config, record: BuildRecord) -> str:
     """Write the record's module into its tree (a stack's, else ``[modules].root``)."""
-    info = lmod.write_module(config, module_request(record, config),
+    tree = lmod.environment_config(config) if record.environment else config
+    info = lmod.write_module(tree, module_request(record, config),
                         root=Path(record.module_root) if record.module_root else None,
                         default=record.module_default)
     return info.module
@@ -68,5 +69,7 @@ def module_request(record: BuildRecord, config: Config | None = None) -> lmod.Mo
     pin = record.channel_pin
     if not pin and config is not None and record.channel:
         pin = module_channel_pin(config, record.channel)
+    environment = record.environment or {}
     return lmod.ModuleRequest(**metadata(record), drv=record.drv, outputs=dict(record.outputs),
-                              channel_pin=pin)
+                              channel_pin=pin, packages=list(environment.get("packages") or []),
+                              interpreter=str(environment.get("interpreter") or ""))

@@ -9,9 +9,9 @@ submission lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from nixmod import nix
 from nixmod.builds.records import check_state, open_store
@@ -43,6 +43,8 @@ class Plan:
     owner: str | None = None       # whose job that is (maybe another user)
     #: make this build's module the default of its name (a site stack decides per package)
     default: bool = False
+    #: an environment's packages and interpreter (``BuildRecord.environment``); {} for a package
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {**identity(self.version), "drv": self.drv, "outputs": self.outputs, "action": self.action, "job": self.job,
@@ -86,6 +88,18 @@ def plan(config: Config, versions: Sequence[PackageVersion],
             progress(f"evaluating {version.channel}:{version.attr} {version.version}")
         inst = nix.instantiate(channel.path, version.attr, channel.url, channel.sha256)
         instantiated.append((version, inst))
+    return plan_derivations(config, instantiated, backend=backend)
+
+
+def plan_derivations(config: Config, instantiated: Sequence[tuple[PackageVersion, nix.Instantiated]],
+                     *, backend: str | None = None,
+                     environment: dict[str, Any] | None = None) -> list[Plan]:
+    """Reuse / join / build for derivations already instantiated (``plan``'s second half).
+
+    An environment (``nixmod.environments``) is instantiated from its own
+    expression, then decided here like any package: ``environment`` goes
+    into each plan, for its record and its module.
+    """
     with open_store(config) as store:
         decide = _decider(config, store, [inst.drv for _v, inst in instantiated],
                           [p for _v, inst in instantiated for p in inst.outputs.values()],
@@ -95,7 +109,8 @@ def plan(config: Config, versions: Sequence[PackageVersion],
             action, flight = decide(inst.drv, inst.outputs)
             plans.append(Plan(version=version, drv=inst.drv, outputs=inst.outputs, action=action,
                               job=flight.job if flight else None,
-                              owner=flight.owner if flight else None))
+                              owner=flight.owner if flight else None,
+                              environment=dict(environment or {})))
         return plans
 
 

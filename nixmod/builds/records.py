@@ -84,11 +84,12 @@ def module_requests(config: Config) -> list[ModuleRequest]:
 
     ``modules refresh`` rewrites these into ``[modules].root``; builds that a
     site stack published into its own tree (``module_root`` set) belong to
-    that stack and are left to ``stack build``.
+    that stack and are left to ``stack build``; an environment's module is
+    in ``[modules] env_prefix``'s tree, not this one.
     """
     with open_store(config) as store:
         return [module_request(r, config) for r in store.select(states=DONE_STATES)
-                if not r.module_root]
+                if not r.module_root and not r.environment]
 
 
 def modules_rewritten(config: Config, written: Sequence[ModuleInfo]) -> None:
@@ -102,7 +103,7 @@ def modules_rewritten(config: Config, written: Sequence[ModuleInfo]) -> None:
         by_key = {(info.name, info.version): info for info in written}
         for record in store.select(states=DONE_STATES):
             info = by_key.get((record.name, record.version))
-            if record.module_root or info is None or (info.outputs and
+            if record.module_root or record.environment or info is None or (info.outputs and
                                                       info.outputs != record.outputs):
                 continue     # a stack's build, or the module is another build's of that version
             stale = record.error if record.error and "module was not written" in record.error \

@@ -119,6 +119,9 @@ class BuildRecord:
     #: how the channel was pinned when the build was submitted (``pins.module_channel_pin``):
     #: the module shows it, and the job step may run hours later, on a changed checkout
     channel_pin: str = ""
+    #: an environment's build (``nixmod.environments``): its packages and interpreter,
+    #: ``{"packages": [...], "interpreter": ...}``, which its module lists; {} for a package
+    environment: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
     updated: float = 0.0
 
@@ -141,7 +144,7 @@ class BuildRecord:
 
 
 _COLUMNS = [f.name for f in fields(BuildRecord)]
-_JSON_COLUMNS = {"outputs"}
+_JSON_COLUMNS = {"outputs", "environment"}
 _BOOL_COLUMNS = {"joined", "module_default"}
 
 _SCHEMA = """
@@ -155,14 +158,16 @@ CREATE TABLE IF NOT EXISTS builds (
     homepage TEXT NOT NULL DEFAULT '', license TEXT NOT NULL DEFAULT '',
     module_root TEXT, module_default INTEGER NOT NULL DEFAULT 0, gcroot_dir TEXT,
     created REAL NOT NULL, updated REAL NOT NULL, node TEXT, joined_at REAL,
-    channel_pin TEXT NOT NULL DEFAULT ''
+    channel_pin TEXT NOT NULL DEFAULT '',
+    environment TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
 CREATE INDEX IF NOT EXISTS builds_drv ON builds(drv);
 """
 #: columns added after the first release, with their SQL type: an older
 #: state db gains them on open, so an upgrade never loses a user's builds
-_ADDED_COLUMNS = {"node": "TEXT", "joined_at": "REAL", "channel_pin": "TEXT NOT NULL DEFAULT ''"}
+_ADDED_COLUMNS = {"node": "TEXT", "joined_at": "REAL", "channel_pin": "TEXT NOT NULL DEFAULT ''",
+                  "environment": "TEXT NOT NULL DEFAULT '{}'"}
 
 
 def _to_row(record: BuildRecord) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from nixmod.config import Config, config_files
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
+from nixmod.gcroots import environment_gcroot_dir
 from nixmod.lmod import check_tree
 from nixmod.metadata import metadata
 from nixmod.pins import module_channel_pin
@@ -59,10 +60,21 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
                 outputs=p.outputs, backend=backend or config.build.backend,
                 module_root=str(module_root) if module_root else None,
                 module_default=default or p.default,
-                gcroot_dir=str(gcroot_dir) if gcroot_dir else None,
-                channel_pin=module_channel_pin(config, p.version.channel))) for p in plans]
+                gcroot_dir=_gcroot_dir(config, p, gcroot_dir),
+                channel_pin=module_channel_pin(config, p.version.channel),
+                environment=dict(p.environment))) for p in plans]
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
+
+
+def _gcroot_dir(config: Config, plan: Plan, given: Path | None) -> str | None:
+    """Where a plan's GC root goes: the caller's directory, an environment's own, else the
+    state dir's (None: ``finish`` takes the store's default)."""
+    if given is not None:
+        return str(given)
+    if plan.environment:
+        return str(environment_gcroot_dir(Path(config.build.state_dir)))
+    return None
 
 
 def retry(config: Config, ids: Sequence[int] | None = None, *, backend: str | None = None,

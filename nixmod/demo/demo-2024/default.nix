@@ -1,6 +1,11 @@
 # Demo channel "demo-2024": the older of the two bundled package sets.
 { system ? builtins.currentSystem }:
-let inherit (import ../lib.nix { inherit system; }) mkDemo;
+let
+  demo = import ../lib.nix { inherit system; };
+  inherit (demo) mkDemo mkPython mkPythonPackage;
+  python311 = mkPython { pythonVersion = "3.11"; version = "3.11.9"; packages = python: {
+    numpy-demo = mkPythonPackage python { pname = "numpy-demo"; version = "1.24.0"; module = "numpy_demo"; mainProgram = "f2py-demo"; description = "Fundamental package for array computing (demo)"; };
+  }; };
 in {
   hello = mkDemo { pname = "hello"; version = "2.10"; description = "A program that produces a familiar, friendly greeting"; man = true; license = { spdxId = "GPL-3.0-or-later"; fullName = "GNU General Public License v3.0 or later"; }; };
   ripgrep = mkDemo { pname = "ripgrep"; version = "13.0.0"; mainProgram = "rg"; description = "A utility that combines the usability of The Silver Searcher with the raw speed of grep"; man = true; };
@@ -11,8 +16,7 @@ in {
   frob = mkDemo { pname = "frob"; version = "2.0pre1"; description = "Frobnicates files (pre-release)"; };
   datefmt = mkDemo { pname = "datefmt"; version = "0-unstable-2024-03-01"; description = "Formats dates, tracked from git"; };
   broken = mkDemo { pname = "broken"; version = "1.0"; description = "A package whose build always fails (for testing failure reports)"; fail = true; };
-  python3Packages = {
-    recurseForDerivations = true;
-    numpy-demo = mkDemo { pname = "python3.11-numpy-demo"; version = "1.24.0"; mainProgram = "f2py-demo"; description = "Fundamental package for array computing (demo)"; };
-  };
+  python3 = python311.python;
+  python3Packages = python311.pythonPackages;
+  inherit (demo) buildEnv symlinkJoin;
 }
