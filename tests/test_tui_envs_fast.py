@@ -10,13 +10,16 @@ are test_tui_envs.py's, on the rig. Same setup as test_tui_fast.py.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from dump_channels import DumpHome
 from nixmod.config import Config
+from nixmod.lmod import ModuleRequest, environment_config, write_module
+from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.envdialog import EnvNameScreen, EnvPlanScreen
-from test_tui_fast import SIZE_IDS, SIZES, keys, pick, quiet_app, wait_until
+from test_tui_fast import FAKE_STORE_PATH, SIZE_IDS, SIZES, keys, paste_query, pick, quiet_app, wait_until
 from tui_view import footer_text, notifications, screen_text, settle
 
 
@@ -105,3 +108,76 @@ async def _nothing_picked(config):
         await keys(pilot, "escape", "2", "e")
         assert not isinstance(app.screen, EnvNameScreen)
         assert any("pick packages in Browse" in m for m in notifications(app))
+
+
+# -- the user's environments: Modules lists them, d removes one, Browse says which hold a package
+
+def write_generations(config: Config) -> Path:
+    """Two generations of environment sci, as `env create` and `env add` write them (through
+    the core's module writer, over a store path that is never valid); the path of the newest."""
+    numpy = {"name": "python3Packages.numpy-demo", "version": "2.1.0", "channel": "demo-2025",
+             "attr": "python3Packages.numpy-demo"}
+    jq = {"name": "jq-demo", "version": "1.7.1", "channel": "demo-2025", "attr": "jq-demo"}
+    tree = environment_config(config)
+    for generation, members in (("1", [numpy]), ("2", [jq, numpy])):
+        write_module(tree, ModuleRequest(name="sci", version=generation, channel="demo-2025",
+                                         description="environment", interpreter="python3",
+                                         packages=members, outputs={"out": FAKE_STORE_PATH}))
+    newest = config.modules.root / config.modules.env_prefix / "sci" / "2.lua"
+    assert newest.exists()
+    return newest
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_modules_lists_environments_and_d_removes_a_generation(config, size):
+    asyncio.run(_modules_environments(config, size))
+
+
+async def _modules_environments(config, size):
+    """Each generation is a row (nixenv/sci/1, nixenv/sci/2); the detail says which generation
+    of which, and its packages; d asks, then removes that generation only."""
+    newest = write_generations(config)
+    app = quiet_app(config)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        app.refresh_state()
+        await keys(pilot, "escape", "4")
+        await wait_until(pilot, lambda: len(app.env_rows) == 2)
+        await settle(pilot)
+        await paste_query(pilot, "sci/2", "#modules-filter")
+        await keys(pilot, "enter")
+        assert [r.module for r in app.screen.shown] == ["nixenv/sci/2"]
+        text = screen_text(app)
+        assert "module load nixenv/sci/2" in text, text
+        assert "Environment sci, generation 2 of 1, 2" in " ".join(text.split()), text
+        assert "jq-demo 1.7.1" in text and "python3Packages.numpy-demo 2.1.0" in text, text
+        await keys(pilot, "d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await settle(pilot)
+        assert "Remove nixenv/sci/2?" in screen_text(app) and "the other generations stay" in screen_text(app)
+        await keys(pilot, "y")
+        await wait_until(pilot, lambda: not newest.exists() and len(app.env_rows) == 1)
+        assert any("Removed nixenv/sci/2" in m for m in notifications(app))
+        assert (newest.parent / "1.lua").exists()
+
+
+def test_browse_says_which_environments_hold_a_package(config):
+    asyncio.run(_browse_holding(config))
+
+
+async def _browse_holding(config):
+    write_generations(config)
+    app = quiet_app(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await wait_until(pilot, lambda: len(app.env_rows) == 2 and app.catalog is not None)
+        await paste_query(pilot, "numpy-demo")
+        await keys(pilot, "enter")
+        await wait_until(pilot, lambda: "in your envs" in screen_text(app))
+        line = next(line for line in screen_text(app).splitlines() if "in your envs" in line)
+        assert "nixenv/sci/2, nixenv/sci/1" in line, line
+        await paste_query(pilot, "jq-demo")
+        await keys(pilot, "enter")
+        await wait_until(pilot, lambda: "in your envs" in screen_text(app))
+        line = next(line for line in screen_text(app).splitlines() if "in your envs" in line)
+        assert "nixenv/sci/2" in line and "sci/1" not in line, line

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from nixmod import lmod
 from nixmod.builds.state import BuildRecord
 from nixmod.config import Config
 from nixmod.envplan import EnvPlan, Lookup, plan_environment, require_buildable, role_of
 from nixmod.errors import UserError
 from nixmod.names import validate_component
 from nixmod.packages import PackageVersion
+from nixmod.tui.model import ModuleRow
 
 #: what the plan says of a member that goes into buildEnv as it is
 BESIDE = "beside it (buildEnv)"
@@ -134,3 +136,40 @@ def create_environment(config: Config, preview: EnvPreview) -> list[BuildRecord]
     """
     raise UserError(f"making environment {preview.name} from the TUI needs nixmod's environments "
                     "core; run 'nixmod env create' instead")
+
+
+# -- the user's environments: Modules and Browse ----------------------------------------
+
+def environment_rows(config: Config) -> list[ModuleRow]:
+    """Every generation of the user's environments, as the Modules screen lists modules.
+
+    Read from the environments' own module tree (``lmod.environment_config``):
+    each generation's modulefile carries its packages, so the tree is the
+    record (what ``module load`` finds is what is listed).
+    """
+    tree = lmod.environment_config(config)
+    rows = []
+    for info in lmod.list_modules(tree):
+        request = lmod.read_request(info.path)
+        members = tuple((str(p.get("attr") or p.get("name") or ""), str(p.get("version") or ""))
+                        for p in (request.packages if request is not None else []))
+        rows.append(ModuleRow(
+            module=info.module, name=info.name, version=info.version, valid=info.valid,
+            store_path=info.store_path, use_line=f"module use {config.modules.root}",
+            load_line=f"module load {info.module}", path_entries=lmod.path_entries(tree, info),
+            environment=info.name, packages=members))
+    return rows
+
+
+def remove_environment(config: Config, row: ModuleRow) -> None:
+    """What ``nixmod env remove NAME/GEN`` does: that generation's module, shims and GC roots
+    (the newest remaining generation is what ``module load <env_prefix>/NAME`` gives then)."""
+    lmod.remove_module(lmod.environment_config(config), row.name, row.version)
+
+
+def environments_holding(rows: Sequence[ModuleRow], name: str) -> list[str]:
+    """The user's environment generations that hold the package ``name`` (attribute path),
+    newest generation of each environment first: what Browse shows beside a package."""
+    holding = [row for row in rows if any(attr == name for attr, _version in row.packages)]
+    holding.sort(key=lambda row: (row.environment, -int(row.version) if row.version.isdigit() else 0))
+    return [row.module for row in holding]

@@ -51,6 +51,8 @@ class StateRefreshed(Message):
     log_text: str = ""
     #: when the scheduler last answered about the builds (epoch; None: not asked lately)
     checked: float | None = None
+    #: the generations of the user's environments (``envmodel.environment_rows``)
+    environments: list[ModuleRow] = field(default_factory=list)
 
 
 @dataclass

@@ -73,6 +73,10 @@ class ModuleRow:
     use_line: str      # `module use ROOT` (only needed when the site hook does not)
     load_line: str     # exactly what to type
     path_entries: tuple[str, ...]
+    #: an environment's generation (``envmodel.environment_rows``): its NAME ("" for a package's
+    #: module, whose ``name``/``version`` are the package's) and its packages (attr, version)
+    environment: str = ""
+    packages: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
