@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from nixmod import __version__
 from nixmod.cliops import (cmd_du, cmd_export, cmd_gc, cmd_import, cmd_lock, cmd_usage,
                            cmd_verify)
+from nixmod.clienv import add_env_parser
 from nixmod.cliout import emit_json, emit_table, one_line, progress
 from nixmod.config import BACKEND_NAMES, Config, load_config
 from nixmod.errors import NixmodError, UserError
@@ -455,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="last load (never loaded: the build) more than DAYS days ago; "
                         "0: all (default 90)")
     p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+
+    add_env_parser(verb)
 
     verb("doctor", cmd_doctor, "check nix, the daemon, SLURM, Lmod, bwrap/proot, paths; say how to fix each")
     return parser

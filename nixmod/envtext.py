@@ -10,7 +10,7 @@ from typing import Mapping, Protocol, Sequence
 
 from nixmod.metadata import Identity
 
-__all__ = ["environment_hint", "environment_help", "extension"]
+__all__ = ["environment_hint", "environment_help", "environment_rebuild", "extension"]
 
 #: a single library of an interpreter's set: its own module imports nothing (README "Environments")
 _LIBRARY_SET = re.compile(r"(python[0-9]*Packages|rPackages)\.")
@@ -67,6 +67,14 @@ def environment_hint(attr: str, demo: bool = False) -> str:
     command = ("nixmod --demo env create " if demo else "nixmod env create ") + \
         f"{shlex.quote(leaf)} {shlex.quote(attr)} --wait"
     return f"To import it from its interpreter, make an environment: {command}"
+
+
+def environment_rebuild(name: str, packages: Sequence[Identity], demo: bool = False) -> str:
+    """``nixmod env add NAME PKG`` with a package the environment has: the same package
+    set again, so a new generation of the same derivation (its store path back)."""
+    first = str(packages[0].get("attr") or packages[0].get("name")) if packages else "PKG"
+    return ("nixmod --demo env add " if demo else "nixmod env add ") + \
+        f"{shlex.quote(name)} {shlex.quote(first)}"
 
 
 def extension(package: Identity) -> str:

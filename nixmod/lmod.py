@@ -149,10 +149,6 @@ def environment_config(config: Config) -> Config:
     return replace(config, modules=replace(config.modules, prefix=config.modules.env_prefix))
 
 
-def _is_environment_tree(config: Config) -> bool:
-    return config.modules.prefix == config.modules.env_prefix
-
-
 def module_name(config: Config, name: str, version: str) -> str:
     """What ``module load`` takes: ``nix/hello/2.12.1``."""
     return f"{config.modules.prefix}/{name}/{version}"
@@ -167,6 +163,13 @@ def module_path(config: Config, name: str, version: str, *, root: Path | None = 
 def env_root_variable(name: str) -> str:
     """``NIXMOD_<NAME>_ROOT`` with NAME upper-cased and other characters as ``_`` (SPEC.md)."""
     return "NIXMOD_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_ROOT"
+
+
+def module_rebuild(config: Config, request: ModuleRequest) -> str:
+    """The command that brings ``request``'s store paths back (``envtext`` for an environment)."""
+    if request.is_environment:
+        return envtext.environment_rebuild(request.name, request.packages, config.demo_forced)
+    return rebuild_command(request.name, request.version, config.demo_forced)
 
 
 def rebuild_command(name: str, version: str, demo: bool = False) -> str:
@@ -256,7 +259,8 @@ def render_modulefile(config: Config, request: ModuleRequest, shim_bin: Path,
     lines = ["-- nixmod module (generated; `nixmod modules refresh` rewrites it)",
              _HEADER + header]
     lines += [f"whatis({lua_string(text)})" for text in whatis]
-    lines.append(f"help({lua_string(_help_text(request, module, programs, shim_bin, rebuild, config.demo_forced))})")
+    help_text = _help_text(request, module, programs, shim_bin, rebuild, config.demo_forced)
+    lines.append(f"help({lua_string(help_text)})")
     return "\n".join(lines + _body(config, request, shim_bin, programs, usage_dir, rebuild,
                                    request.name)) + "\n"
 
@@ -282,8 +286,7 @@ def _render_environment(config: Config, request: ModuleRequest, module: str, hea
     extensions = [envtext.extension(p) for p in request.packages]
     if extensions:
         lines.append("extensions(" + ", ".join(lua_string(e) for e in extensions) + ")")
-    rebuild = f"nixmod env create {shlex.quote(request.name)} " + " ".join(
-        shlex.quote(str(p.get("attr") or p.get("name"))) for p in request.packages)
+    rebuild = module_rebuild(config, request)
     return "\n".join(lines + _body(config, request, shim_bin, programs, usage_dir, rebuild,
                                    f"{config.modules.prefix}_{request.name}")) + "\n"
 
@@ -338,8 +341,7 @@ def write_module(config: Config, request: ModuleRequest, *, root: Path | None = 
     replacing = path.exists() or shim_dir.exists()
     try:
         programs = shims.write_shims(config, shim_dir, request.outputs,
-                                     rebuild=rebuild_command(request.name, request.version,
-                                                             config.demo_forced))
+                                     rebuild=module_rebuild(config, request))
         atomic_write(path, render_modulefile(config, request, shim_dir / "bin",
                                              [p.name for p in programs],
                                              usage_dir=_own_usage_dir(config, base)))
@@ -450,7 +452,7 @@ def own_gcroot_dir(config: Config) -> Path:
     """Where the roots of the user's own modules in ``config``'s tree live: the state dir's,
     or its ``.environments`` for the environments' tree (``environment_config``)."""
     state_dir = Path(config.build.state_dir)
-    return environment_gcroot_dir(state_dir) if _is_environment_tree(config) \
+    return environment_gcroot_dir(state_dir) if config.modules.prefix == config.modules.env_prefix \
         else personal_gcroot_dir(state_dir)
 
 

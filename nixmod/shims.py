@@ -103,10 +103,15 @@ nixmod_userns_ok() {
     return 0
 }
 
+# A program under real_store_dir may be a symlink to another store path, named at
+# store_dir (an environment's bin/ is all such links, as nixpkgs' buildEnv makes it):
+# it resolves only once the store is bound at store_dir, so the link itself counts.
+nixmod_present() { [ -e "$1" ] || [ -L "$1" ]; }
+
 if [ "$nixmod_mode" = auto ]; then
     if [ -e "$nixmod_target" ]; then
         nixmod_mode=direct
-    elif [ -n "$nixmod_real_store_dir" ] && [ -e "$nixmod_real_target" ]; then
+    elif [ -n "$nixmod_real_store_dir" ] && nixmod_present "$nixmod_real_target"; then
         nixmod_mode=proot
         if nixmod_bwrap=$(command -v bwrap) && nixmod_userns_ok "$nixmod_bwrap"; then nixmod_mode=bwrap; fi
     else
@@ -119,7 +124,7 @@ direct)
     [ -e "$nixmod_target" ] || nixmod_missing
     exec "$nixmod_target" "$@" ;;
 bwrap)
-    [ -e "$nixmod_real_target" ] || { nixmod_target=$nixmod_real_target; nixmod_missing; }
+    nixmod_present "$nixmod_real_target" || { nixmod_target=$nixmod_real_target; nixmod_missing; }
     if [ -d "$nixmod_store_dir" ]; then
         exec bwrap --dev-bind / / --ro-bind "$nixmod_real_store_dir" "$nixmod_store_dir" \
             --die-with-parent -- "$nixmod_target" "$@"
@@ -138,7 +143,7 @@ bwrap)
     done
     exec bwrap --die-with-parent --ro-bind "$nixmod_real_store_dir" "$nixmod_store_dir" "$@" ;;
 proot)
-    [ -e "$nixmod_real_target" ] || { nixmod_target=$nixmod_real_target; nixmod_missing; }
+    nixmod_present "$nixmod_real_target" || { nixmod_target=$nixmod_real_target; nixmod_missing; }
     exec proot -v -1 -b "$nixmod_real_store_dir:$nixmod_store_dir" "$nixmod_target" "$@" ;;
 esac
 echo "nixmod: unknown shim mode '$nixmod_mode' (want auto, direct, bwrap or proot)" >&2

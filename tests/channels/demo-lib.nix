@@ -1,0 +1,1 @@
+../../nixmod/demo/lib.nix
