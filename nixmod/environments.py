@@ -12,10 +12,12 @@ are read back from that tree (the modulefile's JSON request), so what
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 from nixmod import envplan, lmod, nix
-from nixmod.builds.planning import plan_derivations
+from nixmod.builds.planning import Plan, plan_derivations
 from nixmod.builds.records import check_state, open_store
 from nixmod.builds.state import IN_FLIGHT_STATES, BuildRecord
 from nixmod.builds.submitting import submit
@@ -27,7 +29,7 @@ from nixmod.packages import PackageVersion
 
 Progress = Callable[[str], None]
 
-__all__ = ["generations", "create", "change", "remove", "check_name"]
+__all__ = ["generations", "create", "change", "remove", "check_name", "forecast"]
 
 
 def check_name(name: str) -> str:
@@ -106,9 +108,25 @@ def change(config: Config, catalog: Lookup, name: str, *, add: Sequence[str] = (
 def _submit(config: Config, name: str, plan: EnvPlan, *, backend: str | None,
             progress: Progress | None) -> list[BuildRecord]:
     """Instantiate the plan's expression and build it as a package is built."""
+    return submit(config, forecast(config, name, plan, backend=backend, progress=progress),
+                  backend=backend, progress=progress)
+
+
+def forecast(config: Config, name: str, plan: EnvPlan, *, backend: str | None = None,
+             progress: Progress | None = None, module_root: Path | None = None) -> list[Plan]:
+    """Environment ``name`` of ``plan`` as its next generation: instantiated and decided
+    (reuse / join / build), nothing submitted.
+
+    What the TUI's plan dialog shows before the user confirms, and what
+    ``stack build`` compares with the generation it published; ``builds.submit``
+    then submits these plans (deciding again under its lock). ``module_root``:
+    the tree whose generations count (a stack's), else ``[modules].root``.
+    """
     envplan.require_buildable(config, plan)
-    check_state(config)
-    generation = _next_generation(config, name)
+    check_state(config, module_root=module_root)
+    tree = config if module_root is None else replace(
+        config, modules=replace(config.modules, root=Path(module_root)))
+    generation = _next_generation(tree, name)
     chosen = config.channel(plan.channel)
     if progress:
         progress(f"evaluating environment {name} (generation {generation}) in {plan.channel}: "
@@ -117,10 +135,9 @@ def _submit(config: Config, name: str, plan: EnvPlan, *, backend: str | None,
     listed = ", ".join(f"{m.attr} {m.version}" for m in plan.members)
     record = PackageVersion(name=name, version=str(generation), channel=plan.channel, attr="",
                             description=f"environment: {listed}")
-    plans = plan_derivations(config, [(record, inst)], backend=backend,
-                             environment={"packages": plan.packages(),
-                                          "interpreter": plan.interpreter or ""})
-    return submit(config, plans, backend=backend, progress=progress)
+    return plan_derivations(config, [(record, inst)], backend=backend,
+                            environment={"packages": plan.packages(),
+                                         "interpreter": plan.interpreter or ""})
 
 
 def remove(config: Config, target: str) -> list[lmod.ModuleInfo]:
