@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from nixmod import lmod
+from nixmod import builds, environments, lmod
+from nixmod.builds.planning import Plan
 from nixmod.builds.state import BuildRecord
 from nixmod.config import Config
 from nixmod.envplan import EnvPlan, Lookup, plan_environment, require_buildable, role_of
@@ -42,8 +43,8 @@ class EnvPreview:
 
     ``blocked``: why it cannot be built here (a browse-only channel), shown
     in place of the action; ``action``: reuse / join / build (the core's
-    forecast, "" when blocked); ``forecast``: the core's plan, handed back to
-    it to submit.
+    forecast, "" when blocked); ``forecast``: the core's plans
+    (``environments.forecast``), handed back to it to submit.
     """
 
     name: str
@@ -51,8 +52,9 @@ class EnvPreview:
     members: tuple[MemberRow, ...]
     action: str = ""
     job: str | None = None
+    owner: str | None = None
     blocked: str = ""
-    forecast: object | None = None
+    forecast: tuple[Plan, ...] = ()
 
     @property
     def interpreter_text(self) -> str:
@@ -66,7 +68,8 @@ class EnvPreview:
         if self.action == "reuse":
             return "reuse: already built (by you or someone else)"
         if self.action == "join":
-            return f"join: already building (job {self.job})" if self.job else "join: already building"
+            whose = f", {self.owner}'s" if self.owner else ""
+            return f"join: already building (job {self.job}{whose})" if self.job else "join: already building"
         if self.action == "build":
             return "build: new"
         return self.action
@@ -111,31 +114,38 @@ def plan_from_selection(config: Config, catalog: Lookup, name: str,
     """The plan of environment ``name`` of ``versions`` (UserError: refused, one line).
 
     Planning is the core's, in-process; then a browse-only channel is
-    ``blocked`` (the plan is still shown: the user sees what it would be).
+    ``blocked`` (the plan is still shown: the user sees what it would be);
+    else the core instantiates it and says reuse / join / build (Nix and
+    the scheduler: call this from a worker).
     """
     why = check_env_name(name)
     if why:
         raise UserError(why)
+    name = name.strip()
     if not versions:
         raise UserError("the selection is empty; pick packages in Browse (space) first")
+    existing = environments.generations(config, name)
+    if existing:
+        raise UserError(f"environment {name} exists ({existing[-1].module}); choose another name, "
+                        f"or add to it with 'nixmod env add {name} PKG…'")
     channels = [c.name for c in config.channels]
     plan = plan_environment(catalog, selection_specs(versions), channels)
-    blocked = ""
     try:
         require_buildable(config, plan)
     except UserError as exc:
-        blocked = str(exc)
-    return EnvPreview(name=name.strip(), plan=plan, members=member_rows(plan), blocked=blocked)
+        return EnvPreview(name=name, plan=plan, members=member_rows(plan), blocked=str(exc))
+    forecast = environments.forecast(config, name, plan)
+    first = forecast[0]
+    return EnvPreview(name=name, plan=plan, members=member_rows(plan), action=first.action,
+                      job=first.job, owner=first.owner, forecast=tuple(forecast))
 
 
 def create_environment(config: Config, preview: EnvPreview) -> list[BuildRecord]:
-    """Submit the environment ``preview`` showed, as ``nixmod env create`` does.
-
-    Wired to the core's ``environments`` module when it lands on this branch
-    (the envcore branch); until then the dialog's confirm says so in one line.
-    """
-    raise UserError(f"making environment {preview.name} from the TUI needs nixmod's environments "
-                    "core; run 'nixmod env create' instead")
+    """Submit the environment ``preview`` showed, as ``nixmod env create`` does (the core
+    decides reuse / join / build again under its lock: a job may have ended since)."""
+    if preview.blocked or not preview.forecast:
+        raise UserError(preview.blocked or f"environment {preview.name} has no plan to submit")
+    return builds.submit(config, list(preview.forecast))
 
 
 # -- the user's environments: Modules and Browse ----------------------------------------
