@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from nixmod import builds, dirs, gcroots, lmod, nix, shims
+from nixmod import builds, dirs, gcroots, lmod, nix, shims, stackenvs
 from nixmod.config import Config, current_user, key_line
 from nixmod.dirs import ensure_dir
 from nixmod.errors import UserError
@@ -236,6 +236,7 @@ class StackItem:
     out: str = ""
     error: str | None = None
     log: str = ""
+    kind: str = "package"       # or "environment": NAME is the environment's, version its generation
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,23 +251,30 @@ class StackBuildResult:
     removed: list[str]          # module names removed because the file no longer names them
     arrays: list[str]           # SLURM job arrays (or local batches) this run submitted
     seconds: float
+    environments: list[StackItem] = field(default_factory=list)   # one per [[environment]]
+
+    @property
+    def every(self) -> list[StackItem]:
+        """The packages, then the environments."""
+        return [*self.items, *self.environments]
 
     def count(self, *states: str) -> int:
-        return sum(1 for item in self.items if item.state in states)
+        return sum(1 for item in self.every if item.state in states)
 
     @property
     def failed(self) -> list[StackItem]:
-        return [item for item in self.items if item.state in ENDED_BADLY]
+        return [item for item in self.every if item.state in ENDED_BADLY]
 
     @property
     def submitted(self) -> int:
-        return sum(1 for item in self.items if item.action in ("build", "join", "reuse"))
+        return sum(1 for item in self.every if item.action in ("build", "join", "reuse"))
 
     def summary(self) -> str:
-        jobs = len({i.build_id for i in self.items if i.action == "build"})
-        parts = [f"stack {self.stack.name}: {len(self.items)} packages",
+        jobs = len({i.build_id for i in self.every if i.action == "build"})
+        envs = f", {len(self.environments)} environments" if self.environments else ""
+        parts = [f"stack {self.stack.name}: {len(self.items)} packages{envs}",
                  f"{self.count('built')} built", f"{self.count('reused')} reused",
-                 f"{sum(1 for i in self.items if i.action == 'join')} joined",
+                 f"{sum(1 for i in self.every if i.action == 'join')} joined",
                  f"{self.count('failed', 'cancelled')} failed",
                  f"{self.count('pending', 'queued', 'running')} in progress"]
         if self.arrays:
@@ -282,6 +290,7 @@ class StackBuildResult:
         return {"stack": self.stack.name, "modules_root": str(self.stack.modules_root),
                 "gcroot_dir": str(self.stack.gcroot_dir),
                 "packages": [item.as_json() for item in self.items],
+                "environments": [item.as_json() for item in self.environments],
                 "removed": self.removed, "arrays": self.arrays,
                 "submitted": self.submitted, "seconds": round(self.seconds, 3),
                 "ok": not self.failed}
@@ -446,8 +455,17 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
                                     "add --retry to build it again"}.get(standing, "")
             progress(f"{version.name} {version.version}: {standing}{note}")
 
+    env_items = _environment_items(config, stack, report, history, to_submit, followed,
+                                   retry=retry, progress=progress)
     keep = {(r.version.name, r.version.version) for r in report.resolved}
     removed = _remove_unlisted(config, stack, keep, progress)
+    if report.environments or stackenvs.published(config, stack):
+        removed += stackenvs.remove_unlisted(config, stack, {e.entry.name for e in report.environments},
+                                             progress)
+        unmarked = [e.entry.name for e in report.environments if not e.entry.default]
+        for name in stackenvs.clear_defaults(config, stack, unmarked):
+            if progress:
+                progress(f"{config.modules.env_prefix}/{name}: no default any more (the newest loads)")
     with_default = {r.version.name for r in report.resolved if r.entry.default}
     for name in sorted({name for name, _version in keep} - with_default):
         if lmod.clear_default(config, name, root=stack.modules_root) and progress:
@@ -474,10 +492,44 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             if item.build_id in finals:
                 _take(item, finals[item.build_id])
     _readable_by_all(stack.modules_root, shims.shims_root(stack.modules_root), stack.gcroot_dir)
-    if all(item.state not in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING) for item in items):
+    if all(item.state not in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING)
+           for item in [*items, *env_items]):
         lmod.update_spider_cache(stack.modules_root)
     return StackBuildResult(stack=stack, items=items, removed=removed, arrays=arrays,
-                            seconds=time.monotonic() - started)
+                            seconds=time.monotonic() - started, environments=env_items)
+
+
+def _environment_items(config: Config, stack: Stack, report: CheckReport,
+                       history: dict[str, BuildRecord], to_submit: list[tuple[StackItem, Plan]],
+                       followed: list[StackItem], *, retry: bool,
+                       progress: Progress | None) -> list[StackItem]:
+    """The stack's environments, decided as its packages are (``_standing``); what needs
+    submitting joins ``to_submit``, what an earlier run has in flight joins ``followed``."""
+    items = []
+    for forecast in stackenvs.forecasts(config, stack, report.environments, progress):
+        entry, plan, newest = forecast.resolved.entry, forecast.plan, forecast.newest
+        earlier = history.get(plan.drv)
+        standing = _standing(plan, newest, earlier, retry=retry)
+        item = StackItem(name=entry.name, version=plan.version.version, channel=plan.version.channel,
+                         default=entry.default, action=standing or plan.action,
+                         state=BuildState.PENDING, kind="environment")
+        if standing is None:
+            to_submit.append((item, plan))
+        elif standing == UP_TO_DATE:
+            assert newest is not None
+            stackenvs.keep_default(config, stack, forecast, newest.version)
+            item.version, item.state, item.module, item.out = (newest.version, BuildState.BUILT,
+                                                                newest.module, newest.store_path)
+        else:
+            assert earlier is not None
+            _take(item, earlier)
+            item.version = earlier.version
+            if standing == IN_FLIGHT:
+                followed.append(item)
+        if progress and standing is not None:
+            progress(f"{config.modules.env_prefix}/{entry.name}/{item.version}: {standing}")
+        items.append(item)
+    return items
 
 
 
@@ -512,6 +564,24 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
                 item.state = BuildState.BUILT if record is None or record.finished else item.state
         elif record is None:
             item.state = "not built"
+        item.action = item.state
+        items.append(item)
+    generations = stackenvs.published(config, stack) if report.environments else {}
+    for environment in report.environments:
+        name = environment.entry.name
+        newest = generations.get(name, [None])[-1]
+        ran = [r for r in latest.values() if r.environment and r.name == name]
+        record = max(ran, key=lambda r: r.id) if ran else None
+        item = StackItem(name=name, version=newest.version if newest else "", channel=environment.channel,
+                         default=environment.entry.default, action="", state="not built",
+                         kind="environment")
+        if record is not None and (newest is None or int(record.version or 0) >= int(newest.version)):
+            _take(item, record)
+            item.version = record.version
+        if newest is not None and newest.valid and item.version == newest.version:
+            item.module, item.out = newest.module, newest.store_path
+            if item.state not in (BuildState.BUILT, BuildState.REUSED):
+                item.state = BuildState.BUILT if record is None or record.finished else item.state
         item.action = item.state
         items.append(item)
     return items
