@@ -25,7 +25,9 @@ from nixmod.builds.planning import Plan
 from nixmod.config import Config
 from nixmod.envplan import EnvPlan, environment_expression
 from nixmod.lmod import ModuleInfo
-from nixmod.stackfile import ResolvedEnvironment, Stack
+from nixmod.repro.envlock import environment_plan
+from nixmod.repro.lock import Lock, LockMismatch, Mismatch
+from nixmod.stackfile import EnvironmentEntry, ResolvedEnvironment, Stack
 
 Progress = Callable[[str], None]
 
@@ -127,3 +129,26 @@ def remove_unlisted(config: Config, stack: Stack, keep: set[str],
             if progress:
                 progress(f"{info.module}: removed (no longer in {stack.file.name})")
     return removed
+
+
+def from_lock(stack: Stack, lock: Lock) -> list[ResolvedEnvironment]:
+    """The lock's environments as the stack file's would resolve (``stack build --lock``):
+    the lock's members and channel, the file's ``default``."""
+    defaults = {entry.name for entry in stack.environments if entry.default}
+    found = []
+    for locked in lock.environments:
+        plan = environment_plan(locked)
+        entry = EnvironmentEntry(name=locked.name, packages=tuple(plan.attrs), channel=locked.channel,
+                                 default=locked.name in defaults)
+        found.append(ResolvedEnvironment(entry=entry, versions=list(plan.members), channel=plan.channel,
+                                         interpreter=plan.interpreter or ""))
+    return found
+
+
+def check_locked(lock: Lock, planned: Sequence[EnvForecast]) -> None:
+    """LockMismatch (exit 2, nothing submitted) naming each environment whose drv is not the lock's."""
+    locked = {environment.name: environment.drv for environment in lock.environments}
+    mismatches = [Mismatch(f"environment {f.name}", "", locked[f.name], f.plan.drv)
+                  for f in planned if f.name in locked and locked[f.name] != f.plan.drv]
+    if mismatches:
+        raise LockMismatch(mismatches)

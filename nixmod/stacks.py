@@ -177,15 +177,21 @@ def load_stack(config: Config, path: Path, progress: Progress | None = None) -> 
 
 
 def lock_stack(config: Config, path: Path, progress: Progress | None = None) -> Lock:
-    """``nixmod lock --stack FILE``: a lock of the packages the stack published."""
+    """``nixmod lock --stack FILE``: a lock of the packages and environments the stack published
+    (each environment's newest generation in the stack's tree)."""
     from nixmod.repro.lock import lock_tree   # startup: `stack check` loads no builds code
+
+    from nixmod.repro.envlock import newest_generations   # startup, as above
 
     report = load_stack(config, path, progress=progress)
     assert report.stack is not None
+    hint = f"run 'nixmod stack build {path}' first"
+    generations = newest_generations(config, report.stack.modules_root,
+                                     [e.entry.name for e in report.environments], missing_hint=hint)
     return lock_tree(config, report.stack.modules_root,
                      [(r.version.name, r.version.version) for r in report.resolved],
-                     stack=report.stack.name, missing_hint=f"run 'nixmod stack build {path}' first",
-                     progress=progress)
+                     stack=report.stack.name, missing_hint=hint, progress=progress,
+                     environments=generations)
 
 
 def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
@@ -207,6 +213,7 @@ def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
         report.resolved.append(Resolved(entry=StackEntry(name=version.name, version=version.version,
                                                          channel=version.channel, default=default),
                                         version=version))
+    report.environments = stackenvs.from_lock(stack, lock)
     return report
 
 
@@ -456,7 +463,7 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             progress(f"{version.name} {version.version}: {standing}{note}")
 
     env_items = _environment_items(config, stack, report, history, to_submit, followed,
-                                   retry=retry, progress=progress)
+                                   retry=retry, progress=progress, lock=lock)
     keep = {(r.version.name, r.version.version) for r in report.resolved}
     removed = _remove_unlisted(config, stack, keep, progress)
     if report.environments or stackenvs.published(config, stack):
@@ -502,11 +509,16 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
 def _environment_items(config: Config, stack: Stack, report: CheckReport,
                        history: dict[str, BuildRecord], to_submit: list[tuple[StackItem, Plan]],
                        followed: list[StackItem], *, retry: bool,
-                       progress: Progress | None) -> list[StackItem]:
+                       progress: Progress | None, lock: Lock | None = None) -> list[StackItem]:
     """The stack's environments, decided as its packages are (``_standing``); what needs
-    submitting joins ``to_submit``, what an earlier run has in flight joins ``followed``."""
+    submitting joins ``to_submit``, what an earlier run has in flight joins ``followed``.
+    With ``lock``, each must evaluate to its locked drv (LockMismatch before anything is
+    submitted)."""
     items = []
-    for forecast in stackenvs.forecasts(config, stack, report.environments, progress):
+    planned = stackenvs.forecasts(config, stack, report.environments, progress)
+    if lock is not None:
+        stackenvs.check_locked(lock, planned)
+    for forecast in planned:
         entry, plan, newest = forecast.resolved.entry, forecast.plan, forecast.newest
         earlier = history.get(plan.drv)
         standing = _standing(plan, newest, earlier, retry=retry)

@@ -108,6 +108,23 @@ def test_a_second_build_submits_nothing_and_status_covers_the_environment(built)
     checked = _json(built.alice.nixmod("stack", "check", str(built.stack_file), "--json"))
     assert [e["name"] for e in checked["environments"]] == ["sci"]
 
+    # the stack's lock carries the environment; building the stack from it submits nothing
+    locked = built.alice.nixmod("lock", "--stack", str(built.stack_file), "-o", "stack.lock")
+    assert locked.returncode == 0, locked.stderr
+    lock = json.loads((built.alice.home / "stack.lock").read_text())
+    [env_lock] = lock["environments"]
+    assert env_lock["name"] == "sci" and env_lock["outputs"]["out"] == env_row["out"]
+    assert [p["attr"] for p in env_lock["packages"]] == [NUMPY, REQUESTS]
+    relocked = _json(built.alice.nixmod("stack", "build", str(built.stack_file), "--lock",
+                                        "stack.lock", "--json"))
+    assert relocked["submitted"] == 0 and relocked["environments"][0]["action"] == "up to date"
+    # a lock whose environment evaluates to another drv: exit 2, named, nothing submitted
+    env_lock["drv"] = "/nix/store/" + "a" * 32 + "-nixmod-env.drv"
+    built.alice.write("moved.lock", json.dumps(lock))
+    moved = built.alice.nixmod("stack", "build", str(built.stack_file), "--lock", "moved.lock")
+    assert moved.returncode == 2 and "environment sci: locked /nix/store/aaaa" in moved.stderr, \
+        moved.stderr
+
 
 def test_other_packages_make_the_next_generation_and_a_dropped_environment_goes(built, bob):
     built.alice.write("stack.toml", stack_text(built.root, NUMPY, "hello"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 from nixmod import builds, lmod, nix
+from nixmod.envplan import EnvGeneration
 from nixmod.packages import PackageVersion
 from nixmod.config import Channel, Config, valid_channel_name
 from nixmod.errors import UserError
@@ -345,18 +346,36 @@ def _lock_modules(config: Config, root: Path, names: Sequence[tuple[str, str]],
 
 def make_lock(config: Config, targets: Sequence[str] = (), *,
               progress: Progress | None = None) -> Lock:
-    """A lock of the user's modules (all, or ``targets``); a stack's is ``stacks.lock_stack``."""
-    names = [lmod.parse_target(config, t) for t in targets] if targets else [
-        (i.name, i.version) for i in lmod.list_modules(config)]
-    return lock_tree(config, Path(config.modules.root), names, progress=progress)
+    """A lock of the user's modules and environments (all, or ``targets``); a stack's is
+    ``stacks.lock_stack``. An environment is its newest generation (``<env_prefix>/NAME``)
+    or the one named (``<env_prefix>/NAME/GEN``)."""
+    from nixmod.repro.envlock import newest_generations   # it imports this module
+
+    root = Path(config.modules.root)
+    env_prefix = config.modules.env_prefix + "/"
+    env_targets = [t[len(env_prefix):] for t in targets if t.startswith(env_prefix)]
+    names = [lmod.parse_target(config, t) for t in targets if not t.startswith(env_prefix)] \
+        if targets else [(i.name, i.version) for i in lmod.list_modules(config)]
+    generations = newest_generations(config, root, env_targets if targets else None)
+    return lock_tree(config, root, names, progress=progress, environments=generations)
 
 
 def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
               stack: str | None = None, missing_hint: str | None = None,
-              progress: Progress | None = None) -> Lock:
-    """A lock of the modules ``names`` in the tree ``root`` (``stack``: the stack that owns it)."""
-    requests = _lock_modules(config, root, names, missing_hint)
+              progress: Progress | None = None,
+              environments: Sequence[EnvGeneration] = ()) -> Lock:
+    """A lock of the modules ``names`` and the environment ``environments`` in the tree
+    ``root`` (``stack``: the stack that owns it)."""
+    from nixmod.repro.envlock import locked_environment   # it imports this module
+
+    requests = _lock_modules(config, root, names, missing_hint) if names or not environments else []
     stack_name = stack
+    for generation in environments:
+        if not generation.valid or not generation.drv or not generation.outputs:
+            raise UserError(f"environment {generation.module}: its outputs are not in the store; "
+                            f"build it again ('nixmod env add {generation.name}' or the stack), "
+                            "then lock")
+    env_paths = [p for g in environments for p in g.outputs.values()]
     paths = [p for r in requests for p in r.outputs.values()]
     valid = nix.valid_paths(paths)
     for request in requests:
@@ -365,13 +384,14 @@ def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
             raise UserError(f"{request.name} {request.version}: its outputs are not in the store "
                             f"({', '.join(missing) or 'no outputs recorded'}); rebuild it "
                             f"({lmod.rebuild_command(request.name, request.version)}), then lock")
-    hashes = store_nar_hashes(paths)
+    hashes = store_nar_hashes([*paths, *env_paths])
     channels: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r.channel for r in requests):
+    owners = {**{g.channel: g.module for g in environments}, **{r.channel: r.name for r in requests}}
+    for name in owners:
         try:
             channel = config.channel(name)
         except UserError:
-            raise UserError(f"channel {name!r} (of module {next(r.name for r in requests if r.channel == name)}) "
+            raise UserError(f"channel {name!r} (of module {owners[name]}) "
                             "is not configured any more; a lock must say how to get it") from None
         if progress:
             progress(f"hashing channel {name} ({channel.path or channel.url})")
@@ -382,7 +402,8 @@ def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
                               meta={key: str(text) for key, text in about(r).items()})
                 for r in requests]
     return Lock(system=system, store_dir=store_dir, channels=channels, packages=packages,
-                stack=stack_name)
+                stack=stack_name,
+                environments=[locked_environment(g, hashes) for g in environments])
 
 
 # -- building exactly a lock --------------------------------------------------------------------
@@ -397,7 +418,8 @@ class Mismatch:
     evaluated: str
 
     def __str__(self) -> str:
-        return f"{self.name} {self.version}: locked {self.locked}, evaluated {self.evaluated}"
+        version = f" {self.version}" if self.version else ""
+        return f"{self.name}{version}: locked {self.locked}, evaluated {self.evaluated}"
 
 
 class LockMismatch(UserError):
@@ -458,13 +480,28 @@ def locked_plans(config: Config, lock: Lock, progress: Progress | None = None
                  ) -> tuple[Config, list[builds.Plan]]:
     """Evaluate every locked package again; plans only when all drvs equal the lock."""
     config = lock_config(config, lock, progress)
-    plans = builds.plan(config, locked_versions(lock), progress=progress)
+    plans = builds.plan(config, locked_versions(lock), progress=progress) if lock.packages else []
     check_plans(lock, plans)
     return config, plans
 
 
 def build_locked(config: Config, lock: Lock, *, backend: str | None = None,
                  progress: Progress | None = None) -> list[builds.BuildRecord]:
-    """``nixmod build --lock``: exactly the locked drvs, reused, joined or built."""
-    config, plans = locked_plans(config, lock, progress)
-    return builds.submit(config, plans, backend=backend, progress=progress)
+    """``nixmod build --lock``: exactly the locked drvs, reused, joined or built.
+
+    Environments too: each is evaluated again from its members and becomes the
+    next generation of its NAME in the user's tree (none when the newest one
+    already holds the locked outputs). Every package and environment whose drv
+    differs is named, and nothing is submitted.
+    """
+    from nixmod.repro.envlock import environment_plans   # it imports this module
+
+    config = lock_config(config, lock, progress)
+    plans = builds.plan(config, locked_versions(lock), progress=progress) if lock.packages else []
+    mismatches = [Mismatch(p.name, p.version, p.drv, plan.drv)
+                  for p, plan in zip(lock.packages, plans) if plan.drv != p.drv]
+    env_plans, env_mismatches = environment_plans(config, lock.environments,
+                                                  Path(config.modules.root), progress)
+    if mismatches or env_mismatches:
+        raise LockMismatch([*mismatches, *env_mismatches])
+    return builds.submit(config, [*plans, *env_plans], backend=backend, progress=progress)
