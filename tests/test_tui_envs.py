@@ -10,7 +10,9 @@ really built. The same as a real user in tmux: see the report of issue 20's TUI 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +93,13 @@ async def _e_builds_an_environment(config):
                                       if "in your envs" in line)
 
         await keys(pilot, "escape", "4")
+        # L locks what is listed, the environment too
+        before = set(Path.home().glob("nixmod-*.lock"))
+        await keys(pilot, "L")
+        await wait_until(pilot, lambda: set(Path.home().glob("nixmod-*.lock")) - before, timeout=60)
+        [lock_file] = set(Path.home().glob("nixmod-*.lock")) - before
+        [locked] = json.loads(lock_file.read_text())["environments"]
+        assert locked["name"] == "sci" and locked["outputs"] == {"out": row.store_path}
         table = app.screen.query_one("#modules")
         table.move_cursor(row=[r.module for r in app.screen.shown].index("nixenv/sci/1"))
         await keys(pilot, "d")

@@ -128,6 +128,7 @@ class EnvPlanScreen(UsesNixmodApp, ModalScreen[None]):
     def show_plan(self, message: EnvPlanReady) -> None:
         status = self.query_one("#env-plan-status", Static)
         if message.error or message.preview is None:
+            self.query_one("#env-plan", DataTable).display = False   # no plan: no empty table
             status.update(Text(f"⚠ {message.error} · esc back"))
             status.add_class("error")
             return

@@ -34,7 +34,8 @@ class ModulesScreen(NixmodScreen):
         Binding("y", "copy_line", "Copy load line", tooltip="copy the `module load` line (OSC 52)"),
         Binding("u", "copy_use", "Copy use line", show=False, tooltip="copy the `module use` line"),
         Binding("L", "lock_modules", "Lock these", show=False,
-                tooltip="lock the built modules listed, as `nixmod lock`, to a new file in HOME"),
+                tooltip="lock the built modules and environments listed, as `nixmod lock`, to a new "
+                        "file in HOME"),
         Binding("d,delete", "remove_module", "Remove",
                 tooltip="remove the module (or environment generation), as `nixmod modules remove` "
                         "and `nixmod env remove` do (asks first)"),
@@ -117,7 +118,7 @@ class ModulesScreen(NixmodScreen):
         self.show(self.selected())
 
     def action_lock_modules(self) -> None:
-        if not any(row.valid for row in self.nixmod_app.module_rows):
+        if not any(row.valid for row in self.all_rows()):
             self.notify("No built module to lock yet", severity="warning")
             return
         self.lock_modules()
@@ -129,6 +130,7 @@ class ModulesScreen(NixmodScreen):
         from pathlib import Path
 
         targets = [f"{row.name}/{row.version}" for row in self.nixmod_app.module_rows if row.valid]
+        targets += [row.module for row in self.nixmod_app.env_rows if row.valid]   # nixenv/NAME/GEN
         path = Path.home() / f"nixmod-{time.strftime('%Y%m%d-%H%M%S')}.lock"
         try:
             model.lock_modules(self.nixmod_app.config, targets, path)
