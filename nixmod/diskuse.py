@@ -71,15 +71,15 @@ def prefix_config(config: Config, prefix: str) -> Config:
 def owned_modules(config: Config) -> list[OwnedModule]:
     """The user's modules (``[modules] prefix``) and environments (``env_prefix``)."""
     loads = last_loads(config)
-    roots_dir = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
     owned = []
     for kind, prefix in (("module", config.modules.prefix),
                          ("environment", config.modules.env_prefix)):
         if kind == "environment" and prefix == config.modules.prefix:
             continue
-        for info in lmod.list_modules(prefix_config(config, prefix)):
+        tree = prefix_config(config, prefix)
+        for info in lmod.list_modules(tree):
             owned.append(OwnedModule(info=info, kind=kind, last_load=loads.get(info.module),
-                                     built=_built(roots_dir, info)))
+                                     built=_built(lmod.own_gcroot_dir(tree), info)))
     return owned
 
 

@@ -59,12 +59,16 @@ def generations(config: Config, name: str | None = None) -> list[EnvGeneration]:
     return sorted(found, key=lambda g: (g.name, g.generation))
 
 
+def _in_flight(config: Config, name: str) -> list[int]:
+    """The generations of ``name`` being built now (their modules are not written yet)."""
+    with open_store(config) as store:
+        return [int(r.version) for r in store.select(states=IN_FLIGHT_STATES)
+                if r.environment and r.name == name and r.version.isdigit()]
+
+
 def _next_generation(config: Config, name: str) -> int:
     """One past the newest generation on disk or in flight (a build not finished yet)."""
-    numbers = [g.generation for g in generations(config, name)]
-    with open_store(config) as store:
-        numbers += [int(r.version) for r in store.select(states=IN_FLIGHT_STATES)
-                    if r.environment and r.name == name and r.version.isdigit()]
+    numbers = [g.generation for g in generations(config, name)] + _in_flight(config, name)
     return max(numbers, default=0) + 1
 
 
@@ -73,7 +77,7 @@ def create(config: Config, catalog: Lookup, name: str, specs: Sequence[str], *,
            progress: Progress | None = None) -> tuple[EnvPlan, list[BuildRecord]]:
     """``env create NAME SPEC…``: generation 1 of a new environment, planned and submitted."""
     check_name(name)
-    if generations(config, name):
+    if generations(config, name) or _in_flight(config, name):
         raise UserError(f"environment {name} exists; 'nixmod env add {name} SPEC...' makes its "
                         f"next generation, 'nixmod env remove {name}' removes it")
     plan = envplan.plan_environment(catalog, specs, [c.name for c in config.channels], channel)

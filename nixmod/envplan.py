@@ -37,7 +37,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from nixmod.config import Config
 from nixmod.errors import UserError
 from nixmod.metadata import Identity, identity
-from nixmod.nix import attr_path_arg, nix_string
+from nixmod.nix import nix_string
 from nixmod.packages import PackageVersion, SearchHit
 
 __all__ = ["Lookup", "Role", "role_of", "EnvPlan", "plan_environment", "environment_expression",
@@ -54,6 +54,9 @@ _R_SET = re.compile(r"rPackages\.(.+)")
 _R_NAMES = ("R", "rWrapper")
 #: the attribute whose ``override { packages }`` makes an R that loads its packages
 R_INTERPRETER = "rWrapper"
+#: an attribute name Nix reads bare after a dot; anything else (a keyword too) is quoted
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
+_KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"})
 
 
 class Lookup(Protocol):
@@ -301,7 +304,7 @@ def environment_expression(interpreter: str | None, attrs: Iterable[str]) -> str
         listed = " ".join(_pkgs(f"rPackages.{leaf}") for leaf in in_set)
         paths.append(f"(pkgs.{R_INTERPRETER}.override {{ packages = [ {listed} ]; }})")
     elif interpreter:
-        listed = " ".join("ps." + attr_path_arg(leaf) for leaf in in_set)
+        listed = " ".join(_select("ps", leaf) for leaf in in_set)
         paths.append(f"({_pkgs(interpreter)}.withPackages (ps: [ {listed} ]))")
     paths += plain
     body = "\n".join(f"    {p}" for p in paths)
@@ -310,7 +313,14 @@ def environment_expression(interpreter: str | None, attrs: Iterable[str]) -> str
 
 
 def _pkgs(attr: str) -> str:
-    return "pkgs." + attr_path_arg(attr)
+    return _select("pkgs", attr)
+
+
+def _select(base: str, attr: str) -> str:
+    """``base.a.b`` for a dotted attribute path from a catalog (anybody's text): each part
+    bare when Nix reads it so, else a quoted string, so no name becomes Nix code."""
+    return base + "".join("." + (part if _BARE.fullmatch(part) and part not in _KEYWORDS
+                                 else nix_string(part)) for part in attr.split("."))
 
 
 def require_buildable(config: Config, plan: EnvPlan) -> None:

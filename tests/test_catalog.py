@@ -184,7 +184,7 @@ def test_cache_is_reused_rebuilt_when_corrupt_and_refreshed(alice):
     info = json_of(alice, "catalog", "info")
     assert info["packages"] == 17 and info["versions"] == 24
     assert [(c["name"], c["kind"], c["packages"], c["error"]) for c in info["channels"]] == [
-        ("demo-2024", "nix", 10, ""), ("demo-2025", "nix", 10, "")]
+        ("demo-2024", "nix", 11, ""), ("demo-2025", "nix", 13, "")]
     assert info["cache"] == str(index) and info["age_seconds"] < 60
 
 

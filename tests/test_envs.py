@@ -21,12 +21,16 @@ MODULES = ".local/share/nixmod/modules"
 NUMPY, REQUESTS = "python3Packages.numpy-demo", "python3Packages.requests-demo"
 
 
+#: ``[build.pbs]`` for the rig's PBS server (tests/cluster/pbs.sh; the lead's runs start it)
+PBS_TABLE = '[build.pbs]\nqueue = "nixbuild"\nwalltime = "00:10:00"\nncpus = 1\nmem = "200mb"\n'
+
+
 def setup_env_user(session: UserSession, channels: Path, *, backend: str, nonce: str,
                    counter: Path) -> None:
     """A user of the environment test channel: ``backend`` builds, shims that know STORE_COPY."""
     session.extra_env.update({"NIXMOD_TEST_NONCE": nonce, "NIXMOD_TEST_COUNTER": str(counter)})
-    after = (slurm_table(BUILD_PARTITION) if backend == "slurm" else "") + \
-        f'\n[shims]\nreal_store_dir = "{STORE_COPY}"\n'
+    scheduler = {"slurm": slurm_table(BUILD_PARTITION), "pbs": PBS_TABLE}.get(backend, "")
+    after = scheduler + f'\n[shims]\nreal_store_dir = "{STORE_COPY}"\n'
     session.write_config(user_config({"envtest": channels / "envs.nix"}, backend, after=after))
 
 
@@ -76,6 +80,8 @@ def test_two_users_same_environment_under_two_names_is_one_store_path_built_once
         setup_env_user(user, test_channels, backend="slurm", nonce=nonce, counter=counter)
     first = created(alice.nixmod("env", "create", "mine", REQUESTS, NUMPY, "hello", "--json",
                                  timeout=300))
+    twice = alice.nixmod("env", "create", "mine", "hello")   # built or still in flight: taken
+    assert twice.returncode == 2 and "environment mine exists" in twice.stderr, twice.stderr
     # bob names the packages in another order, under another NAME, while alice's job runs
     second = created(bob.nixmod("env", "create", "theirs", "hello", NUMPY, REQUESTS, "--wait",
                                 "--json", timeout=400))
@@ -86,6 +92,22 @@ def test_two_users_same_environment_under_two_names_is_one_store_path_built_once
     assert b["state"] in ("built", "reused") and c["state"] == "reused", (b, c)
     assert env_builds(counter).count(f"nixmod-env {nonce}") == 1, counter_lines(counter)
     assert "theirs" not in b["drv"] and "theirs" not in b["out"]
+
+
+def test_an_environment_builds_on_pbs_and_one_already_built_is_reused(alice, bob, test_channels):
+    nonce, counter = new_counter()
+    setup_env_user(alice, test_channels, backend="pbs", nonce=nonce, counter=counter)
+    setup_env_user(bob, test_channels, backend="local", nonce=nonce, counter=counter)
+    first = created(alice.nixmod("env", "create", "sci", NUMPY, "hello", "--wait", "--json",
+                                 timeout=400))
+    [build] = first["builds"]
+    assert build["state"] == "built" and build["backend"] == "pbs" and build["job"], build
+    again = created(bob.nixmod("env", "create", "copy", "hello", NUMPY, "--wait", "--json",
+                               timeout=300))
+    assert again["builds"][0]["state"] == "reused" and again["builds"][0]["out"] == build["out"]
+    assert env_builds(counter).count(f"nixmod-env {nonce}") == 1, counter_lines(counter)
+    imports = load(bob, "nixenv/copy", "python3 -c 'import numpy_demo; print(\"ok\")'; hello")
+    assert imports.stdout.splitlines() == ["ok", "hello 2.12.1"], imports
 
 
 # -- generations ----------------------------------------------------------------------------
@@ -125,6 +147,20 @@ def test_add_and_drop_make_generations_the_newest_loads_and_old_ones_stay(alice,
     assert json.loads(alice.nixmod("env", "list", "--json", check=True).stdout) == []
     gone = load(alice, "nixenv/work/1", "true")
     assert gone.returncode == 3
+
+
+def test_du_counts_an_environment_and_gc_removes_it_with_its_gc_root(alice, test_channels):
+    nonce, counter = new_counter()
+    setup_env_user(alice, test_channels, backend="local", nonce=nonce, counter=counter)
+    created(alice.nixmod("env", "create", "old", NUMPY, "--wait", "--json", timeout=300))
+    used = json.loads(alice.nixmod("du", "--json", check=True).stdout)
+    [env] = [m for m in used["modules"] if m["module"] == "nixenv/old/1"]
+    assert env["kind"] == "environment" and env["closure_size"] > 0 and env["valid"]
+    root = alice.home / ".local/state/nixmod/gcroots/.environments/old/1/result"
+    assert root.is_symlink() and str(root.readlink()) == env["store_path"]
+    assert alice.nixmod("gc", "--unused-for", "0").returncode == 0
+    assert not root.is_symlink()
+    assert json.loads(alice.nixmod("env", "list", "--json", check=True).stdout) == []
 
 
 # -- the module: spider, whatis, help ---------------------------------------------------------
