@@ -29,7 +29,7 @@ from nixmod.packages import PackageVersion
 
 Progress = Callable[[str], None]
 
-__all__ = ["generations", "create", "change", "remove", "check_name", "forecast"]
+__all__ = ["generations", "create", "change", "remove", "check_name", "check_new_name", "forecast"]
 
 
 def check_name(name: str) -> str:
@@ -66,6 +66,16 @@ def _in_flight(config: Config, name: str) -> list[int]:
                 if r.environment and r.name == name and r.version.isdigit()]
 
 
+def check_new_name(config: Config, name: str) -> None:
+    """Refuse (UserError) a NAME that cannot be a new environment: not a module name, or one
+    the user has (on disk, or its first generation still being built). ``create`` and the
+    TUI's `e` ask this one question."""
+    check_name(name)
+    if generations(config, name) or _in_flight(config, name):
+        raise UserError(f"environment {name} exists; 'nixmod env add {name} SPEC...' makes its "
+                        f"next generation, 'nixmod env remove {name}' removes it")
+
+
 def _next_generation(config: Config, name: str) -> int:
     """One past the newest generation on disk or in flight (a build not finished yet)."""
     numbers = [g.generation for g in generations(config, name)] + _in_flight(config, name)
@@ -76,10 +86,7 @@ def create(config: Config, catalog: Lookup, name: str, specs: Sequence[str], *,
            channel: str | None = None, backend: str | None = None,
            progress: Progress | None = None) -> tuple[EnvPlan, list[BuildRecord]]:
     """``env create NAME SPEC…``: generation 1 of a new environment, planned and submitted."""
-    check_name(name)
-    if generations(config, name) or _in_flight(config, name):
-        raise UserError(f"environment {name} exists; 'nixmod env add {name} SPEC...' makes its "
-                        f"next generation, 'nixmod env remove {name}' removes it")
+    check_new_name(config, name)
     plan = envplan.plan_environment(catalog, specs, [c.name for c in config.channels], channel)
     return plan, _submit(config, name, plan, backend=backend, progress=progress)
 
