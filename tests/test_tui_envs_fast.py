@@ -181,3 +181,22 @@ async def _browse_holding(config):
         await wait_until(pilot, lambda: "in your envs" in screen_text(app))
         line = next(line for line in screen_text(app).splitlines() if "in your envs" in line)
         assert "nixenv/sci/2" in line and "sci/1" not in line, line
+
+
+def test_a_name_the_user_has_is_refused_in_the_plan(config):
+    asyncio.run(_name_taken(config))
+
+
+async def _name_taken(config):
+    """e with the name of an environment the user has: the plan says so, as env create does."""
+    write_generations(config)
+    app = quiet_app(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        pick(app, "jq-demo")
+        await keys(pilot, "escape", "2", "e")
+        await name_it(pilot, "sci")
+        await wait_until(pilot, lambda: "⚠" in screen_text(app))
+        text = " ".join(screen_text(app).replace("█", " ").split())
+        assert "environment sci exists; 'nixmod env add sci SPEC...' makes its next generation" in text
+        assert "Make it" not in footer_text(app)

@@ -124,10 +124,7 @@ def plan_from_selection(config: Config, catalog: Lookup, name: str,
     name = name.strip()
     if not versions:
         raise UserError("the selection is empty; pick packages in Browse (space) first")
-    existing = environments.generations(config, name)
-    if existing:
-        raise UserError(f"environment {name} exists ({existing[-1].module}); choose another name, "
-                        f"or add to it with 'nixmod env add {name} PKG…'")
+    environments.check_new_name(config, name)   # env create's question: one answer for both faces
     channels = [c.name for c in config.channels]
     plan = plan_environment(catalog, selection_specs(versions), channels)
     try:
