@@ -27,7 +27,11 @@ def cmd_env(args: argparse.Namespace, config: Config) -> int:
 
     words = list(args.words)
     if args.action == "list":
-        return _show(environments.generations(config), args.json)
+        found = environments.generations(config)
+        if not found and not args.json:   # a bare header would look like a failure
+            print("no environments yet; 'nixmod env create NAME SPEC...' makes one")
+            return 0
+        return _show(found, args.json)
     if not words:
         raise UserError(f"nixmod env {args.action}: name the environment, e.g. "
                         f"'nixmod env {args.action} sci'")

@@ -83,6 +83,12 @@ def test_catalog_info_counts_the_dumps(dump_home: DumpHome) -> None:
         ("demo-2024", "dump", 11, ""), ("demo-2025", "dump", 13, "")]
 
 
+def test_env_list_with_no_environment(dump_home: DumpHome) -> None:
+    proc = dump_home.nixmod("env", "list")
+    assert proc.returncode == 0 and "no environments yet" in proc.stdout, proc.stderr
+    assert json_of(dump_home, "env", "list") == []
+
+
 def test_help_lists_the_verbs_and_not_the_job_step(dump_home: DumpHome) -> None:
     proc = dump_home.nixmod("--help")
     assert proc.returncode == 0 and proc.stderr == ""
@@ -100,6 +106,13 @@ def test_help_lists_the_verbs_and_not_the_job_step(dump_home: DumpHome) -> None:
     (("versions", "hello@2.10"), "unknown package 'hello@2.10'"),   # versions takes a NAME
     (("build", "hello"), "is a saved package list"),
     (("status", "notanumber"), "notanumber"),
+    (("env", "create", "sci", "python3Packages.numpy-demo"), "'demo-2025' is a saved package list"),
+    (("env", "create", "sci", "python3Packages.numpy-demo", "python311Packages.scipy-demo"),
+     "need two interpreters (python3 and python311)"),
+    (("env", "create", "a/b", "hello"), "environment name 'a/b' is not usable"),
+    (("env", "create", "sci"), "name at least one package"),
+    (("env", "show", "nosuch"), "no environment nosuch"),
+    (("env", "remove", "nosuch/1"), "no environment nosuch/1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(dump_home: DumpHome, args: tuple[str, ...], says: str) -> None:
     assert dump_home.nixmod("catalog", "info").returncode == 0    # cached: no progress lines below
