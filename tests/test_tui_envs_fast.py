@@ -50,7 +50,7 @@ async def _name_then_plan(config, size):
         await settle(pilot)
         pick(app, "python3Packages.numpy-demo", "python3Packages.requests-demo", "jq-demo")
         await keys(pilot, "escape", "2")
-        assert "e one environment of them" in screen_text(app)
+        assert "e environment · d remove" in screen_text(app)
         await keys(pilot, "e")
         assert isinstance(app.screen, EnvNameScreen)
         assert "An environment of the 3 pick(s)" in screen_text(app)

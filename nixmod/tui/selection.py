@@ -61,8 +61,9 @@ class SelectionScreen(NixmodScreen):
                           Text(version.channel), state_text(status), key=str(index))
         if self.nixmod_app.selection.items:
             table.move_cursor(row=min(cursor, len(self.nixmod_app.selection) - 1))
-            text = (f"{len(self.nixmod_app.selection)} picked · s submit (shows the plan first) · "
-                    "e one environment of them · d remove · D clear all")
+            # one line at 80 columns: the plan dialogs say the rest
+            text = (f"{len(self.nixmod_app.selection)} picked · s submit (plan first) · "
+                    "e environment · d remove · D clear")
         else:
             text = "Nothing picked yet. In Browse (1), press space on a package or a version."
         if self.nixmod_app.selection.history:
