@@ -180,3 +180,14 @@ def environments_holding(rows: Sequence[ModuleRow], name: str) -> list[str]:
     holding = [row for row in rows if any(attr == name for attr, _version in row.packages)]
     holding.sort(key=lambda row: (row.environment, -int(row.version) if row.version.isdigit() else 0))
     return [row.module for row in holding]
+
+
+def generations_of(rows: Sequence[ModuleRow], environment: str) -> list[str]:
+    """The generations of ``environment`` the user has, oldest first (``["1", "2"]``)."""
+    return sorted((row.version for row in rows if row.environment == environment),
+                  key=lambda generation: int(generation) if generation.isdigit() else 0)
+
+
+def unversioned(row: ModuleRow) -> str:
+    """``nixenv/NAME``: what ``module load`` takes for the newest generation of ``row``'s."""
+    return row.module.rsplit("/", 1)[0]

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from nixmod.tui import model
+from nixmod.tui import envmodel, model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.messages import DiskUsageReady, SignaturesChecked, Told
@@ -242,12 +242,10 @@ class ModulesScreen(NixmodScreen):
         """An environment's generation: its other generations and its packages."""
         if not row.environment:
             return []
-        generations = sorted((r.version for r in self.nixmod_app.env_rows if r.environment == row.environment),
-                             key=lambda gen: int(gen) if gen.isdigit() else 0)
-        prefix = row.module.rsplit("/", 2)[0]
+        generations = envmodel.generations_of(self.nixmod_app.env_rows, row.environment)
         lines = [Text(f"Environment {row.environment}, generation {row.version} of "
-                      f"{', '.join(generations)} (module load {prefix}/{row.environment} loads the newest)",
-                      style="dim"),
+                      f"{', '.join(generations)} (module load {envmodel.unversioned(row)} loads "
+                      "the newest)", style="dim"),
                  Text(f"Packages ({len(row.packages)}):", style="dim")]
         lines += [Text(f"  {attr} {version}") for attr, version in row.packages]
         return lines
