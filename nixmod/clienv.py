@@ -61,13 +61,19 @@ def _build(args: argparse.Namespace, config: Config, name: str, specs: list[str]
     catalog = Catalog.load(config, progress)
     for error in catalog.errors:
         progress(f"nixmod: channel {error.channel} failed (other channels loaded): {error.message}")
-    if args.action == "create":
-        plan, records = environments.create(config, catalog, name, specs, channel=args.channel,
-                                            backend=args.backend, progress=progress)
-    else:
-        key = "add" if args.action == "add" else "drop"
-        plan, records = environments.change(config, catalog, name, backend=args.backend,
-                                            progress=progress, **{key: specs})
+    try:
+        if args.action == "create":
+            plan, records = environments.create(config, catalog, name, specs,
+                                                channel=args.channel, backend=args.backend,
+                                                progress=progress)
+        else:
+            key = "add" if args.action == "add" else "drop"
+            plan, records = environments.change(config, catalog, name, backend=args.backend,
+                                                progress=progress, **{key: specs})
+    except builds.SubmitFailed as exc:
+        if args.json:   # a script still learns the ids it can --retry
+            emit_json({"name": name, "builds": [r.as_json() for r in exc.records]})
+        raise
     progress(f"environment {name}: {plan.channel}, "
              f"{'interpreter ' + plan.interpreter + ', ' if plan.interpreter else ''}"
              f"{' '.join(plan.attrs)}")

@@ -110,6 +110,25 @@ def test_an_environment_builds_on_pbs_and_one_already_built_is_reused(alice, bob
     assert imports.stdout.splitlines() == ["ok", "hello 2.12.1"], imports
 
 
+def test_a_refused_submission_keeps_the_environment_s_build_pending_and_says_its_id(
+        alice, test_channels):
+    nonce, counter = new_counter()
+    setup_env_user(alice, test_channels, backend="slurm", nonce=nonce, counter=counter)
+    alice.write_config(alice.config_path.read_text().replace(
+        f'partition = "{BUILD_PARTITION}"', 'partition = "nosuchpartition"'))
+    proc = alice.nixmod("env", "create", "sci", NUMPY, "--json")
+    assert proc.returncode == 1 and "kept as pending" in proc.stderr, proc.stderr
+    [pending] = json.loads(proc.stdout)["builds"]
+    assert (pending["name"], pending["version"], pending["state"]) == ("sci", "1", "pending")
+    assert counter_lines(counter) == []
+    alice.write_config(alice.config_path.read_text().replace(
+        'partition = "nosuchpartition"', f'partition = "{BUILD_PARTITION}"'))
+    retried = alice.nixmod("build", "--retry", str(pending["id"]), "--wait", timeout=400)
+    assert retried.returncode == 0, retried.stderr
+    [generation] = json.loads(alice.nixmod("env", "list", "--json", check=True).stdout)
+    assert generation["module"] == "nixenv/sci/1" and generation["packages"][0]["attr"] == NUMPY
+
+
 # -- generations ----------------------------------------------------------------------------
 
 def test_add_and_drop_make_generations_the_newest_loads_and_old_ones_stay(alice, test_channels):
