@@ -72,6 +72,12 @@ async def _e_builds_an_environment(config):
         assert len(app.selection) == 0
         await wait_until(pilot, lambda: record_of(app, "sci").state == "built", timeout=300)
         await wait_until(pilot, lambda: any("sci 1: built" in m for m in notifications(app)))
+        # v verifies the environment as a package: rebuilt with --check, compared
+        await keys(pilot, "v")
+        await wait_until(pilot, lambda: any(m.startswith("sci 1: out ") for m in notifications(app)),
+                         timeout=300)
+        assert any(m.startswith("sci 1: out reproducible") for m in notifications(app)), \
+            notifications(app)
 
         await keys(pilot, "4")
         await wait_until(pilot, lambda: any(r.module == "nixenv/sci/1" for r in app.env_rows))

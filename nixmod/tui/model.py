@@ -435,8 +435,10 @@ def remove_module(config: Config, row: ModuleRow) -> ModuleInfo:
 # -- reproducibility ------------------------------------------------------------
 
 def verify_build(config: Config, record: BuildRecord) -> list[repro.VerifyResult]:
-    """``nixmod verify`` of one built package (its own tree): rebuild with --check, compare."""
-    return repro.verify(config, [f"{record.name}/{record.version}"],
+    """``nixmod verify`` of one built package (its own tree): rebuild with --check, compare.
+    An environment's build is verified in the environments' tree (``nixenv/NAME/GEN``)."""
+    tree = lmod.environment_config(config) if record.environment else config
+    return repro.verify(tree, [f"{record.name}/{record.version}"],
                         modules_root=Path(record.module_root) if record.module_root else None)
 
 
