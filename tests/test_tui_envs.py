@@ -71,7 +71,8 @@ async def _e_builds_an_environment(config):
         await wait_until(pilot, lambda: app.current_mode == "builds" and record_of(app, "sci"))
         assert len(app.selection) == 0
         await wait_until(pilot, lambda: record_of(app, "sci").state == "built", timeout=300)
-        await wait_until(pilot, lambda: any("sci 1: built" in m for m in notifications(app)))
+        await wait_until(pilot, lambda: any("nixenv/sci 1: built" in m for m in notifications(app)))
+        assert "nixenv/sci" in screen_text(app)   # the Builds list names it as an environment
         # v verifies the environment as a package: rebuilt with --check, compared
         await keys(pilot, "v")
         await wait_until(pilot, lambda: any(m.startswith("sci 1: out ") for m in notifications(app)),

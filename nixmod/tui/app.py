@@ -262,7 +262,7 @@ class NixmodApp(App[int]):
         if self._records_seen:
             for record in model.build_transitions(self.records, message.records):
                 failed = record.state in (BuildState.FAILED, BuildState.CANCELLED)
-                text = f"{record.name} {record.version}: {record.state}"
+                text = f"{model.record_label(self.config, record)} {record.version}: {record.state}"
                 if record.state == BuildState.FAILED and record.error:
                     text += f": {model.failure_cause(record)}"
                 self.notify(text, title="Build finished" if not failed else "Build ended",

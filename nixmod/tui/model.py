@@ -243,6 +243,12 @@ def plan_selection(config: Config, selection: Selection) -> list[Plan]:
     return builds.plan(config, list(selection.items))
 
 
+def record_label(config: Config, record: BuildRecord) -> str:
+    """What a build is called on screen: its NAME, or ``nixenv/NAME`` for an environment's
+    (whose version is its generation), so an environment never reads as a package."""
+    return f"{config.modules.env_prefix}/{record.name}" if record.environment else record.name
+
+
 def plan_summary(plan: Plan) -> str:
     """One phrase per plan line: what will happen and why."""
     action = plan.action
