@@ -90,5 +90,10 @@ def test_lock_build_export_and_import_carry_environments(alice, bob, test_channe
     assert env_builds(counter).count(f"nixmod-env {nonce}") == 1, counter_lines(counter)
     shown = json.loads(bob.nixmod("env", "show", "sci", "--json", check=True).stdout)
     assert [p["attr"] for p in shown[0]["packages"]] == [NUMPY, REQUESTS]
+    # verify: the generation rebuilt with --check, compared
+    verified = bob.nixmod("verify", "nixenv/sci/1", "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert [(r["module"], r["output"], r["result"]) for r in json.loads(verified.stdout)] == [
+        ("nixenv/sci/1", "out", "reproducible")]
     # importing again adds no generation
     assert bob.nixmod("import", str(bundle), check=True).stdout.strip() == ""
