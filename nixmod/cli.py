@@ -290,7 +290,9 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
             for problem in report.problems:
                 print(problem)
             if report.ok and report.stack is not None:
-                print(f"{path}: ok: stack {report.stack.name}, {len(report.resolved)} packages, "
+                envs = (f", {len(report.environments)} environment"
+                        f"{'s' if len(report.environments) != 1 else ''}" if report.environments else "")
+                print(f"{path}: ok: stack {report.stack.name}, {len(report.resolved)} packages{envs}, "
                       f"modules under {report.stack.modules_root}")
         return 0 if report.ok else 2
     try:
@@ -302,7 +304,7 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
                 lock = repro.read_lock(Path(args.lock))
             result = stacks.build_stack(config, path, wait=args.wait, retry=args.retry,
                                         progress=progress, lock=lock)
-            items = result.items
+            items = result.every
         else:
             result, items = None, stacks.stack_status(config, path, progress=progress)
     except StackInvalid as exc:
@@ -312,7 +314,8 @@ def cmd_stack(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         emit_json(result.as_json() if result else [item.as_json() for item in items])
     else:
-        emit_table([(i.name, i.version + (" (default)" if i.default else ""), i.channel, i.state,
+        emit_table([(i.name if i.kind == "package" else f"{config.modules.env_prefix}/{i.name}",
+                     i.version + (" (default)" if i.default else ""), i.channel, i.state,
                      i.job, i.module, i.out if i.module else "") for i in items],
                    ["NAME", "VERSION", "CHANNEL", "STATE", "JOB", "MODULE", "STORE PATH"])
         if result is not None:

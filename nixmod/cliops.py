@@ -26,7 +26,8 @@ def cmd_lock(args: argparse.Namespace, config: Config) -> int:
         lock = repro.make_lock(config, args.targets, progress=progress)
     repro.write_lock(lock, args.output)
     if args.output not in (None, "-"):
-        progress(f"locked {len(lock.packages)} package(s) in {args.output}")
+        progress(f"locked {len(lock.packages)} package(s) and {len(lock.environments)} "
+                 f"environment(s) in {args.output}")
     return 0
 
 

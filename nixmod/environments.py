@@ -12,10 +12,12 @@ are read back from that tree (the modulefile's JSON request), so what
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 from nixmod import envplan, lmod, nix
-from nixmod.builds.planning import plan_derivations
+from nixmod.builds.planning import Plan, plan_derivations
 from nixmod.builds.records import check_state, open_store
 from nixmod.builds.state import IN_FLIGHT_STATES, BuildRecord
 from nixmod.builds.submitting import submit
@@ -27,7 +29,7 @@ from nixmod.packages import PackageVersion
 
 Progress = Callable[[str], None]
 
-__all__ = ["generations", "create", "change", "remove", "check_name"]
+__all__ = ["generations", "create", "change", "remove", "check_name", "check_new_name", "forecast"]
 
 
 def check_name(name: str) -> str:
@@ -64,6 +66,16 @@ def _in_flight(config: Config, name: str) -> list[int]:
                 if r.environment and r.name == name and r.version.isdigit()]
 
 
+def check_new_name(config: Config, name: str) -> None:
+    """Refuse (UserError) a NAME that cannot be a new environment: not a module name, or one
+    the user has (on disk, or its first generation still being built). ``create`` and the
+    TUI's `e` ask this one question."""
+    check_name(name)
+    if generations(config, name) or _in_flight(config, name):
+        raise UserError(f"environment {name} exists; 'nixmod env add {name} SPEC...' makes its "
+                        f"next generation, 'nixmod env remove {name}' removes it")
+
+
 def _next_generation(config: Config, name: str) -> int:
     """One past the newest generation on disk or in flight (a build not finished yet)."""
     numbers = [g.generation for g in generations(config, name)] + _in_flight(config, name)
@@ -74,10 +86,7 @@ def create(config: Config, catalog: Lookup, name: str, specs: Sequence[str], *,
            channel: str | None = None, backend: str | None = None,
            progress: Progress | None = None) -> tuple[EnvPlan, list[BuildRecord]]:
     """``env create NAME SPEC…``: generation 1 of a new environment, planned and submitted."""
-    check_name(name)
-    if generations(config, name) or _in_flight(config, name):
-        raise UserError(f"environment {name} exists; 'nixmod env add {name} SPEC...' makes its "
-                        f"next generation, 'nixmod env remove {name}' removes it")
+    check_new_name(config, name)
     plan = envplan.plan_environment(catalog, specs, [c.name for c in config.channels], channel)
     return plan, _submit(config, name, plan, backend=backend, progress=progress)
 
@@ -110,9 +119,25 @@ def change(config: Config, catalog: Lookup, name: str, *, add: Sequence[str] = (
 def _submit(config: Config, name: str, plan: EnvPlan, *, backend: str | None,
             progress: Progress | None) -> list[BuildRecord]:
     """Instantiate the plan's expression and build it as a package is built."""
+    return submit(config, forecast(config, name, plan, backend=backend, progress=progress),
+                  backend=backend, progress=progress)
+
+
+def forecast(config: Config, name: str, plan: EnvPlan, *, backend: str | None = None,
+             progress: Progress | None = None, module_root: Path | None = None) -> list[Plan]:
+    """Environment ``name`` of ``plan`` as its next generation: instantiated and decided
+    (reuse / join / build), nothing submitted.
+
+    What the TUI's plan dialog shows before the user confirms, and what
+    ``stack build`` compares with the generation it published; ``builds.submit``
+    then submits these plans (deciding again under its lock). ``module_root``:
+    the tree whose generations count (a stack's), else ``[modules].root``.
+    """
     envplan.require_buildable(config, plan)
-    check_state(config)
-    generation = _next_generation(config, name)
+    check_state(config, module_root=module_root)
+    tree = config if module_root is None else replace(
+        config, modules=replace(config.modules, root=Path(module_root)))
+    generation = _next_generation(tree, name)
     chosen = config.channel(plan.channel)
     if progress:
         progress(f"evaluating environment {name} (generation {generation}) in {plan.channel}: "
@@ -121,10 +146,9 @@ def _submit(config: Config, name: str, plan: EnvPlan, *, backend: str | None,
     listed = ", ".join(f"{m.attr} {m.version}" for m in plan.members)
     record = PackageVersion(name=name, version=str(generation), channel=plan.channel, attr="",
                             description=f"environment: {listed}")
-    plans = plan_derivations(config, [(record, inst)], backend=backend,
-                             environment={"packages": plan.packages(),
-                                          "interpreter": plan.interpreter or ""})
-    return submit(config, plans, backend=backend, progress=progress)
+    return plan_derivations(config, [(record, inst)], backend=backend,
+                            environment={"packages": plan.packages(),
+                                         "interpreter": plan.interpreter or ""})
 
 
 def remove(config: Config, target: str) -> list[lmod.ModuleInfo]:

@@ -19,12 +19,14 @@ from typing import Any, Iterable
 from nixmod.config import Config, expand_path, key_line
 from nixmod.errors import UserError
 from nixmod.gcroots import stack_gcroot_dir
+from nixmod.names import validate_component
 from nixmod.packages import PackageVersion
 
 
 _STACK_KEYS: dict[str, type] = {"name": str, "modules_root": str}
 _PACKAGE_KEYS: dict[str, type] = {"name": str, "version": str, "channel": str, "default": bool}
-_TOP_KEYS = ("stack", "package")
+_ENVIRONMENT_KEYS: dict[str, type] = {"name": str, "packages": list, "channel": str, "default": bool}
+_TOP_KEYS = ("stack", "package", "environment")
 _STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _TOML_LINE = re.compile(r"at line (\d+)")
 
@@ -59,6 +61,26 @@ class StackEntry:
         return self.key_lines.get(key, self.line)
 
 
+@dataclass(frozen=True)
+class EnvironmentEntry:
+    """One ``[[environment]]`` as written: a NAME and its package SPECs (``env create``'s).
+
+    ``default``: this environment's newest generation is what ``module load
+    <env_prefix>/NAME`` gives (the stack's ``.modulerc.lua``), as for a package.
+    """
+
+    name: str
+    packages: tuple[str, ...]
+    channel: str = ""
+    default: bool = False
+    line: int | None = None                  # the [[environment]] header
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, key: str) -> int | None:
+        """The line of ``key`` in this entry, else its header: where the fix goes."""
+        return self.key_lines.get(key, self.line)
+
+
 @dataclass
 class Stack:
     """A parsed stack file; ``modules_root`` is absolute (relative paths are from the file)."""
@@ -67,6 +89,7 @@ class Stack:
     name: str
     modules_root: Path
     entries: list[StackEntry] = field(default_factory=list)
+    environments: list[EnvironmentEntry] = field(default_factory=list)
 
     @property
     def gcroot_dir(self) -> Path:
@@ -83,6 +106,16 @@ class Resolved:
 
 
 @dataclass
+class ResolvedEnvironment:
+    """An ``[[environment]]`` as planned: its channel, interpreter and members (sorted by attr)."""
+
+    entry: EnvironmentEntry
+    versions: list[PackageVersion]
+    channel: str
+    interpreter: str = ""               # "" for an environment with no interpreter
+
+
+@dataclass
 class CheckReport:
     """Everything ``stack check`` found: the stack (if it parsed) and every problem."""
 
@@ -90,6 +123,7 @@ class CheckReport:
     stack: Stack | None
     resolved: list[Resolved] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    environments: list[ResolvedEnvironment] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +141,10 @@ class CheckReport:
             "packages": [{"name": r.version.name, "version": r.version.version,
                           "channel": r.version.channel, "default": r.entry.default,
                           "line": r.entry.line} for r in self.resolved],
+            "environments": [{"name": e.entry.name, "channel": e.channel, "default": e.entry.default,
+                              "line": e.entry.line, "interpreter": e.interpreter or None,
+                              "packages": [{"name": v.name, "version": v.version, "attr": v.attr}
+                                           for v in e.versions]} for e in self.environments],
             "problems": [asdict(p) for p in self.problems],
         }
 
@@ -147,7 +185,7 @@ class _Reader:
     def check_keys(self, data: dict[str, Any], allowed: dict[str, type], table: str,
                    occurrence: int = 0) -> None:
         """Unknown keys and wrong types, each with a fix."""
-        label = f"[[{table}]]" if table == "package" else f"[{table}]"
+        label = f"[[{table}]]" if table in ("package", "environment") else f"[{table}]"
         for key, value in data.items():
             if key not in allowed:
                 hint = closest(key, allowed) or f"allowed keys: {', '.join(allowed)}"
@@ -156,7 +194,9 @@ class _Reader:
                 continue
             kind = allowed[key]
             if not isinstance(value, kind):
-                shown, example = ("true or false", "true") if kind is bool else ("a string", '"..."')
+                shown, example = {bool: ("true or false", "true"),
+                                  list: ("a list of strings", '["python3Packages.numpy", "..."]')
+                                  }.get(kind, ("a string", '"..."'))
                 self.problem(f"{table}.{key} must be {shown}, got {value!r}",
                              f"write {key} = {example}", key=key, table=table, occurrence=occurrence)
 
@@ -178,7 +218,7 @@ def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]
 
     for key in data:
         if key not in _TOP_KEYS:
-            hint = closest(key, _TOP_KEYS) or "a stack file has [stack] and [[package]] tables only"
+            hint = closest(key, _TOP_KEYS) or "a stack file has [stack], [[package]] and [[environment]] tables only"
             reader.problem(f"unknown key {key!r}", f"remove it ({hint})", key=key, table=None)
 
     head = data.get("stack")
@@ -205,7 +245,8 @@ def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]
         reader.problem("'package' must be an array of tables", "write each package as [[package]]",
                        key="package", table=None)
         packages = []
-    if not packages:
+    environments = _environments(reader, data)
+    if not packages and not environments and "environment" not in data:
         reader.problem("the stack names no package", 'add [[package]] with name = "..."')
     entries = []
     for index, raw in enumerate(packages):
@@ -225,4 +266,64 @@ def parse_stack(path: Path, config: Config) -> tuple[Stack | None, list[Problem]
         entries.append(StackEntry(name=pkg_name, version=text("version"), channel=text("channel"),
                                   default=raw.get("default") is True, line=header,
                                   key_lines={k: v for k, v in lines.items() if v}))
-    return Stack(file=path, name=name, modules_root=root, entries=entries), reader.problems
+    return Stack(file=path, name=name, modules_root=root, entries=entries,
+                 environments=environments), reader.problems
+
+
+def _environments(reader: _Reader, data: dict[str, Any]) -> list[EnvironmentEntry]:
+    """Every well-formed ``[[environment]]``; a problem with its line for each mistake.
+
+    An environment's name becomes a module directory (``<env_prefix>/NAME``),
+    so it is held to the module name rule; its packages are SPECs as
+    ``env create`` takes them, checked against the catalog later (``stacks``).
+    """
+    raw_list = data.get("environment", [])
+    if not isinstance(raw_list, list) or not all(isinstance(e, dict) for e in raw_list):
+        reader.problem("'environment' must be an array of tables",
+                       "write each environment as [[environment]]", key="environment", table=None)
+        return []
+    found: list[EnvironmentEntry] = []
+    first_line: dict[str, int | None] = {}
+    for index, raw in enumerate(raw_list):
+        reader.check_keys(raw, _ENVIRONMENT_KEYS, "environment", index)
+        header = key_line(reader.text, "environment", "environment", index)
+        lines = {key: line for key in raw
+                 if (line := key_line(reader.text, key, "environment", index))}
+        file = str(reader.path)
+        env_name = raw.get("name")
+        if not isinstance(env_name, str) or not env_name:
+            reader.problems.append(Problem(file, header, f"[[environment]] #{index + 1} has no name",
+                                           'add name = "..." (it becomes the module name)'))
+            continue
+        try:
+            validate_component(env_name, "name")
+        except UserError:
+            reader.problems.append(Problem(file, lines.get("name", header),
+                                           f"environment name {env_name!r} is not a plain name",
+                                           "use letters, digits and . _ + - only (it names a module)"))
+            continue
+        if env_name in first_line:
+            reader.problems.append(Problem(file, header, f"environment {env_name} is listed twice "
+                                           f"(first at line {first_line[env_name]})",
+                                           "remove one of the two [[environment]] entries"))
+            continue
+        first_line[env_name] = header
+        specs = raw.get("packages")
+        if specs is None:
+            reader.problems.append(Problem(file, header, f"environment {env_name} has no packages",
+                                           'add packages = ["python3Packages.numpy", ...]'))
+            continue
+        if not isinstance(specs, list):
+            continue   # check_keys said so, with its line
+        if not specs or not all(isinstance(s, str) and s.strip() for s in specs):
+            reader.problems.append(Problem(file, lines.get("packages", header),
+                                           f"environment {env_name}: packages must be a non-empty "
+                                           "list of package names",
+                                           'write packages = ["python3Packages.numpy", ...]'))
+            continue
+        channel = raw.get("channel", "")
+        found.append(EnvironmentEntry(name=env_name, packages=tuple(s.strip() for s in specs),
+                                      channel=channel if isinstance(channel, str) else "",
+                                      default=raw.get("default") is True, line=header,
+                                      key_lines=lines))
+    return found

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from nixmod import builds, dirs, gcroots, lmod, nix, shims
+from nixmod import builds, dirs, gcroots, lmod, nix, shims, stackenvs
 from nixmod.config import Config, current_user, key_line
 from nixmod.dirs import ensure_dir
 from nixmod.errors import UserError
-from nixmod.stackfile import (CheckReport, Problem, Resolved, Stack, StackEntry, StackInvalid, closest,
-                              parse_stack)
+from nixmod.stackfile import (CheckReport, EnvironmentEntry, Problem, Resolved, ResolvedEnvironment, Stack,
+                              StackEntry, StackInvalid, closest, parse_stack)
 
 from nixmod.builds.state import BuildRecord, BuildState
 from nixmod.lmod import ModuleInfo
@@ -125,8 +125,47 @@ def check_stack(config: Config, path: Path, catalog: Catalog | None = None,
                 continue
             default_of[version.name] = entry
         report.resolved.append(Resolved(entry=entry, version=version))
+    for environment in stack.environments:
+        resolved_env, env_problems = _resolve_environment(catalog, environment, file)
+        report.problems += env_problems
+        if resolved_env is not None:
+            report.environments.append(resolved_env)
     report.problems.sort(key=lambda problem: problem.line or 0)
     return report
+
+
+def _resolve_environment(catalog: Catalog, entry: EnvironmentEntry, file: str
+                         ) -> tuple[ResolvedEnvironment | None, list[Problem]]:
+    """The environment as ``env create`` would plan it (``envplan``), or its problems.
+
+    An unknown channel is named with the nearest configured one; every
+    package SPEC that names nothing gets its own line (all of them in one
+    ``stack check``); then the planner's own refusal (two interpreters, two
+    channels, a package outside its interpreter's set), in its words.
+    """
+    from nixmod.envplan import plan_environment   # startup: a stack without environments plans none
+
+    known = [c.name for c in catalog.channels]
+    if entry.channel and entry.channel not in known:
+        hint = closest(entry.channel, known) or f"channels: {', '.join(known)}"
+        return None, [Problem(file, entry.line_of("channel"), f"environment {entry.name}: unknown "
+                              f"channel {entry.channel!r}", f"set channel to a configured one ({hint})")]
+    problems = []
+    for spec in entry.packages:
+        try:
+            catalog.resolve(spec)
+        except UserError as exc:
+            problems.append(Problem(file, entry.line_of("packages"), f"environment {entry.name}: {exc}",
+                                    "list packages by the attribute path `nixmod search` shows"))
+    if problems:
+        return None, problems
+    try:
+        plan = plan_environment(catalog, entry.packages, known, entry.channel or None)
+    except UserError as exc:
+        return None, [Problem(file, entry.line_of("packages"), f"environment {entry.name}: {exc}",
+                              "make the packages one interpreter's and one channel's")]
+    return ResolvedEnvironment(entry=entry, versions=list(plan.members), channel=plan.channel,
+                               interpreter=plan.interpreter or ""), []
 
 
 def load_stack(config: Config, path: Path, progress: Progress | None = None) -> CheckReport:
@@ -138,15 +177,21 @@ def load_stack(config: Config, path: Path, progress: Progress | None = None) -> 
 
 
 def lock_stack(config: Config, path: Path, progress: Progress | None = None) -> Lock:
-    """``nixmod lock --stack FILE``: a lock of the packages the stack published."""
+    """``nixmod lock --stack FILE``: a lock of the packages and environments the stack published
+    (each environment's newest generation in the stack's tree)."""
     from nixmod.repro.lock import lock_tree   # startup: `stack check` loads no builds code
+
+    from nixmod.repro.envlock import newest_generations   # startup, as above
 
     report = load_stack(config, path, progress=progress)
     assert report.stack is not None
+    hint = f"run 'nixmod stack build {path}' first"
+    generations = newest_generations(config, report.stack.modules_root,
+                                     [e.entry.name for e in report.environments], missing_hint=hint)
     return lock_tree(config, report.stack.modules_root,
                      [(r.version.name, r.version.version) for r in report.resolved],
-                     stack=report.stack.name, missing_hint=f"run 'nixmod stack build {path}' first",
-                     progress=progress)
+                     stack=report.stack.name, missing_hint=hint, progress=progress,
+                     environments=generations)
 
 
 def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
@@ -168,6 +213,7 @@ def locked_stack_report(config: Config, path: Path, lock: Lock) -> CheckReport:
         report.resolved.append(Resolved(entry=StackEntry(name=version.name, version=version.version,
                                                          channel=version.channel, default=default),
                                         version=version))
+    report.environments = stackenvs.from_lock(stack, lock)
     return report
 
 
@@ -197,6 +243,7 @@ class StackItem:
     out: str = ""
     error: str | None = None
     log: str = ""
+    kind: str = "package"       # or "environment": NAME is the environment's, version its generation
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,23 +258,30 @@ class StackBuildResult:
     removed: list[str]          # module names removed because the file no longer names them
     arrays: list[str]           # SLURM job arrays (or local batches) this run submitted
     seconds: float
+    environments: list[StackItem] = field(default_factory=list)   # one per [[environment]]
+
+    @property
+    def every(self) -> list[StackItem]:
+        """The packages, then the environments."""
+        return [*self.items, *self.environments]
 
     def count(self, *states: str) -> int:
-        return sum(1 for item in self.items if item.state in states)
+        return sum(1 for item in self.every if item.state in states)
 
     @property
     def failed(self) -> list[StackItem]:
-        return [item for item in self.items if item.state in ENDED_BADLY]
+        return [item for item in self.every if item.state in ENDED_BADLY]
 
     @property
     def submitted(self) -> int:
-        return sum(1 for item in self.items if item.action in ("build", "join", "reuse"))
+        return sum(1 for item in self.every if item.action in ("build", "join", "reuse"))
 
     def summary(self) -> str:
-        jobs = len({i.build_id for i in self.items if i.action == "build"})
-        parts = [f"stack {self.stack.name}: {len(self.items)} packages",
+        jobs = len({i.build_id for i in self.every if i.action == "build"})
+        envs = f", {len(self.environments)} environments" if self.environments else ""
+        parts = [f"stack {self.stack.name}: {len(self.items)} packages{envs}",
                  f"{self.count('built')} built", f"{self.count('reused')} reused",
-                 f"{sum(1 for i in self.items if i.action == 'join')} joined",
+                 f"{sum(1 for i in self.every if i.action == 'join')} joined",
                  f"{self.count('failed', 'cancelled')} failed",
                  f"{self.count('pending', 'queued', 'running')} in progress"]
         if self.arrays:
@@ -243,6 +297,7 @@ class StackBuildResult:
         return {"stack": self.stack.name, "modules_root": str(self.stack.modules_root),
                 "gcroot_dir": str(self.stack.gcroot_dir),
                 "packages": [item.as_json() for item in self.items],
+                "environments": [item.as_json() for item in self.environments],
                 "removed": self.removed, "arrays": self.arrays,
                 "submitted": self.submitted, "seconds": round(self.seconds, 3),
                 "ok": not self.failed}
@@ -407,8 +462,17 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
                                     "add --retry to build it again"}.get(standing, "")
             progress(f"{version.name} {version.version}: {standing}{note}")
 
+    env_items = _environment_items(config, stack, report, history, to_submit, followed,
+                                   retry=retry, progress=progress, lock=lock)
     keep = {(r.version.name, r.version.version) for r in report.resolved}
     removed = _remove_unlisted(config, stack, keep, progress)
+    if report.environments or stackenvs.published(config, stack):
+        removed += stackenvs.remove_unlisted(config, stack, {e.entry.name for e in report.environments},
+                                             progress)
+        unmarked = [e.entry.name for e in report.environments if not e.entry.default]
+        for name in stackenvs.clear_defaults(config, stack, unmarked):
+            if progress:
+                progress(f"{config.modules.env_prefix}/{name}: no default any more (the newest loads)")
     with_default = {r.version.name for r in report.resolved if r.entry.default}
     for name in sorted({name for name, _version in keep} - with_default):
         if lmod.clear_default(config, name, root=stack.modules_root) and progress:
@@ -435,10 +499,49 @@ def build_stack(config: Config, path: Path, *, wait: bool = False, retry: bool =
             if item.build_id in finals:
                 _take(item, finals[item.build_id])
     _readable_by_all(stack.modules_root, shims.shims_root(stack.modules_root), stack.gcroot_dir)
-    if all(item.state not in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING) for item in items):
+    if all(item.state not in (BuildState.PENDING, BuildState.QUEUED, BuildState.RUNNING)
+           for item in [*items, *env_items]):
         lmod.update_spider_cache(stack.modules_root)
     return StackBuildResult(stack=stack, items=items, removed=removed, arrays=arrays,
-                            seconds=time.monotonic() - started)
+                            seconds=time.monotonic() - started, environments=env_items)
+
+
+def _environment_items(config: Config, stack: Stack, report: CheckReport,
+                       history: dict[str, BuildRecord], to_submit: list[tuple[StackItem, Plan]],
+                       followed: list[StackItem], *, retry: bool,
+                       progress: Progress | None, lock: Lock | None = None) -> list[StackItem]:
+    """The stack's environments, decided as its packages are (``_standing``); what needs
+    submitting joins ``to_submit``, what an earlier run has in flight joins ``followed``.
+    With ``lock``, each must evaluate to its locked drv (LockMismatch before anything is
+    submitted)."""
+    items = []
+    planned = stackenvs.forecasts(config, stack, report.environments, progress)
+    if lock is not None:
+        stackenvs.check_locked(lock, planned)
+    for forecast in planned:
+        entry, plan, newest = forecast.resolved.entry, forecast.plan, forecast.newest
+        earlier = history.get(plan.drv)
+        standing = _standing(plan, newest, earlier, retry=retry)
+        item = StackItem(name=entry.name, version=plan.version.version, channel=plan.version.channel,
+                         default=entry.default, action=standing or plan.action,
+                         state=BuildState.PENDING, kind="environment")
+        if standing is None:
+            to_submit.append((item, plan))
+        elif standing == UP_TO_DATE:
+            assert newest is not None
+            stackenvs.keep_default(config, stack, forecast, newest.version)
+            item.version, item.state, item.module, item.out = (newest.version, BuildState.BUILT,
+                                                                newest.module, newest.store_path)
+        else:
+            assert earlier is not None
+            _take(item, earlier)
+            item.version = earlier.version
+            if standing == IN_FLIGHT:
+                followed.append(item)
+        if progress and standing is not None:
+            progress(f"{config.modules.env_prefix}/{entry.name}/{item.version}: {standing}")
+        items.append(item)
+    return items
 
 
 
@@ -473,6 +576,24 @@ def stack_status(config: Config, path: Path, progress: Progress | None = None) -
                 item.state = BuildState.BUILT if record is None or record.finished else item.state
         elif record is None:
             item.state = "not built"
+        item.action = item.state
+        items.append(item)
+    generations = stackenvs.published(config, stack) if report.environments else {}
+    for environment in report.environments:
+        name = environment.entry.name
+        newest = generations.get(name, [None])[-1]
+        ran = [r for r in latest.values() if r.environment and r.name == name]
+        record = max(ran, key=lambda r: r.id) if ran else None
+        item = StackItem(name=name, version=newest.version if newest else "", channel=environment.channel,
+                         default=environment.entry.default, action="", state="not built",
+                         kind="environment")
+        if record is not None and (newest is None or int(record.version or 0) >= int(newest.version)):
+            _take(item, record)
+            item.version = record.version
+        if newest is not None and newest.valid and item.version == newest.version:
+            item.module, item.out = newest.module, newest.store_path
+            if item.state not in (BuildState.BUILT, BuildState.REUSED):
+                item.state = BuildState.BUILT if record is None or record.finished else item.state
         item.action = item.state
         items.append(item)
     return items

@@ -24,7 +24,7 @@ from nixmod.config import Config, config_files
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
 from nixmod.files import atomic_write
-from nixmod.gcroots import environment_gcroot_dir
+from nixmod.gcroots import ENVIRONMENTS, environment_gcroot_dir
 from nixmod.lmod import check_tree
 from nixmod.metadata import metadata
 from nixmod.pins import module_channel_pin
@@ -69,9 +69,15 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
 
 def _gcroot_dir(config: Config, plan: Plan, given: Path | None) -> str | None:
     """Where a plan's GC root goes: the caller's directory, an environment's own, else the
-    state dir's (None: ``finish`` takes the store's default)."""
+    state dir's (None: ``finish`` takes the store's default).
+
+    An environment's root in the caller's directory (a site stack's) goes into its
+    ``.environments`` subdirectory, as a user's do in theirs: environment ``sci``
+    generation 1 never shares a root with a package ``sci`` 1 of the same stack,
+    and one ``submit`` can carry a stack's packages and environments together.
+    """
     if given is not None:
-        return str(given)
+        return str(Path(given) / ENVIRONMENTS) if plan.environment else str(given)
     if plan.environment:
         return str(environment_gcroot_dir(Path(config.build.state_dir)))
     return None

@@ -8,12 +8,14 @@ part it needs (``stacks`` imports ``repro.lock``).
 
 from nixmod.repro.bundle import (ExportResult, ImportResult, check_bundle, export_bundle,
                                  import_bundle, signature_status, trusted_keys)
-from nixmod.repro.lock import (LOCK_NAME, Lock, LockedPackage, LockMismatch, build_locked,
+from nixmod.repro.lock import (LOCK_NAME, EnvironmentMember, Lock, LockedEnvironment, LockedPackage,
+                               LockMismatch, build_locked,
                                lock_tree, locked_plans, locked_versions, make_lock, read_lock,
                                write_lock)
 from nixmod.repro.verify import VerifyResult, verify
 
 __all__ = ["ExportResult", "ImportResult", "check_bundle", "export_bundle", "import_bundle",
-           "signature_status", "trusted_keys", "LOCK_NAME", "Lock", "LockedPackage",
+           "signature_status", "trusted_keys", "LOCK_NAME", "EnvironmentMember", "Lock",
+           "LockedEnvironment", "LockedPackage",
            "LockMismatch", "build_locked", "lock_tree", "locked_plans", "locked_versions",
            "make_lock", "read_lock", "write_lock", "VerifyResult", "verify"]

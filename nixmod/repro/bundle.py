@@ -27,8 +27,8 @@ from nixmod.files import atomic_open
 from nixmod.metadata import metadata
 from nixmod.names import check_module_names
 from nixmod.pins import nar_string, nix_base32, pin_text
-from nixmod.repro.lock import (LOCK_NAME, NIX_COMMAND, Lock, Progress, lock_from_bytes, read_lock,
-                               store_nar_hashes, system_and_store)
+from nixmod.repro.lock import (LOCK_NAME, NIX_COMMAND, Lock, LockedEnvironment, LockedPackage, Progress,
+                               lock_from_bytes, read_lock, store_nar_hashes, system_and_store)
 
 #: characters that would change the meaning of a ``file://DIR?secret-key=KEY`` store URL
 _URL_UNSAFE = re.compile(r"[?&=#%\s]")
@@ -86,14 +86,13 @@ def export_bundle(config: Config, lock_path: Path, directory: Path, key: Path,
         raise UserError(f"{missing[0]} (locked) is not in this store; 'nixmod build --lock "
                         f"{lock_path} --wait' brings it back, then export")
     hashes = store_nar_hashes(paths)
-    for package in lock.packages:
-        for output, path in package.outputs.items():
-            if hashes[path] != package.nar_hash[output]:
-                raise OperationFailed(f"{package.name} {package.version} output {output}: the store "
+    for locked, label in _locked(lock):
+        for output, path in locked.outputs.items():
+            if hashes[path] != locked.nar_hash[output]:
+                raise OperationFailed(f"{label} output {output}: the store "
                                       f"holds other bytes ({hashes[path]}) than the lock "
-                                      f"({package.nar_hash[output]}); not exported")
-    drvs = [p.drv for p in lock.packages]
-    drvs = sorted(nix.valid_paths(drvs))
+                                      f"({locked.nar_hash[output]}); not exported")
+    drvs = sorted(nix.valid_paths(lock.drvs()))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -214,6 +213,12 @@ class ImportResult:
     modules_root: Path
 
 
+def _locked(lock: Lock) -> list[tuple[LockedPackage | LockedEnvironment, str]]:
+    """Every locked package and environment, with how messages name it."""
+    return [*((p, f"{p.name} {p.version}") for p in lock.packages),
+            *((e, f"environment {e.name}") for e in lock.environments)]
+
+
 def check_bundle(directory: Path, lock: Lock, lock_content: bytes) -> list[str]:
     """Every reason this bundle must not be imported ([] when it is sound).
 
@@ -230,30 +235,29 @@ def check_bundle(directory: Path, lock: Lock, lock_content: bytes) -> list[str]:
     if unsigned:
         return [unsigned]
     problems = []
-    for package in lock.packages:
-        for output, path in package.outputs.items():
+    for item, label in _locked(lock):
+        for output, path in item.outputs.items():
             info = _narinfo(directory, path)
             if info is None or info.get("StorePath") != path:
-                problems.append(f"{package.name} {package.version} output {output} ({path}) is "
-                                "not in the bundle")
-            elif info.get("NarHash") != package.nar_hash[output]:
-                problems.append(f"{package.name} {package.version} output {output}: the bundle holds "
-                                f"{info.get('NarHash')}, the lock says {package.nar_hash[output]}")
+                problems.append(f"{label} output {output} ({path}) is not in the bundle")
+            elif info.get("NarHash") != item.nar_hash[output]:
+                problems.append(f"{label} output {output}: the bundle holds "
+                                f"{info.get('NarHash')}, the lock says {item.nar_hash[output]}")
     if problems:
         return problems
     outputs = lock.closure_roots()
     here = nix.valid_paths(outputs)
     derivers = {**_derivers([p for p in outputs if p not in here], f"file://{directory}"),
                 **_derivers([p for p in outputs if p in here])}
-    for package in lock.packages:
-        for output, path in package.outputs.items():
-            if derivers.get(path) != package.drv:
-                problems.append(f"{package.name} {package.version} output {output} ({path}) is "
+    for item, label in _locked(lock):
+        for output, path in item.outputs.items():
+            if derivers.get(path) != item.drv:
+                problems.append(f"{label} output {output} ({path}) is "
                                 f"made by {derivers.get(path) or 'an unknown derivation'}, the "
-                                f"lock says {package.drv}")
+                                f"lock says {item.drv}")
     if problems:
         return problems
-    drvs = [p.drv for p in lock.packages if _narinfo(directory, p.drv) is not None]
+    drvs = [drv for drv in lock.drvs() if _narinfo(directory, drv) is not None]
     # the site's keys, as the daemon will check them, not the user's own extra ones
     proc = nix.run([*NIX_COMMAND, "store", "verify", "--store", f"file://{directory}",
                     "--recursive", *lock.closure_roots(), *drvs], check=False, site_config=True)
@@ -306,7 +310,7 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
                               + "; a receiving site imports only bundles signed by a key in "
                               "nix.conf trusted-public-keys, unchanged since")
     roots = lock.closure_roots()
-    drvs = [p.drv for p in lock.packages if _narinfo(directory, p.drv) is not None]
+    drvs = [drv for drv in lock.drvs() if _narinfo(directory, drv) is not None]
     if progress:
         progress(f"copying {len(roots)} output closure(s) from {directory} through the daemon")
     proc = nix.run([*NIX_COMMAND, "copy", "--from", f"file://{directory}", *roots], check=False)
@@ -334,9 +338,37 @@ def import_bundle(config: Config, directory: Path, *, modules_root: Path | None 
         written.append(info.module)
         if progress:
             progress(f"{info.module}: imported ({request.store_path})")
+    written += _import_environments(config, lock, root, gcroot_dir / gcroots.ENVIRONMENTS, progress)
     if modules_root is not None and lmod.spider_cache_dir(root).is_dir():
         lmod.update_spider_cache(root)
     return ImportResult(modules=written, paths=roots, modules_root=root)
+
+
+def _import_environments(config: Config, lock: Lock, root: Path, gcroot_dir: Path,
+                         progress: Progress | None) -> list[str]:
+    """GC roots and modules of the lock's environments, as a build of each writes them: the
+    next generation of its NAME in ``root`` (none when the newest one holds these outputs)."""
+    from nixmod import environments   # startup: imports of packages only do not load it
+    from nixmod.repro.envlock import module_request, up_to_date
+
+    written = []
+    for environment in lock.environments:
+        if up_to_date(config, root, environment) is not None:
+            continue
+        tree = replace(config, modules=replace(config.modules, root=root))
+        generation = max([g.generation for g in environments.generations(tree, environment.name)],
+                         default=0) + 1
+        ensure_dir(gcroot_dir, "GC root directory", "--modules-root (or [build] state_dir)")
+        base = gcroots.gc_root(gcroot_dir, environment.name, str(generation))
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for output, path in environment.outputs.items():
+            nix.run(nix.realise_command(path, gcroots.gc_root_link(base, output)))
+        request = module_request(environment, generation, pin_text(lock.channels[environment.channel]))
+        info = lmod.write_module(lmod.environment_config(config), request, root=root)
+        written.append(info.module)
+        if progress:
+            progress(f"{info.module}: imported ({request.store_path})")
+    return written
 
 
 # -- signatures -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 from nixmod import builds, lmod, nix
+from nixmod.envplan import EnvGeneration
 from nixmod.packages import PackageVersion
 from nixmod.config import Channel, Config, valid_channel_name
 from nixmod.errors import UserError
@@ -73,19 +74,55 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class EnvironmentMember:
+    """One package of a locked environment: which attribute, at which version."""
+
+    name: str
+    version: str
+    attr: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "attr": self.attr}
+
+
+@dataclass(frozen=True)
+class LockedEnvironment:
+    """One environment of a lock: its packages, and exactly which derivation and bytes.
+
+    The drv depends only on the channel and the sorted package set (never on
+    the NAME), so two sites that evaluate the same members get the same drv;
+    the NAME says which module the environment becomes.
+    """
+
+    name: str
+    channel: str
+    packages: tuple[EnvironmentMember, ...]
+    drv: str
+    outputs: dict[str, str]
+    nar_hash: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "channel": self.channel,
+                "packages": [p.as_json() for p in self.packages], "drv": self.drv,
+                "outputs": dict(self.outputs), "nar_hash": dict(self.nar_hash)}
+
+
+@dataclass(frozen=True)
 class Lock:
-    """SPEC.md's lock: system, store dir, channels, packages (and the stack it came from)."""
+    """SPEC.md's lock: system, store dir, channels, packages, environments (and the stack it came from)."""
 
     system: str
     store_dir: str
     channels: dict[str, dict[str, Any]]
     packages: list[LockedPackage]
     stack: str | None = None
+    environments: list[LockedEnvironment] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"nixmod_lock": LOCK_FORMAT, "system": self.system,
                                 "store_dir": self.store_dir, "channels": self.channels,
-                                "packages": [p.as_json() for p in self.packages]}
+                                "packages": [p.as_json() for p in self.packages],
+                                "environments": [e.as_json() for e in self.environments]}
         if self.stack:
             data["stack"] = self.stack
         return data
@@ -94,8 +131,14 @@ class Lock:
         return json.dumps(self.as_json(), indent=2) + "\n"
 
     def closure_roots(self) -> list[str]:
-        """Every locked output path, in lock order, once."""
-        return list(dict.fromkeys(p for pkg in self.packages for p in pkg.outputs.values()))
+        """Every locked output path (packages, then environments), in lock order, once."""
+        built: list[LockedPackage | LockedEnvironment] = [*self.packages, *self.environments]
+        return list(dict.fromkeys(p for item in built for p in item.outputs.values()))
+
+    def drvs(self) -> list[str]:
+        """Every locked derivation (packages, then environments), once."""
+        built: list[LockedPackage | LockedEnvironment] = [*self.packages, *self.environments]
+        return list(dict.fromkeys(item.drv for item in built))
 
 
 def _store_path_ok(path: Any, store_dir: str) -> bool:
@@ -134,8 +177,11 @@ def parse_lock(data: Any, source: str) -> Lock:
         if not valid_channel_name(name):
             raise bad(f"channel name {name!r} must be letters, digits and . _ + - only")
     raw_packages = data.get("packages")
-    if not isinstance(raw_packages, list) or not raw_packages:
-        raise bad("'packages' must be a non-empty list")
+    raw_environments = data.get("environments", [])
+    if not isinstance(raw_packages, list) or not isinstance(raw_environments, list):
+        raise bad("'packages' and 'environments' must be lists")
+    if not raw_packages and not raw_environments:
+        raise bad("'packages' and 'environments' are both empty: nothing is locked")
     packages = []
     for index, raw in enumerate(raw_packages):
         where = f"package #{index + 1}"
@@ -151,18 +197,7 @@ def parse_lock(data: Any, source: str) -> Lock:
         if not valid_attr_path(texts["attr"]):
             raise bad(f"{where} ({texts['name']}): attr {texts['attr']!r} is not an attribute "
                       "path (no blanks, '/' or control characters)")
-        outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
-        if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
-                or set(outputs) != set(hashes)):
-            raise bad(f"{where} ({texts['name']}) needs 'outputs' and 'nar_hash' for the same outputs")
-        for output, path in outputs.items():
-            component(output, "output", f"{where} ({texts['name']})")
-            if not _store_path_ok(path, store_dir) or not isinstance(hashes[output], str) \
-                    or not _NAR_HASH.fullmatch(hashes[output]):
-                raise bad(f"{where} ({texts['name']}) output {output!r}: a store path under "
-                          f"{store_dir} and a 'sha256:…' hash are needed")
-        if not _store_path_ok(texts["drv"], store_dir) or not texts["drv"].endswith(".drv"):
-            raise bad(f"{where} ({texts['name']}): drv must be a .drv path under {store_dir}")
+        outputs, hashes = _built(raw, texts["drv"], store_dir, f"{where} ({texts['name']})", bad)
         if texts["channel"] not in channels:
             raise bad(f"{where} ({texts['name']}) names channel {texts['channel']!r}, "
                       "which 'channels' does not describe")
@@ -177,8 +212,74 @@ def parse_lock(data: Any, source: str) -> Lock:
         if not isinstance(stack, str):
             raise bad("'stack' must be a string")
         component(stack, "stack", "'stack'")
+    environments = [_parse_environment(raw, f"environment #{index + 1}", store_dir, channels, bad)
+                    for index, raw in enumerate(raw_environments)]
+    names = [e.name for e in environments]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise bad(f"environment {twice!r} is locked twice")
     return Lock(system=system, store_dir=store_dir, channels=dict(channels),
-                packages=packages, stack=stack)
+                packages=packages, stack=stack, environments=environments)
+
+
+def _built(raw: dict[str, Any], drv: str, store_dir: str, where: str,
+           bad: Callable[[str], UserError]) -> tuple[dict[str, str], dict[str, str]]:
+    """The checked ``outputs`` and ``nar_hash`` of a locked package or environment."""
+    outputs, hashes = raw.get("outputs"), raw.get("nar_hash")
+    if (not isinstance(outputs, dict) or not outputs or not isinstance(hashes, dict)
+            or set(outputs) != set(hashes)):
+        raise bad(f"{where} needs 'outputs' and 'nar_hash' for the same outputs")
+    for output, path in outputs.items():
+        try:
+            validate_component(output, "output")
+        except UserError as exc:
+            raise bad(f"{where}: {exc}") from None
+        if not _store_path_ok(path, store_dir) or not isinstance(hashes[output], str) \
+                or not _NAR_HASH.fullmatch(hashes[output]):
+            raise bad(f"{where} output {output!r}: a store path under "
+                      f"{store_dir} and a 'sha256:…' hash are needed")
+    if not _store_path_ok(drv, store_dir) or not drv.endswith(".drv"):
+        raise bad(f"{where}: drv must be a .drv path under {store_dir}")
+    return dict(outputs), dict(hashes)
+
+
+def _parse_environment(raw: Any, where: str, store_dir: str, channels: dict[str, Any],
+                       bad: Callable[[str], UserError]) -> LockedEnvironment:
+    """One ``environments`` entry, every field checked as a package's is.
+
+    The name becomes a module directory (``<env_prefix>/NAME``), each
+    member's attribute goes into a Nix expression: both are held to the
+    rules a package's name and attribute are.
+    """
+    if not isinstance(raw, dict):
+        raise bad(f"{where} is not an object")
+    name, channel, drv = raw.get("name"), raw.get("channel"), raw.get("drv")
+    if not all(isinstance(v, str) and v for v in (name, channel, drv)):
+        raise bad(f"{where} needs name, channel and drv as strings")
+    assert isinstance(name, str) and isinstance(channel, str) and isinstance(drv, str)
+    try:
+        validate_component(name, "name")
+    except UserError as exc:
+        raise bad(f"{where}: {exc}") from None
+    where = f"{where} ({name})"
+    if channel not in channels:
+        raise bad(f"{where} names channel {channel!r}, which 'channels' does not describe")
+    members = raw.get("packages")
+    if not isinstance(members, list) or not members:
+        raise bad(f"{where} needs 'packages', a non-empty list")
+    parsed = []
+    for member in members:
+        texts = {key: value for key in ("name", "version", "attr")
+                 if isinstance(member, dict) and isinstance(value := member.get(key), str) and value}
+        if len(texts) != 3:
+            raise bad(f"{where}: each package needs name, version and attr as strings")
+        if not valid_attr_path(texts["attr"]):
+            raise bad(f"{where}: attr {texts['attr']!r} is not an attribute path "
+                      "(no blanks, '/' or control characters)")
+        parsed.append(EnvironmentMember(**texts))
+    outputs, hashes = _built(raw, drv, store_dir, where, bad)
+    return LockedEnvironment(name=name, channel=channel, packages=tuple(parsed), drv=drv,
+                             outputs=outputs, nar_hash=hashes)
 
 
 def read_lock(path: Path) -> Lock:
@@ -245,18 +346,36 @@ def _lock_modules(config: Config, root: Path, names: Sequence[tuple[str, str]],
 
 def make_lock(config: Config, targets: Sequence[str] = (), *,
               progress: Progress | None = None) -> Lock:
-    """A lock of the user's modules (all, or ``targets``); a stack's is ``stacks.lock_stack``."""
-    names = [lmod.parse_target(config, t) for t in targets] if targets else [
-        (i.name, i.version) for i in lmod.list_modules(config)]
-    return lock_tree(config, Path(config.modules.root), names, progress=progress)
+    """A lock of the user's modules and environments (all, or ``targets``); a stack's is
+    ``stacks.lock_stack``. An environment is its newest generation (``<env_prefix>/NAME``)
+    or the one named (``<env_prefix>/NAME/GEN``)."""
+    from nixmod.repro.envlock import newest_generations   # it imports this module
+
+    root = Path(config.modules.root)
+    env_prefix = config.modules.env_prefix + "/"
+    env_targets = [t[len(env_prefix):] for t in targets if t.startswith(env_prefix)]
+    names = [lmod.parse_target(config, t) for t in targets if not t.startswith(env_prefix)] \
+        if targets else [(i.name, i.version) for i in lmod.list_modules(config)]
+    generations = newest_generations(config, root, env_targets if targets else None)
+    return lock_tree(config, root, names, progress=progress, environments=generations)
 
 
 def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
               stack: str | None = None, missing_hint: str | None = None,
-              progress: Progress | None = None) -> Lock:
-    """A lock of the modules ``names`` in the tree ``root`` (``stack``: the stack that owns it)."""
-    requests = _lock_modules(config, root, names, missing_hint)
+              progress: Progress | None = None,
+              environments: Sequence[EnvGeneration] = ()) -> Lock:
+    """A lock of the modules ``names`` and the environment ``environments`` in the tree
+    ``root`` (``stack``: the stack that owns it)."""
+    from nixmod.repro.envlock import locked_environment   # it imports this module
+
+    requests = _lock_modules(config, root, names, missing_hint) if names or not environments else []
     stack_name = stack
+    for generation in environments:
+        if not generation.valid or not generation.drv or not generation.outputs:
+            raise UserError(f"environment {generation.module}: its outputs are not in the store; "
+                            f"build it again ('nixmod env add {generation.name}' or the stack), "
+                            "then lock")
+    env_paths = [p for g in environments for p in g.outputs.values()]
     paths = [p for r in requests for p in r.outputs.values()]
     valid = nix.valid_paths(paths)
     for request in requests:
@@ -265,13 +384,14 @@ def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
             raise UserError(f"{request.name} {request.version}: its outputs are not in the store "
                             f"({', '.join(missing) or 'no outputs recorded'}); rebuild it "
                             f"({lmod.rebuild_command(request.name, request.version)}), then lock")
-    hashes = store_nar_hashes(paths)
+    hashes = store_nar_hashes([*paths, *env_paths])
     channels: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r.channel for r in requests):
+    owners = {**{g.channel: g.module for g in environments}, **{r.channel: r.name for r in requests}}
+    for name in owners:
         try:
             channel = config.channel(name)
         except UserError:
-            raise UserError(f"channel {name!r} (of module {next(r.name for r in requests if r.channel == name)}) "
+            raise UserError(f"channel {name!r} (of module {owners[name]}) "
                             "is not configured any more; a lock must say how to get it") from None
         if progress:
             progress(f"hashing channel {name} ({channel.path or channel.url})")
@@ -282,7 +402,8 @@ def lock_tree(config: Config, root: Path, names: Sequence[tuple[str, str]], *,
                               meta={key: str(text) for key, text in about(r).items()})
                 for r in requests]
     return Lock(system=system, store_dir=store_dir, channels=channels, packages=packages,
-                stack=stack_name)
+                stack=stack_name,
+                environments=[locked_environment(g, hashes) for g in environments])
 
 
 # -- building exactly a lock --------------------------------------------------------------------
@@ -297,7 +418,8 @@ class Mismatch:
     evaluated: str
 
     def __str__(self) -> str:
-        return f"{self.name} {self.version}: locked {self.locked}, evaluated {self.evaluated}"
+        version = f" {self.version}" if self.version else ""
+        return f"{self.name}{version}: locked {self.locked}, evaluated {self.evaluated}"
 
 
 class LockMismatch(UserError):
@@ -358,13 +480,28 @@ def locked_plans(config: Config, lock: Lock, progress: Progress | None = None
                  ) -> tuple[Config, list[builds.Plan]]:
     """Evaluate every locked package again; plans only when all drvs equal the lock."""
     config = lock_config(config, lock, progress)
-    plans = builds.plan(config, locked_versions(lock), progress=progress)
+    plans = builds.plan(config, locked_versions(lock), progress=progress) if lock.packages else []
     check_plans(lock, plans)
     return config, plans
 
 
 def build_locked(config: Config, lock: Lock, *, backend: str | None = None,
                  progress: Progress | None = None) -> list[builds.BuildRecord]:
-    """``nixmod build --lock``: exactly the locked drvs, reused, joined or built."""
-    config, plans = locked_plans(config, lock, progress)
-    return builds.submit(config, plans, backend=backend, progress=progress)
+    """``nixmod build --lock``: exactly the locked drvs, reused, joined or built.
+
+    Environments too: each is evaluated again from its members and becomes the
+    next generation of its NAME in the user's tree (none when the newest one
+    already holds the locked outputs). Every package and environment whose drv
+    differs is named, and nothing is submitted.
+    """
+    from nixmod.repro.envlock import environment_plans   # it imports this module
+
+    config = lock_config(config, lock, progress)
+    plans = builds.plan(config, locked_versions(lock), progress=progress) if lock.packages else []
+    mismatches = [Mismatch(p.name, p.version, p.drv, plan.drv)
+                  for p, plan in zip(lock.packages, plans) if plan.drv != p.drv]
+    env_plans, env_mismatches = environment_plans(config, lock.environments,
+                                                  Path(config.modules.root), progress)
+    if mismatches or env_mismatches:
+        raise LockMismatch([*mismatches, *env_mismatches])
+    return builds.submit(config, [*plans, *env_plans], backend=backend, progress=progress)

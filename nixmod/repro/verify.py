@@ -38,19 +38,26 @@ class VerifyResult:
 
 def verify(config: Config, targets: Sequence[str], *, backend: str | None = None,
            modules_root: Path | None = None, progress: Progress | None = None) -> list[VerifyResult]:
-    """Rebuild each named module's drv with ``--check``; per output: reproducible or differs."""
+    """Rebuild each named module's drv with ``--check``; per output: reproducible or differs.
+
+    ``<env_prefix>/NAME/GEN`` names a generation of an environment (its module tree).
+    """
     if not targets:
         raise UserError("nixmod verify: name at least one module as NAME/VERSION "
                         "('nixmod modules list' shows them)")
     runner = BACKENDS[backend or config.build.backend]
     requests = []
+    trees = {}
     for target in targets:
-        name, version = lmod.parse_target(config, target)
-        request = lmod.read_request(lmod.module_path(config, name, version, root=modules_root))
+        tree = lmod.environment_config(config) \
+            if target.startswith(f"{config.modules.env_prefix}/") else config
+        name, version = lmod.parse_target(tree, target)
+        request = lmod.read_request(lmod.module_path(tree, name, version, root=modules_root))
         if request is None:
-            raise UserError(f"no module {lmod.module_name(config, name, version)}; "
+            raise UserError(f"no module {lmod.module_name(tree, name, version)}; "
                             "'nixmod modules list' shows the modules")
         requests.append(request)
+        trees[id(request)] = tree
     for request in requests:
         wanted = [request.drv, *request.outputs.values()]
         valid = nix.valid_paths(wanted)
@@ -61,7 +68,7 @@ def verify(config: Config, targets: Sequence[str], *, backend: str | None = None
                             f"({lmod.rebuild_command(request.name, request.version)})")
     results: list[VerifyResult] = []
     for request in requests:
-        module = lmod.module_name(config, request.name, request.version)
+        module = lmod.module_name(trees[id(request)], request.name, request.version)
         if progress:
             progress(f"{module}: rebuilding {request.drv} {runner.VERIFY_PLACE} to compare (--check)")
         run = runner.verify(config, request.drv)

@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 from nixmod.builds import BuildRecord, BuildState, Plan
 from nixmod.catalog import Catalog
 from nixmod.config import Config
-from nixmod.tui import model
+from nixmod.tui import envmodel, model
 from nixmod.tui.base import NixmodAppApi, NixmodScreen
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import BuildsScreen
@@ -89,6 +89,7 @@ class NixmodApp(App[int]):
         self.selection = model.Selection()
         self.records: list[BuildRecord] = []
         self.module_rows: list[model.ModuleRow] = []
+        self.env_rows: list[model.ModuleRow] = []
         self.state_error = ""
         self.followed_build: int | None = None   # the build whose log the Builds screen follows
         self.log_text = ""
@@ -169,6 +170,11 @@ class NixmodApp(App[int]):
         except Exception as error:  # noqa: BLE001
             modules = list(self.module_rows)
             errors.append(model.explain(error))
+        try:
+            environments = envmodel.environment_rows(self.config)
+        except Exception as error:  # noqa: BLE001
+            environments = list(self.env_rows)
+            errors.append(model.explain(error))
         followed = self.followed_build
         log_text = ""
         for record in records:
@@ -176,12 +182,22 @@ class NixmodApp(App[int]):
                 log_text = model.log_tail(record)
         if not worker.is_cancelled:
             self.post_message(StateRefreshed(records, modules, "; ".join(errors), followed, log_text,
-                                             checked))
+                                             checked, environments))
 
     @work(thread=True, exclusive=True, group="submit")
     def submit(self, plans: list[Plan]) -> None:
         try:
             records = model.submit_plans(self.config, plans)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(Submitted(error=model.explain(error)))
+            return
+        self.post_message(Submitted(records=list(records)))
+
+    @work(thread=True, exclusive=True, group="submit")
+    def create_environment(self, preview: envmodel.EnvPreview) -> None:
+        """Submit the environment the plan dialog showed (reuse, join or build) and write its module."""
+        try:
+            records = envmodel.create_environment(self.config, preview)
         except Exception as error:  # noqa: BLE001
             self.post_message(Submitted(error=model.explain(error)))
             return
@@ -205,6 +221,16 @@ class NixmodApp(App[int]):
             return
         self.post_message(ActionDone(f"Removed {row.module} (the store path is left to the garbage "
                                      "collector; a build brings the module back)"))
+
+    @work(thread=True, group="actions")
+    def remove_environment(self, row: model.ModuleRow) -> None:
+        try:
+            envmodel.remove_environment(self.config, row)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(ActionDone(f"Could not remove {row.module}: {model.explain(error)}", "error"))
+            return
+        self.post_message(ActionDone(f"Removed {row.module} (the store path is left to the garbage "
+                                     "collector; its other generations stay loadable)"))
 
     @work(thread=True, group="actions")
     def retry_build(self, record: BuildRecord) -> None:
@@ -236,7 +262,7 @@ class NixmodApp(App[int]):
         if self._records_seen:
             for record in model.build_transitions(self.records, message.records):
                 failed = record.state in (BuildState.FAILED, BuildState.CANCELLED)
-                text = f"{record.name} {record.version}: {record.state}"
+                text = f"{model.record_label(self.config, record)} {record.version}: {record.state}"
                 if record.state == BuildState.FAILED and record.error:
                     text += f": {model.failure_cause(record)}"
                 self.notify(text, title="Build finished" if not failed else "Build ended",
@@ -244,6 +270,7 @@ class NixmodApp(App[int]):
         self._records_seen = True
         self.records = message.records
         self.module_rows = message.modules
+        self.env_rows = message.environments
         self.checked = message.checked
         if message.error and message.error != self.state_error:
             self.notify(message.error, title="Cannot read builds", severity="warning", markup=False)

@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 
 from nixmod.catalog import Catalog
 from nixmod.packages import Package, PackageVersion
-from nixmod.tui import model
+from nixmod.tui import envmodel, model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.messages import SearchDone
 from nixmod.tui.selection import PlanScreen
@@ -224,7 +224,8 @@ class BrowseScreen(NixmodScreen):
             hint.update("")
             self.refresh_bindings()
             return
-        detail.update(detail_text(package))
+        detail.update(detail_text(package, envmodel.environments_holding(self.nixmod_app.env_rows,
+                                                                         package.name)))
         browse_only = model.browse_only_channels(self.nixmod_app.config)
         rows = model.version_rows(package, self.nixmod_app.records, self.nixmod_app.module_rows, self.nixmod_app.selection,
                                   browse_only)

@@ -92,6 +92,9 @@ class BuildsScreen(NixmodScreen):
         self.show_status()
         self.follow(self.selected_record())
 
+    def _label(self, record: BuildRecord) -> str:
+        return model.record_label(self.nixmod_app.config, record)
+
     def fill_table(self) -> None:
         table = self.query_one("#builds", DataTable)
         records = self.listed()
@@ -100,7 +103,7 @@ class BuildsScreen(NixmodScreen):
         now = time.time()
         shown = fit_columns(table, table.size.width or 78, [
             Column("id", "#", max([2, *(len(str(r.id)) for r in records)]), 2, 0),
-            Column("name", "name", min(24, max([4, *(len(r.name) for r in records)])), 8, 1),
+            Column("name", "name", min(24, max([4, *(len(self._label(r)) for r in records)])), 8, 1),
             Column("version", "version", min(16, max([7, *(len(r.version) for r in records)])), 6, 2),
             Column("state", "state", 9, 8, 3),
             Column("elapsed", "elapsed", 7, 6, 4),
@@ -110,7 +113,7 @@ class BuildsScreen(NixmodScreen):
         ])
         for record in records:
             cells = {"id": Text(str(record.id)),
-                     "name": Text(record.name, style="bold", overflow="ellipsis", no_wrap=True),
+                     "name": Text(self._label(record), style="bold", overflow="ellipsis", no_wrap=True),
                      "version": Text(record.version, overflow="ellipsis", no_wrap=True),
                      "channel": Text(record.channel, overflow="ellipsis", no_wrap=True),
                      "state": state_text(record.state), "job": Text(str(record.job or "")),
@@ -161,7 +164,7 @@ class BuildsScreen(NixmodScreen):
         log = self.query_one("#log", Log)
         build_id = record.id if record is not None else None
         self.nixmod_app.follow_build(build_id)
-        log.border_title = (f"log · #{record.id} {record.name} {record.version} · l whole log"
+        log.border_title = (f"log · #{record.id} {self._label(record)} {record.version} · l whole log"
                             if record is not None else "log")
         text = self.nixmod_app.log_text if record is not None and self.nixmod_app.followed_build == build_id else ""
         if text == self.shown_log:

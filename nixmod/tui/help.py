@@ -21,13 +21,15 @@ from textual.widgets import DataTable, Static
 
 from nixmod.tui.builds import LogScreen
 from nixmod.tui.confirm import ConfirmScreen
+from nixmod.tui.envdialog import EnvNameScreen, EnvPlanScreen
 from nixmod.tui.selection import PlanScreen
 from nixmod.tui.widgets import FilterInput, NavTable
 
 STEPS = (
     "1 Browse: / and type a name or a command (rg finds ripgrep); ↵ to the results.",
     "  ↵ shows every version with its channel and state; space picks one.",
-    "2 Selection: what you picked. s shows what will be reused, joined or built.",
+    "2 Selection: what you picked. s shows what will be reused, joined or built;",
+    "  e makes one environment of them (a Python that imports them all: one module).",
     "3 Builds: states, job ids and the log of the highlighted build, live.",
     "4 Modules: the exact `module load` line; y copies it.",
 )
@@ -73,6 +75,8 @@ def key_sections(app_class: type[App[Any]]) -> list[tuple[str, list[Binding]]]:
         ("Browse", _mode_bindings(app_class, "browse")),
         ("Selection", _mode_bindings(app_class, "selection")),
         ("plan", _bindings(PlanScreen.BINDINGS)),
+        ("environment name", _bindings(EnvNameScreen.BINDINGS)),
+        ("environment plan", _bindings(EnvPlanScreen.BINDINGS)),
         ("Builds", _mode_bindings(app_class, "builds")),
         ("whole log", _bindings(LogScreen.BINDINGS)),
         ("Modules", _mode_bindings(app_class, "modules")),

@@ -11,6 +11,7 @@ from textual.message import Message
 
 from nixmod.builds import BuildRecord, Plan
 from nixmod.catalog import Catalog
+from nixmod.tui.envmodel import EnvPreview
 from nixmod.tui.model import DiskTotals, ModuleRow, ResultRow
 
 
@@ -50,6 +51,8 @@ class StateRefreshed(Message):
     log_text: str = ""
     #: when the scheduler last answered about the builds (epoch; None: not asked lately)
     checked: float | None = None
+    #: the generations of the user's environments (``envmodel.environment_rows``)
+    environments: list[ModuleRow] = field(default_factory=list)
 
 
 @dataclass
@@ -102,4 +105,12 @@ class DiskUsageReady(Message):
     """The Modules screen's sizes and last loads (``nixmod du``), or why there are none."""
 
     totals: DiskTotals | None
+    error: str = ""
+
+
+@dataclass
+class EnvPlanReady(Message):
+    """The plan of an environment of the selection (``envmodel.EnvPreview``), or why there is none."""
+
+    preview: EnvPreview | None = None
     error: str = ""

@@ -73,6 +73,10 @@ class ModuleRow:
     use_line: str      # `module use ROOT` (only needed when the site hook does not)
     load_line: str     # exactly what to type
     path_entries: tuple[str, ...]
+    #: an environment's generation (``envmodel.environment_rows``): its NAME ("" for a package's
+    #: module, whose ``name``/``version`` are the package's) and its packages (attr, version)
+    environment: str = ""
+    packages: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -237,6 +241,12 @@ def plan_selection(config: Config, selection: Selection) -> list[Plan]:
     if not selection.items:
         raise UserError("the selection is empty; pick a version in Browse (space) first")
     return builds.plan(config, list(selection.items))
+
+
+def record_label(config: Config, record: BuildRecord) -> str:
+    """What a build is called on screen: its NAME, or ``nixenv/NAME`` for an environment's
+    (whose version is its generation), so an environment never reads as a package."""
+    return f"{config.modules.env_prefix}/{record.name}" if record.environment else record.name
 
 
 def plan_summary(plan: Plan) -> str:
@@ -431,8 +441,10 @@ def remove_module(config: Config, row: ModuleRow) -> ModuleInfo:
 # -- reproducibility ------------------------------------------------------------
 
 def verify_build(config: Config, record: BuildRecord) -> list[repro.VerifyResult]:
-    """``nixmod verify`` of one built package (its own tree): rebuild with --check, compare."""
-    return repro.verify(config, [f"{record.name}/{record.version}"],
+    """``nixmod verify`` of one built package (its own tree): rebuild with --check, compare.
+    An environment's build is verified in the environments' tree (``nixenv/NAME/GEN``)."""
+    tree = lmod.environment_config(config) if record.environment else config
+    return repro.verify(tree, [f"{record.name}/{record.version}"],
                         modules_root=Path(record.module_root) if record.module_root else None)
 
 

@@ -1,4 +1,9 @@
-"""Modules: what the user can `module load` now, and what that puts on PATH."""
+"""Modules: what the user can `module load` now, and what that puts on PATH.
+
+The user's environments are listed here too, one row per generation
+(``nixenv/NAME/GEN``), with their packages in the detail pane: an
+environment is a module like any other to `module load`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from nixmod.tui import model
+from nixmod.tui import envmodel, model
 from nixmod.tui.base import NixmodScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.messages import DiskUsageReady, SignaturesChecked, Told
@@ -29,9 +34,11 @@ class ModulesScreen(NixmodScreen):
         Binding("y", "copy_line", "Copy load line", tooltip="copy the `module load` line (OSC 52)"),
         Binding("u", "copy_use", "Copy use line", show=False, tooltip="copy the `module use` line"),
         Binding("L", "lock_modules", "Lock these", show=False,
-                tooltip="lock the built modules listed, as `nixmod lock`, to a new file in HOME"),
+                tooltip="lock the built modules and environments listed, as `nixmod lock`, to a new "
+                        "file in HOME"),
         Binding("d,delete", "remove_module", "Remove",
-                tooltip="remove the module, as `nixmod modules remove` does (asks first)"),
+                tooltip="remove the module (or environment generation), as `nixmod modules remove` "
+                        "and `nixmod env remove` do (asks first)"),
     ]
 
     def __init__(self) -> None:
@@ -61,6 +68,10 @@ class ModulesScreen(NixmodScreen):
         self.query_one("#modules", DataTable).focus()
         self.refresh_view()
 
+    def all_rows(self) -> list[model.ModuleRow]:
+        """The user's modules, then the generations of their environments."""
+        return [*self.nixmod_app.module_rows, *self.nixmod_app.env_rows]
+
     def selected(self) -> model.ModuleRow | None:
         for row in self.shown:
             if row.module == self.highlighted:
@@ -71,11 +82,11 @@ class ModulesScreen(NixmodScreen):
         super().refresh_view()
         self.fill_table()
         self.show(self.selected())
-        unknown = [r.store_path for r in self.nixmod_app.module_rows
+        unknown = [r.store_path for r in self.all_rows()
                    if r.valid and r.store_path and r.store_path not in self.signatures]
         if unknown:
             self.check_signatures(unknown)
-        names = frozenset(r.module for r in self.nixmod_app.module_rows)
+        names = frozenset(r.module for r in self.all_rows())
         if names != self.sized_for:
             self.sized_for = names
             self.compute_disk()
@@ -107,7 +118,7 @@ class ModulesScreen(NixmodScreen):
         self.show(self.selected())
 
     def action_lock_modules(self) -> None:
-        if not any(row.valid for row in self.nixmod_app.module_rows):
+        if not any(row.valid for row in self.all_rows()):
             self.notify("No built module to lock yet", severity="warning")
             return
         self.lock_modules()
@@ -119,6 +130,7 @@ class ModulesScreen(NixmodScreen):
         from pathlib import Path
 
         targets = [f"{row.name}/{row.version}" for row in self.nixmod_app.module_rows if row.valid]
+        targets += [row.module for row in self.nixmod_app.env_rows if row.valid]   # nixenv/NAME/GEN
         path = Path.home() / f"nixmod-{time.strftime('%Y%m%d-%H%M%S')}.lock"
         try:
             model.lock_modules(self.nixmod_app.config, targets, path)
@@ -130,8 +142,7 @@ class ModulesScreen(NixmodScreen):
     def fill_table(self) -> None:
         table = self.query_one("#modules", DataTable)
         text = self.query_one("#modules-filter", FilterInput).value
-        rows = model.sort_modules(model.filter_modules(self.nixmod_app.module_rows, text),
-                                  self.sort_key, self.disk)
+        rows = model.sort_modules(model.filter_modules(self.all_rows(), text), self.sort_key, self.disk)
         self.shown = rows
         self.table_width = table.size.width
         shown = fit_columns(table, table.size.width or 78, [
@@ -155,11 +166,14 @@ class ModulesScreen(NixmodScreen):
         if self.highlighted is not None:
             table.move_cursor(row=names.index(self.highlighted), animate=False)
         status = self.query_one("#modules-status", Static)
-        gone = sum(1 for r in self.nixmod_app.module_rows if not r.valid)
-        status.update(Text(f"{len(rows)} of {len(self.nixmod_app.module_rows)} module(s)"
+        every = self.all_rows()
+        gone = sum(1 for r in every if not r.valid)
+        envs = len({r.environment for r in self.nixmod_app.env_rows})
+        status.update(Text(f"{len(rows)} of {len(every)} module(s)"
+                           + (f" ({envs} environment(s))" if envs else "")
                            + (f", {gone} with the store path gone" if gone else "")
                            + f" · {self._total()} · sorted by {self.sort_key}")
-                      if self.nixmod_app.module_rows else "")
+                      if every else "")
 
     def _disk_cells(self, row: model.ModuleRow) -> tuple[Text, Text]:
         """The size and last-load cells: "…" while ``du`` runs, "-" where it has nothing."""
@@ -203,13 +217,14 @@ class ModulesScreen(NixmodScreen):
         detail = self.query_one("#module-detail", Static)
         if row is None:
             empty = ("No module matches the filter (esc, then / to change it)."
-                     if self.nixmod_app.module_rows else
+                     if self.all_rows() else
                      "No modules yet. A build that finishes becomes a module here.")
             detail.update(Text(f"{empty}\nModules live in {self.nixmod_app.config.modules.root}.", style="dim"))
             return
         lines = [
             Text("Type this in your shell or job script (y copies it):", style="dim"),
             Text(row.load_line, style="bold reverse"),
+            *self._environment_lines(row),
             Text(f"If it is not found, first: {row.use_line}  (u copies it)", style="dim"),
             Text(""),
             Text("Puts on PATH:", style="dim"),
@@ -222,6 +237,18 @@ class ModulesScreen(NixmodScreen):
             lines += [Text.assemble(("outputs: ", "dim"), self.signatures.get(row.store_path, "…")),
                       Text("L locks these modules to a file (nixmod lock)", style="dim")]
         detail.update(Group(*lines))
+
+    def _environment_lines(self, row: model.ModuleRow) -> list[Text]:
+        """An environment's generation: its other generations and its packages."""
+        if not row.environment:
+            return []
+        generations = envmodel.generations_of(self.nixmod_app.env_rows, row.environment)
+        lines = [Text(f"Environment {row.environment}, generation {row.version} of "
+                      f"{', '.join(generations)} (module load {envmodel.unversioned(row)} loads "
+                      "the newest)", style="dim"),
+                 Text(f"Packages ({len(row.packages)}):", style="dim")]
+        lines += [Text(f"  {attr} {version}") for attr, version in row.packages]
+        return lines
 
     def _copy(self, text: str) -> None:
         """OSC 52: terminals that allow it put the text on the clipboard, even over ssh."""
@@ -256,9 +283,14 @@ class ModulesScreen(NixmodScreen):
             return
         question = (f"Remove {row.module}?\n`module load {row.module}` stops working; the store path "
                     "is left to the garbage collector, and a build of it brings the module back.")
+        if row.environment:
+            question = (f"Remove {row.module}?\n`module load {row.module}` stops working; the other "
+                        "generations stay loadable, and the store path is left to the garbage collector.")
 
         def answered(yes: bool | None) -> None:
-            if yes:
+            if yes and row.environment:
+                self.nixmod_app.remove_environment(row)
+            elif yes:
                 self.nixmod_app.remove_module(row)
 
         self.app.push_screen(ConfirmScreen("Remove this module?", question), answered)

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from nixmod.tui import model
 from nixmod.tui.base import NixmodScreen, UsesNixmodApp
+from nixmod.tui.envdialog import EnvNameScreen, EnvPlanScreen
 from nixmod.tui.messages import PlanReady
 from nixmod.tui.widgets import NavTable, state_text
 
@@ -32,6 +33,8 @@ class SelectionScreen(NixmodScreen):
         # not c: c cancels a build on the Builds screen; clearing is undoable (u)
         Binding("D", "clear", "Clear all", key_display="D", tooltip="clear all (u undoes it)"),
         Binding("u", "undo", "Undo", tooltip="undo the last removal or clear"),
+        Binding("e", "environment", "Environment",
+                tooltip="one environment (one module) of the picks: asks a name, shows the plan"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -58,7 +61,9 @@ class SelectionScreen(NixmodScreen):
                           Text(version.channel), state_text(status), key=str(index))
         if self.nixmod_app.selection.items:
             table.move_cursor(row=min(cursor, len(self.nixmod_app.selection) - 1))
-            text = f"{len(self.nixmod_app.selection)} picked · s submit (shows the plan first) · d remove · D clear all"
+            # one line at 80 columns: the plan dialogs say the rest
+            text = (f"{len(self.nixmod_app.selection)} picked · s submit (plan first) · "
+                    "e environment · d remove · D clear")
         else:
             text = "Nothing picked yet. In Browse (1), press space on a package or a version."
         if self.nixmod_app.selection.history:
@@ -89,6 +94,18 @@ class SelectionScreen(NixmodScreen):
             self.notify("The selection is empty: pick versions in Browse (1) first", severity="warning")
             return
         self.app.push_screen(PlanScreen())
+
+    def action_environment(self) -> None:
+        """A name first (modal), then the environment's plan; submitted only from the plan."""
+        if not len(self.nixmod_app.selection):
+            self.notify("The selection is empty: pick packages in Browse (1) first", severity="warning")
+            return
+
+        def named(name: str | None) -> None:
+            if name:
+                self.app.push_screen(EnvPlanScreen(name))
+
+        self.app.push_screen(EnvNameScreen(len(self.nixmod_app.selection)), named)
 
 
 class PlanTable(DataTable, can_focus=False):

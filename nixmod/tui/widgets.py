@@ -8,6 +8,7 @@ Catalog text is hostile until proven otherwise: it always goes into
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from rich.console import Group
 from rich.table import Table
@@ -33,14 +34,17 @@ def state_text(status: str) -> Text:
     return Text(status, style=STATE_STYLES.get(status.split()[0], ""))
 
 
-def detail_text(package: Package) -> Group:
-    """The header of the detail pane: name and the newest version's facts."""
+def detail_text(package: Package, environments: Sequence[str] = ()) -> Group:
+    """The header of the detail pane: name and the newest version's facts, and the user's
+    ``environments`` (module names) that hold the package."""
     newest = package.versions[0]
     facts = Table.grid(padding=(0, 1))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column(overflow="fold")
     for label, value in model.describe(newest):
         facts.add_row(label, Text(value))
+    if environments:
+        facts.add_row("in your envs", Text(", ".join(environments), style="bold"))
     title = Text.assemble((package.name, "bold"), "  ", (newest.version, "bold"),
                           (f"  newest of {len(package.versions)}", "dim"))
     return Group(title, facts)
