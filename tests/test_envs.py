@@ -240,3 +240,32 @@ def test_bad_environments_are_refused_in_one_line_with_nothing_submitted(alice, 
                            text=True, check=True).stdout.split()
     assert queue == []
     assert counter_lines(counter) == []
+
+
+def test_two_env_add_at_the_same_moment_make_two_generations_not_one(alice, test_channels):
+    """Each `env add` forecasts N+1 before the submission lock; under the lock the second
+    one must take N+2, or its module would overwrite the first one's generation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nonce, counter = new_counter()
+    setup_env_user(alice, test_channels, backend="local", nonce=nonce, counter=counter)
+    created(alice.nixmod("env", "create", "lab", NUMPY, "--wait", "--json", timeout=300))
+    with ThreadPoolExecutor(2) as pool:
+        adds = list(pool.map(lambda spec: alice.nixmod("env", "add", "lab", spec, "--wait",
+                                                       "--json", timeout=300),
+                             [REQUESTS, "hello"]))
+    modules = sorted(created(proc)["builds"][0]["module"] for proc in adds)
+    assert modules == ["nixenv/lab/2", "nixenv/lab/3"], modules
+    shown = json.loads(alice.nixmod("env", "show", "lab", "--json", check=True).stdout)
+    assert [g["generation"] for g in shown] == [1, 2, 3]
+    assert sorted(tuple(sorted(p["attr"] for p in g["packages"])) for g in shown[1:]) == [
+        ("hello", NUMPY), (NUMPY, REQUESTS)]
+    # and a create of a name another create took while it was planned is refused
+    with ThreadPoolExecutor(2) as pool:
+        creates = list(pool.map(lambda spec: alice.nixmod("env", "create", "twin", spec,
+                                                          "--wait", timeout=300),
+                                [REQUESTS, "hello"]))
+    codes = sorted(proc.returncode for proc in creates)
+    assert codes == [0, 2], [(p.returncode, p.stderr) for p in creates]
+    refused = next(p for p in creates if p.returncode == 2)
+    assert "environment twin exists" in refused.stderr and "env add twin" in refused.stderr

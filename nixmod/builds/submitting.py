@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Sequence
 
-from nixmod import nix
+from nixmod import lmod, nix
 from nixmod.builds.finish import finish
 from nixmod.builds.planning import Plan, Progress, _decider
 from nixmod.builds.records import named, open_store
 from nixmod.builds.registry import BACKENDS
-from nixmod.builds.state import RETRYABLE_STATES, BuildRecord, BuildState, BuildStore
+from nixmod.builds.state import (IN_FLIGHT_STATES, RETRYABLE_STATES, BuildRecord, BuildState,
+                                  BuildStore)
 from nixmod.config import Config, config_files
 from nixmod.dirs import ensure_dir
 from nixmod.errors import OperationFailed, UserError
@@ -55,6 +57,7 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
         ensure_dir(Path(gcroot_dir), "GC root directory", "the stack's modules_root")
     with open_store(config) as store:
         with store.submitting():
+            plans = _number_generations(config, store, plans, module_root)
             records = [store.add(BuildRecord(
                 **metadata(p.version), drv=p.drv, out=nix.main_output(p.outputs),
                 outputs=p.outputs, backend=backend or config.build.backend,
@@ -65,6 +68,45 @@ def submit(config: Config, plans: Sequence[Plan], *, backend: str | None = None,
                 environment=dict(p.environment))) for p in plans]
             _dispatch(config, store, records, backend or config.build.backend, progress)
         return records
+
+
+def _number_generations(config: Config, store: BuildStore, plans: Sequence[Plan],
+                        module_root: Path | None) -> list[Plan]:
+    """Give each environment's plan its generation number, decided under the submission lock.
+
+    A plan's number was forecast before the lock (the TUI shows it, then the
+    user confirms), so two ``env add`` of one environment at the same moment
+    would both have taken N+1 and the second module would overwrite the
+    first. Under the lock the number is counted again, from the generations
+    on disk and every record of that environment not yet ended (pending,
+    queued, running, in this tree). A plan for generation 1 (``env create``)
+    that finds the name taken meanwhile is refused, as ``env create`` of a
+    taken name is.
+    """
+    if not any(p.environment for p in plans):
+        return list(plans)
+    root = Path(module_root) if module_root is not None else Path(config.modules.root)
+    on_disk = lmod.list_modules(lmod.environment_config(config), root=root)
+    unfinished = [r for r in store.select(states=(BuildState.PENDING, *IN_FLIGHT_STATES))
+                  if r.environment and Path(r.module_root or config.modules.root) == root]
+    numbered: list[Plan] = []
+    for plan in plans:
+        if not plan.environment:
+            numbered.append(plan)
+            continue
+        name = plan.version.name
+        taken = [int(m.version) for m in on_disk if m.name == name and m.version.isdigit()]
+        taken += [int(r.version) for r in unfinished if r.name == name and r.version.isdigit()]
+        taken += [int(p.version.version) for p in numbered
+                  if p.environment and p.version.name == name]
+        generation = max(taken, default=0) + 1
+        if plan.version.version == "1" and generation != 1:
+            raise UserError(f"environment {name} exists (made while this one was planned); "
+                            f"'nixmod env add {name} SPEC...' makes its next generation")
+        if plan.version.version != str(generation):
+            plan = dc_replace(plan, version=dc_replace(plan.version, version=str(generation)))
+        numbered.append(plan)
+    return numbered
 
 
 def _gcroot_dir(config: Config, plan: Plan, given: Path | None) -> str | None:
