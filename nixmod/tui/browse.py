@@ -140,9 +140,14 @@ class BrowseScreen(NixmodScreen):
         if message.query != self.query_one("#search", FilterInput).value:
             return   # a newer query is on its way
         self.shown_query = message.query
+        table = self.query_one("#results", DataTable)
+        unchanged = message.rows == self.result_rows and table.size.width == self.result_width
         self.result_rows = message.rows
         self.result_names = [row.name for row in message.rows]
-        self.fill_results()
+        if unchanged:   # one more letter often ranks the same rows: no new table to draw
+            table.move_cursor(row=0)
+        else:
+            self.fill_results()
         self.show_status()
         self.show_package(self._package_named(self.result_names[0]) if self.result_names else None)
         pending, self.pending = self.pending, []
