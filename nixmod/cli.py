@@ -16,8 +16,6 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nixmod import __version__
-from nixmod.cliops import (cmd_du, cmd_export, cmd_gc, cmd_import, cmd_lock, cmd_usage,
-                           cmd_verify)
 from nixmod.clienv import add_env_parser
 from nixmod.cliout import emit_json, emit_table, one_line, progress
 from nixmod.config import BACKEND_NAMES, Config, load_config
@@ -340,11 +338,49 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     return 1 if doctor.any_required_failed(checks) else 0
 
 
+def _cliops(name: str) -> Callable[[argparse.Namespace, Config], int]:
+    """The handler ``name`` of ``cliops``, imported when its verb runs (not on every start-up)."""
+    def handler(args: argparse.Namespace, config: Config) -> int:
+        from nixmod import cliops  # startup: loaded by its verbs only
+
+        verb: Callable[[argparse.Namespace, Config], int] = getattr(cliops, name)
+        return verb(args, config)
+
+    handler.__name__ = name
+    return handler
+
+
 # -- the parser -------------------------------------------------------------------
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, at the terminal's width found without ``shutil``.
+
+    argparse builds a formatter for every ``add_argument`` (to check metavars)
+    and its default one imports shutil (and with it bz2, lzma) for the width:
+    ~3 ms of every start-up, for help that is rarely printed.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
+def _terminal_columns() -> int:
+    """``$COLUMNS``, else the terminal's width, else 80: what ``shutil.get_terminal_size`` says."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
 
 def _common() -> _Parser:
     """Options every verb accepts, before or after the verb (a parent of every verb's parser)."""
-    common = _Parser(add_help=False)
+    common = _Parser(add_help=False, formatter_class=_Formatter)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                         help="a config file read after the site and user files")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -368,14 +404,15 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = _Parser(prog="nixmod", parents=[common],
+    parser = _Parser(prog="nixmod", parents=[common], formatter_class=_Formatter,
                      description="Nix without root on HPC clusters. With no verb: the TUI.")
     parser.add_argument("--version", action="version", version=f"nixmod {__version__}")
     parser.set_defaults(handler=cmd_tui)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
     def verb(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, parents=[common], help=help, description=help)
+        sub = verbs.add_parser(name, parents=[common], help=help, description=help,
+                               formatter_class=_Formatter)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -426,32 +463,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["refresh", "info", "publish"])
     p.add_argument("dir", nargs="?", metavar="DIR", help="publish: the site catalog directory")
 
-    p = verb("lock", cmd_lock, "a lock (JSON) of your modules, the named ones, or a stack's")
+    p = verb("lock", _cliops("cmd_lock"), "a lock (JSON) of your modules, the named ones, or a stack's")
     p.add_argument("targets", nargs="*", metavar="NAME/VERSION")
     p.add_argument("--stack", metavar="FILE", help="lock this stack's packages")
     p.add_argument("-o", "--output", metavar="FILE", help="write here ('-' or none: stdout)")
 
-    p = verb("export", cmd_export, "LOCK DIR --key KEY: a signed file:// binary cache of the lock")
+    p = verb("export", _cliops("cmd_export"), "LOCK DIR --key KEY: a signed file:// binary cache of the lock")
     p.add_argument("lock", metavar="LOCK")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--key", required=True, metavar="SECRET_KEY_FILE")
 
-    p = verb("import", cmd_import, "DIR: a signed bundle's closures, GC roots and modules")
+    p = verb("import", _cliops("cmd_import"), "DIR: a signed bundle's closures, GC roots and modules")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--modules-root", metavar="ROOT", help="write the modules here (a stack's tree)")
 
-    p = verb("verify", cmd_verify, "rebuild NAME/VERSION... with --check: reproducible or differs")
+    p = verb("verify", _cliops("cmd_verify"), "rebuild NAME/VERSION... with --check: reproducible or differs")
     p.add_argument("targets", nargs="+", metavar="NAME/VERSION")
     p.add_argument("--backend", choices=BACKEND_NAMES)
 
-    p = verb("du", cmd_du, "disk use: your modules' closure sizes and what only each keeps "
+    p = verb("du", _cliops("cmd_du"), "disk use: your modules' closure sizes and what only each keeps "
              "alive; --site: (staff) the whole store by user and stack")
     p.add_argument("--site", action="store_true", help="the whole store (staff)")
 
-    p = verb("usage", cmd_usage, "(staff) module loads per module, user and node, from [usage] log")
+    p = verb("usage", _cliops("cmd_usage"), "(staff) module loads per module, user and node, from [usage] log")
     p.add_argument("--since", type=float, metavar="DAYS", help="only the last DAYS days")
 
-    p = verb("gc", cmd_gc, "remove your modules (and GC roots) not loaded for DAYS days; "
+    p = verb("gc", _cliops("cmd_gc"), "remove your modules (and GC roots) not loaded for DAYS days; "
              "never a default")
     p.add_argument("--unused-for", type=float, metavar="DAYS", default=90.0,
                    help="last load (never loaded: the build) more than DAYS days ago; "

@@ -7,7 +7,6 @@ cell shows a catalog's newline or escape; it never obeys it.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from typing import Any, Sequence
@@ -17,6 +16,8 @@ __all__ = ["emit_json", "emit_table", "progress", "one_line"]
 
 def emit_json(data: Any) -> None:
     """One JSON document on stdout, nothing else."""
+    import json  # startup: only --json loads it
+
     json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
 

@@ -8,7 +8,6 @@ rewritten must be either the old one or the new one, never a truncated mix.
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -26,6 +25,8 @@ def atomic_open(path: Path, *, mode: int = 0o644, binary: bool = False,
     goes and ``path`` is untouched. ``fsync`` for large files that a crash
     should not leave empty behind a completed rename.
     """
+    import tempfile  # startup: loaded by the first write (a warm search writes nothing)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

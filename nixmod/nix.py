@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:  # startup: the catalog imports this module; a warm search runs no Nix tool
+    import subprocess
 
 from nixmod import outside
 
@@ -47,6 +47,8 @@ def nix_env_vars(base: dict[str, str] | None = None, *, site_config: bool = Fals
 
 def require(tool: str) -> str:
     """The tool's full path, or a UserError that says how to get it."""
+    import shutil  # startup: loaded by the first Nix tool nixmod runs
+
     path = shutil.which(tool)
     if path is None:
         raise UserError(
@@ -128,6 +130,9 @@ def list_packages_to_file(source: Path, out: Path, progress: Callable[[str], Non
     hears how long it has run and how much has arrived, so a user knows it
     is alive. Nix's own message becomes the OperationFailed text.
     """
+    import subprocess  # startup: loaded when a channel is evaluated, not on every search
+    import tempfile
+
     cmd = [require("nix-env"), "-f", str(source), "-qaP", "--json", "--meta", *OFFLINE_OPTIONS]
     started = time.monotonic()
     with out.open("wb") as sink, tempfile.TemporaryFile("w+b") as errors:

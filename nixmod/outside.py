@@ -19,9 +19,11 @@ well-formed ``nixmod:<hash>``.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+if TYPE_CHECKING:  # startup: a search reads no tool's output, so it does not load subprocess
+    import subprocess
 
 #: what a byte that is not UTF-8 reads as
 REPLACED = "\ufffd"
@@ -45,6 +47,8 @@ def run(argv: Sequence[str], *, timeout: float | None = None, input: str | None 
     The callers keep their own timeouts and error mapping (the one thin
     wrapper per tool family, docs/HACKING.md); this is only how they read.
     """
+    import subprocess  # startup: loaded by the first tool nixmod runs
+
     return subprocess.run(list(argv), capture_output=True, encoding="utf-8", errors="replace",
                           timeout=timeout, input=input, env=env,
                           stdin=stdin if input is None else None)

@@ -17,6 +17,7 @@ a key costs the pilot ~0.15 s, and typing key by key is checked once
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -586,3 +587,32 @@ async def _help_lists(config, size, key):
         assert any(" L " in line and "lock the built" in line for line in lines), seen
         await keys(pilot, "escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+def test_results_below_the_fold_follow_the_first_paint(dump_home, tmp_path):
+    asyncio.run(_below_the_fold(dump_home, tmp_path))
+
+
+async def _below_the_fold(dump_home, tmp_path):
+    """60 matches at 80x24: the rows on screen come first, the others after the paint
+    (issue 22); once settled every match is in the list and G reaches the last one."""
+    listing = tmp_path / "many.json"
+    listing.write_text(json.dumps({
+        f"tool{index:02d}": {"name": f"tool{index:02d}-1.{index}", "pname": f"tool{index:02d}",
+                             "version": f"1.{index}", "system": "x86_64-linux",
+                             "outputName": "out", "outputs": {"out": None},
+                             "meta": {"description": f"Tool number {index}"}}
+        for index in range(60)}))
+    dump_home.write_config(("many", listing))
+    app = quiet_app(dump_home.config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await paste_query(pilot, "tool")
+        await pilot.pause()
+        table = app.screen.query_one("#results")
+        assert len(app.screen.result_names) == 60
+        await wait_until(pilot, lambda: table.row_count == 60)
+        await keys(pilot, "escape", "G")
+        await pilot.pause()
+        last = app.screen.result_names[-1]
+        assert table.cursor_row == 59 and f"{last}  1." in screen_text(app), screen_text(app)

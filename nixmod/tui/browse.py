@@ -55,6 +55,11 @@ class BrowseScreen(NixmodScreen):
         self.searched_catalog: Catalog | None = None   # the catalog the results came from
         self.shown_query: str | None = None  # the query the results list shows now
         self.result_width = 0
+        self.fills = 0   # tables filled so far: rows added after a paint belong to the newest fill only
+        #: what the detail and versions panes show now (package, rows, width, selection size)
+        self.shown_detail: tuple[Package, list[model.VersionRow], list[str], int, int] | None = None
+        #: what decided the footer's keys when it was last refreshed (``refresh_footer``)
+        self.offered_keys: tuple[bool, bool | None, bool] | None = None
         #: ↵ or space pressed on the results before the search for the typed query came back:
         #: done when it does, on the package the query found (not on a stale row)
         self.pending: list[str] = []
@@ -87,7 +92,7 @@ class BrowseScreen(NixmodScreen):
             self.run_search(self.query_one("#search", FilterInput).value)
         self.show_status()
         self.show_package(self.package)
-        self.refresh_bindings()
+        self.refresh_footer()
 
     def show_status(self) -> None:
         """The line under the results: the catalog's state, the matches, and the keys that work here."""
@@ -135,9 +140,14 @@ class BrowseScreen(NixmodScreen):
         if message.query != self.query_one("#search", FilterInput).value:
             return   # a newer query is on its way
         self.shown_query = message.query
+        table = self.query_one("#results", DataTable)
+        unchanged = message.rows == self.result_rows and table.size.width == self.result_width
         self.result_rows = message.rows
         self.result_names = [row.name for row in message.rows]
-        self.fill_results()
+        if unchanged:   # one more letter often ranks the same rows: no new table to draw
+            table.move_cursor(row=0)
+        else:
+            self.fill_results()
         self.show_status()
         self.show_package(self._package_named(self.result_names[0]) if self.result_names else None)
         pending, self.pending = self.pending, []
@@ -151,8 +161,13 @@ class BrowseScreen(NixmodScreen):
         """Has the user typed something the results list does not show yet?"""
         return self.nixmod_app.catalog is not None and self.shown_query != self.query_one("#search", FilterInput).value
 
-    def fill_results(self) -> None:
-        """The results table at the width it has now: name, version, # and description, by priority."""
+    def fill_results(self, through: int = 0) -> None:
+        """The results table at the width it has now: name, version, # and description, by priority.
+
+        The rows the table shows (and up to ``through``) go in at once, the rest
+        after the next paint: a keystroke's results are on screen without
+        waiting for the ~100 rows below the fold (issue 22: 4-14 ms each time).
+        """
         table = self.query_one("#results", DataTable)
         rows = self.result_rows
         self.result_width = table.size.width
@@ -168,6 +183,19 @@ class BrowseScreen(NixmodScreen):
             Column("count", "#", count, 1, 2),
             Column("description", "description" if about >= 11 else "about", 12, 8, 3, flexible=True),
         ])
+        self.fills += 1
+        first = max(through + 1, table.size.height or 24)
+        self._add_results(table, shown, rows[:first])
+        if len(rows) > first:
+            self.call_after_refresh(self._add_more_results, self.fills, shown, rows[first:])
+
+    def _add_more_results(self, fill: int, shown: list[str], rows: list[model.ResultRow]) -> None:
+        """The rows below the fold, unless a newer search or layout has refilled the table."""
+        if fill == self.fills:
+            self._add_results(self.query_one("#results", DataTable), shown, rows)
+
+    @staticmethod
+    def _add_results(table: DataTable, shown: list[str], rows: list[model.ResultRow]) -> None:
         for row in rows:
             cells = {"name": Text(row.name, style="bold", overflow="ellipsis", no_wrap=True),
                      "version": Text(row.newest, overflow="ellipsis", no_wrap=True),
@@ -184,7 +212,7 @@ class BrowseScreen(NixmodScreen):
         table = self.query_one("#results", DataTable)
         if table.size.width != self.result_width and self.shown_query is not None:
             highlighted = table.cursor_row
-            self.fill_results()
+            self.fill_results(through=highlighted)
             if self.result_rows:
                 table.move_cursor(row=min(highlighted, len(self.result_rows) - 1))
         self.show_package(self.package)
@@ -219,16 +247,24 @@ class BrowseScreen(NixmodScreen):
         hint = self.query_one("#versions-hint", Static)
         cursor = versions.cursor_row if same else 0
         if package is None or not package.versions:
+            self.shown_detail = None
             versions.clear(columns=True)
             detail.update(self.placeholder())
             hint.update("")
-            self.refresh_bindings()
+            self.refresh_footer()
             return
-        detail.update(detail_text(package, envmodel.environments_holding(self.nixmod_app.env_rows,
-                                                                         package.name)))
         browse_only = model.browse_only_channels(self.nixmod_app.config)
         rows = model.version_rows(package, self.nixmod_app.records, self.nixmod_app.module_rows, self.nixmod_app.selection,
                                   browse_only)
+        # typing on ("samt", "samto", ...) mostly keeps the same top package: drawing its
+        # detail and versions again cost a layout and a repaint per keystroke for nothing
+        holding = envmodel.environments_holding(self.nixmod_app.env_rows, package.name)
+        drawn = (package, rows, holding, versions.size.width, len(self.nixmod_app.selection))
+        if drawn == self.shown_detail:
+            self.refresh_footer()
+            return
+        self.shown_detail = drawn
+        detail.update(detail_text(package, holding))
         shown = fit_columns(versions, versions.size.width or 36, [
             Column("picked", " ", 1, 1, 0),
             Column("version", "version", max(len(r.version.version) for r in rows), 8, 1),
@@ -248,7 +284,25 @@ class BrowseScreen(NixmodScreen):
         else:
             submit = f" · s submit ({len(self.nixmod_app.selection)})" if len(self.nixmod_app.selection) else ""
             hint.update(Text(f"{len(rows)} version(s) · space pick{submit}"))
-        self.refresh_bindings()
+        self.refresh_footer()
+
+    def refresh_footer(self) -> None:
+        """Have the footer offer the keys again, if what ``check_action`` allows has changed.
+
+        Each ``refresh_bindings`` makes Textual's Footer compose all its keys
+        anew: done twice per keystroke, it was the largest share of the main
+        thread's work while the user typed (issue 22).
+        """
+        if not self.is_current:   # its footer is not shown: tell it when the screen is back
+            self.offered_keys = None
+            return
+        search = self.query("#search").first() if self.is_mounted else None
+        offered = (self.focused is search and search is not None,
+                   None if self.package is None else bool(self._buildable(self.package.versions)),
+                   bool(self._buildable_channels()))
+        if offered != self.offered_keys:
+            self.offered_keys = offered
+            self.refresh_bindings()
 
     # -- keys -----------------------------------------------------------------------
 
@@ -277,7 +331,8 @@ class BrowseScreen(NixmodScreen):
 
     def on_descendant_focus(self, _event: events.DescendantFocus) -> None:
         self.show_status()
-        self.refresh_bindings()
+        self.offered_keys = None   # the focus decides which keys the footer offers
+        self.refresh_footer()
 
     @on(DataTable.RowSelected, "#results")
     def result_chosen(self) -> None:

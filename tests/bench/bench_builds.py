@@ -9,6 +9,10 @@ created, builder runs (must equal the distinct drvs), the most jobs seen
 running at once vs the limit, and the login-node overhead per request
 (plan's evaluation excluded: ``submit`` only, i.e. SQLite rows, one validity
 check, one queue listing, one submission).
+
+Targets (tests/bench/targets.py; exit 1 on MISSED), per backend: builder runs
+equal the distinct drvs (nothing built twice, nothing left unbuilt) and no more
+jobs run at once than the limit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
@@ -148,7 +155,7 @@ max_concurrent = {LIMIT}
     }
 
 
-def main() -> None:
+def main() -> int:
     backends = sys.argv[1:] or ["slurm", "pbs"]
     unknown = set(backends) - {"slurm", "pbs"}
     if unknown:
@@ -160,7 +167,16 @@ def main() -> None:
     print("|---|" + "---|" * len(backends))
     for figure in columns[backends[0]]:
         print(f"| {figure} | " + " | ".join(str(columns[b][figure]) for b in backends) + " |")
+    targets = Targets("bench_builds")
+    for backend in backends:
+        runs = int(columns[backend][f"builder runs (distinct drvs: {COUNT})"])
+        targets.check(f"{backend}: builder runs (nothing built twice)", runs, COUNT, unit="")
+        targets.check(f"{backend}: builder runs (nothing left unbuilt)", runs, COUNT, unit="",
+                      at_most=False)
+        targets.check(f"{backend}: most jobs running at once",
+                      int(columns[backend][f"most jobs running at once (limit {LIMIT})"]), LIMIT, unit="")
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

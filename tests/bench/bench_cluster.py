@@ -14,8 +14,10 @@ three rounds each, medians printed:
 * idle build node: the compute-only node is full; seconds until the next
   compute job runs, and on which node.
 
-Other users' builds on the rig delay the jobs that need the whole build node;
-nothing is asserted (tests/test_cluster.py asserts the behaviour).
+Other users' builds on the rig delay the jobs that need the whole build node,
+so the times have no target; the behaviour does (tests/bench/targets.py, exit 1
+on MISSED, as tests/test_cluster.py asserts it): the compute job requeued, the
+build first, the next compute job on the build node, in every round.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
 
 USER = os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(",")[0]
 
@@ -118,7 +125,8 @@ def idle_build_node(compute_only: str) -> tuple[float, str]:
         cancel(filler)
 
 
-def main() -> None:
+def main() -> int:
+    targets = Targets("bench_cluster")
     build, compute_only = sinfo_nodes()
     print(f"nodes: build {build}, compute-only {compute_only}; user {USER}")
     rounds = [preemption(build) for _ in range(3)]
@@ -130,7 +138,14 @@ def main() -> None:
     idle = [idle_build_node(compute_only) for _ in range(3)]
     print(f"idle build node: next compute job running after "
           f"{statistics.median(i[0] for i in idle):.2f} s (median) on {sorted({i[1] for i in idle})}")
+    targets.check("rounds: compute job requeued by the build", sum(r[1] for r in rounds), 3,
+                  unit="", at_most=False)
+    targets.check("rounds: build started before the compute job", [o[0] for o in order].count("build"),
+                  3, unit="", at_most=False)
+    targets.check("rounds: next compute job on the idle build node",
+                  sum(1 for i in idle if i[1] == build), 3, unit="", at_most=False)
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,7 +8,8 @@ paths in the store in one ``nix-store --add``, gives each a GC root where
 nixmod's builds put them and writes a module for each (``lmod.write_module``),
 then times ``nixmod du --json``, ``nixmod gc --dry-run --unused-for 0`` and
 ``nixmod du --site --json`` (median of 3 runs each). Target (issue 23):
-``du`` in a few seconds for 500 modules. Figures are printed; nothing is asserted.
+``du`` in a few seconds for 500 modules: each verb's median is printed beside
+< 5 s (tests/bench/targets.py) and the script exits 1 when one is MISSED.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
+
 USER = os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(",")[0]
 RUNS = 3
+#: "a few seconds" (issue 23), for each verb over COUNT modules
+SECONDS = 5.0
 
 
 def as_user() -> None:
@@ -40,7 +46,7 @@ def as_user() -> None:
 
 
 def make_modules(count: int, home: Path) -> None:
-    from nixmod import lmod, nix
+    from nixmod import gcroots, lmod, nix
     from nixmod.config import load_config
 
     config = load_config()
@@ -56,13 +62,13 @@ def make_modules(count: int, home: Path) -> None:
                     ).stdout.split()
     print(f"{count} store paths added in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
-    roots = lmod.personal_gcroot_dir(Path(config.build.state_dir))
+    roots = gcroots.personal_gcroot_dir(Path(config.build.state_dir))
     for index, path in enumerate(paths):
-        link = lmod.gc_root(roots, f"pkg{index}", "1.0")
+        link = gcroots.gc_root(roots, f"pkg{index}", "1.0")
         link.parent.mkdir(parents=True, exist_ok=True)
         nix.run(nix.realise_command(path, link))
         lmod.write_module(config, lmod.ModuleRequest(name=f"pkg{index}", version="1.0",
-                                                     outputs={"out": path}), channel_pin="")
+                                                     outputs={"out": path}))
     print(f"{count} GC roots and modules written in {time.perf_counter() - started:.1f} s")
 
 
@@ -75,9 +81,10 @@ def timed(argv: list[str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
-def main() -> None:
+def main() -> int:
     if os.geteuid() == 0:
         as_user()
+    targets = Targets("bench_diskuse")
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     home = Path(os.environ["HOME"])
     make_modules(count, home)
@@ -93,7 +100,10 @@ def main() -> None:
         listed = len(data.get("modules") or data.get("candidates") or data.get("groups") or [])
         print(f"nixmod {label}: median {statistics.median(samples):.2f} s over {RUNS} runs "
               f"(min {min(samples):.2f} s), {listed} entries")
+        targets.check(f"nixmod {label}, {count} modules, median", statistics.median(samples),
+                      SECONDS, unit="s")
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

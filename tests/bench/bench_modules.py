@@ -2,7 +2,7 @@
 
     /opt/nixmod/venv/bin/python tests/bench/bench_modules.py [COUNT]
 
-Run as root it re-runs itself as the test user nmalice (HOME in a throwaway
+Run as root it re-runs itself as the first NIXMOD_TEST_USERS user (HOME in a throwaway
 directory); run as a user it runs as that user. Phases:
 
 1. write COUNT (default 5,000) modules with ``lmod.write_module`` (each with
@@ -15,8 +15,8 @@ directory); run as a user it runs as that user. Phases:
    modes with /nix present and the store bound onto itself), median and p95
    of the added wall time.
 
-Figures are printed; nothing is asserted (target: direct shim < 1 ms added
-at the median).
+Each figure with a target is printed beside it (tests/bench/targets.py); the
+script exits 1 when one is MISSED: the direct shim adds < 1 ms at the median.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
+
 RUNS = 200
-USER = "nmalice"
+USER = os.environ.get("NIXMOD_TEST_USERS", "nmalice,nmbob").split(",")[0]
 LMOD_INIT = "/usr/share/lmod/lmod/init/bash"
 TRIVIAL = r'''
 { system ? builtins.currentSystem }:
@@ -105,7 +108,7 @@ def bench_lmod(root: Path, home: Path) -> None:
                   f"of {len(samples)}")
 
 
-def bench_shims(home: Path, store_path: str) -> None:
+def bench_shims(home: Path, store_path: str, targets: Targets) -> None:
     from nixmod import lmod
     from nixmod.config import load_config
 
@@ -126,19 +129,23 @@ def bench_shims(home: Path, store_path: str) -> None:
         median, p95 = percentiles(samples)
         print(f"shim {mode:6}: median {median * 1e3:.2f} ms (+{(median - base) * 1e3:.2f}), "
               f"p95 {p95 * 1e3:.2f} ms (+{(p95 - base95) * 1e3:.2f}) over {RUNS} runs")
+        if mode == "direct":
+            targets.check("direct shim, added at the median", (median - base) * 1e3, 1.0)
 
 
-def main() -> None:
+def main() -> int:
     if os.geteuid() == 0:
         as_user()
+    targets = Targets("bench_modules")
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     home = Path(os.environ["HOME"])
     store_path = build_trivial(home)
     root = home / "modules"
     bench_write(count, root, store_path)
     bench_lmod(root, home)
-    bench_shims(home, store_path)
+    bench_shims(home, store_path, targets)
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -23,6 +23,12 @@ Printed:
 3. one TUI for BENCH_TUI_SECONDS (600) with a build in flight, before and
    after side by side (one user each): scheduler calls; and the seconds from
    the job's exit record to the TUI and to ``build --wait`` showing it.
+
+Targets of issue 21 for "after" (tests/bench/targets.py; exit 1 on MISSED): a
+plain ``nixmod status`` asks at most once and a refresh within poll_seconds not
+at all; the TUI makes at most 21 scheduler calls in 10 minutes (scaled to
+BENCH_TUI_SECONDS), never a bare ``squeue --json``; a job's end shows in the TUI
+and in ``build --wait`` within 3 s.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
+
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIXMOD_VENV", "/opt/nixmod/venv"))
 SCRATCH = Path(os.environ.get("NIXMOD_TEST_SCRATCH", "/tmp/nixmod-tests"))
@@ -51,6 +60,10 @@ TUI_SECONDS = float(os.environ.get("BENCH_TUI_SECONDS", "600"))
 BEFORE = os.environ.get("BENCH_BEFORE", "bd6a478")
 ROUNDS = 3
 TOOLS = ("squeue", "scontrol", "sbatch", "scancel")
+#: issue 21: one TUI with a build in flight asks at most this often per 600 s at the default period
+TUI_CALLS_PER_600_S = 21
+#: ... and a job's end shows within this many seconds (from its exit record)
+END_SHOWN_SECONDS = 3.0
 PACKAGES = 20          # pkg1..pkg20 in tests/channels/builds.nix; more builds use more nonces
 
 WRAPPER = """#!/bin/sh
@@ -272,7 +285,7 @@ def squeue_forms(user: User, job: str) -> None:
 
 # -- the parts ----------------------------------------------------------------------------
 
-def at_scale() -> None:
+def at_scale(targets: Targets) -> None:
     """5,000 other jobs, 50 builds in flight: per refresh, before and after."""
     other, builder = USERS[1], USERS[0]
     tag = uuid.uuid4().hex[:8]
@@ -304,13 +317,17 @@ def at_scale() -> None:
         print("|---|---|---|---|---|---|---|")
         show(f"before ({BEFORE}): nixmod status", measured(before, lambda: before.nixmod(
             "status", "--json")))
-        show("after: nixmod status (asks once)", measured(after, lambda: after.nixmod(
-            "status", "--json")))
+        status = measured(after, lambda: after.nixmod("status", "--json"))
+        show("after: nixmod status (asks once)", status)
         snippet = ("from nixmod import builds; from nixmod.config import load_config; "
                    "c = load_config(); builds.refresh(c, max_age=c.build.poll_seconds)")
         after.nixmod("status", "--json")
-        show("after: a waiting refresh within poll_seconds", measured(after, lambda: after.run(
-            str(VENV / "bin/python"), "-c", snippet)))
+        waiting = measured(after, lambda: after.run(str(VENV / "bin/python"), "-c", snippet))
+        show("after: a waiting refresh within poll_seconds", waiting)
+        targets.check("after: nixmod status, scheduler calls", float(status["calls"]), 1,
+                      unit="")
+        targets.check("after: refresh within poll_seconds, scheduler calls",
+                      float(waiting["calls"]), 0, unit="")
     finally:
         subprocess.run(["scancel", "-u", other], check=False)
         subprocess.run(["scancel", "-u", builder], check=False)
@@ -321,7 +338,7 @@ def at_scale() -> None:
             time.sleep(2)
 
 
-def tui_and_wait() -> None:
+def tui_and_wait(targets: Targets) -> None:
     """One TUI per user for TUI_SECONDS with a build in flight: before vs after, and end latency."""
     tag = uuid.uuid4().hex[:8]
     channels = channels_copy(tag)
@@ -371,16 +388,29 @@ def tui_and_wait() -> None:
     print("|---|" + "---|" * len(labels))
     for figure in columns[labels[0]]:
         print(f"| {figure} | " + " | ".join(str(columns[l][figure]) for l in labels) + " |")
+    after = columns["after"]
+    targets.check(f"after: scheduler calls of the TUI in {TUI_SECONDS:.0f} s",
+                  float(after[f"scheduler calls of the TUI in {TUI_SECONDS:.0f} s"]),
+                  TUI_CALLS_PER_600_S * TUI_SECONDS / 600, unit="")
+    targets.check("after: bare squeue --json calls",
+                  float(after["of them a bare squeue --json (every job of the cluster)"]), 0,
+                  unit="")
+    for figure in ("job end -> --wait returns, s", "job end -> TUI shows it, s"):
+        shown = str(after[figure])
+        targets.check(f"after: {figure.removesuffix(', s')}",
+                      float(shown) if shown != "not seen" else float("inf"), END_SHOWN_SECONDS, unit="s")
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     parts = argv or ["scale", "tui"]
     SCRATCH.mkdir(exist_ok=True)
+    targets = Targets("bench_scheduler")
     if "scale" in parts:
-        at_scale()
+        at_scale(targets)
     if "tui" in parts:
-        tui_and_wait()
+        tui_and_wait(targets)
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    raise SystemExit(main(sys.argv[1:]))

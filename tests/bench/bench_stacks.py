@@ -7,7 +7,9 @@ two stack test channels (tests/channels/stacks-*.nix: 8 versions, 2 of them
 `broken`) with fresh derivations, on the nixbuild partition, with --wait.
 Printed: packages, build jobs, sbatch calls (counted by nixmod and, separately,
 by SLURM's own memory of the job arrays), wall time of the first build and of
-the second run (which must submit nothing). Nothing is asserted.
+the second run (which must submit nothing). Targets (tests/bench/targets.py,
+exit 1 on MISSED): the 6 buildable versions built, no more than the 2 broken
+ones failed, and the second run submits nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
 
 REPO = Path(__file__).resolve().parents[2]
 NIXMOD = "/opt/nixmod/venv/bin/nixmod"
@@ -41,7 +47,8 @@ def slurm_arrays(workdir: Path) -> set[str]:
             if f"WorkDir={workdir} " in line + " "}
 
 
-def main() -> None:
+def main() -> int:
+    targets = Targets("bench_stacks")
     nonce = uuid.uuid4().hex[:12]
     home = SCRATCH / f"bench-stacks-{nonce}"
     channels = home / "channels"
@@ -84,8 +91,14 @@ mem = "100M"
     print(f"first build --wait:  {first_wall:.1f} s wall (nixmod says {result['seconds']:.1f} s)")
     print(f"second run:          {second_wall:.1f} s wall, submitted {again['submitted']}, "
           f"sbatch calls {len(again['arrays'])}")
+    targets.check("versions built (8, 2 of them broken)", states.count("built"), 6, unit="",
+                  at_most=False)
+    targets.check("versions failed (the 2 broken ones)", states.count("failed"), 2, unit="")
+    targets.check("second run: builds submitted", again["submitted"], 0, unit="")
+    targets.check("second run: sbatch calls", len(again["arrays"]), 0, unit="")
     shutil.rmtree(home, ignore_errors=True)
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

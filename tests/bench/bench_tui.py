@@ -7,14 +7,17 @@ $NIXMOD_BENCH_DATA); its *.json.gz are configured as five dump channels in a
 throwaway HOME. The catalog cache is built first (not timed here: that is
 bench_catalog's cold figure). Then, in this process:
 
-1. time to first screen: App() until Browse is painted, and until the
-   catalog (from the cache) is in and the search box is live;
+1. time to first screen: App() until the first frame is on screen (Textual's
+   Ready event: Browse painted, "Loading the catalog…"), and until the
+   catalog (from the cache) is in and the first results are shown;
 2. keystroke -> updated results: typed queries, one key at a time (delivered
    as the terminal driver delivers them), each timed from the key event until
    the results list holds that query's results (the paint follows within a frame).
 
-Figures are printed; nothing is asserted (targets: first screen < 1.5 s,
-keystroke p95 < 50 ms).
+Each figure is printed beside its target (tests/bench/targets.py) and the
+script exits 1 when one is MISSED: first screen painted < 250 ms, keystroke
+p95 < 50 ms and max < 100 ms (issue 22). The catalog's arrival has no target
+of its own here: it is the cache's load, bench_catalog's figure.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Targets  # noqa: E402  (a script beside its helper)
 
 QUERIES = ["samtools", "rg", "python3Packages.numpy", "hdf5", "gromacs", "openmpi", "ffmpeg",
            "git", "silver searcher", "neovim", "fftw", "bowtie2", "jq", "cmake", "zlib"]
@@ -52,17 +58,30 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-async def drive(config) -> None:
+async def drive(config, targets: Targets) -> None:
     from textual import events
 
+    from nixmod.tui import app as app_module
     from nixmod.tui.app import NixmodApp
     from nixmod.tui.browse import BrowseScreen
 
+    class TimedApp(NixmodApp):
+        """The app as users get it, noting when its first frame is on screen."""
+
+        CSS_PATH = str(Path(app_module.__file__).with_name(NixmodApp.CSS_PATH))  # not beside this file
+        painted_at: float | None = None
+
+        def on_ready(self) -> None:   # Textual runs NixmodApp.on_ready too
+            self.painted_at = time.perf_counter()
+
     started = time.perf_counter()
-    app = NixmodApp(config, watch_builds=False)
+    app = TimedApp(config, watch_builds=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        painted = time.perf_counter() - started
+        while app.painted_at is None:
+            if app._exception is not None:   # the app crashed before its first frame
+                raise app._exception
+            await asyncio.sleep(0.001)
+        painted = app.painted_at - started
         while app.catalog is None and not app.catalog_error:
             await asyncio.sleep(0.002)
         browse = app.screen
@@ -70,10 +89,11 @@ async def drive(config) -> None:
         while browse.shown_query is None:      # the first (empty) search has been shown
             await asyncio.sleep(0.002)
         ready = time.perf_counter() - started
+        await pilot.pause()
         packages = sum(c.packages for c in app.catalog.channels)
         print(f"catalog: {packages} packages in {len(app.catalog.channels)} channels")
-        print(f"first screen painted:         {painted * 1000:7.0f} ms")
-        print(f"catalog in, search box live: {ready * 1000:7.0f} ms")
+        targets.check("first screen painted (App() to first frame)", painted * 1000, 250)
+        print(f"catalog in, first results shown: {ready * 1000:7.0f} ms (no target: the cache's load)")
 
         latencies: list[float] = []
         search = browse.query_one("#search")
@@ -91,10 +111,10 @@ async def drive(config) -> None:
                     await asyncio.sleep(0.0005)
                 latencies.append((time.perf_counter() - pressed) * 1000)
                 await asyncio.sleep(0.03)   # a fast typist: ~30 keys per second
-        print(f"keystroke -> results updated: {len(latencies)} keystrokes over {len(QUERIES)} queries")
-        print(f"  p50 {statistics.median(latencies):6.1f} ms   p95 {percentile(latencies, 0.95):6.1f} ms"
-              f"   max {max(latencies):6.1f} ms")
-        print("targets: first screen < 1500 ms, keystroke p95 < 50 ms")
+        print(f"keystroke -> results updated: {len(latencies)} keystrokes over {len(QUERIES)} queries, "
+              f"p50 {statistics.median(latencies):.1f} ms")
+        targets.check("keystroke -> results updated, p95", percentile(latencies, 0.95), 50)
+        targets.check("keystroke -> results updated, max", max(latencies), 100)
 
 
 def main(argv: list[str]) -> int:
@@ -116,8 +136,9 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         Catalog.load(config)
         print(f"catalog cache built (untimed setup): {time.perf_counter() - started:.1f} s")
-        asyncio.run(drive(config))
-    return 0
+        targets = Targets("bench_tui")
+        asyncio.run(drive(config, targets))
+    return targets.finish()
 
 
 if __name__ == "__main__":

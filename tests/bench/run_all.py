@@ -4,6 +4,10 @@
 bench_*.py runs in its own process with the venv's interpreter, so one
 benchmark's memory or caches never colour the next one's figures.
 Pass names to run only some: ``run_all.py catalog modules``.
+
+A benchmark exits 1 when it misses a target (tests/bench/targets.py prints a
+``MISSED: ...`` line for each); the summary at the end repeats every MISSED
+line, so a missed target cannot scroll by unnoticed, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -26,15 +30,28 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     failed = []
+    missed: list[str] = []
     for script in scripts:
         print(f"\n=== {script.stem} ===", flush=True)
         started = time.monotonic()
-        code = subprocess.run([sys.executable, str(script)]).returncode
+        # its output is shown as it comes (long benches print progress) and read for MISSED lines
+        with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              bufsize=1) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                print(line, end="", flush=True)
+                if line.startswith("MISSED:"):
+                    missed.append(line.rstrip("\n"))
+        code = proc.returncode
         print(f"--- {script.stem}: exit {code}, {time.monotonic() - started:.1f} s", flush=True)
         if code:
             failed.append(script.stem)
+    print(f"\n=== summary: {len(scripts) - len(failed)} of {len(scripts)} benchmark(s) passed ===")
+    for line in missed:
+        print(line)
     if failed:
-        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}" + ("" if missed else " (no target missed: "
+                                                 "the script itself failed; see its output)"))
     return 1 if failed else 0
 
 
