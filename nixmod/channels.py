@@ -13,7 +13,7 @@ import marshal
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from nixmod import __version__, nix, pkglist
@@ -132,7 +132,10 @@ class ChannelLister:
             message = f"{type(exc).__name__}: {exc}"
             self.progress(f"{channel.name}: FAILED: {message}")
             return Listing([], [], time.time(), error=message)
-        listing = Listing([tuple(asdict(r).values()) for r in records],
+        # plain tuples field by field: ``dataclasses.asdict`` deep-copies every
+        # platform list (34 of 61 s of a cold index, and the sharing
+        # ``read_list`` set up lost: hundreds of MB)
+        listing = Listing([pkglist.record_tuple(r) for r in records],
                            [(s.attr, s.reason) for s in skipped], time.time())
         cache_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
                         {"records": marshal.dumps(listing.records),

@@ -43,6 +43,12 @@ class Record:
     main_program: str
 
 
+def record_tuple(record: Record) -> tuple:
+    """``record``'s fields in order, as the caches store them (shared tuples stay shared)."""
+    return (record.attr, record.version, record.pname, record.description, record.homepage,
+            record.license, record.platforms, record.outputs, record.main_program)
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A listed entry that could not become a record, and why."""
