@@ -23,18 +23,20 @@ current pin, whatever its version string looks like.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import itertools
 import marshal
-from array import array
+import sys
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from nixmod.catalogcache import FORMAT, cache_sections, digest, parse_sections, read_sections
-from nixmod.catalogindex import (COMMON_TRIGRAM, WORD, build_index, edit_distance, trigrams_of,
-                                 typo_budget)
+from nixmod.catalogcache import (FORMAT, CacheImage, DamagedCache, Postings, Strings,
+                                 cache_sections, digest, open_image, parse_image)
+from nixmod.catalogindex import (COMMON_TRIGRAM, WORD, build_index, edit_distance, tie_key,
+                                 trigrams_of, typo_budget)
 from nixmod.channels import ChannelLister, channel_identity, require_writable
 from nixmod.config import Config
 from nixmod.errors import UserError
@@ -49,18 +51,45 @@ Progress = Callable[[str], None]
 # -- the catalog ------------------------------------------------------------------
 
 class Catalog:
-    """The merged, cached index of every configured channel."""
+    """The merged, cached index of every configured channel, read in place.
 
-    def __init__(self, path: Path, header: dict[str, Any], sections: dict[str, Any]):
+    A view of a cache image (``catalogcache.CacheImage``): the user's own
+    ``index.bin``, or the site index's merged one. ``channel_of`` maps the
+    image's channels to the user's (None: not one of theirs), so a user
+    whose channels are a subset of the site's reads the site's index and
+    sees only those channels, under their own names, ranked as an index of
+    those channels alone would rank them.
+    """
+
+    def __init__(self, path: Path, image: CacheImage, *,
+                 view: list[tuple[int, str]] | None = None):
         self.path = path
-        self._header = header
-        self._sections = sections
-        self.channels: list[ChannelInfo] = [ChannelInfo(*row) for row in header["channels"]]
+        self._image = image
+        self._header = image.header
+        rows = [ChannelInfo(*row) for row in image.header["channels"]]
+        self._count = image.header["packages"]
+        if view is None:
+            self.channels: list[ChannelInfo] = rows
+            self._channel_of: list[int | None] = list(range(len(rows)))
+            self._visible: int | None = None
+        else:
+            self.channels = [dataclasses.replace(rows[place], name=name) for place, name in view]
+            self._channel_of = [None] * len(rows)
+            for user_index, (place, _name) in enumerate(view):
+                self._channel_of[place] = user_index
+            self._visible = sum(1 << place for place, _name in view)
         self.errors: list[ChannelError] = [ChannelError(c.name, c.error)
                                            for c in self.channels if c.error]
         #: problems that cost time but not results (a site index that did not
         #: cover every channel): one line each, for stderr or the TUI's problems
-        self.warnings: list[str] = list(header.get("warnings", ()))
+        self.warnings: list[str] = list(image.header.get("warnings", ()))
+        # what every query reads, checked now: a damaged file is found at load
+        self._lower = Strings(image, "lower", "lower_starts")
+        self._masks = _masks(image)
+        image.section("tie_order")
+        self._tie_order = image.ints("tie_order")
+        if not (len(self._masks) == len(self._tie_order) == len(self._lower) == self._count):
+            raise DamagedCache("the sections disagree on the number of packages")
 
     # loading ---------------------------------------------------------------------
 
@@ -71,8 +100,9 @@ class Catalog:
 
         With ``[catalog] site_dir`` the channels that the site index covers
         (same identity) are read from it, even on ``refresh``, and never
-        evaluated; if it holds the merged index of exactly these channels,
-        that is the catalog. What it does not cover is listed as before,
+        evaluated; if its merged index covers all of them (the site's
+        channel list, or part of it in the same order), that is the
+        catalog, read in place. What it does not cover is listed as before,
         and ``warnings`` says so.
         """
         say = progress or (lambda message: None)
@@ -94,22 +124,25 @@ class Catalog:
         outdated = False      # a cache of ours that the site index may now replace
         try:
             if not refresh:
-                cached = read_sections(path)
+                cached = _open_cache(path)
                 # A channel that failed (nix-env not on PATH, the daemon down, a
                 # dump on an unmounted filesystem) is tried again: caching the
                 # failure would keep reporting it after the cause is gone. A
                 # cache that the site index could not fully serve is rebuilt once
                 # the index changes: it may cover those channels now.
-                if (cached is not None and cached[0].get("key") == key
-                        and not any(ChannelInfo(*row).error for row in cached[0]["channels"])
-                        and (not cached[0].get("warnings") or cached[0].get("site") == site_stamp)):
-                    return cls(path, *cached)
+                if cached is not None:
+                    head = cached._header
+                    if (head.get("key") == key and not cached.errors
+                            and (not head.get("warnings") or head.get("site") == site_stamp)):
+                        return cached
                 if cached is None and path.exists():
                     say(f"catalog cache {path} is damaged or from another version; rebuilding it")
                 outdated = cached is not None
             lister = ChannelLister(path.parent, say, site)
             if site is not None:
-                merged = cls._from_site(site, key, lister.site_misses)
+                names = [c.name for c in config.channels]
+                merged = cls._from_site(site, [digest((FORMAT, i)) for i in identities], names,
+                                        lister.site_misses)
                 if merged is not None:
                     if outdated:  # else every later search would read it before the site's
                         path.unlink(missing_ok=True)
@@ -126,106 +159,123 @@ class Catalog:
                             f"{site_dir}')")
         if site_warning:
             header["warnings"], header["site"] = [site_warning], site_stamp
-        cache_sections(path, header, sections, say)
+        image = cache_sections(path, header, sections, say)
+        del sections
         say(f"catalog: {header['packages']} packages from {len(config.channels)} channels, "
             f"cached in {path}")
-        return cls(path, header, {name: memoryview(data) for name, data in sections.items()})
+        parsed = parse_image(image)
+        assert parsed is not None, "an image just written parses"
+        return cls(path, parsed)
 
     @classmethod
-    def _from_site(cls, site: SiteIndex, key: str, problems: list[str]) -> "Catalog | None":
-        """The site's merged index if it is the one of exactly these channels, else None.
+    def _from_site(cls, site: SiteIndex, keys: list[str], names: list[str],
+                   problems: list[str]) -> "Catalog | None":
+        """The site's merged index seen through these channels (listing ``keys``, the
+        user's ``names``), if it covers them all in this order; else None.
 
         A damaged one is added to ``problems``: the per-channel listings may
         still serve, but staff should hear of it.
         """
         try:
-            image = site.merged(key)
+            found = site.merged_view(keys)
         except SiteIndexError as exc:
             problems.append(str(exc))
             return None
-        if image is None:
+        if found is None:
             return None
-        parsed = parse_sections(image)
-        if parsed is None or parsed[0].get("key") != key:
-            problems.append(f"{site.path}: the merged index is damaged")
+        image, places = found
+        try:
+            if image is None:
+                raise DamagedCache("its header")
+            full = places == list(range(len(image.header["channels"])))
+            return cls(site.path, image,
+                       view=None if full and names == [row[0] for row in image.header["channels"]]
+                       else list(zip(places, names)))
+        except (DamagedCache, KeyError, TypeError, ValueError, IndexError):
+            problems.append(f"{site.path}: the merged index is damaged (checksum)")
             return None
-        return cls(site.path, *parsed)
 
-    def _marshalled(self, name: str) -> Any:
-        return marshal.loads(self._sections[name])
-
-    def _ids(self, name: str) -> array:
-        values = array("I")
-        values.frombytes(self._sections[name])
-        return values
+    # reading the image -----------------------------------------------------------
 
     @cached_property
-    def _names(self) -> list[str]:
-        return self._marshalled("names")
+    def _names(self) -> _Names:
+        return _Names(self._image)
 
     @cached_property
-    def _lower(self) -> list[str]:
-        return self._marshalled("lower")
+    def _programs(self) -> Postings:
+        return Postings(self._image, "program")
 
     @cached_property
-    def _masks(self) -> list[int]:
-        return self._marshalled("masks")
+    def _grams(self) -> Postings:
+        return Postings(self._image, "gram")
 
     @cached_property
-    def _programs(self) -> dict[str, list[int]]:
-        return self._marshalled("programs")
+    def _words(self) -> Postings:
+        return Postings(self._image, "word")
 
     @cached_property
-    def _name_blob(self) -> tuple[str, list[int]]:
-        """All lower-case names joined by newlines, and where each one starts."""
-        blob = "\n".join(self._lower) + "\n"
-        starts = list(itertools.accumulate((len(n) + 1 for n in self._lower), initial=0))
-        return blob, starts
+    def _tails(self) -> Postings:
+        return Postings(self._image, "tail")
 
     @cached_property
-    def _grams(self) -> tuple[dict[str, int], array, array]:
-        keys = self._marshalled("gram_keys")
-        return {k: i for i, k in enumerate(keys)}, self._ids("gram_spans"), self._ids("gram_ids")
-
-    @cached_property
-    def _words(self) -> tuple[list[str], array, array]:
-        return self._marshalled("word_keys"), self._ids("word_spans"), self._ids("word_ids")
-
-    @cached_property
-    def _tails(self) -> tuple[list[str], array, array]:
-        return self._marshalled("tail_keys"), self._ids("tail_spans"), self._ids("tail_ids")
-
-    @cached_property
-    def _offsets(self) -> array:
-        values = array("Q")
-        values.frombytes(self._sections["offsets"])
-        return values
+    def _offsets(self) -> memoryview:
+        return self._image.ints("offsets", "Q")
 
     @cached_property
     def _platforms(self) -> list[tuple[str, ...]]:
-        return self._marshalled("platforms")
+        return self._image.marshalled("platforms")
 
     @cached_property
     def _outputs(self) -> list[tuple[str, ...]]:
-        return self._marshalled("outputs")
+        return self._image.marshalled("outputs")
 
     @cached_property
-    def _tie_order(self) -> array:
-        """Package id -> its place among equal matches (``_tie_order`` at index time)."""
-        return self._ids("tie_order")
+    def _top_versions(self) -> memoryview:
+        return self._image.ints("top_versions")
+
+    def _seen(self, package_id: int) -> bool:
+        """Is the package in one of the user's channels (always, unless a subset view)?"""
+        return self._visible is None or bool(self._masks[package_id] & self._visible)
+
+    def _tie(self, package_id: int) -> int:
+        """The package's place among equal matches: ``catalogindex._tie_order``, for the
+        channels this view shows (computed per package for a subset of the image's).
+
+        Only for packages the view shows (``_seen``).
+        """
+        if self._visible is None:
+            return self._tie_order[package_id]
+        newest = (self._masks[package_id] & self._visible).bit_length() - 1
+        slot = package_id * len(self._channel_of) + newest
+        self._image.span("top_versions", 4 * slot, 4 * slot + 4)
+        starts = self._lower.starts
+        return tie_key(self._channel_of[newest] or 0,
+                       starts[package_id + 1] - starts[package_id] - 1,
+                       self._top_versions[slot], package_id)
+
+    def _damaged(self, exc: Exception) -> UserError:
+        """What to tell a user whose query met a damaged block (found only once touched)."""
+        if self.path.name == "index.bin":
+            self.path.unlink(missing_ok=True)
+            return UserError(f"catalog cache {self.path} is damaged ({exc}); removed it: run "
+                             "the command again to rebuild it")
+        return UserError(f"site catalog {self.path} is damaged ({exc}); staff: publish it "
+                         "again ('nixmod catalog publish')")
 
     # records -------------------------------------------------------------------
 
     def _versions_of(self, package_id: int, channel: int | None = None) -> list[PackageVersion]:
         start, end = self._offsets[package_id], self._offsets[package_id + 1]
-        name = self._names[package_id]
+        self._image.span("offsets", 8 * package_id, 8 * package_id + 16)
+        name = self._names.text(package_id)
         result = []
         for (version, channel_index, attr, pname, description, homepage, license, plats, outs,
-             program) in marshal.loads(self._sections["details"][start:end]):
-            if channel is not None and channel_index != channel:
+             program) in marshal.loads(self._image.span("details", start, end)):
+            mine = self._channel_of[channel_index]
+            if mine is None or (channel is not None and mine != channel):
                 continue
             result.append(PackageVersion(
-                name=name, version=version, channel=self.channels[channel_index].name,
+                name=name, version=version, channel=self.channels[mine].name,
                 attr=attr or name, pname=pname, description=description, homepage=homepage,
                 license=license, platforms=self._platforms[plats], outputs=self._outputs[outs],
                 main_program=program))
@@ -241,10 +291,11 @@ class Catalog:
         raise UserError(f"unknown channel {channel!r}; channels: {known}")
 
     def _find(self, name: str) -> int | None:
-        lowered = name.lower()
+        lowered = name.lower().encode("utf-8", "surrogatepass")
+        wanted = name.encode("utf-8", "surrogatepass")
         index = bisect.bisect_left(self._lower, lowered)
         while index < len(self._lower) and self._lower[index] == lowered:
-            if self._names[index] == name:
+            if self._names[index] == wanted and self._seen(index):
                 return index
             index += 1
         return None
@@ -254,6 +305,12 @@ class Catalog:
 
         Unknown names are a UserError that suggests the closest names.
         """
+        try:
+            return self._package(name, channel)
+        except DamagedCache as exc:
+            raise self._damaged(exc) from None
+
+    def _package(self, name: str, channel: str | None) -> Package:
         channel_index = self._channel_index(channel)
         package_id = self._find(name)
         if package_id is None:
@@ -264,7 +321,7 @@ class Catalog:
         if not versions:
             where = ", ".join(sorted({v.channel for v in self._versions_of(package_id)}))
             raise UserError(f"{name} is not in channel {channel!r}; it is in: {where}")
-        return Package(name=self._names[package_id], versions=versions)
+        return Package(name=self._names.text(package_id), versions=versions)
 
     def versions(self, name: str, channel: str | None = None) -> list[PackageVersion]:
         """Every version of ``name`` across channels (or in one): the newest channel's first."""
@@ -337,12 +394,18 @@ class Catalog:
     def search(self, query: str, limit: int = 20, channel: str | None = None) -> list[SearchHit]:
         """Ranked matches for ``query``; each tier is consulted only if the better ones
         have not already filled ``limit``."""
+        try:
+            return self._search(query, limit, channel)
+        except DamagedCache as exc:
+            raise self._damaged(exc) from None
+
+    def _search(self, query: str, limit: int, channel: str | None) -> list[SearchHit]:
         channel_index = self._channel_index(channel)
         text = query.strip().lower()
         if not text or limit < 1:
             return []
-        bit = None if channel_index is None else 1 << channel_index
-        masks = self._masks
+        wanted = self._bits(channel_index)
+        masks, tie = self._masks, self._tie
         chosen: dict[int, int] = {}
         order: list[int] = []
         finders = (self._exact, self._by_program, self._by_component, self._by_prefix,
@@ -353,131 +416,208 @@ class Catalog:
                 break
             # a finder may meet one package more than once (a substring that
             # occurs twice in its name): keep its best key only
-            best: dict[int, Any] = {}
+            best: dict[int, int] = {}
             for key, pid in finder(text):
-                if pid in chosen or (bit is not None and not masks[pid] & bit):
+                if pid in chosen or (wanted is not None and not masks[pid] & wanted):
                     continue
                 if pid not in best or key < best[pid]:
                     best[pid] = key
-            candidates = ((key, pid) for pid, key in best.items())
-            for _key, package_id in heapq.nsmallest(room, candidates):
+            candidates = ((key, tie(pid), pid) for pid, key in best.items())
+            for _key, _tie, package_id in heapq.nsmallest(room, candidates):
                 chosen[package_id] = rank
                 order.append(package_id)
-        return [SearchHit(package=Package(self._names[pid], self._versions_of(pid, channel_index)),
+        return [SearchHit(package=Package(self._names.text(pid),
+                                          self._versions_of(pid, channel_index)),
                           kind=MATCH_KINDS[chosen[pid]], rank=chosen[pid])
                 for pid in order]
+
+    def _bits(self, channel_index: int | None) -> int | None:
+        """The mask bits a package needs to be shown: one channel's, the view's, or None (any)."""
+        if channel_index is None:
+            return self._visible
+        return 1 << self._channel_of.index(channel_index)
 
     def listing(self, limit: int = 20, channel: str | None = None) -> list[Package]:
         """The first ``limit`` packages in name order: what there is before anything is typed."""
         channel_index = self._channel_index(channel)
-        bit = None if channel_index is None else 1 << channel_index
+        wanted = self._bits(channel_index)
         masks = self._masks
-        ids = (pid for pid in range(len(self._names)) if bit is None or masks[pid] & bit)
-        return [Package(self._names[pid], self._versions_of(pid, channel_index))
-                for pid in itertools.islice(ids, max(limit, 0))]
+        ids = (pid for pid in range(self._count) if wanted is None or masks[pid] & wanted)
+        try:
+            return [Package(self._names.text(pid), self._versions_of(pid, channel_index))
+                    for pid in itertools.islice(ids, max(limit, 0))]
+        except DamagedCache as exc:
+            raise self._damaged(exc) from None
 
-    def _exact(self, text: str) -> Iterable[tuple[Any, int]]:
-        index = bisect.bisect_left(self._lower, text)
-        while index < len(self._lower) and self._lower[index] == text:
-            yield self._tie_order[index], index
-            index += 1
-
-    def _by_program(self, text: str) -> Iterable[tuple[Any, int]]:
-        order = self._tie_order
-        for package_id in self._programs.get(text, ()):
-            yield order[package_id], package_id
-
-    def _by_component(self, text: str) -> Iterable[tuple[Any, int]]:
-        """Names whose last attribute component is ``text`` (python313Packages.numpy)."""
-        keys, spans, ids = self._tails
-        slot = bisect.bisect_left(keys, text)
-        if slot == len(keys) or keys[slot] != text:
-            return
-        order = self._tie_order
-        for package_id in ids[spans[slot]:spans[slot + 1]]:
-            yield order[package_id], package_id
-
-    def _by_prefix(self, text: str) -> Iterable[tuple[Any, int]]:
+    def _exact(self, text: str) -> Iterable[tuple[int, int]]:
+        needle = text.encode("utf-8", "surrogatepass")
         lower = self._lower
-        order = self._tie_order
-        index = bisect.bisect_left(lower, text)
-        while index < len(lower) and lower[index].startswith(text):
-            yield order[index], index
+        index = bisect.bisect_left(lower, needle)
+        while index < len(lower) and lower[index] == needle:
+            yield 0, index
             index += 1
 
-    def _in_name(self, text: str) -> Iterable[tuple[Any, int]]:
+    def _by_program(self, text: str) -> Iterable[tuple[int, int]]:
+        for package_id in self._programs.get(text):
+            yield 0, package_id
+
+    def _by_component(self, text: str) -> Iterable[tuple[int, int]]:
+        """Names whose last attribute component is ``text`` (python313Packages.numpy)."""
+        for package_id in self._tails.get(text):
+            yield 0, package_id
+
+    def _by_prefix(self, text: str) -> Iterable[tuple[int, int]]:
+        needle = text.encode("utf-8", "surrogatepass")
+        lower = self._lower
+        index = bisect.bisect_left(lower, needle)
+        while index < len(lower) and lower[index].startswith(needle):
+            yield 0, index
+            index += 1
+
+    def _in_name(self, text: str) -> Iterable[tuple[int, int]]:
         """Substrings of the attribute path: at the start of a component first, then
         at the start of a word (after ``-`` or ``_``), then anywhere."""
-        blob, starts = self._name_blob
-        order, count = self._tie_order, len(self._lower)
-        position = blob.find(text)
+        lower = self._lower
+        source, start, starts = lower.source, lower.start, lower.starts
+        end = start + starts[len(lower)]
+        needle = text.encode("utf-8", "surrogatepass")
+        position = source.find(needle, start, end)
         while position >= 0:
-            package_id = bisect.bisect_right(starts, position) - 1
-            before = blob[position - 1] if position else "\n"
-            where = 0 if before in ".\n" else (1 if before in "-_" else 2)
-            yield where * count + order[package_id], package_id
-            position = blob.find(text, position + 1)
+            package_id = bisect.bisect_right(starts, position - start) - 1
+            before = source[position - 1] if position > start else 10
+            yield (0 if before in _COMPONENT_START else 1 if before in _WORD_START else 2), package_id
+            position = source.find(needle, position + 1, end)
 
-    def _fuzzy(self, text: str) -> Iterable[tuple[Any, int]]:
+    def _fuzzy(self, text: str) -> Iterable[tuple[int, int]]:
         budget = typo_budget(text)
         if budget == 0:
             return
-        lookup, spans, ids = self._grams
+        grams = self._grams
         counts: Counter[int] = Counter()
-        grams = trigrams_of(text)
+        wanted = trigrams_of(text)
         # An edit breaks up to 4 trigrams (a swap); trigrams shared by a huge
         # share of names ("pyt", "ack") say little and cost most, so skip them.
-        needed = len(grams) - 4 * budget
-        for gram in grams:
-            slot = lookup.get(gram)
+        needed = len(wanted) - 4 * budget
+        for gram in wanted:
+            slot = grams.keys.find(gram.encode("utf-8", "surrogatepass"))
             if slot is None:
                 continue
-            if spans[slot + 1] - spans[slot] > COMMON_TRIGRAM:
+            if grams.size(slot) > COMMON_TRIGRAM:
                 needed -= 1
                 continue
-            counts.update(ids[spans[slot]:spans[slot + 1]])
+            counts.update(grams.ids(slot))
         needed = max(1, needed)
         parts = text.split(".")
         for package_id, shared in counts.most_common(300):
             if shared < needed:
                 break
-            lower = self._lower[package_id]
+            lower = self._lower[package_id].decode("utf-8", "surrogatepass")
             candidates = [lower] + (lower.split(".")[-len(parts):] if len(parts) == 1 else [])
             distance = min(edit_distance(text, c, budget) for c in candidates)
             if distance <= budget:
-                yield distance * len(self._lower) + self._tie_order[package_id], package_id
+                yield distance, package_id
 
-    def _by_description(self, text: str) -> Iterable[tuple[Any, int]]:
-        keys, spans, ids = self._words
+    def _by_description(self, text: str) -> Iterable[tuple[int, int]]:
+        words = self._words
+        keys = words.keys
         matched: set[int] | None = None
         for word in WORD.findall(text):
+            needle = word.encode()
             found: set[int] = set()
-            index = bisect.bisect_left(keys, word)
-            while index < len(keys) and (keys[index] == word or
-                                         (len(word) > 2 and keys[index].startswith(word))):
-                found.update(ids[spans[index]:spans[index + 1]])
+            index = bisect.bisect_left(keys, needle)
+            while index < len(keys) and (keys[index] == needle or
+                                         (len(word) > 2 and keys[index].startswith(needle))):
+                found.update(words.ids(index))
                 index += 1
             matched = found if matched is None else matched & found
             if not matched:
                 return
-        order = self._tie_order
         for package_id in matched or ():
-            yield order[package_id], package_id
+            yield 0, package_id
 
     # reporting -----------------------------------------------------------------
 
     def info(self) -> CatalogInfo:
+        versions = (self._header["versions"] if self._visible is None
+                    else sum(c.packages for c in self.channels))
         return CatalogInfo(cache=str(self.path), built_at=self._header["built_at"],
-                           packages=self._header["packages"], versions=self._header["versions"],
-                           channels=list(self.channels))
+                           packages=len(self), versions=versions, channels=list(self.channels))
 
     def skipped(self, channel: str | None = None) -> list[SkippedEntry]:
         """Entries that were reported instead of indexed, with the reason."""
-        return [SkippedEntry(*row) for row in self._marshalled("skipped")
-                if channel is None or row[0] == channel]
+        try:
+            rows = self._image.marshalled("skipped")
+        except DamagedCache as exc:
+            raise self._damaged(exc) from None
+        own = {row[0]: self.channels[mine].name
+               for row, mine in zip(self._header["channels"], self._channel_of) if mine is not None}
+        return [SkippedEntry(own[name], attr, reason) for name, attr, reason in rows
+                if name in own and (channel is None or own[name] == channel)]
+
+    @cached_property
+    def _shown(self) -> int:
+        masks, visible = self._masks, self._visible
+        return sum(1 for pid in range(self._count) if masks[pid] & visible)
 
     def __len__(self) -> int:
-        return self._header["packages"]
+        return self._count if self._visible is None else self._shown
+
+
+_COMPONENT_START = frozenset(b".\n")
+_WORD_START = frozenset(b"-_")
+
+
+class _Names(Strings):
+    """The packages' names as they are spelt (bytes; ``text`` for a str), read in place."""
+
+    def __init__(self, image: CacheImage):
+        self._image = image
+        self.source, self.start = image.source, image.where("names")
+        self.starts = image.ints("name_starts")
+        self._count = max(0, len(self.starts) - 1)
+
+    def __getitem__(self, index: int) -> bytes:
+        self._image.span("name_starts", 4 * index, 4 * index + 8)
+        start, end = self.starts[index], self.starts[index + 1] - 1
+        if not 0 <= start <= end:
+            raise DamagedCache("names: a name lies outside the section")
+        return bytes(self._image.span("names", start, end))
+
+    def text(self, index: int) -> str:
+        return self[index].decode("utf-8", "surrogatepass")
+
+
+def _masks(image: CacheImage) -> Any:
+    """Per package, the bit field of the image's channels that have it (read in place)."""
+    image.section("masks")
+    words = image.header.get("mask_words", 1)
+    if words == 1:
+        return image.ints("masks", "Q")
+    return _WideMasks(image.section("masks"), 8 * words)
+
+
+class _WideMasks:
+    """Masks of more than 64 channels: ``width`` bytes each."""
+
+    def __init__(self, data: memoryview, width: int):
+        self.data, self.width = data, width
+
+    def __len__(self) -> int:
+        return len(self.data) // self.width
+
+    def __getitem__(self, index: int) -> int:
+        return int.from_bytes(self.data[index * self.width:(index + 1) * self.width], sys.byteorder)
+
+
+def _open_cache(path: Path) -> "Catalog | None":
+    """The user's own cache, or None if missing, foreign or damaged."""
+    image = open_image(path)
+    if image is None:
+        return None
+    try:
+        return Catalog(path, image)
+    except (DamagedCache, KeyError, TypeError, ValueError, IndexError):
+        return None
 
 
 def _distinct_versions(versions: Iterable[PackageVersion]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import marshal
 import re
+import sys
 import time
 from array import array
 from dataclasses import asdict
@@ -42,15 +43,30 @@ def trigrams_of(text: str) -> set[str]:
     return grams
 
 
-def _postings(index: dict[str, array]) -> tuple[list[str], bytes, bytes]:
-    """Sorted keys, span offsets (n+1) and the concatenated id lists, as arrays."""
+def _postings(index: dict[str, array], name: str) -> dict[str, bytes]:
+    """Sections ``NAME_keys``/``_key_starts`` (sorted keys, see ``strings``), ``NAME_spans``
+    (n+1 offsets) and ``NAME_ids`` (the concatenated id lists), all read in place."""
     keys = sorted(index)
     spans = array("I", [0])
     ids = array("I")
     for key in keys:
         ids.extend(index[key])
         spans.append(len(ids))
-    return keys, spans.tobytes(), ids.tobytes()
+    blob, starts = strings(keys)
+    return {f"{name}_keys": blob, f"{name}_key_starts": starts, f"{name}_spans": spans.tobytes(),
+            f"{name}_ids": ids.tobytes()}
+
+
+def strings(values: list[str]) -> tuple[bytes, bytes]:
+    """``values`` as one UTF-8 blob, each followed by a newline, and where each starts (n+1).
+
+    Item i is ``blob[starts[i]:starts[i + 1] - 1]``: read in place, and in
+    the same order as the strings (UTF-8 keeps code point order), so a
+    sorted list can be bisected as bytes.
+    """
+    encoded = [value.encode("utf-8", "surrogatepass") for value in values]
+    starts = array("I", itertools.accumulate((len(e) + 1 for e in encoded), initial=0))
+    return b"\n".join(encoded) + (b"\n" if encoded else b""), starts.tobytes()
 
 
 def build_index(channels: list[Channel], listings: list[Listing], progress: Progress
@@ -74,10 +90,18 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
     #: last component of a dotted attribute path -> packages (numpy -> python3xxPackages.numpy)
     tails: dict[str, array] = {}
     default_versions: list[str] = []
+    #: per package, per channel: the version ``build NAME`` would pick from that channel
+    #: alone (None: not there), so a subset of the channels can be ranked as its own index
+    top_versions: list[str | None] = []
     for package_id, name in enumerate(names):
         entries = version_order(by_name[name], channel_of=lambda e: e[0],
                                 version_of=lambda e: e[1][1])
         default_versions.append(entries[0][1][1])
+        top = [None] * len(listings)
+        for channel_index, rec in entries:     # newest first: a channel's first is its top
+            if top[channel_index] is None:
+                top[channel_index] = rec[1]
+        top_versions.extend(top)
         rows = []
         mask = 0
         package_words: set[str] = set()
@@ -104,9 +128,6 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
         for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
                                      _MAX_WORDS_PER_PACKAGE):
             words.setdefault(word, array("I")).append(package_id)
-    gram_keys, gram_spans, gram_ids = _postings(trigrams)
-    word_keys, word_spans, word_ids = _postings(words)
-    tail_keys, tail_spans, tail_ids = _postings(tails)
     infos = [ChannelInfo(name=c.name, kind=channel_kind(c),
                          source=str(c.path or c.url) + (f" (listed from {c.listing})"
                                                         if c.listing else ""),
@@ -114,19 +135,25 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
                          listed_at=l.listed_at)
              for c, l in zip(channels, listings)]
     skipped = [(c.name, attr, reason) for c, l in zip(channels, listings) for attr, reason in l.skipped]
+    mask_words = max(1, -(-len(listings) // 64))
     header = {"format": FORMAT, "built_at": time.time(), "packages": len(names),
               "versions": sum(len(l.records) for l in listings),
-              "channels": [tuple(asdict(i).values()) for i in infos]}
+              "channels": [tuple(asdict(i).values()) for i in infos], "mask_words": mask_words}
+    names_blob, name_starts = strings(names)
+    lower_blob, lower_starts = strings(lower)
+    place_of = _version_places(default_versions, top_versions)
     sections: dict[str, bytes | bytearray] = {
-        "names": marshal.dumps(names), "lower": marshal.dumps(lower),
-        "masks": marshal.dumps(masks), "programs": marshal.dumps(programs),
-        "gram_keys": marshal.dumps(gram_keys), "gram_spans": gram_spans, "gram_ids": gram_ids,
-        "word_keys": marshal.dumps(word_keys), "word_spans": word_spans, "word_ids": word_ids,
-        "tail_keys": marshal.dumps(tail_keys), "tail_spans": tail_spans, "tail_ids": tail_ids,
+        "lower": lower_blob, "lower_starts": lower_starts,
+        "names": names_blob, "name_starts": name_starts,
+        "masks": b"".join(mask.to_bytes(8 * mask_words, sys.byteorder) for mask in masks),
+        "tie_order": _tie_order(lower, masks, [place_of[v] for v in default_versions]).tobytes(),
+        "top_versions": array("I", (place_of[v] if v is not None else _ABSENT
+                                    for v in top_versions)).tobytes(),
+        **_postings({k: array("I", v) for k, v in programs.items()}, "program"),
+        **_postings(trigrams, "gram"), **_postings(words, "word"), **_postings(tails, "tail"),
         "platforms": marshal.dumps(list(platforms)), "outputs": marshal.dumps(list(outputs)),
         "offsets": offsets.tobytes(), "details": details,
         "skipped": marshal.dumps(skipped),
-        "tie_order": _tie_order(lower, masks, default_versions).tobytes(),
     }
     return header, sections
 
@@ -146,7 +173,23 @@ def version_order(items: Iterable[T], channel_of: Callable[[T], int],
 _MAX_CHANNELS = 1 << 16
 
 
-def _tie_order(lower: list[str], masks: list[int], versions: list[str]) -> array:
+_ABSENT = 0xFFFFFFFF
+
+
+def _version_places(*versions: Iterable[str | None]) -> dict[str, int]:
+    """Each distinct version's place in Nix's order, newest first (0: the newest)."""
+    distinct = {v for values in versions for v in values if v is not None}
+    return {version: place for place, version in
+            enumerate(sorted(distinct, key=sort_key, reverse=True))}
+
+
+def tie_key(newest_channel: int, name_length: int, version_place: int, package_id: int) -> int:
+    """One int that sorts as (newest channel first, shorter name, newer version, id)."""
+    return ((((_MAX_CHANNELS - newest_channel - 1) << 16 | min(name_length, 0xFFFF)) << 32
+             | version_place) << 32) | package_id
+
+
+def _tie_order(lower: list[str], masks: list[int], places: list[int]) -> array:
     """Per package, its place among all packages when two match a query equally well.
 
     First the packages that the newest channel has (the highest bit of the
@@ -154,14 +197,10 @@ def _tie_order(lower: list[str], masks: list[int], versions: list[str]) -> array
     order), then the name. Computed once here, so that a search compares
     one integer per candidate and never unpacks a package's records.
     """
-    # distinct versions only (far fewer than packages): their keys are the costly part
-    newest_first = sorted(set(versions), key=sort_key, reverse=True)
-    place_of = {version: place for place, version in enumerate(newest_first)}
     # one int per package rather than a tuple: (newest channel, length, version, id) packed
     # into bit fields sorts the same and costs a fraction of the memory at 150k packages
-    ranked = sorted(range(len(lower)), key=lambda p: (
-        ((((_MAX_CHANNELS - masks[p].bit_length()) << 16 | min(len(lower[p]), 0xFFFF)) << 32
-          | place_of[versions[p]]) << 32) | p))
+    ranked = sorted(range(len(lower)), key=lambda p: tie_key(
+        masks[p].bit_length() - 1, len(lower[p].encode("utf-8", "surrogatepass")), places[p], p))
     order = array("I", bytes(4 * len(lower)))
     for place, package_id in enumerate(ranked):
         order[package_id] = place
