@@ -1,0 +1,121 @@
+"""The catalog cache read in place (issue 22): damaged, foreign and old files.
+
+The cache is mapped and its blocks are checked when first read, so damage is
+found either at load (the sections every query reads) or by the query that
+first touches it (a package's rows). Either way a user gets one line naming
+the file and correct results on the next run, never wrong results or a
+traceback. In-process on generated dumps: fast tier.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import struct
+from pathlib import Path
+
+import pytest
+
+from dump_channels import DumpHome
+from nixmod import catalogcache
+from nixmod.catalog import Catalog
+from nixmod.errors import UserError
+
+PACKAGES = 3000
+
+
+@pytest.fixture
+def big_home(dump_home: DumpHome, tmp_path: Path) -> DumpHome:
+    """A channel of 3,000 packages: a cache of many 64 KiB blocks."""
+    dump = tmp_path / "big.json"
+    dump.write_text(json.dumps({
+        f"pkg{i:05d}": {"name": f"pkg{i:05d}-1.{i}", "pname": f"pkg{i:05d}", "version": f"1.{i}",
+                        "meta": {"description": f"generated package number {i} " + "x" * 200}}
+        for i in range(PACKAGES)}))
+    dump_home.write_config(("big", dump))
+    return dump_home
+
+
+def cache_of(home: DumpHome) -> Path:
+    [path] = (home.base / "cache").rglob("index.bin")
+    return path
+
+
+def rewrite_header(path: Path, change: dict) -> None:
+    """The cache with its header's fields changed, everything else as it was."""
+    data = path.read_bytes()
+    start = len(catalogcache.MAGIC) + 8
+    (size,) = struct.unpack_from("<Q", data, len(catalogcache.MAGIC))
+    header = marshal.loads(data[start:start + size])
+    payload = start + size + (-(start + size) % 8)
+    head = marshal.dumps({**header, **change})
+    lead = catalogcache.MAGIC + struct.pack("<Q", len(head)) + head
+    path.write_bytes(lead + bytes(-len(lead) % 8) + data[payload:])
+
+
+def test_damage_in_a_package_row_is_found_by_the_query_that_reads_it(big_home: DumpHome) -> None:
+    Catalog.load(big_home.config())
+    path = cache_of(big_home)
+    image = catalogcache.open_image(path)
+    assert image is not None
+    details = image.where("details")
+    del image
+    data = bytearray(path.read_bytes())
+    data[details + (len(data) - details) // 2] ^= 0xFF            # a row near the middle
+    path.write_bytes(bytes(data))
+
+    said: list[str] = []
+    catalog = Catalog.load(big_home.config(), said.append)
+    assert said == []                             # the sections every query reads are sound
+    assert catalog.versions("pkg00000")[0].version == "1.0"
+    with pytest.raises(UserError, match=f"catalog cache {path} is damaged .*removed it"):
+        for i in range(PACKAGES):                  # some package's rows lie in that block
+            catalog.versions(f"pkg{i:05d}")
+    assert not path.exists()
+    again = Catalog.load(big_home.config(), said.append)
+    assert [v.version for v in again.versions(f"pkg{PACKAGES - 1:05d}")] == [f"1.{PACKAGES - 1}"]
+    assert path.exists()
+
+
+def test_damage_in_the_names_is_found_at_load_and_rebuilt(big_home: DumpHome) -> None:
+    Catalog.load(big_home.config())
+    path = cache_of(big_home)
+    image = catalogcache.open_image(path)
+    assert image is not None
+    lower = image.where("lower")
+    del image
+    data = bytearray(path.read_bytes())
+    data[lower + 100:lower + 108] = b"zzzzzzzz"
+    path.write_bytes(bytes(data))
+    said: list[str] = []
+    catalog = Catalog.load(big_home.config(), said.append)
+    assert any(f"catalog cache {path} is damaged" in line for line in said), said
+    assert [hit.package.name for hit in catalog.search("pkg00003", limit=1)] == ["pkg00003"]
+
+
+@pytest.mark.parametrize("change", [
+    {"format": catalogcache.FORMAT - 1},                       # an older nixmod's cache
+    {"sections": {"lower": (0, 1 << 40)}},                      # a section outside the file
+    {"sections": {"lower": (3, 10)}},                           # not where arrays can lie
+    {"blocks": b"\0\0\0\0"},                                    # the block table cut short
+    {"byteorder": "big" if struct.pack("=I", 1)[0] else "little"},   # another machine's
+])
+def test_an_old_foreign_or_garbled_header_is_rebuilt_not_misread(big_home: DumpHome,
+                                                                  change: dict) -> None:
+    Catalog.load(big_home.config())
+    path = cache_of(big_home)
+    rewrite_header(path, change)
+    said: list[str] = []
+    catalog = Catalog.load(big_home.config(), said.append)
+    assert any("damaged or from another version; rebuilding" in line for line in said), said
+    assert len(catalog) == PACKAGES
+    assert catalog.versions("pkg00042")[0].description.startswith("generated package number 42 ")
+
+
+def test_an_empty_or_planted_file_is_rebuilt(big_home: DumpHome) -> None:
+    Catalog.load(big_home.config())
+    path = cache_of(big_home)
+    for planted in (b"", catalogcache.MAGIC, catalogcache.MAGIC + struct.pack("<Q", 1 << 60)):
+        path.write_bytes(planted)
+        catalog = Catalog.load(big_home.config())
+        assert catalog.search("pkg00007", limit=1)[0].package.name == "pkg00007"
