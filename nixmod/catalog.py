@@ -416,6 +416,11 @@ class Catalog:
                 break
             # a finder may meet one package more than once (a substring that
             # occurs twice in its name): keep its best key only
+            if finder == self._by_prefix and self._visible is None:
+                for package_id in self._first_by_prefix(text, room, chosen, wanted):
+                    chosen[package_id] = rank
+                    order.append(package_id)
+                continue
             best: dict[int, int] = {}
             for key, pid in finder(text):
                 if pid in chosen or (wanted is not None and not masks[pid] & wanted):
@@ -473,6 +478,40 @@ class Catalog:
         while index < len(lower) and lower[index].startswith(needle):
             yield 0, index
             index += 1
+
+    def _first_by_prefix(self, text: str, room: int, chosen: dict[int, int],
+                         wanted: int | None) -> list[int]:
+        """The ``room`` best names starting with ``text``, not ``chosen``, with a ``wanted``
+        channel bit: what ``_by_prefix`` ranked by tie order gives, without ranking all
+        of a prefix such as "p" (40,000 names): past a few thousand, packages are taken in
+        tie order until ``room`` start with it."""
+        needle = text.encode("utf-8", "surrogatepass")
+        lower, masks = self._lower, self._masks
+        low = bisect.bisect_left(lower, needle)
+        high = bisect.bisect_left(lower, needle + b"\xff", low)    # UTF-8 has no 0xff byte
+
+        def fits(pid: int) -> bool:
+            return pid not in chosen and (wanted is None or bool(masks[pid] & wanted))
+
+        if high - low <= _RANK_ALL:
+            return heapq.nsmallest(room, (p for p in range(low, high) if fits(p)),
+                                   key=self._tie_order.__getitem__)
+        found: list[int] = []
+        for pid in self._tie_ranked:
+            if low <= pid < high and fits(pid):
+                found.append(pid)
+                if len(found) == room:
+                    break
+        return found
+
+    @cached_property
+    def _tie_ranked(self) -> memoryview:
+        """The packages in tie order (``_tie_order`` the other way round)."""
+        self._image.section("tie_ranked")
+        ranked = self._image.ints("tie_ranked")
+        if len(ranked) != self._count:
+            raise DamagedCache("tie_ranked: not one entry per package")
+        return ranked
 
     def _in_name(self, text: str) -> Iterable[tuple[int, int]]:
         """Substrings of the attribute path: at the start of a component first, then
@@ -563,6 +602,8 @@ class Catalog:
         return self._count if self._visible is None else self._shown
 
 
+#: a prefix matching more names than this is searched in tie order (``_first_by_prefix``)
+_RANK_ALL = 3000
 _COMPONENT_START = frozenset(b".\n")
 _WORD_START = frozenset(b"-_")
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Literal, Mapping
 from nixmod.files import atomic_open
 
 #: bump when anything written to the cache changes shape
-FORMAT = 5
+FORMAT = 6
 MAGIC = b"NIXMOD-CATALOG\n"
 #: the unit of checking: a query that touches one byte of a block CRCs that block
 BLOCK = 1 << 16

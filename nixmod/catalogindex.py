@@ -146,7 +146,7 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
         "lower": lower_blob, "lower_starts": lower_starts,
         "names": names_blob, "name_starts": name_starts,
         "masks": b"".join(mask.to_bytes(8 * mask_words, sys.byteorder) for mask in masks),
-        "tie_order": _tie_order(lower, masks, [place_of[v] for v in default_versions]).tobytes(),
+        **_tie_order(lower, masks, [place_of[v] for v in default_versions]),
         "top_versions": array("I", (place_of[v] if v is not None else _ABSENT
                                     for v in top_versions)).tobytes(),
         **_postings({k: array("I", v) for k, v in programs.items()}, "program"),
@@ -189,7 +189,7 @@ def tie_key(newest_channel: int, name_length: int, version_place: int, package_i
              | version_place) << 32) | package_id
 
 
-def _tie_order(lower: list[str], masks: list[int], places: list[int]) -> array:
+def _tie_order(lower: list[str], masks: list[int], places: list[int]) -> dict[str, bytes]:
     """Per package, its place among all packages when two match a query equally well.
 
     First the packages that the newest channel has (the highest bit of the
@@ -204,28 +204,48 @@ def _tie_order(lower: list[str], masks: list[int], places: list[int]) -> array:
     order = array("I", bytes(4 * len(lower)))
     for place, package_id in enumerate(ranked):
         order[package_id] = place
-    return order
+    # and the other way round: the packages in that order, for a search that takes the
+    # first few matches of thousands (every name starting with "p") without ranking them all
+    return {"tie_order": order.tobytes(), "tie_ranked": array("I", ranked).tobytes()}
 
 
 # -- fuzzy matching -------------------------------------------------------------
 
 def edit_distance(a: str, b: str, limit: int) -> int:
-    """Damerau-Levenshtein (adjacent swaps count 1), giving up above ``limit``."""
+    """Damerau-Levenshtein (adjacent swaps count 1), giving up above ``limit``.
+
+    Only the band of cells within ``limit`` of the diagonal is computed: a
+    path outside it costs more than ``limit`` anyway (issue 22: the typo tier
+    computes this for hundreds of names per query).
+    """
     if abs(len(a) - len(b)) > limit:
         return limit + 1
+    over = limit + 1
+    width = len(b) + 1
     previous2: list[int] = []
-    previous = list(range(len(b) + 1))
+    previous = [j if j <= limit else over for j in range(width)]
     for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
+        current = [over] * width
+        if i <= limit:
+            current[0] = i
+        best = current[0]
+        char = a[i - 1]
+        for j in range(max(1, i - limit), min(len(b), i + limit) + 1):
+            value = previous[j - 1] + (char != b[j - 1])
+            if previous[j] + 1 < value:
+                value = previous[j] + 1
+            if current[j - 1] + 1 < value:
+                value = current[j - 1] + 1
+            if (i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == b[j - 1]
+                    and previous2[j - 2] + 1 < value):
+                value = previous2[j - 2] + 1
+            current[j] = value
+            if value < best:
+                best = value
+        if best > limit:
+            return over
         previous2, previous = previous, current
-    return previous[-1]
+    return min(previous[-1], over)
 
 
 COMMON_TRIGRAM = 4000
