@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from nixmod.catalogcache import (FORMAT, CacheImage, DamagedCache, Postings, Strings,
-                                 cache_sections, digest, open_image, parse_image)
+                                 cache_sections, digest, open_image)
 from nixmod.catalogindex import (COMMON_TRIGRAM, WORD, build_index, edit_distance, tie_key,
                                  trigrams_of, typo_budget)
 from nixmod.channels import ChannelLister, channel_identity, require_writable
@@ -159,13 +159,11 @@ class Catalog:
                             f"{site_dir}')")
         if site_warning:
             header["warnings"], header["site"] = [site_warning], site_stamp
+        del listings
         image = cache_sections(path, header, sections, say)
-        del sections
         say(f"catalog: {header['packages']} packages from {len(config.channels)} channels, "
             f"cached in {path}")
-        parsed = parse_image(image)
-        assert parsed is not None, "an image just written parses"
-        return cls(path, parsed)
+        return cls(path, image)
 
     @classmethod
     def _from_site(cls, site: SiteIndex, keys: list[str], names: list[str],

@@ -56,49 +56,73 @@ def _pad(offset: int) -> int:
     return -offset % _ALIGN
 
 
-def section_image(header: dict[str, Any], sections: Mapping[str, bytes | bytearray]) -> bytes:
-    """A cache file's bytes: magic, header (layout, block CRCs), padded sections.
-
-    The site index (nixmod/siteindex.py) embeds the same image (at an
-    8-byte aligned offset), so a user with the site's channel list reads it
-    exactly as their own cache.
-    """
+def _image_parts(header: dict[str, Any], sections: dict[str, bytes | bytearray]
+                 ) -> tuple[bytes, bytearray]:
+    """The image as (magic + header + padding, payload); ``sections`` is emptied on the way,
+    so that the sections and the payload are never both in memory (a cold index of 143k
+    packages: 61 MB each)."""
     layout: dict[str, tuple[int, int]] = {}
     payload = bytearray()
-    for name, data in sections.items():
+    for name in list(sections):
+        data = sections.pop(name)
         payload += bytes(_pad(len(payload)))
         layout[name] = (len(payload), len(data))
         payload += data
+        del data
     blocks = array("I", (zlib.crc32(memoryview(payload)[start:start + BLOCK])
                          for start in range(0, len(payload), BLOCK)))
     head = marshal.dumps({**header, "sections": layout, "size": len(payload),
                           "blocks": blocks.tobytes(), "byteorder": sys.byteorder})
     lead = MAGIC + struct.pack("<Q", len(head)) + head
-    return lead + bytes(_pad(len(lead))) + payload
+    return lead + bytes(_pad(len(lead))), payload
+
+
+def section_image(header: dict[str, Any], sections: dict[str, bytes | bytearray]) -> bytes:
+    """A cache file's bytes: magic, header (layout, block CRCs), padded sections.
+
+    The site index (nixmod/siteindex.py) embeds the same image (at an
+    8-byte aligned offset), so a user with the site's channel list reads it
+    exactly as their own cache. ``sections`` is emptied (``_image_parts``).
+    """
+    lead, payload = _image_parts(header, sections)
+    return lead + payload
 
 
 def write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
-                    ) -> bytes:
-    """Write header + sections atomically (temp file in the same dir, then rename); the image."""
-    image = section_image(header, sections)
+                    ) -> None:
+    """Write header + sections atomically (temp file in the same dir, then rename).
+
+    ``sections`` is emptied (``_image_parts``).
+    """
+    lead, payload = _image_parts(header, sections)
     with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
-        out.write(image)
-    return image
+        out.write(lead)
+        out.write(payload)
 
 
 def cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray],
-                    say: Progress) -> bytes:
-    """Write a cache file, or say why not: the catalog in memory is good without it.
+                    say: Progress) -> CacheImage:
+    """Write a cache file and map it, or say why not: the catalog in memory is good without it.
 
     Something in the way of the rename (a directory where the file goes, a
     full disk) must not cost the user the search they asked for.
+    ``sections`` is emptied (``_image_parts``).
     """
+    lead, payload = _image_parts(header, sections)
     try:
-        return write_sections(path, header, sections)
+        with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
+            out.write(lead)
+            out.write(payload)
     except OSError as exc:
         say(f"catalog: cannot write the cache {path} ({exc.strerror or exc}); "
             "continuing without it (remove what is in the way to cache again)")
-        return section_image(header, sections)
+    else:
+        written = open_image(path)     # mapped: only the pages a query reads are in memory
+        if written is not None:
+            return written
+    image = parse_image(lead + payload)
+    assert image is not None, "an image made here parses"
+    return image
 
 
 class CacheImage:
