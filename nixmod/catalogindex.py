@@ -15,6 +15,7 @@ import re
 import sys
 import time
 from array import array
+from collections import defaultdict
 from dataclasses import asdict
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -36,10 +37,13 @@ _MAX_WORDS_PER_PACKAGE = 200
 
 def trigrams_of(text: str) -> set[str]:
     """Trigrams of each dotted component, padded so that starts and ends count."""
+    if "." not in text:
+        padded = f"^{text}$"
+        return {padded[i:i + 3] for i in range(len(padded) - 2)}
     grams: set[str] = set()
     for part in text.split("."):
         padded = f"^{part}$"
-        grams.update(padded[i:i + 3] for i in range(len(padded) - 2))
+        grams.update([padded[i:i + 3] for i in range(len(padded) - 2)])
     return grams
 
 
@@ -57,6 +61,10 @@ def _postings(index: dict[str, array], name: str) -> dict[str, bytes]:
             f"{name}_ids": ids.tobytes()}
 
 
+def _ids() -> array:
+    return array("I")
+
+
 def strings(values: list[str]) -> tuple[bytes, bytes]:
     """``values`` as one UTF-8 blob, each followed by a newline, and where each starts (n+1).
 
@@ -71,31 +79,50 @@ def strings(values: list[str]) -> tuple[bytes, bytes]:
 
 def build_index(channels: list[Channel], listings: list[Listing], progress: Progress
                  ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
+    """The merged index's header and sections.
+
+    Takes the records out of ``listings`` (each ``records`` is left empty):
+    a package's records are let go once its rows are packed, so a cold index
+    of 143k packages never holds every record and every section at once.
+    """
+    counts = [len(listing.records) for listing in listings]
     by_name: dict[str, list[tuple[int, tuple]]] = {}
-    for index in range(len(listings)):
-        for record in listings[index].records:
+    for index, listing in enumerate(listings):
+        records, listing.records = listing.records, []
+        for record in records:
             by_name.setdefault(record[0], []).append((index, record))
+        del records
     progress(f"indexing {len(by_name)} packages from {len(channels)} channels")
     names = sorted(by_name, key=lambda n: (n.lower(), n))
     lower = [n.lower() for n in names]
     platforms: dict[tuple, int] = {}
+    #: id of a platform tuple (read_list shares one per distinct list) -> (it, its index):
+    #: hashing a 30-platform tuple per record was a tenth of the indexing time
+    platform_of: dict[int, tuple[tuple, int]] = {}
     outputs: dict[tuple, int] = {}
+    description_words: dict[str, list[str]] = {}
     details = bytearray()
     offsets = array("Q", [0])
     masks: list[int] = []
     programs: dict[str, list[int]] = {}
     # id lists as arrays: millions of postings as Python ints would cost ~10x the memory
-    trigrams: dict[str, array] = {}
-    words: dict[str, array] = {}
+    # (a factory, not setdefault(key, array("I")): that made an array per posting, 4 million)
+    trigrams: defaultdict[str, array] = defaultdict(_ids)
+    words: defaultdict[str, array] = defaultdict(_ids)
     #: last component of a dotted attribute path -> packages (numpy -> python3xxPackages.numpy)
-    tails: dict[str, array] = {}
+    tails: defaultdict[str, array] = defaultdict(_ids)
     default_versions: list[str] = []
     #: per package, per channel: the version ``build NAME`` would pick from that channel
     #: alone (None: not there), so a subset of the channels can be ranked as its own index
     top_versions: list[str | None] = []
     for package_id, name in enumerate(names):
-        entries = version_order(by_name[name], channel_of=lambda e: e[0],
-                                version_of=lambda e: e[1][1])
+        entries = by_name.pop(name)
+        if len(entries) > 1:
+            if len({channel for channel, _rec in entries}) == len(entries):
+                entries.sort(key=lambda e: e[0], reverse=True)   # one version per channel
+            else:
+                entries = version_order(entries, channel_of=lambda e: e[0],
+                                        version_of=lambda e: e[1][1])
         default_versions.append(entries[0][1][1])
         top = [None] * len(listings)
         for channel_index, rec in entries:     # newest first: a channel's first is its top
@@ -108,11 +135,18 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
         package_programs: set[str] = set()
         for channel_index, rec in entries:
             attr, version, pname, description, homepage, license, plats, outs, program = rec
+            known = platform_of.get(id(plats))
+            if known is None:
+                known = platform_of[id(plats)] = (plats, platforms.setdefault(tuple(plats),
+                                                                              len(platforms)))
             rows.append((version, channel_index, "" if attr == name else attr, pname, description,
-                         homepage, license, platforms.setdefault(tuple(plats), len(platforms)),
+                         homepage, license, known[1],
                          outputs.setdefault(tuple(outs), len(outputs)), program))
             mask |= 1 << channel_index
-            package_words.update(WORD.findall(description.lower()))
+            found = description_words.get(description)
+            if found is None:
+                found = description_words[description] = WORD.findall(description.lower())
+            package_words.update(found)
             if program:
                 package_programs.add(program.lower())
         details += marshal.dumps(rows)
@@ -121,23 +155,25 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
         for program in package_programs:
             programs.setdefault(program, []).append(package_id)
         for gram in trigrams_of(lower[package_id]):
-            trigrams.setdefault(gram, array("I")).append(package_id)
+            trigrams[gram].append(package_id)
         _head, dot, tail = lower[package_id].rpartition(".")
         if dot:
-            tails.setdefault(tail, array("I")).append(package_id)
-        for word in itertools.islice(sorted(w for w in package_words if len(w) > 1),
-                                     _MAX_WORDS_PER_PACKAGE):
-            words.setdefault(word, array("I")).append(package_id)
+            tails[tail].append(package_id)
+        kept = [w for w in package_words if len(w) > 1]
+        if len(kept) > _MAX_WORDS_PER_PACKAGE:   # which ones: the same for every build
+            kept = sorted(kept)[:_MAX_WORDS_PER_PACKAGE]
+        for word in kept:
+            words[word].append(package_id)
     infos = [ChannelInfo(name=c.name, kind=channel_kind(c),
                          source=str(c.path or c.url) + (f" (listed from {c.listing})"
                                                         if c.listing else ""),
-                         packages=len(l.records), skipped=len(l.skipped), error=l.error,
+                         packages=count, skipped=len(l.skipped), error=l.error,
                          listed_at=l.listed_at)
-             for c, l in zip(channels, listings)]
+             for c, l, count in zip(channels, listings, counts)]
     skipped = [(c.name, attr, reason) for c, l in zip(channels, listings) for attr, reason in l.skipped]
     mask_words = max(1, -(-len(listings) // 64))
     header = {"format": FORMAT, "built_at": time.time(), "packages": len(names),
-              "versions": sum(len(l.records) for l in listings),
+              "versions": sum(counts),
               "channels": [tuple(asdict(i).values()) for i in infos], "mask_words": mask_words}
     names_blob, name_starts = strings(names)
     lower_blob, lower_starts = strings(lower)
@@ -179,8 +215,10 @@ _ABSENT = 0xFFFFFFFF
 def _version_places(*versions: Iterable[str | None]) -> dict[str, int]:
     """Each distinct version's place in Nix's order, newest first (0: the newest)."""
     distinct = {v for values in versions for v in values if v is not None}
+    # the text breaks ties between versions Nix's order calls equal: without it their
+    # order, and so the index, would follow the set's (a different hash seed each run)
     return {version: place for place, version in
-            enumerate(sorted(distinct, key=sort_key, reverse=True))}
+            enumerate(sorted(distinct, key=lambda v: (sort_key(v), v), reverse=True))}
 
 
 def tie_key(newest_channel: int, name_length: int, version_place: int, package_id: int) -> int:

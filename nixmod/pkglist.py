@@ -13,7 +13,6 @@ every record either becomes a ``Record`` or is reported with a reason.
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import gzip
 import json
 import re
@@ -212,7 +211,32 @@ def valid_attr_path(attr: str) -> bool:
     return _ATTR_PATH.fullmatch(attr) is not None
 
 
-def to_record(attr: str, entry: Any) -> Record | Skipped:
+def _platforms(value: Any, shared: dict[tuple, tuple[str, ...]]) -> tuple[str, ...]:
+    """``meta.platforms`` as a tuple of its strings, one shared tuple per distinct list.
+
+    The lists repeat across tens of thousands of records: a hit is a C-level
+    tuple and dict lookup; only a new list is filtered item by item (issue 22:
+    the filtering was an eighth of reading a real nixpkgs).
+    """
+    if not isinstance(value, list):
+        return ()
+    key = tuple(value)
+    try:
+        return shared[key]
+    except KeyError:
+        kept = shared[key] = tuple(p for p in value if isinstance(p, str))
+        return kept
+    except TypeError:     # an object among the platforms: unhashable, and dropped
+        kept = tuple(p for p in value if isinstance(p, str))
+        return shared.setdefault(kept, kept)
+
+
+def to_record(attr: str, entry: Any, shared: dict[tuple, tuple[str, ...]] | None = None
+              ) -> Record | Skipped:
+    """``entry`` cut down to a ``Record``, or why it cannot be one.
+
+    ``shared``: platform tuples already made (``read_list`` passes one per list).
+    """
     if not valid_attr_path(attr):
         return Skipped(attr, "attribute path is empty or has blanks, '/' or control characters")
     if not isinstance(entry, dict):
@@ -223,9 +247,12 @@ def to_record(attr: str, entry: Any) -> Record | Skipped:
         version = str(version)
     if not isinstance(version, str) and not name:
         return Skipped(attr, "neither a name nor a version")
-    parsed_pname, parsed_version = parse_drv_name(name)
-    if not isinstance(version, str):
-        version = parsed_version
+    pname = _text(entry.get("pname"))
+    if not isinstance(version, str) or not pname:
+        parsed_pname, parsed_version = parse_drv_name(name)
+        pname = pname or parsed_pname
+        if not isinstance(version, str):
+            version = parsed_version
     meta_value = entry.get("meta")
     meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
     outputs = entry.get("outputs")
@@ -235,15 +262,14 @@ def to_record(attr: str, entry: Any) -> Record | Skipped:
         output_names = tuple(outputs)
     else:
         output_names = (_text(entry.get("outputName")) or "out",)
-    platforms = meta.get("platforms")
     return Record(
         attr=attr,
         version=version,
-        pname=_text(entry.get("pname")) or parsed_pname,
+        pname=pname,
         description=_text(meta.get("description")),
         homepage=_first_text(meta.get("homepage")),
         license=license_text(meta.get("license")),
-        platforms=tuple(p for p in platforms if isinstance(p, str)) if isinstance(platforms, list) else (),
+        platforms=_platforms(meta.get("platforms"), {} if shared is None else shared),
         outputs=output_names,
         main_program=_text(meta.get("mainProgram")),
     )
@@ -258,13 +284,10 @@ def read_list(path: Path) -> tuple[list[Record], list[Skipped]]:
     skipped: list[Skipped] = []
     # Platform lists repeat across tens of thousands of records: share one
     # tuple per distinct list, or they alone would cost hundreds of MB.
-    shared_platforms: dict[tuple[str, ...], tuple[str, ...]] = {}
+    shared_platforms: dict[tuple, tuple[str, ...]] = {}
     for attr, entry in iter_entries(path):
-        result = to_record(attr, entry)
+        result = to_record(attr, entry, shared_platforms)
         if isinstance(result, Record):
-            platforms = shared_platforms.setdefault(result.platforms, result.platforms)
-            if platforms is not result.platforms:
-                result = dataclasses.replace(result, platforms=platforms)
             records.append(result)
         else:
             skipped.append(result)
