@@ -148,6 +148,7 @@ class Catalog:
                         path.unlink(missing_ok=True)
                     return merged
             listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
+            lister.forget_strings()
         finally:
             if site is not None:
                 site.close()

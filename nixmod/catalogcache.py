@@ -57,24 +57,38 @@ def _pad(offset: int) -> int:
 
 
 def _image_parts(header: dict[str, Any], sections: dict[str, bytes | bytearray]
-                 ) -> tuple[bytes, bytearray]:
-    """The image as (magic + header + padding, payload); ``sections`` is emptied on the way,
-    so that the sections and the payload are never both in memory (a cold index of 143k
-    packages: 61 MB each)."""
+                 ) -> list[bytes | bytearray]:
+    """The image as pieces to write one after the other: magic + header + padding, then
+    each section and its padding, never copied into one buffer (a cold index of 143k
+    packages: 61 MB of sections). The block CRCs run over the pieces as they lie."""
     layout: dict[str, tuple[int, int]] = {}
-    payload = bytearray()
-    for name in list(sections):
-        data = sections.pop(name)
-        payload += bytes(_pad(len(payload)))
-        layout[name] = (len(payload), len(data))
-        payload += data
-        del data
-    blocks = array("I", (zlib.crc32(memoryview(payload)[start:start + BLOCK])
-                         for start in range(0, len(payload), BLOCK)))
-    head = marshal.dumps({**header, "sections": layout, "size": len(payload),
+    pieces: list[bytes | bytearray] = []
+    offset = 0
+    for name, data in sections.items():
+        if _pad(offset):
+            pieces.append(bytes(_pad(offset)))
+            offset += _pad(offset)
+        layout[name] = (offset, len(data))
+        pieces.append(data)
+        offset += len(data)
+    blocks = array("I")
+    crc = filled = 0
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            take = min(len(view), BLOCK - filled)
+            crc = zlib.crc32(view[:take], crc)
+            filled += take
+            view = view[take:]
+            if filled == BLOCK:
+                blocks.append(crc)
+                crc = filled = 0
+    if filled:
+        blocks.append(crc)
+    head = marshal.dumps({**header, "sections": layout, "size": offset,
                           "blocks": blocks.tobytes(), "byteorder": sys.byteorder})
     lead = MAGIC + struct.pack("<Q", len(head)) + head
-    return lead + bytes(_pad(len(lead))), payload
+    return [lead + bytes(_pad(len(lead))), *pieces]
 
 
 def section_image(header: dict[str, Any], sections: dict[str, bytes | bytearray]) -> bytes:
@@ -82,22 +96,17 @@ def section_image(header: dict[str, Any], sections: dict[str, bytes | bytearray]
 
     The site index (nixmod/siteindex.py) embeds the same image (at an
     8-byte aligned offset), so a user with the site's channel list reads it
-    exactly as their own cache. ``sections`` is emptied (``_image_parts``).
+    exactly as their own cache.
     """
-    lead, payload = _image_parts(header, sections)
-    return lead + payload
+    return b"".join(_image_parts(header, sections))
 
 
 def write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
                     ) -> None:
-    """Write header + sections atomically (temp file in the same dir, then rename).
-
-    ``sections`` is emptied (``_image_parts``).
-    """
-    lead, payload = _image_parts(header, sections)
+    """Write header + sections atomically (temp file in the same dir, then rename)."""
     with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
-        out.write(lead)
-        out.write(payload)
+        for piece in _image_parts(header, sections):
+            out.write(piece)
 
 
 def cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray],
@@ -106,13 +115,9 @@ def cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes
 
     Something in the way of the rename (a directory where the file goes, a
     full disk) must not cost the user the search they asked for.
-    ``sections`` is emptied (``_image_parts``).
     """
-    lead, payload = _image_parts(header, sections)
     try:
-        with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
-            out.write(lead)
-            out.write(payload)
+        write_sections(path, header, sections)
     except OSError as exc:
         say(f"catalog: cannot write the cache {path} ({exc.strerror or exc}); "
             "continuing without it (remove what is in the way to cache again)")
@@ -120,7 +125,7 @@ def cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes
         written = open_image(path)     # mapped: only the pages a query reads are in memory
         if written is not None:
             return written
-    image = parse_image(lead + payload)
+    image = parse_image(section_image(header, sections))
     assert image is not None, "an image made here parses"
     return image
 

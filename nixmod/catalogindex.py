@@ -100,7 +100,6 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
     #: hashing a 30-platform tuple per record was a tenth of the indexing time
     platform_of: dict[int, tuple[tuple, int]] = {}
     outputs: dict[tuple, int] = {}
-    description_words: dict[str, list[str]] = {}
     details = bytearray()
     offsets = array("Q", [0])
     masks: list[int] = []
@@ -133,6 +132,7 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
         mask = 0
         package_words: set[str] = set()
         package_programs: set[str] = set()
+        descriptions: set[str] = set()
         for channel_index, rec in entries:
             attr, version, pname, description, homepage, license, plats, outs, program = rec
             known = platform_of.get(id(plats))
@@ -143,10 +143,9 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
                          homepage, license, known[1],
                          outputs.setdefault(tuple(outs), len(outputs)), program))
             mask |= 1 << channel_index
-            found = description_words.get(description)
-            if found is None:
-                found = description_words[description] = WORD.findall(description.lower())
-            package_words.update(found)
+            if description not in descriptions:     # channels mostly repeat it
+                descriptions.add(description)
+                package_words.update(WORD.findall(description.lower()))
             if program:
                 package_programs.add(program.lower())
         details += marshal.dumps(rows)
