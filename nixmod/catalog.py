@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterable
 
 from nixmod.catalogcache import (FORMAT, CacheImage, DamagedCache, Postings, Strings,
                                  cache_sections, digest, open_image)
-from nixmod.catalogindex import (COMMON_TRIGRAM, WORD, build_index, edit_distance, tie_key,
-                                 trigrams_of, typo_budget)
+from nixmod.catalogindex import (COMMON_TRIGRAM, MAX_WORDS_PER_PACKAGE, WORD, build_index,
+                                 edit_distance, tie_key, trigrams_of, typo_budget)
 from nixmod.channels import ChannelLister, channel_identity, require_writable
 from nixmod.config import Config
 from nixmod.errors import UserError
@@ -427,13 +427,31 @@ class Catalog:
                 if pid not in best or key < best[pid]:
                     best[pid] = key
             candidates = ((key, tie(pid), pid) for pid, key in best.items())
-            for _key, _tie, package_id in heapq.nsmallest(room, candidates):
+            if self._visible is not None and finder in (self._by_program, self._by_description):
+                # the image's program and word postings speak for every channel in it
+                ranked = (pid for _key, _tie, pid in sorted(candidates))
+                picked = list(itertools.islice((pid for pid in ranked
+                                                if self._matches_here(pid, finder, text)), room))
+            else:
+                picked = [pid for _key, _tie, pid in heapq.nsmallest(room, candidates)]
+            for package_id in picked:
                 chosen[package_id] = rank
                 order.append(package_id)
         return [SearchHit(package=Package(self._names.text(pid),
                                           self._versions_of(pid, channel_index)),
                           kind=MATCH_KINDS[chosen[pid]], rank=chosen[pid])
                 for pid in order]
+
+    def _matches_here(self, package_id: int, finder: Any, text: str) -> bool:
+        """Does the package match ``text`` by program or description in this view's channels
+        alone (as ``build_index`` would have filed it for them)?"""
+        versions = self._versions_of(package_id)
+        if finder == self._by_program:
+            return any(v.main_program.lower() == text for v in versions)
+        own = sorted({word for v in versions for word in WORD.findall(v.description.lower())
+                      if len(word) > 1})[:MAX_WORDS_PER_PACKAGE]
+        return all(any(w == word or (len(word) > 2 and w.startswith(word)) for w in own)
+                   for word in WORD.findall(text))
 
     def _bits(self, channel_index: int | None) -> int | None:
         """The mask bits a package needs to be shown: one channel's, the view's, or None (any)."""

@@ -32,7 +32,7 @@ T = TypeVar("T")
 # -- building the merged index ----------------------------------------------------
 
 WORD = re.compile(r"[a-z0-9]+")
-_MAX_WORDS_PER_PACKAGE = 200
+MAX_WORDS_PER_PACKAGE = 200
 
 
 def trigrams_of(text: str) -> set[str]:
@@ -159,8 +159,8 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
         if dot:
             tails[tail].append(package_id)
         kept = [w for w in package_words if len(w) > 1]
-        if len(kept) > _MAX_WORDS_PER_PACKAGE:   # which ones: the same for every build
-            kept = sorted(kept)[:_MAX_WORDS_PER_PACKAGE]
+        if len(kept) > MAX_WORDS_PER_PACKAGE:   # which ones: the same for every build
+            kept = sorted(kept)[:MAX_WORDS_PER_PACKAGE]
         for word in kept:
             words[word].append(package_id)
     infos = [ChannelInfo(name=c.name, kind=channel_kind(c),

@@ -119,3 +119,74 @@ def test_an_empty_or_planted_file_is_rebuilt(big_home: DumpHome) -> None:
         path.write_bytes(planted)
         catalog = Catalog.load(big_home.config())
         assert catalog.search("pkg00007", limit=1)[0].package.name == "pkg00007"
+
+
+def _dump(path: Path, packages: dict[str, tuple[str, str, str]]) -> Path:
+    """A saved list: attribute -> (version, description, mainProgram)."""
+    path.write_text(json.dumps({
+        attr: {"name": f"{attr}-{version}", "pname": attr, "version": version,
+               "meta": {"description": description, "mainProgram": program}}
+        for attr, (version, description, program) in packages.items()}))
+    return path
+
+
+def test_a_subset_of_the_site_index_answers_as_its_own_index(dump_home: DumpHome,
+                                                              tmp_path: Path) -> None:
+    """Issue 22: a user whose channels are some of the site index's reads its merged
+    index in place, and every answer is the one an index of their channels alone gives:
+    versions, ranking ties (newest of *their* channels first), programs and description
+    words that only a channel they do not have carries."""
+    import getpass
+
+    from dump_channels import DUMPS
+    from nixmod.publish import publish
+
+    only_there = _dump(tmp_path / "only-there.json", {
+        "hello": ("9.9", "zebra greeting from elsewhere", "zebrahello"),
+        "helloworld": ("1.0", "another zebra", ""),
+        "hell": ("0.1", "short name, only here", "hl"),
+        "zzalpha": ("2.0", "in a newer channel here", "")})
+    # zzalpha ranks before the shorter zzbeta only while "elsewhere" (newer) counts
+    both = _dump(tmp_path / "both.json", {"zzalpha": ("1.0", "z", ""), "zzbeta": ("1.0", "z", "")})
+    site_channels = [("demo-2024", DUMPS / "demo-2024.json"), ("both", both),
+                     ("tie", DUMPS / "catalog-tie.json"), ("elsewhere", only_there),
+                     ("demo-2025", DUMPS / "demo-2025.json")]
+    site = tmp_path / "site"
+    publisher = f'[catalog]\npublisher = "{getpass.getuser()}"\n'
+    dump_home.write_config(*site_channels, extra=publisher)
+    publish(dump_home.config(), site)
+
+    mine = [("old", DUMPS / "demo-2024.json"), ("both", both),
+            ("mytie", DUMPS / "catalog-tie.json"), ("new", DUMPS / "demo-2025.json")]
+    dump_home.write_config(*mine, extra=publisher + f'site_dir = "{site}"\n')
+    view = Catalog.load(dump_home.config())
+    assert view.path == site / "nixmod-site-catalog.bin"
+    assert not list((dump_home.base / "cache").rglob("index.bin"))
+
+    alone_home = DumpHome(tmp_path / "alone")
+    alone_home.write_config(*mine)
+    alone = Catalog.load(alone_home.config())
+    assert alone.path.name == "index.bin"
+
+    def answers(catalog: Catalog, query: str, channel: str | None = None) -> list:
+        return [(hit.package.name, hit.kind, [(v.version, v.channel, v.description)
+                                              for v in hit.package.versions])
+                for hit in catalog.search(query, limit=50, channel=channel)]
+
+    names = sorted({p.name for p in alone.listing(limit=1000)})
+    queries = names + ["zebra", "zebrahello", "hl", "hell", "greeting", "hel", "helo", "h", "e",
+                       "a", "lib", "tool", "python", "numpy", "gcc", "zz", "z"]
+    for query in queries:
+        assert answers(view, query) == answers(alone, query), query
+        for channel in ("old", "both", "mytie", "new"):
+            assert answers(view, query, channel) == answers(alone, query, channel), (query, channel)
+    assert answers(view, "zebra") == []
+    assert [name for name, *_ in answers(view, "zz")] == ["zzbeta", "zzalpha"]
+    for name in names:
+        assert view.versions(name) == alone.versions(name)
+    with pytest.raises(UserError, match="unknown package 'hell'"):
+        view.versions("hell")
+    assert len(view) == len(alone)
+    assert [p.name for p in view.listing(limit=100)] == [p.name for p in alone.listing(limit=100)]
+    assert view.skipped() == alone.skipped()
+    assert [c.name for c in view.channels] == ["old", "both", "mytie", "new"]
