@@ -24,9 +24,14 @@ Anything else is a ``SiteIndexError``, which the catalog turns into one
 warning and a per-user listing: a damaged or planted index costs time, never
 wrong results.
 
-Layout: magic line, 8-byte little-endian header length, a JSON header, then
-the sections (``marshal`` data: what the per-user cache uses too) that the
-header points at by offset, size and sha256.
+Layout: magic line, 8-byte little-endian header length, a JSON header
+(padded so that what follows is 8-byte aligned), then the sections that the
+header points at by offset, size and sha256: each channel's listing
+(``marshal`` data, checked whole by its sha256 when read) and the merged
+index, a ``catalogcache`` image with the listing keys of its channels, read
+in place (mapped) and checked block by block as it is read, so that a user
+with the site's channels or some of them in the same order searches it
+without reading all of it.
 """
 
 from __future__ import annotations
