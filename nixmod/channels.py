@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import marshal
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from nixmod import __version__, nix, pkglist
+from nixmod import __version__
 from nixmod.catalogcache import FORMAT, Progress, cache_sections, digest, read_sections
 from nixmod.config import DEMO_DIR, Channel
 from nixmod.errors import NixmodError, UserError
@@ -156,7 +155,9 @@ class ChannelLister:
         # plain tuples field by field: ``dataclasses.asdict`` deep-copies every
         # platform list (34 of 61 s of a cold index, and the sharing
         # ``read_list`` set up lost: hundreds of MB)
-        listing = Listing(self._shared(pkglist.record_tuple(r) for r in records),
+        from nixmod.pkglist import record_tuple
+
+        listing = Listing(self._shared(record_tuple(r) for r in records),
                            [(s.attr, s.reason) for s in skipped], time.time())
         cache_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
                         {"records": marshal.dumps(listing.records),
@@ -164,6 +165,12 @@ class ChannelLister:
         return listing
 
     def _list(self, channel: Channel) -> tuple[list, list]:
+        # here, not at the top: a search from the cache needs neither (issue 22: the
+        # JSON reader, gzip, subprocess and tempfile are a tenth of its start-up)
+        import tempfile
+
+        from nixmod import nix, pkglist
+
         saved = channel.listing or (channel.path if channel.is_dump else None)
         if saved is not None:
             if not saved.is_file():
@@ -187,6 +194,8 @@ class ChannelLister:
 
     def _url_expression(self, channel: Channel) -> Path:
         """A small .nix file importing the pinned tarball, for nix-env -f."""
+        from nixmod import nix
+
         path = self.cache_dir / "sources" / f"{digest((channel.url, channel.sha256))}.nix"
         text = nix.tarball_expression(channel.url, channel.sha256) + "\n"
         if not path.is_file() or path.read_text() != text:
