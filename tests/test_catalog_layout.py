@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import shutil
 import struct
 from pathlib import Path
 
@@ -190,3 +191,44 @@ def test_a_subset_of_the_site_index_answers_as_its_own_index(dump_home: DumpHome
     assert [p.name for p in view.listing(limit=100)] == [p.name for p in alone.listing(limit=100)]
     assert view.skipped() == alone.skipped()
     assert [c.name for c in view.channels] == ["old", "both", "mytie", "new"]
+
+
+def test_a_damaged_block_of_the_site_index_costs_one_command_then_its_listings_serve(
+        big_home: DumpHome, tmp_path: Path) -> None:
+    """The site's merged index is checked block by block as searches read it: a user whose
+    query meets a damaged block is told once, and from the next command on their channels
+    are indexed from the index's per-channel listings (checked whole), with the warning,
+    until staff publish again."""
+    import getpass
+
+    from nixmod.publish import publish
+
+    config_text = big_home.config_file.read_text()
+    publisher = f'[catalog]\npublisher = "{getpass.getuser()}"\n'
+    site = tmp_path / "site"
+    big_home.config_file.write_text(config_text + publisher)
+    publish(big_home.config(), site)
+    index = site / "nixmod-site-catalog.bin"
+    good = index.read_bytes()
+    big_home.config_file.write_text(config_text + publisher + f'site_dir = "{site}"\n')
+    shutil.rmtree(big_home.base / "cache", ignore_errors=True)
+    view = Catalog.load(big_home.config())
+    assert view.path == index
+    details = view._image.where("details")        # where the rows lie in the site file
+    del view
+    damaged = bytearray(good)
+    damaged[details + (len(good) - details) // 3] ^= 0xFF
+    index.write_bytes(bytes(damaged))
+
+    catalog = Catalog.load(big_home.config())
+    with pytest.raises(UserError, match=f"site catalog {index} is damaged .*run the command again"):
+        for i in range(PACKAGES):
+            catalog.versions(f"pkg{i:05d}")
+    said: list[str] = []
+    again = Catalog.load(big_home.config(), said.append)
+    assert again.path.name == "index.bin"                 # indexed for the user, as before
+    assert any("the merged index is damaged (checksum)" in w for w in again.warnings)
+    assert [v.version for v in again.versions(f"pkg{PACKAGES - 1:05d}")] == [f"1.{PACKAGES - 1}"]
+
+    index.write_bytes(good)                                 # staff publish again
+    assert Catalog.load(big_home.config()).path == index
