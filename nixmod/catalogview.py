@@ -361,13 +361,19 @@ class IndexView:
                 continue
             counts.update(grams.ids(slot))
         needed = max(1, needed)
-        parts = text.split(".")
+        single, size = "." not in text, len(text)
         for package_id, shared in counts.most_common(300):
             if shared < needed:
                 break
             lower = self._lower[package_id].decode("utf-8", "surrogatepass")
-            candidates = [lower] + (lower.split(".")[-len(parts):] if len(parts) == 1 else [])
-            distance = min(edit_distance(text, c, budget) for c in candidates)
+            # the whole name, and for a one-part query its last component (once: a name
+            # without a dot is its own last component); a length beyond the budget is
+            # too far without computing anything
+            distance = budget + 1
+            for candidate in ((lower, lower.rpartition(".")[2]) if single and "." in lower
+                              else (lower,)):
+                if abs(len(candidate) - size) <= budget:
+                    distance = min(distance, edit_distance(text, candidate, budget))
             if distance <= budget:
                 yield distance, package_id
 
