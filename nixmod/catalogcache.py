@@ -41,6 +41,8 @@ MAGIC = b"NIXMOD-CATALOG\n"
 BLOCK = 1 << 16
 _ALIGN = 8
 Progress = Callable[[str], None]
+#: a section's bytes as the index builder hands them over (a memoryview: of bytes, format "B")
+Section = bytes | bytearray | memoryview
 
 
 class DamagedCache(Exception):
@@ -56,13 +58,13 @@ def _pad(offset: int) -> int:
     return -offset % _ALIGN
 
 
-def _image_parts(header: dict[str, Any], sections: dict[str, bytes | bytearray]
-                 ) -> list[bytes | bytearray]:
+def _image_parts(header: dict[str, Any], sections: dict[str, Section]
+                 ) -> list[Section]:
     """The image as pieces to write one after the other: magic + header + padding, then
     each section and its padding, never copied into one buffer (a cold index of 143k
     packages: 61 MB of sections). The block CRCs run over the pieces as they lie."""
     layout: dict[str, tuple[int, int]] = {}
-    pieces: list[bytes | bytearray] = []
+    pieces: list[Section] = []
     offset = 0
     for name, data in sections.items():
         if _pad(offset):
@@ -91,7 +93,7 @@ def _image_parts(header: dict[str, Any], sections: dict[str, bytes | bytearray]
     return [lead + bytes(_pad(len(lead))), *pieces]
 
 
-def section_image(header: dict[str, Any], sections: dict[str, bytes | bytearray]) -> bytes:
+def section_image(header: dict[str, Any], sections: dict[str, Section]) -> bytes:
     """A cache file's bytes: magic, header (layout, block CRCs), padded sections.
 
     The site index (nixmod/siteindex.py) embeds the same image (at an
@@ -101,7 +103,7 @@ def section_image(header: dict[str, Any], sections: dict[str, bytes | bytearray]
     return b"".join(_image_parts(header, sections))
 
 
-def write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray]
+def write_sections(path: Path, header: dict[str, Any], sections: dict[str, Section]
                     ) -> None:
     """Write header + sections atomically (temp file in the same dir, then rename)."""
     with atomic_open(path, mode=0o600, binary=True, fsync=True) as out:
@@ -109,7 +111,7 @@ def write_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes
             out.write(piece)
 
 
-def cache_sections(path: Path, header: dict[str, Any], sections: dict[str, bytes | bytearray],
+def cache_sections(path: Path, header: dict[str, Any], sections: dict[str, Section],
                     say: Progress) -> CacheImage:
     """Write a cache file and map it, or say why not: the catalog in memory is good without it.
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from typing import Any, Callable, Iterable, TypeVar
 
-from nixmod.catalogcache import FORMAT
+from nixmod.catalogcache import FORMAT, Section
 from nixmod.channels import Listing, channel_kind
 from nixmod.config import Channel
 from nixmod.packages import ChannelInfo
@@ -47,18 +47,18 @@ def trigrams_of(text: str) -> set[str]:
     return grams
 
 
-def _postings(index: dict[str, array], name: str) -> dict[str, bytes]:
+def _postings(index: dict[str, array], name: str) -> dict[str, Section]:
     """Sections ``NAME_keys``/``_key_starts`` (sorted keys, see ``strings``), ``NAME_spans``
     (n+1 offsets) and ``NAME_ids`` (the concatenated id lists), all read in place."""
     keys = sorted(index)
     spans = array("I", [0])
     ids = array("I")
     for key in keys:
-        ids.extend(index[key])
+        ids.extend(index.pop(key))     # each list let go once copied: one copy at a time
         spans.append(len(ids))
     blob, starts = strings(keys)
-    return {f"{name}_keys": blob, f"{name}_key_starts": starts, f"{name}_spans": spans.tobytes(),
-            f"{name}_ids": ids.tobytes()}
+    return {f"{name}_keys": blob, f"{name}_key_starts": starts,
+            f"{name}_spans": memoryview(spans).cast("B"), f"{name}_ids": memoryview(ids).cast("B")}
 
 
 def _ids() -> array:
@@ -78,7 +78,7 @@ def strings(values: list[str]) -> tuple[bytes, bytes]:
 
 
 def build_index(channels: list[Channel], listings: list[Listing], progress: Progress
-                 ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
+                 ) -> tuple[dict[str, Any], dict[str, Section]]:
     """The merged index's header and sections.
 
     Takes the records out of ``listings`` (each ``records`` is left empty):
@@ -177,7 +177,7 @@ def build_index(channels: list[Channel], listings: list[Listing], progress: Prog
     names_blob, name_starts = strings(names)
     lower_blob, lower_starts = strings(lower)
     place_of = _version_places(default_versions, top_versions)
-    sections: dict[str, bytes | bytearray] = {
+    sections: dict[str, Section] = {
         "lower": lower_blob, "lower_starts": lower_starts,
         "names": names_blob, "name_starts": name_starts,
         "masks": b"".join(mask.to_bytes(8 * mask_words, sys.byteorder) for mask in masks),

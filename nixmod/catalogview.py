@@ -339,7 +339,8 @@ class IndexView:
         while position >= 0:
             package_id = bisect.bisect_right(starts, position - start) - 1
             before = source[position - 1] if position > start else 10
-            yield (0 if before in _COMPONENT_START else 1 if before in _WORD_START else 2), package_id
+            where = 0 if before in _COMPONENT_START else 1 if before in _WORD_START else 2
+            yield where, package_id
             position = source.find(needle, position + 1, end)
 
     def _fuzzy(self, text: str) -> Iterable[tuple[int, int]]:
