@@ -23,8 +23,10 @@ current pin, whatever its version string looks like.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from nixmod.catalogcache import FORMAT, DamagedCache, cache_sections, digest, open_image
 from nixmod.catalogindex import build_index
@@ -105,12 +107,15 @@ class Catalog(IndexView):
                         path.unlink(missing_ok=True)
                     merged._marker = (marker, site_stamp)
                     return merged
-            listings = [lister.listing(c, i, refresh) for c, i in zip(config.channels, identities)]
+            with _without_gc():
+                listings = [lister.listing(c, i, refresh)
+                            for c, i in zip(config.channels, identities)]
             lister.forget_strings()
         finally:
             if site is not None:
                 site.close()
-        header, sections = build_index(config.channels, listings, say)
+        with _without_gc():
+            header, sections = build_index(config.channels, listings, say)
         header["key"] = key
         if lister.site_misses:
             site_warning = (f"site catalog {site_dir}: {'; '.join(lister.site_misses)}; "
@@ -250,6 +255,20 @@ class Catalog(IndexView):
                     else sum(c.packages for c in self.channels))
         return CatalogInfo(cache=str(self.path), built_at=self._header["built_at"],
                            packages=len(self), versions=versions, channels=list(self.channels))
+
+@contextlib.contextmanager
+def _without_gc() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile: listing and indexing make millions of
+    tuples and no cycles, and each collection walks all of them (0.7 of 7.9 s of a
+    cold index of the 5 real dumps, 1,833 collections)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
 
 _SITE_DAMAGED = "site-damaged"
 

@@ -157,7 +157,7 @@ class ChannelLister:
         # ``read_list`` set up lost: hundreds of MB)
         from nixmod.pkglist import record_tuple
 
-        listing = Listing(self._shared(record_tuple(r) for r in records),
+        listing = Listing([record_tuple(r) for r in records],      # strings shared as read
                            [(s.attr, s.reason) for s in skipped], time.time())
         cache_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
                         {"records": marshal.dumps(listing.records),
@@ -177,7 +177,7 @@ class ChannelLister:
                 what = "listing" if channel.listing else "dump"
                 raise UserError(f"{what} {saved} does not exist")
             self.progress(f"{channel.name}: reading {saved}")
-            return pkglist.read_list(saved)
+            return pkglist.read_list(saved, self._strings)
         source = channel.path if channel.path is not None else self._url_expression(channel)
         if not source.exists():
             raise UserError(f"path {source} does not exist")
@@ -188,7 +188,7 @@ class ChannelLister:
         os.close(fd)
         try:
             nix.list_packages_to_file(source, Path(temp), self.progress, channel.name)
-            return pkglist.read_list(Path(temp))
+            return pkglist.read_list(Path(temp), self._strings)
         finally:
             Path(temp).unlink(missing_ok=True)
 

@@ -234,11 +234,13 @@ def _platforms(value: Any, shared: dict[tuple, tuple[str, ...]]) -> tuple[str, .
         return shared.setdefault(kept, kept)
 
 
-def to_record(attr: str, entry: Any, shared: dict[tuple, tuple[str, ...]] | None = None
-              ) -> Record | Skipped:
+def to_record(attr: str, entry: Any, shared: dict[tuple, tuple[str, ...]] | None = None,
+              strings: dict[Any, Any] | None = None) -> Record | Skipped:
     """``entry`` cut down to a ``Record``, or why it cannot be one.
 
-    ``shared``: platform tuples already made (``read_list`` passes one per list).
+    ``shared``: platform tuples already made (``read_list`` passes one per list);
+    ``strings``: one copy of each field's value, kept across lists (see
+    ``channels.ChannelLister``): five nixpkgs repeat most descriptions.
     """
     if not valid_attr_path(attr):
         return Skipped(attr, "attribute path is empty or has blanks, '/' or control characters")
@@ -265,31 +267,39 @@ def to_record(attr: str, entry: Any, shared: dict[tuple, tuple[str, ...]] | None
         output_names = tuple(outputs)
     else:
         output_names = (_text(entry.get("outputName")) or "out",)
+    one = ({} if strings is None else strings).setdefault
+    description = _text(meta.get("description"))
+    homepage = _first_text(meta.get("homepage"))
+    license = license_text(meta.get("license"))
+    program = _text(meta.get("mainProgram"))
     return Record(
         attr=attr,
-        version=version,
-        pname=pname,
-        description=_text(meta.get("description")),
-        homepage=_first_text(meta.get("homepage")),
-        license=license_text(meta.get("license")),
+        version=one(version, version),
+        pname=one(pname, pname),
+        description=one(description, description),
+        homepage=one(homepage, homepage),
+        license=one(license, license),
         platforms=_platforms(meta.get("platforms"), {} if shared is None else shared),
-        outputs=output_names,
-        main_program=_text(meta.get("mainProgram")),
+        outputs=one(output_names, output_names),
+        main_program=one(program, program),
     )
 
 
-def read_list(path: Path) -> tuple[list[Record], list[Skipped]]:
+def read_list(path: Path, strings: dict[Any, Any] | None = None
+              ) -> tuple[list[Record], list[Skipped]]:
     """Every entry of a saved package list, as records or reasons.
 
-    Raises ``MalformedList`` (or OSError) when the file as a whole is unusable.
+    ``strings``: see ``to_record``. Raises ``MalformedList`` (or OSError)
+    when the file as a whole is unusable.
     """
+    strings = {} if strings is None else strings
     records: list[Record] = []
     skipped: list[Skipped] = []
     # Platform lists repeat across tens of thousands of records: share one
     # tuple per distinct list, or they alone would cost hundreds of MB.
     shared_platforms: dict[tuple, tuple[str, ...]] = {}
     for attr, entry in iter_entries(path):
-        result = to_record(attr, entry, shared_platforms)
+        result = to_record(attr, entry, shared_platforms, strings)
         if isinstance(result, Record):
             records.append(result)
         else:
