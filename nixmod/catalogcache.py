@@ -198,7 +198,8 @@ class CacheImage:
 
     def check_all(self) -> None:
         """Every block (for files read whole anyway, such as a channel's listing)."""
-        self._check(0, len(self._crcs) * BLOCK)
+        if self._crcs:
+            self._check(0, len(self._crcs) * BLOCK)
 
 
 def parse_image(source: bytes | mmap.mmap, base: int = 0, length: int | None = None
