@@ -15,6 +15,7 @@ import dataclasses
 import heapq
 import itertools
 import marshal
+import operator
 import sys
 from collections import Counter
 from functools import cached_property
@@ -395,11 +396,11 @@ class IndexView:
         if budget == 0:
             return
         grams = self._grams
-        counts: Counter[int] = Counter()
         wanted = trigrams_of(text)
         # An edit breaks up to 4 trigrams (a swap); trigrams shared by a huge
         # share of names ("pyt", "ack") say little and cost most, so skip them.
         needed = len(wanted) - 4 * budget
+        slots = []
         for gram in wanted:
             slot = grams.keys.find(gram.encode("utf-8", "surrogatepass"))
             if slot is None:
@@ -407,12 +408,22 @@ class IndexView:
             if grams.size(slot) > COMMON_TRIGRAM:
                 needed -= 1
                 continue
-            counts.update(grams.ids(slot))
+            slots.append(slot)
         needed = max(1, needed)
+        if len(slots) < needed:           # no name can share enough of them
+            return
+        counts: Counter[int] = Counter()
+        for slot in slots:
+            counts.update(grams.ids(slot))
+        # the names sharing enough, most shared first (ties in the order met): what
+        # most_common gives, without ranking the thousands that share too few
+        close = [(pid, shared) for pid, shared in counts.items() if shared >= needed]
+        if len(close) > _FUZZY_CANDIDATES:
+            close = heapq.nlargest(_FUZZY_CANDIDATES, close, key=operator.itemgetter(1))
+        else:
+            close.sort(key=operator.itemgetter(1), reverse=True)
         single, size = "." not in text, len(text)
-        for package_id, shared in counts.most_common(300):
-            if shared < needed:
-                break
+        for package_id, _shared in close:
             lower = self._lower[package_id].decode("utf-8", "surrogatepass")
             # the whole name, and for a one-part query its last component (once: a name
             # without a dot is its own last component); a length beyond the budget is
@@ -467,6 +478,8 @@ class IndexView:
 
 #: a prefix matching more names than this is searched in tie order (``_first_by_prefix``)
 _RANK_ALL = 3000
+#: names (those sharing the most trigrams) the typo tier measures at most
+_FUZZY_CANDIDATES = 300
 #: a substring whose rarest trigram has fewer names than this is looked for in those names
 _SCAN_FEWER_THAN = 2000
 _COMPONENT_START = frozenset(b".\n")
