@@ -149,10 +149,7 @@ class Catalog(IndexView):
         try:
             if image is None:
                 raise DamagedCache("its header")
-            full = places == list(range(len(image.header["channels"])))
-            return cls(site.path, image,
-                       view=None if full and names == [row[0] for row in image.header["channels"]]
-                       else list(zip(places, names)))
+            return cls(site.path, image, view=list(zip(places, names)))
         except (DamagedCache, KeyError, TypeError, ValueError, IndexError):
             problems.append(f"{site.path}: the merged index is damaged (checksum)")
             return None

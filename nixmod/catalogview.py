@@ -50,8 +50,10 @@ class IndexView:
         self._header = image.header
         rows = [ChannelInfo(*row) for row in image.header["channels"]]
         self._count = image.header["packages"]
-        if view is None:
-            self.channels: list[ChannelInfo] = rows
+        if view is None or [place for place, _name in view] == list(range(len(rows))):
+            # all of the image's channels (perhaps under the user's names): no filtering
+            self.channels: list[ChannelInfo] = rows if view is None else [
+                dataclasses.replace(row, name=name) for row, (_place, name) in zip(rows, view)]
             self._channel_of: list[int | None] = list(range(len(rows)))
             self._visible: int | None = None
         else:

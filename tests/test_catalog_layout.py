@@ -192,6 +192,17 @@ def test_a_subset_of_the_site_index_answers_as_its_own_index(dump_home: DumpHome
     assert view.skipped() == alone.skipped()
     assert [c.name for c in view.channels] == ["old", "both", "mytie", "new"]
 
+    # all of the site's channels under names of the user's own: the index as it is
+    renamed = [(f"my-{name}", path) for name, path in site_channels]
+    dump_home.write_config(*renamed, extra=publisher + f'site_dir = "{site}"\n')
+    whole = Catalog.load(dump_home.config())
+    assert whole.path == site / "nixmod-site-catalog.bin"
+    assert [c.name for c in whole.channels] == [name for name, _path in renamed]
+    assert [(v.version, v.channel) for v in whole.versions("hello")] == [
+        ("2.12.1", "my-demo-2025"), ("9.9", "my-elsewhere"), ("2.10", "my-tie"),
+        ("2.10", "my-demo-2024")]
+    assert answers(whole, "zebra", "my-elsewhere")[0][0] == "hello"
+
 
 def test_a_damaged_block_of_the_site_index_costs_one_command_then_its_listings_serve(
         big_home: DumpHome, tmp_path: Path) -> None:
