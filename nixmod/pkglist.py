@@ -22,6 +22,9 @@ from typing import IO, Any, Iterator, NamedTuple, cast
 
 _CHUNK = 1 << 20
 _WHITESPACE = " \t\n\r"
+#: an object key without escapes or control characters, and its colon: what JSON decodes
+#: to the text between the quotes (issue 22: a fifth of reading a list was its keys)
+_PLAIN_KEY = re.compile(r'[ \t\n\r]*"([^"\\\x00-\x1f]*)"[ \t\n\r]*:')
 #: an attribute path we can show, type and put in a file name: no blanks or
 #: control characters, no empty components
 _ATTR_PATH = re.compile(r"[^\s.\x00-\x1f\x7f/]+(\.[^\s.\x00-\x1f\x7f/]+)*")
@@ -132,12 +135,18 @@ class _JsonStream:
             self.pos += 1
             return
         while True:
-            key = self.value()
-            if not isinstance(key, str):
-                raise self._fail("expected an attribute name")
-            self.expect(":")
+            # most keys are plain (no escapes): a regex, not the decoder, reads those
+            plain = _PLAIN_KEY.match(self.buffer, self.pos)
+            if plain is not None:
+                key, self.pos = plain.group(1), plain.end()
+            else:
+                key = self.value()
+                if not isinstance(key, str):
+                    raise self._fail("expected an attribute name")
+                self.expect(":")
             yield key, self
-            separator = self._peek()
+            buffer, pos = self.buffer, self.pos
+            separator = buffer[pos] if pos < len(buffer) and buffer[pos] in ",}" else self._peek()
             self.pos += 1
             if separator == "}":
                 return

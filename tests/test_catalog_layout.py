@@ -243,3 +243,29 @@ def test_a_damaged_block_of_the_site_index_costs_one_command_then_its_listings_s
 
     index.write_bytes(good)                                 # staff publish again
     assert Catalog.load(big_home.config()).path == index
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{ "a" : {"name":"x-1"} ,\n "b":{"name":"y-2"} }', ["a", "b"]),       # blanks around keys
+    ('{"a\\"x": {"name": "x-1"}, "b": {"name": "y-2"}}', ['a"x', "b"]),     # an escaped key
+    ('{"\\u0061b": {"name": "x-1"}}', ["ab"]),                               # a \u escape
+    ('{"a": {}, "b" {}}', "expected ':' at character 14"),
+    ('{"a": {} "b": {}}', "expected ',' or '}' at character 10"),
+    ('{"a\x01": {"name": "x-1"}}', "bad JSON (Invalid control character at) at character 1"),
+    ('{1: 2}', "expected an attribute name at character 2"),
+])
+def test_keys_read_fast_or_by_the_decoder_mean_the_same(tmp_path: Path, text: str,
+                                                         expected: list[str] | str) -> None:
+    """Issue 22: plain keys are read by a regex, the rest by the JSON decoder, with the
+    same records and the same one-line reasons for a broken list."""
+    from nixmod import pkglist
+
+    path = tmp_path / "list.json"
+    path.write_text(text)
+    if isinstance(expected, str):
+        with pytest.raises(pkglist.MalformedList, match=expected.replace("(", r"\(")
+                           .replace(")", r"\)")):
+            pkglist.read_list(path)
+    else:
+        records, skipped = pkglist.read_list(path)
+        assert [r.attr for r in records] == expected and skipped == []
