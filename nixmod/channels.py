@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import marshal
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable
 
-from nixmod import __version__, nix, pkglist
+from nixmod import __version__
 from nixmod.catalogcache import FORMAT, Progress, cache_sections, digest, read_sections
 from nixmod.config import DEMO_DIR, Channel
 from nixmod.errors import NixmodError, UserError
@@ -104,13 +104,33 @@ class ChannelLister:
         self.progress = progress
         self.site = site
         self.site_misses: list[str] = []
+        #: one object per distinct version, description, license... across the channels
+        #: listed: five nixpkgs repeat most of them, and one copy halves the records'
+        #: memory (109 -> 59 MB for the 5 real dumps). ``forget_strings`` once listed.
+        self._strings: dict[Any, Any] = {}
+
+    def forget_strings(self) -> None:
+        """Let the shared strings go with the records (indexing frees them as it packs)."""
+        self._strings = {}
+
+    def _shared(self, records: Iterable[tuple]) -> list[tuple]:
+        """``records`` with their fields (the attribute path and the platforms, already
+        shared per channel, aside) replaced by the one copy this lister keeps."""
+        pool = self._strings
+        share = pool.setdefault
+        return [(attr, share(version, version), share(pname, pname),
+                 share(description, description), share(homepage, homepage),
+                 share(license, license), platforms, share(outputs, outputs),
+                 share(program, program))
+                for attr, version, pname, description, homepage, license, platforms, outputs,
+                program in records]
 
     def listing(self, channel: Channel, identity: tuple, refresh: bool) -> Listing:
         key = digest((FORMAT, identity))
         if self.site is not None:
             try:
                 got = self.site.listing(channel.name, key)
-                return Listing(got.records, got.skipped, got.listed_at)
+                return Listing(self._shared(got.records), got.skipped, got.listed_at)
             except SiteIndexError as exc:
                 self.site_misses.append(str(exc))
             except Exception as exc:  # a hostile index costs a listing, never the search
@@ -120,8 +140,8 @@ class ChannelLister:
             cached = read_sections(cache)
             if cached is not None and cached[0].get("identity") == identity:
                 header, sections = cached
-                return Listing(marshal.loads(sections["records"]), marshal.loads(sections["skipped"]),
-                                header["listed_at"])
+                return Listing(self._shared(marshal.loads(sections["records"])),
+                               marshal.loads(sections["skipped"]), header["listed_at"])
         try:
             records, skipped = self._list(channel)
         except (NixmodError, OSError) as exc:
@@ -132,7 +152,12 @@ class ChannelLister:
             message = f"{type(exc).__name__}: {exc}"
             self.progress(f"{channel.name}: FAILED: {message}")
             return Listing([], [], time.time(), error=message)
-        listing = Listing([tuple(asdict(r).values()) for r in records],
+        # plain tuples field by field: ``dataclasses.asdict`` deep-copies every
+        # platform list (34 of 61 s of a cold index, and the sharing
+        # ``read_list`` set up lost: hundreds of MB)
+        from nixmod.pkglist import record_tuple
+
+        listing = Listing([record_tuple(r) for r in records],      # strings shared as read
                            [(s.attr, s.reason) for s in skipped], time.time())
         cache_sections(cache, {"format": FORMAT, "identity": identity, "listed_at": listing.listed_at},
                         {"records": marshal.dumps(listing.records),
@@ -140,13 +165,19 @@ class ChannelLister:
         return listing
 
     def _list(self, channel: Channel) -> tuple[list, list]:
+        # here, not at the top: a search from the cache needs neither (issue 22: the
+        # JSON reader, gzip, subprocess and tempfile are a tenth of its start-up)
+        import tempfile
+
+        from nixmod import nix, pkglist
+
         saved = channel.listing or (channel.path if channel.is_dump else None)
         if saved is not None:
             if not saved.is_file():
                 what = "listing" if channel.listing else "dump"
                 raise UserError(f"{what} {saved} does not exist")
             self.progress(f"{channel.name}: reading {saved}")
-            return pkglist.read_list(saved)
+            return pkglist.read_list(saved, self._strings)
         source = channel.path if channel.path is not None else self._url_expression(channel)
         if not source.exists():
             raise UserError(f"path {source} does not exist")
@@ -157,12 +188,14 @@ class ChannelLister:
         os.close(fd)
         try:
             nix.list_packages_to_file(source, Path(temp), self.progress, channel.name)
-            return pkglist.read_list(Path(temp))
+            return pkglist.read_list(Path(temp), self._strings)
         finally:
             Path(temp).unlink(missing_ok=True)
 
     def _url_expression(self, channel: Channel) -> Path:
         """A small .nix file importing the pinned tarball, for nix-env -f."""
+        from nixmod import nix
+
         path = self.cache_dir / "sources" / f"{digest((channel.url, channel.sha256))}.nix"
         text = nix.tarball_expression(channel.url, channel.sha256) + "\n"
         if not path.is_file() or path.read_text() != text:

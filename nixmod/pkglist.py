@@ -13,24 +13,30 @@ every record either becomes a ``Record`` or is reported with a reason.
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import gzip
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, cast
+from typing import IO, Any, Iterator, NamedTuple, cast
 
 _CHUNK = 1 << 20
 _WHITESPACE = " \t\n\r"
+#: an object key without escapes or control characters, and its colon: what JSON decodes
+#: to the text between the quotes (issue 22: a fifth of reading a list was its keys)
+_PLAIN_KEY = re.compile(r'[ \t\n\r]*"([^"\\\x00-\x1f]*)"[ \t\n\r]*:')
 #: an attribute path we can show, type and put in a file name: no blanks or
 #: control characters, no empty components
 _ATTR_PATH = re.compile(r"[^\s.\x00-\x1f\x7f/]+(\.[^\s.\x00-\x1f\x7f/]+)*")
 
 
-@dataclass(frozen=True)
-class Record:
-    """One package as one channel lists it, reduced to what the catalog keeps."""
+class Record(NamedTuple):
+    """One package as one channel lists it, reduced to what the catalog keeps.
+
+    A named tuple, not a frozen dataclass: 196k of them are made for a cold
+    index of five nixpkgs, and a frozen dataclass sets each field through
+    ``object.__setattr__``.
+    """
 
     attr: str
     version: str
@@ -41,6 +47,11 @@ class Record:
     platforms: tuple[str, ...]
     outputs: tuple[str, ...]
     main_program: str
+
+
+def record_tuple(record: Record) -> tuple:
+    """``record``'s fields in order, as the caches store them (shared tuples stay shared)."""
+    return tuple(record)     # a plain tuple: marshal writes no tuple subclass
 
 
 @dataclass(frozen=True)
@@ -124,12 +135,18 @@ class _JsonStream:
             self.pos += 1
             return
         while True:
-            key = self.value()
-            if not isinstance(key, str):
-                raise self._fail("expected an attribute name")
-            self.expect(":")
+            # most keys are plain (no escapes): a regex, not the decoder, reads those
+            plain = _PLAIN_KEY.match(self.buffer, self.pos)
+            if plain is not None:
+                key, self.pos = plain.group(1), plain.end()
+            else:
+                key = self.value()
+                if not isinstance(key, str):
+                    raise self._fail("expected an attribute name")
+                self.expect(":")
             yield key, self
-            separator = self._peek()
+            buffer, pos = self.buffer, self.pos
+            separator = buffer[pos] if pos < len(buffer) and buffer[pos] in ",}" else self._peek()
             self.pos += 1
             if separator == "}":
                 return
@@ -206,7 +223,34 @@ def valid_attr_path(attr: str) -> bool:
     return _ATTR_PATH.fullmatch(attr) is not None
 
 
-def to_record(attr: str, entry: Any) -> Record | Skipped:
+def _platforms(value: Any, shared: dict[tuple, tuple[str, ...]]) -> tuple[str, ...]:
+    """``meta.platforms`` as a tuple of its strings, one shared tuple per distinct list.
+
+    The lists repeat across tens of thousands of records: a hit is a C-level
+    tuple and dict lookup; only a new list is filtered item by item (issue 22:
+    the filtering was an eighth of reading a real nixpkgs).
+    """
+    if not isinstance(value, list):
+        return ()
+    key = tuple(value)
+    try:
+        return shared[key]
+    except KeyError:
+        kept = shared[key] = tuple(p for p in value if isinstance(p, str))
+        return kept
+    except TypeError:     # an object among the platforms: unhashable, and dropped
+        kept = tuple(p for p in value if isinstance(p, str))
+        return shared.setdefault(kept, kept)
+
+
+def to_record(attr: str, entry: Any, shared: dict[tuple, tuple[str, ...]] | None = None,
+              strings: dict[Any, Any] | None = None) -> Record | Skipped:
+    """``entry`` cut down to a ``Record``, or why it cannot be one.
+
+    ``shared``: platform tuples already made (``read_list`` passes one per list);
+    ``strings``: one copy of each field's value, kept across lists (see
+    ``channels.ChannelLister``): five nixpkgs repeat most descriptions.
+    """
     if not valid_attr_path(attr):
         return Skipped(attr, "attribute path is empty or has blanks, '/' or control characters")
     if not isinstance(entry, dict):
@@ -217,9 +261,12 @@ def to_record(attr: str, entry: Any) -> Record | Skipped:
         version = str(version)
     if not isinstance(version, str) and not name:
         return Skipped(attr, "neither a name nor a version")
-    parsed_pname, parsed_version = parse_drv_name(name)
-    if not isinstance(version, str):
-        version = parsed_version
+    pname = _text(entry.get("pname"))
+    if not isinstance(version, str) or not pname:
+        parsed_pname, parsed_version = parse_drv_name(name)
+        pname = pname or parsed_pname
+        if not isinstance(version, str):
+            version = parsed_version
     meta_value = entry.get("meta")
     meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
     outputs = entry.get("outputs")
@@ -229,36 +276,40 @@ def to_record(attr: str, entry: Any) -> Record | Skipped:
         output_names = tuple(outputs)
     else:
         output_names = (_text(entry.get("outputName")) or "out",)
-    platforms = meta.get("platforms")
+    one = ({} if strings is None else strings).setdefault
+    description = _text(meta.get("description"))
+    homepage = _first_text(meta.get("homepage"))
+    license = license_text(meta.get("license"))
+    program = _text(meta.get("mainProgram"))
     return Record(
         attr=attr,
-        version=version,
-        pname=_text(entry.get("pname")) or parsed_pname,
-        description=_text(meta.get("description")),
-        homepage=_first_text(meta.get("homepage")),
-        license=license_text(meta.get("license")),
-        platforms=tuple(p for p in platforms if isinstance(p, str)) if isinstance(platforms, list) else (),
-        outputs=output_names,
-        main_program=_text(meta.get("mainProgram")),
+        version=one(version, version),
+        pname=one(pname, pname),
+        description=one(description, description),
+        homepage=one(homepage, homepage),
+        license=one(license, license),
+        platforms=_platforms(meta.get("platforms"), {} if shared is None else shared),
+        outputs=one(output_names, output_names),
+        main_program=one(program, program),
     )
 
 
-def read_list(path: Path) -> tuple[list[Record], list[Skipped]]:
+def read_list(path: Path, strings: dict[Any, Any] | None = None
+              ) -> tuple[list[Record], list[Skipped]]:
     """Every entry of a saved package list, as records or reasons.
 
-    Raises ``MalformedList`` (or OSError) when the file as a whole is unusable.
+    ``strings``: see ``to_record``. Raises ``MalformedList`` (or OSError)
+    when the file as a whole is unusable.
     """
+    strings = {} if strings is None else strings
     records: list[Record] = []
     skipped: list[Skipped] = []
     # Platform lists repeat across tens of thousands of records: share one
     # tuple per distinct list, or they alone would cost hundreds of MB.
-    shared_platforms: dict[tuple[str, ...], tuple[str, ...]] = {}
+    shared_platforms: dict[tuple, tuple[str, ...]] = {}
     for attr, entry in iter_entries(path):
-        result = to_record(attr, entry)
+        result = to_record(attr, entry, shared_platforms, strings)
         if isinstance(result, Record):
-            platforms = shared_platforms.setdefault(result.platforms, result.platforms)
-            if platforms is not result.platforms:
-                result = dataclasses.replace(result, platforms=platforms)
             records.append(result)
         else:
             skipped.append(result)

@@ -67,7 +67,7 @@ def publish(config: Config, directory: Path, progress: Progress | None = None
                                                 for c, i in zip(config.channels, identities)]))
         header, sections = build_index(config.channels, listings, say)
         header["key"] = key
-        merged = (key, b"".join(catalogcache.section_image(header, sections)))
+        merged = (key, catalogcache.section_image(header, sections))
     path = write_index(directory, published, failed, merged, catalogcache.FORMAT)
     say(f"catalog publish: {len(published)} of {len(config.channels)} channels in {path}")
     return report

@@ -24,9 +24,14 @@ Anything else is a ``SiteIndexError``, which the catalog turns into one
 warning and a per-user listing: a damaged or planted index costs time, never
 wrong results.
 
-Layout: magic line, 8-byte little-endian header length, a JSON header, then
-the sections (``marshal`` data: what the per-user cache uses too) that the
-header points at by offset, size and sha256.
+Layout: magic line, 8-byte little-endian header length, a JSON header
+(padded so that what follows is 8-byte aligned), then the sections that the
+header points at by offset, size and sha256: each channel's listing
+(``marshal`` data, checked whole by its sha256 when read) and the merged
+index, a ``catalogcache`` image with the listing keys of its channels, read
+in place (mapped) and checked block by block as it is read, so that a user
+with the site's channels or some of them in the same order searches it
+without reading all of it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import mmap
 import os
 import stat
 import struct
@@ -43,12 +49,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nixmod import __version__, dirs
+from nixmod.catalogcache import CacheImage, map_file, parse_image
 from nixmod.config import current_user
 from nixmod.errors import UserError
 from nixmod.files import atomic_open
 
 INDEX_NAME = "nixmod-site-catalog.bin"
-FORMAT = 1
+#: 2: the merged index names its channels (listing keys), so it serves any subset of them
+FORMAT = 2
 _MAGIC = b"NIXMOD-SITE-CATALOG\n"
 _MAX_HEADER = 16 << 20       # far above any real channel list; a bigger one is not ours
 Progress = Callable[[str], None]
@@ -131,6 +139,7 @@ class SiteIndex:
                                      "published there") from None
             raise SiteIndexError(f"cannot open {self.path}: {exc.strerror or exc}") from None
         self._fd = fd
+        self._mapped: mmap.mmap | None = None
         try:
             st = os.fstat(fd)
             self._check_file(st)
@@ -182,7 +191,10 @@ class SiteIndex:
                 isinstance(name, str) and _is_section(entry) and isinstance(entry.get("identity"), str)
                 for name, entry in channels.items()):
             raise SiteIndexError(f"{self.path} is damaged (channel table)")
-        if merged is not None and not (_is_section(merged) and isinstance(merged.get("key"), str)):
+        if merged is not None and not (
+                _is_section(merged) and isinstance(merged.get("key"), str)
+                and isinstance(merged.get("channels"), list)
+                and all(isinstance(key, str) for key in merged["channels"])):
             raise SiteIndexError(f"{self.path} is damaged (merged index entry)")
         return header
 
@@ -244,12 +256,30 @@ class SiteIndex:
         return SiteListing(records, skipped,
                            float(listed_at) if isinstance(listed_at, (int, float)) else 0.0)
 
-    def merged(self, key: str) -> bytes | None:
-        """The whole-catalog cache image published for channel-list ``key``, if it is that one."""
+    def merged_view(self, keys: list[str]) -> tuple[CacheImage | None, list[int]] | None:
+        """The merged index, read in place, if it covers every one of ``keys`` (the
+        listing keys, ``channels.listing_key``, of a user's channels in their order):
+        the image (None: its header is damaged) and each key's channel in it.
+
+        None when it does not cover them all, or in another order (the order
+        ranks versions: the newest channel is the last). Its blocks are checked
+        as they are read (``catalogcache.CacheImage``), not by the sha256 of the
+        whole: a search reads a few hundred KB of a 56 MB index.
+        """
         merged = self.header.get("merged")
-        if merged is None or merged["key"] != key:
+        if merged is None:
             return None
-        return self._section(merged, "the merged index")
+        order = merged["channels"]
+        places = [order.index(key) if key in order else -1 for key in keys]
+        if not places or -1 in places or places != sorted(set(places)):
+            return None
+        if merged["offset"] + merged["size"] > self.header["size"]:
+            raise SiteIndexError(f"{self.path}: the merged index lies outside the file")
+        if self._mapped is None:
+            self._mapped = map_file(self._fd)
+            if self._mapped is None or len(self._mapped) < self._payload + self.header["size"]:
+                raise SiteIndexError(f"{self.path} is truncated")
+        return parse_image(self._mapped, self._payload + merged["offset"], merged["size"]), places
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -381,11 +411,17 @@ def write_index(directory: Path, channels: list[tuple[str, str, SiteListing]],
         data = marshal.dumps((listing.records, listing.skipped))
         table[name] = {**add(data), "identity": identity, "packages": len(listing.records),
                        "listed_at": listing.listed_at}
-    merged_entry = {**add(merged[1]), "key": merged[0]} if merged else None
-    header = json.dumps({"format": FORMAT, "catalog_format": catalog_format, "nixmod": __version__,
-                         "published_at": time.time(), "publisher": current_user(),
-                         "channels": table, "failed": failed, "merged": merged_entry,
-                         "size": offset}).encode()
+    merged_entry = None
+    if merged:
+        add(bytes(-offset % 8))   # the image's arrays are read in place: 8-byte aligned
+        merged_entry = {**add(merged[1]), "key": merged[0],
+                        "channels": [identity for _name, identity, _listing in channels]}
+    head = {"format": FORMAT, "catalog_format": catalog_format, "nixmod": __version__,
+            "published_at": time.time(), "publisher": current_user(),
+            "channels": table, "failed": failed, "merged": merged_entry, "size": offset}
+    header = json.dumps(head).encode()
+    # the payload starts 8-byte aligned (the header is padded with blanks, still JSON)
+    header += b" " * (-(len(_MAGIC) + 8 + len(header)) % 8)
     path = directory / INDEX_NAME
     _remove_abandoned(directory)
     with atomic_open(path, mode=0o644, binary=True, fsync=True) as out:

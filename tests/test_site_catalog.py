@@ -119,6 +119,47 @@ def test_staff_publishes_and_a_user_searches_without_evaluating(alice, bob):
     assert "evaluating" not in proc.stderr
 
 
+def test_a_subset_of_the_site_channels_is_read_from_the_index_as_it_is(alice, bob):
+    """Issue 22: a user with 2 of the site's 3 channels reads the site's merged index
+    and filters it: nothing is indexed or cached for them (no index.bin, no listing
+    of their own), and they see only their channels, under their own names, ranked
+    as an index of those channels alone would rank them."""
+    channels = scratch_dir("subset")
+    old = write_public(channels / "old.nix", channel_nix({"subpkg": "1.0", "oldonly": "0.1"}))
+    mid = write_public(channels / "mid.nix", channel_nix({"subpkg": "2.0", "midonly": "0.2",
+                                                          "subpkgz": "9.0"}))
+    new = write_public(channels / "new.nix", channel_nix({"subpkg": "3.0", "subpkgy": "1.0"}))
+    site = alice.home / "site"
+    alice.write_config(config({"old": old, "mid": mid, "new": new}, publisher=alice.user))
+    publish(alice, site)
+
+    bob.write_config(config({"first": old, "last": new}, site, publisher=alice.user))
+    shutil.rmtree(bob.home / ".cache", ignore_errors=True)
+    hits, proc = search(bob, "subpkg", env=NO_NIX)       # no nix-env: nothing can be evaluated
+    assert proc.stderr == ""
+    # subpkgz is only in the channel bob does not have; subpkgy is in his newest
+    assert hits == [("subpkg", "3.0", "last"), ("subpkgy", "1.0", "last")]
+    versions = json.loads(bob.nixmod("versions", "subpkg", "--json", env=NO_NIX,
+                                     check=True).stdout)
+    assert [(v["version"], v["channel"]) for v in versions] == [("3.0", "last"), ("1.0", "first")]
+    assert search(bob, "midonly", env=NO_NIX)[0] == []
+    assert search(bob, "oldonly", env=NO_NIX)[0] == [("oldonly", "0.1", "first")]
+    assert "is not in channel" in bob.nixmod("versions", "oldonly", "--channel", "last",
+                                            env=NO_NIX).stderr
+    info = json.loads(bob.nixmod("catalog", "info", "--json", env=NO_NIX, check=True).stdout)
+    assert info["cache"] == str(site / "nixmod-site-catalog.bin")
+    assert info["packages"] == 3 and [c["name"] for c in info["channels"]] == ["first", "last"]
+    cached = sorted(p.name for p in (bob.home / ".cache").rglob("*") if p.is_file())
+    assert cached == [], cached                          # no per-user index, no listing
+
+    # the site's channels in another order rank versions otherwise: the published
+    # listings are indexed for bob (still without evaluating), as before
+    bob.write_config(config({"last": new, "first": old}, site, publisher=alice.user))
+    hits, proc = search(bob, "subpkg", env=NO_NIX)
+    assert hits[0] == ("subpkg", "1.0", "first") and warnings(proc) == []
+    assert list((bob.home / ".cache").rglob("index.bin"))
+
+
 def test_stale_index_falls_back_per_user_with_one_warning(alice, bob):
     channels = scratch_dir("stale")
     a = write_public(channels / "a.nix", channel_nix({"stalepkg": "1.0"}))

@@ -50,7 +50,7 @@ def forge(site: Path, name: str, other: str) -> None:
     key = header["merged"]["key"]
     index, sections = catalogindex.build_index(load_config().channels, listings, print)
     index["key"] = key
-    merged = (key, b"".join(catalogcache.section_image(index, sections)))
+    merged = (key, catalogcache.section_image(index, sections))
     siteindex.write_index(site, [(c, i, siteindex.SiteListing([tuple(r) for r in listing.records],
                                                               listing.skipped, listing.listed_at))
                                  for c, i, listing in channels], {}, merged, header["catalog_format"])
