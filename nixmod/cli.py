@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nixmod import __version__
 from nixmod.clienv import add_env_parser
-from nixmod.cliout import emit_json, emit_table, one_line, progress
+from nixmod.cliout import build_verb_status, emit_json, emit_table, one_line, progress
 from nixmod.config import BACKEND_NAMES, Config, load_config
 from nixmod.errors import NixmodError, UserError
 
@@ -170,13 +170,7 @@ def cmd_build(args: argparse.Namespace, config: Config) -> int:
         records = builds.wait(config, [r.id for r in records], progress=progress,
                               warnings=warnings)
     _print_builds(records, args.json)
-    for warning in warnings:
-        progress(f"warning: {warning}")
-    if args.wait:
-        # a build whose module could not be written is not a success: the user has nothing to load
-        return 0 if all(r.state in builds.DONE_STATES and r.module and not r.error
-                        for r in records) else 1
-    return 0
+    return build_verb_status(records, warnings, args.wait)
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:

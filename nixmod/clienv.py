@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from nixmod.cliout import emit_json, emit_table, progress
+from nixmod.cliout import build_verb_status, emit_json, emit_table, progress
 from nixmod.config import BACKEND_NAMES, Config
 from nixmod.errors import UserError
 
@@ -86,12 +86,7 @@ def _build(args: argparse.Namespace, config: Config, name: str, specs: list[str]
         emit_table([(r.id, r.name, r.version, r.channel, r.state, r.job or "-",
                      r.module or (r.error.splitlines()[-1] if r.error else "-")) for r in records],
                    ["ID", "NAME", "GENERATION", "CHANNEL", "STATE", "JOB", "MODULE / ERROR"])
-    for warning in warnings:
-        progress(f"warning: {warning}")
-    if args.wait:
-        return 0 if all(r.state in builds.DONE_STATES and r.module and not r.error
-                        for r in records) else 1
-    return 0
+    return build_verb_status(records, warnings, args.wait)
 
 
 def _show(found: list[Any], as_json: bool) -> int:

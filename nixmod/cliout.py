@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from nixmod.builds.state import BuildRecord
 
 __all__ = ["emit_json", "emit_table", "progress", "one_line"]
 
@@ -49,3 +52,18 @@ def one_line(text: str, width: int = 70) -> str:
     """A description squeezed to one line for tables (JSON keeps it verbatim)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
+def build_verb_status(records: Sequence[BuildRecord], warnings: Sequence[str], waited: bool) -> int:
+    """Say the wait's warnings, then the exit status of a verb that submits builds.
+
+    With ``--wait``, a build whose module could not be written is not a
+    success: the user has nothing to load. ``build`` and ``env`` share this.
+    """
+    from nixmod.builds.state import DONE_STATES  # startup: only verbs that built load it
+
+    for warning in warnings:
+        progress(f"warning: {warning}")
+    if waited:
+        return 0 if all(r.state in DONE_STATES and r.module and not r.error for r in records) else 1
+    return 0

@@ -41,10 +41,10 @@ def detail_text(package: Package, environments: Sequence[str] = ()) -> Group:
     facts = Table.grid(padding=(0, 1))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column(overflow="fold")
+    if environments:   # first: a short pane (80x24) must still show it
+        facts.add_row("in your envs", Text(", ".join(environments), style="bold"))
     for label, value in model.describe(newest):
         facts.add_row(label, Text(value))
-    if environments:
-        facts.add_row("in your envs", Text(", ".join(environments), style="bold"))
     title = Text.assemble((package.name, "bold"), "  ", (newest.version, "bold"),
                           (f"  newest of {len(package.versions)}", "dim"))
     return Group(title, facts)
