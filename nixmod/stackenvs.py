@@ -26,7 +26,7 @@ from nixmod.config import Config
 from nixmod.envplan import EnvPlan, environment_expression
 from nixmod.lmod import ModuleInfo
 from nixmod.repro.envlock import environment_plan
-from nixmod.repro.lock import Lock, LockMismatch, Mismatch
+from nixmod.repro.lockdoc import Lock, LockMismatch, Mismatch
 from nixmod.stackfile import EnvironmentEntry, ResolvedEnvironment, Stack
 
 Progress = Callable[[str], None]

@@ -34,7 +34,7 @@ from nixmod.packages import PackageVersion
 if TYPE_CHECKING:  # loaded where used, for start-up time: `stack check` plans no build
     from nixmod.builds.planning import Plan
     from nixmod.catalog import Catalog
-    from nixmod.repro.lock import Lock
+    from nixmod.repro.lockdoc import Lock
 
 Progress = Callable[[str], None]
 

@@ -27,8 +27,9 @@ from nixmod.files import atomic_open
 from nixmod.metadata import metadata
 from nixmod.names import check_module_names
 from nixmod.pins import nar_string, nix_base32, pin_text
-from nixmod.repro.lock import (LOCK_NAME, NIX_COMMAND, Lock, LockedEnvironment, LockedPackage, Progress,
-                               lock_from_bytes, read_lock, store_nar_hashes, system_and_store)
+from nixmod.repro.lock import store_nar_hashes, system_and_store
+from nixmod.repro.lockdoc import (LOCK_NAME, NIX_COMMAND, Lock, LockedEnvironment, LockedPackage,
+                                  Progress, lock_from_bytes, read_lock)
 
 #: characters that would change the meaning of a ``file://DIR?secret-key=KEY`` store URL
 _URL_UNSAFE = re.compile(r"[?&=#%\s]")

@@ -22,7 +22,7 @@ from nixmod.envplan import EnvGeneration, EnvPlan, environment_expression, role_
 from nixmod.errors import UserError
 from nixmod.metadata import identity
 from nixmod.packages import PackageVersion
-from nixmod.repro.lock import EnvironmentMember, LockedEnvironment, Mismatch
+from nixmod.repro.lockdoc import EnvironmentMember, LockedEnvironment, Mismatch
 
 __all__ = ["newest_generations", "locked_environment", "environment_plan", "environment_plans",
            "up_to_date", "module_request"]

@@ -16,7 +16,7 @@ from nixmod import lmod, nix
 from nixmod.builds.registry import BACKENDS
 from nixmod.config import Config
 from nixmod.errors import UserError
-from nixmod.repro.lock import Progress
+from nixmod.repro.lockdoc import Progress
 
 
 @dataclass(frozen=True)
