@@ -25,6 +25,8 @@ SHOTS = {
     "builds.svg": ("down", "3"),
     "modules.svg": ("down", "4"),
     "help.svg": ("down", "question_mark"),
+    "environment.svg": (*"numpy", "down", "space", "slash", "ctrl+a", "ctrl+k", *"requests",
+                        "down", "space", "2", "e", *"sci", "enter"),
 }
 
 
