@@ -10,7 +10,8 @@ from typing import Mapping, Protocol, Sequence
 
 from nixmod.metadata import Identity
 
-__all__ = ["environment_hint", "environment_help", "environment_rebuild", "extension"]
+__all__ = ["environment_hint", "environment_help", "environment_rebuild", "extension",
+           "store_lines"]
 
 #: a single library of an interpreter's set: its own module imports nothing (README "Environments")
 _LIBRARY_SET = re.compile(r"(python[0-9]*Packages|rPackages)\.")
@@ -37,6 +38,17 @@ class EnvironmentRequest(Protocol):
     def outputs(self) -> Mapping[str, str]: ...
 
 
+def store_lines(labelled: Sequence[tuple[str, str]], outputs: Mapping[str, str],
+                programs: Sequence[str], shim_bin: Path) -> list[str]:
+    """The lines every module's help ends with, a package's or an environment's: its facts
+    (each ``label: value`` that has a value), each output's store path, the programs' wrappers."""
+    lines = [f"{label}: {value}" for label, value in labelled if value]
+    lines += [f"Store path ({output}): {path}" for output, path in outputs.items()]
+    if programs:
+        lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
+    return lines
+
+
 def environment_help(request: EnvironmentRequest, module: str, programs: list[str],
                      shim_bin: Path) -> str:
     """``module help`` of an environment: its packages, channel pin, store path, programs."""
@@ -45,13 +57,8 @@ def environment_help(request: EnvironmentRequest, module: str, programs: list[st
              + (f", interpreter {request.interpreter}." if request.interpreter else "."),
              "Packages:"]
     lines += [f"  {p.get('attr') or p.get('name')} {p.get('version', '')}" for p in request.packages]
-    for label, value in (("Channel pin", request.channel_pin), ("Derivation", request.drv)):
-        if value:
-            lines.append(f"{label}: {value}")
-    for output, path in request.outputs.items():
-        lines.append(f"Store path ({output}): {path}")
-    if programs:
-        lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
+    lines += store_lines((("Channel pin", request.channel_pin), ("Derivation", request.drv)),
+                         request.outputs, programs, shim_bin)
     lines.append(f"Change it with: nixmod env add {request.name} SPEC... / "
                  f"nixmod env drop {request.name} PKG... (a new generation)")
     return "\n".join(lines)

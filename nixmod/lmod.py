@@ -221,14 +221,9 @@ def _help_text(request: ModuleRequest, module: str, programs: list[str], shim_bi
     lines = [f"{module}: {request.description}" if request.description else module, ""]
     origin = f"Built by nixmod from channel {request.channel or '(unknown)'}"
     lines.append(origin + (f", attribute {request.attr}." if request.attr else "."))
-    for label, value in (("Homepage", request.homepage), ("License", request.license),
-                         ("Derivation", request.drv), ("Channel pin", request.channel_pin)):
-        if value:
-            lines.append(f"{label}: {value}")
-    for output, path in request.outputs.items():
-        lines.append(f"Store path ({output}): {path}")
-    if programs:
-        lines.append(f"Programs: {' '.join(programs)} (wrappers in {shim_bin})")
+    lines += envtext.store_lines((("Homepage", request.homepage), ("License", request.license),
+                                  ("Derivation", request.drv), ("Channel pin", request.channel_pin)),
+                                 request.outputs, programs, shim_bin)
     lines.append(f"Rebuild with: {rebuild}")
     hint = envtext.environment_hint(request.attr or request.name, demo)
     if hint:
