@@ -25,7 +25,7 @@ from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.builds import LogScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.selection import PlanScreen
-from tui_view import (WatchedApp, after, footer_text, keys, notifications, record_of, screen_text, settle,
+from tui_view import (WatchedApp, local_channel_config, after, footer_text, keys, notifications, record_of, screen_text, settle,
                       type_query, wait_until)
 
 SIZES = [(80, 24), (120, 40)]
@@ -155,12 +155,7 @@ def build_config(tui_home, tmp_path, test_channels, monkeypatch):
     channel = tmp_path / "channel"
     channel.mkdir()
     shutil.copy(test_channels / "builds.nix", channel / "default.nix")
-    config_file = tmp_path / "config.toml"
-    config_file.write_text(f'[[channels]]\nname = "tests"\npath = "{channel}"\n'
-                           f'[build]\nbackend = "local"\nstate_dir = "{tmp_path}/state"\n'
-                           f'[modules]\nroot = "{tmp_path}/modules"\n')
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return load_config(config_file)
+    return local_channel_config(tmp_path, monkeypatch, "tests", channel)
 
 
 def test_search_pick_submit_build_module(build_config):

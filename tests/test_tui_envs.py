@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from nixmod.config import load_config
 from nixmod.tui.browse import BrowseScreen
 from nixmod.tui.confirm import ConfirmScreen
 from nixmod.tui.envdialog import EnvNameScreen, EnvPlanScreen
 from test_tui import tui_home  # noqa: F401 (fixture: a private HOME with the demo catalog cached)
-from tui_view import WatchedApp, keys, notifications, record_of, screen_text, settle, type_query, wait_until
+from tui_view import (WatchedApp, keys, local_channel_config, notifications, record_of, screen_text,
+                      settle, type_query, wait_until)
 
 pytestmark = pytest.mark.rig
 
@@ -30,12 +30,7 @@ pytestmark = pytest.mark.rig
 def env_config(tui_home, tmp_path, test_channels, monkeypatch):  # noqa: F811
     """tests/channels/envs.nix with a fresh nonce: an environment nobody has built yet."""
     monkeypatch.setenv("NIXMOD_TEST_NONCE", uuid.uuid4().hex[:12])
-    config_file = tmp_path / "config.toml"
-    config_file.write_text(f'[[channels]]\nname = "envtest"\npath = "{test_channels / "envs.nix"}"\n'
-                           f'[build]\nbackend = "local"\nstate_dir = "{tmp_path}/state"\n'
-                           f'[modules]\nroot = "{tmp_path}/modules"\n')
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return load_config(config_file)
+    return local_channel_config(tmp_path, monkeypatch, "envtest", test_channels / "envs.nix")
 
 
 def test_e_builds_an_environment_that_modules_lists_and_browse_names(env_config):

@@ -152,3 +152,16 @@ async def type_query(pilot: Pilot[Any], text: str) -> None:
 def footer_text(app: App[Any]) -> str:
     """The footer line: the last line of the screen."""
     return screen_text(app).splitlines()[-1]
+
+
+def local_channel_config(tmp_path: Path, monkeypatch: Any, name: str, channel: Path) -> Any:
+    """A config of one channel ``name`` at ``channel``, built on the local backend, with its
+    state, modules and catalog cache all under ``tmp_path``: a TUI test's own world."""
+    from nixmod.config import load_config
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[[channels]]\nname = "{name}"\npath = "{channel}"\n'
+                           f'[build]\nbackend = "local"\nstate_dir = "{tmp_path}/state"\n'
+                           f'[modules]\nroot = "{tmp_path}/modules"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return load_config(config_file)
